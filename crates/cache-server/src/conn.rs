@@ -1,0 +1,1 @@
+//! One client connection: buffers, protocol detection, back-pressure.

@@ -1,0 +1,1 @@
+//! Listener, connection limit, background tasks and graceful shutdown.
