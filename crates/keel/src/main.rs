@@ -1,4 +1,50 @@
-//! The `keel` command: one binary for the whole tier (`keel cache`, and later `keel node`,
-//! `keel up`, `keel db-proxy`, `keel status`, `keel bench`).
+//! The `keel` command: one binary for the whole tier. Each subcommand lives in `cmd/<name>.rs`
+//! with its own `Args` (clap) and `run`; this file only dispatches.
 
-fn main() {}
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "keel", version, about = "A highly available cache and database tier for Seafile clusters")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a memcached-compatible cache server (accepts memcached's flags).
+    Cache(cmd::cache::Args),
+    /// Load generators: `keel bench cache`.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
+    /// Run the agent of one node of the tier (Galera node, cache, proxy, control API).
+    Node(cmd::node::Args),
+    /// Start a complete three-node tier on this machine, with no configuration.
+    Up(cmd::up::Args),
+    /// Stop a tier started by `keel up`.
+    Down(cmd::up::DownArgs),
+    /// Show the state of every node of the tier.
+    Status(cmd::status::Args),
+    /// Database operations (bootstrap --force, …).
+    #[command(subcommand)]
+    Db(cmd::db::DbCommand),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Cache(args) => cmd::cache::run(args),
+        Command::Bench(c) => cmd::bench::run(c),
+        Command::Node(args) => cmd::node::run(args),
+        Command::Up(args) => cmd::up::run(args),
+        Command::Down(args) => cmd::up::down(args),
+        Command::Status(args) => cmd::status::run(args),
+        Command::Db(c) => cmd::db::run(c),
+    };
+    if let Err(e) = result {
+        eprintln!("keel: error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,8 @@
+//! (placeholder, filled in by the work on issue 3)
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("not implemented yet")
+}
