@@ -30,6 +30,17 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// A fresh store and counters for these settings.
+    pub fn new(settings: Settings) -> Ctx {
+        let store = Store::new(cache_store::StoreConfig {
+            mem_limit: settings.mem_limit,
+            item_size_max: settings.item_size_max,
+            shards: (settings.threads * 16).next_power_of_two(),
+            reads_mutate: true,
+        });
+        Ctx { store: Arc::new(store), stats: Arc::new(ServerStats::new()), settings: Arc::new(settings) }
+    }
+
     /// Current time in unix seconds (memcached's clock has one-second resolution).
     pub fn now(&self) -> u64 {
         self.stats.clock.now()
