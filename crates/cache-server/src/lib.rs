@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 pub use config::Settings;
 
+pub use server::Server;
 pub use stats::{LocalStats, ServerStats};
 
 use cache_store::Store;

@@ -1,1 +1,143 @@
-//! Listener, connection limit, background tasks and graceful shutdown.
+//! Listener, connection limit, background tasks (clock, expiry) and graceful shutdown.
+
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::{conn, Ctx, Settings};
+
+/// How long shutdown waits for open connections to finish their current batch.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A bound (not yet running) cache server.
+pub struct Server {
+    ctx: Ctx,
+    listeners: Vec<StdListener>,
+}
+
+impl Server {
+    /// Bind every listen address (port 0 picks a free port, see [`Server::local_addrs`]).
+    /// Binding happens before privileges are dropped, so low ports work.
+    pub fn bind(settings: Settings) -> io::Result<Server> {
+        let mut listeners = Vec::new();
+        for ip in &settings.listen {
+            let addr = SocketAddr::new(*ip, settings.port);
+            let l = StdListener::bind(addr)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+            l.set_nonblocking(true)?;
+            listeners.push(l);
+        }
+        Ok(Server { ctx: Ctx::new(settings), listeners })
+    }
+
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+
+    pub fn ctx(&self) -> &Ctx {
+        &self.ctx
+    }
+
+    /// Serve until `shutdown` completes, then stop accepting, ask every connection to finish,
+    /// and wait (up to a few seconds) for them. Must run inside a tokio runtime.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        for l in self.listeners {
+            let l = TcpListener::from_std(l)?;
+            tasks.spawn(accept_loop(l, self.ctx.clone(), stop_rx.clone()));
+        }
+        tasks.spawn(maintenance(self.ctx.clone(), stop_rx.clone()));
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        // Listeners and maintenance end at once; connections are awaited inside accept_loop.
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT + Duration::from_secs(1), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tasks.abort_all();
+        }
+        Ok(())
+    }
+}
+
+async fn accept_loop(listener: TcpListener, ctx: Ctx, mut stop: watch::Receiver<bool>) {
+    let mut conns = JoinSet::new();
+    let mut next_id: u64 = 0;
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.changed() => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+        };
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                if ctx.settings.verbose > 0 {
+                    eprintln!("accept failed: {e}");
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let stats = &ctx.stats;
+        stats.total_connections.fetch_add(1, Relaxed);
+        if stats.curr_connections.load(Relaxed) as usize >= ctx.settings.max_conns {
+            stats.rejected_connections.fetch_add(1, Relaxed);
+            tokio::spawn(refuse(stream));
+            continue;
+        }
+        stats.curr_connections.fetch_add(1, Relaxed);
+        let n = stats.connection_structures.load(Relaxed);
+        let curr = stats.curr_connections.load(Relaxed);
+        if curr > n {
+            stats.connection_structures.store(curr, Relaxed);
+        }
+        next_id += 1;
+        let ctx2 = ctx.clone();
+        let stop2 = stop.clone();
+        conns.spawn(async move {
+            conn::serve(stream, ctx2.clone(), next_id, stop2).await;
+            ctx2.stats.curr_connections.fetch_sub(1, Relaxed);
+        });
+    }
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async { while conns.join_next().await.is_some() {} }).await;
+}
+
+/// memcached's answer when the connection limit is reached.
+async fn refuse(mut stream: TcpStream) {
+    let _ = stream.write_all(b"ERROR Too many open connections\r\n").await;
+    let _ = stream.shutdown().await;
+}
+
+/// Once a second: refresh the clock and sweep expired items out of the store, a few shards at a
+/// time so no lock is held for long.
+async fn maintenance(ctx: Ctx, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let shards = ctx.store.config().shards.max(1);
+    let mut next_shard = 0usize;
+    // Every shard once every ~2 s.
+    let per_tick = shards.div_ceil(20).max(1);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        ctx.stats.clock.tick();
+        let now = ctx.now();
+        for _ in 0..per_tick {
+            ctx.store.expire_shard(next_shard, now);
+            next_shard = (next_shard + 1) % shards;
+        }
+    }
+}

@@ -1,8 +1,175 @@
-//! `keel cache`: memcached's command line.
+//! `keel cache`: a memcached-compatible cache server, with memcached's command line so existing
+//! systemd units and test harnesses work unchanged.
 
-#[derive(clap::Args)]
-pub struct Args {}
+use std::ffi::CString;
+use std::net::IpAddr;
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+use anyhow::{bail, Context, Result};
+use cache_server::{config::parse_size, Server, Settings};
+
+/// memcached's flags (same letters, same defaults).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// TCP port to listen on (0 = pick a free port and print it).
+    #[arg(short = 'p', long = "port", default_value_t = 11211)]
+    pub port: u16,
+    /// Interfaces to listen on, comma separated (default: 127.0.0.1; memcached's default is all
+    /// interfaces, keel's is loopback: pass -l 0.0.0.0 to listen everywhere).
+    #[arg(short = 'l', long = "listen", default_value = "127.0.0.1")]
+    pub listen: String,
+    /// UDP port (0 = off). Accepted for compatibility; keel does not serve UDP.
+    #[arg(short = 'U', long = "udp-port", default_value_t = 0)]
+    pub udp_port: u16,
+    /// Item memory in megabytes.
+    #[arg(short = 'm', long = "memory-limit", default_value_t = 64)]
+    pub memory_mb: usize,
+    /// Maximum simultaneous connections.
+    #[arg(short = 'c', long = "conn-limit", default_value_t = 1024)]
+    pub conn_limit: usize,
+    /// Number of worker threads.
+    #[arg(short = 't', long = "threads", default_value_t = 4)]
+    pub threads: usize,
+    /// Maximum item size, e.g. 1m, 512k (1k..1024m).
+    #[arg(short = 'I', long = "max-item-size", default_value = "1m")]
+    pub max_item_size: String,
+    /// Verbose (repeat for more: -vv logs every connection).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Drop privileges to this user after binding (when started as root).
+    #[arg(short = 'u', long = "user")]
+    pub user: Option<String>,
+    /// Run as a daemon (detach from the terminal).
+    #[arg(short = 'd', long = "daemon")]
+    pub daemon: bool,
+    /// Write the process id to this file.
+    #[arg(short = 'P', long = "pidfile")]
+    pub pidfile: Option<std::path::PathBuf>,
+    /// memcached's extended options (-o key=value,...): accepted and ignored.
+    #[arg(short = 'o', long = "extended")]
+    pub extended: Vec<String>,
+    /// Write the bound port to this file once listening (for tests and scripts using -p 0).
+    #[arg(long = "port-file")]
+    pub port_file: Option<std::path::PathBuf>,
+}
+
+pub fn settings_from(args: &Args) -> Result<Settings> {
+    let mut listen = Vec::new();
+    for part in args.listen.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let ip: IpAddr = part.parse().with_context(|| format!("-l: {part:?} is not an IP address"))?;
+        listen.push(ip);
+    }
+    if listen.is_empty() {
+        bail!("-l: no address given");
+    }
+    if args.threads == 0 || args.threads > 256 {
+        bail!("-t: number of threads must be between 1 and 256 (got {})", args.threads);
+    }
+    if args.memory_mb == 0 {
+        bail!("-m: memory limit must be at least 1 (megabyte)");
+    }
+    if args.conn_limit == 0 {
+        bail!("-c: connection limit must be at least 1");
+    }
+    let item_size_max = parse_size(&args.max_item_size).map_err(|e| anyhow::anyhow!("-I: {e}"))?;
+    let mem_limit = args.memory_mb.checked_mul(1 << 20).context("-m: memory limit too large")?;
+    if item_size_max > mem_limit / 2 {
+        bail!("-I: item size {item_size_max} cannot be larger than half the memory limit (-m {})", args.memory_mb);
+    }
+    Ok(Settings {
+        listen,
+        port: args.port,
+        udp_port: args.udp_port,
+        mem_limit,
+        max_conns: args.conn_limit,
+        threads: args.threads,
+        item_size_max,
+        verbose: args.verbose,
+        ..Settings::default()
+    })
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let settings = settings_from(&args)?;
+    let threads = settings.threads;
+    let verbose = settings.verbose;
+    if settings.udp_port != 0 {
+        eprintln!("keel cache: UDP is not supported; ignoring -U {}", settings.udp_port);
+    }
+    if verbose > 0 && !args.extended.is_empty() {
+        eprintln!("keel cache: ignoring memcached extended options {:?}", args.extended);
+    }
+    let server = Server::bind(settings).context("starting the cache server")?;
+    let addrs = server.local_addrs();
+    if let Some(user) = &args.user {
+        drop_privileges(user)?;
+    } else if unsafe { libc::geteuid() } == 0 && verbose > 0 {
+        eprintln!("keel cache: running as root; pass -u USER to drop privileges");
+    }
+    if args.daemon {
+        // SAFETY: no threads exist yet (the runtime is built below).
+        if unsafe { libc::daemon(1, 0) } != 0 {
+            bail!("-d: cannot daemonize: {}", std::io::Error::last_os_error());
+        }
+    }
+    if let Some(p) = &args.pidfile {
+        std::fs::write(p, format!("{}\n", std::process::id())).with_context(|| format!("-P: writing {}", p.display()))?;
+    }
+    if let Some(p) = &args.port_file {
+        let port = addrs.first().map(|a| a.port()).unwrap_or(0);
+        std::fs::write(p, format!("{port}\n")).with_context(|| format!("--port-file: writing {}", p.display()))?;
+    }
+    if verbose > 0 {
+        for a in &addrs {
+            eprintln!("keel cache: listening on {a}");
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .context("building the runtime")?;
+    rt.block_on(server.run(shutdown_signal()))?;
+    if verbose > 0 {
+        eprintln!("keel cache: shut down");
+    }
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// setgid/setuid to `user` (only meaningful when running as root).
+fn drop_privileges(user: &str) -> Result<()> {
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(()); // memcached ignores -u when not root
+    }
+    let name = CString::new(user).context("-u: invalid user name")?;
+    // SAFETY: getpwnam returns a pointer into static storage or null; read before any other call.
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    if pw.is_null() {
+        bail!("-u: can't find the user {user:?} to switch to");
+    }
+    let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0 && libc::setgroups(1, &gid) != 0 {
+            bail!("-u: setgroups failed: {}", std::io::Error::last_os_error());
+        }
+        if libc::setgid(gid) != 0 {
+            bail!("-u: setgid failed: {}", std::io::Error::last_os_error());
+        }
+        if libc::setuid(uid) != 0 {
+            bail!("-u: setuid failed: {}", std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
