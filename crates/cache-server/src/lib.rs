@@ -20,7 +20,9 @@ pub use config::Settings;
 pub use server::Server;
 pub use stats::{LocalStats, ServerStats};
 
-use cache_store::Store;
+use cache_store::{
+    ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, Expiry, GetOpts, ItemRef, Store, StoreOutcome, StoreReq,
+};
 
 /// Everything a connection needs to execute requests; cheap to clone.
 #[derive(Clone)]
@@ -45,6 +47,40 @@ impl Ctx {
     /// Current time in unix seconds (memcached's clock has one-second resolution).
     pub fn now(&self) -> u64 {
         self.stats.clock.now()
+    }
+
+    // The item operations below are what protocol executors should call (rather than
+    // `self.store` directly): they are the seam where cluster mode replaces local execution with
+    // replication (writes) and a read barrier (reads). Locally they complete without waiting.
+
+    /// Read a live item; `f` runs while the item is locked (copy what you need into your reply).
+    pub async fn get<R>(&self, key: &[u8], opts: GetOpts, f: impl FnOnce(ItemRef<'_>) -> R) -> Option<R> {
+        self.store.get(key, self.now(), opts, f)
+    }
+
+    pub async fn store(&self, req: &StoreReq<'_>) -> StoreOutcome {
+        self.store.store(req, self.now())
+    }
+
+    /// Remove a key outright (an oversized set removes the old value).
+    pub async fn remove(&self, key: &[u8]) {
+        self.store.remove(key, self.now())
+    }
+
+    pub async fn delete(&self, key: &[u8], opts: DeleteOpts) -> DeleteOutcome {
+        self.store.delete(key, opts, self.now())
+    }
+
+    pub async fn arith(&self, req: &ArithReq<'_>) -> ArithOutcome {
+        self.store.arith(req, self.now())
+    }
+
+    pub async fn touch(&self, key: &[u8], expires_at: Expiry) -> bool {
+        self.store.touch(key, expires_at, self.now())
+    }
+
+    pub async fn flush_all(&self, delay: u64) {
+        self.store.flush_all(delay, self.now())
     }
 }
 
