@@ -27,6 +27,8 @@ enum Command {
     Down(cmd::up::DownArgs),
     /// Show the state of every node of the tier.
     Status(cmd::status::Args),
+    /// Galera-aware MySQL proxy: one writer for the whole cluster, fast failover, drain.
+    DbProxy(cmd::db_proxy::Args),
     /// Database operations (bootstrap --force, …).
     #[command(subcommand)]
     Db(cmd::db::DbCommand),
@@ -41,6 +43,7 @@ fn main() {
         Command::Up(args) => cmd::up::run(args),
         Command::Down(args) => cmd::up::down(args),
         Command::Status(args) => cmd::status::run(args),
+        Command::DbProxy(args) => cmd::db_proxy::run(args),
         Command::Db(c) => cmd::db::run(c),
     };
     if let Err(e) = result {

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod cache;
 pub mod db;
+pub mod db_proxy;
 pub mod node;
 pub mod status;
 pub mod up;

@@ -1,0 +1,8 @@
+//! (placeholder: `keel db-proxy`, issue 4)
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("not implemented yet")
+}
