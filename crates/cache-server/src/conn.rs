@@ -100,7 +100,7 @@ async fn run(
         }
         ctx.stats.counters.absorb(&mut session.stats);
         if close {
-            let _ = stream.shutdown().await;
+            linger_close(stream).await;
             return Ok(());
         }
         if buf.is_empty() && buf.capacity() > 0 {
@@ -126,6 +126,25 @@ async fn run(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Close after a final reply without losing it: closing a socket that still has unread input
+/// makes the kernel send a reset, which can discard the reply in flight. So send FIN first, then
+/// drain (briefly, boundedly) whatever the client still sends.
+async fn linger_close(stream: &mut TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let _ = stream.shutdown().await;
+    let mut scratch = [0u8; 4096];
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(200), async {
+        let mut total = 0usize;
+        while total < (1 << 20) {
+            match stream.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    })
+    .await;
 }
 
 async fn write_out(stream: &mut TcpStream, out: &mut Vec<u8>, session: &mut Session) -> io::Result<()> {
