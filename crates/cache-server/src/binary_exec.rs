@@ -16,7 +16,7 @@ use memcache_proto::Parse;
 use crate::{Ctx, Flow, Session, Step};
 
 /// Handle the first request in `input`, appending replies to `out`.
-pub fn process(input: &[u8], ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>) -> Step {
+pub async fn process(input: &[u8], ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>) -> Step {
     let limits = ctx.settings.limits();
     match binary::parse(input, &limits) {
         Parse::Incomplete => Step::Incomplete,
@@ -25,7 +25,7 @@ pub fn process(input: &[u8], ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>
             Step::Done { consumed, flow: Flow { close, swallow } }
         }
         Parse::Request { req, consumed } => {
-            let flow = execute(&req, ctx, session, out);
+            let flow = execute(&req, ctx, session, out).await;
             Step::Done { consumed, flow }
         }
     }
@@ -46,7 +46,7 @@ fn exptime(e: u32, now: u64) -> cache_store::Expiry {
     resolve_exptime(i64::from(e), now)
 }
 
-fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>) -> Flow {
+async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>) -> Flow {
     let now = ctx.now();
     let opcode = req.opcode();
     let opaque = req.opaque;
@@ -54,7 +54,7 @@ fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut Vec<u8
     match req.command {
         Command::Get { key, quiet, with_key } => {
             stats.cmd_get += 1;
-            let hit = ctx.store.get(key, now, GetOpts::default(), |it| write_hit(out, req, &it, with_key, true));
+            let hit = ctx.get(key, GetOpts::default(), |it| write_hit(out, req, &it, with_key, true)).await;
             if hit.is_some() {
                 stats.get_hits += 1;
             } else {
@@ -65,7 +65,7 @@ fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut Vec<u8
         Command::Gat { key, exptime: e, quiet, with_key } => {
             stats.cmd_touch += 1;
             let opts = GetOpts { touch: Some(exptime(e, now)), ..GetOpts::default() };
-            let hit = ctx.store.get(key, now, opts, |it| write_hit(out, req, &it, with_key, true));
+            let hit = ctx.get(key, opts, |it| write_hit(out, req, &it, with_key, true)).await;
             if hit.is_some() {
                 stats.touch_hits += 1;
             } else {
@@ -76,7 +76,7 @@ fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut Vec<u8
         Command::Touch { key, exptime: e } => {
             stats.cmd_touch += 1;
             let opts = GetOpts { touch: Some(exptime(e, now)), ..GetOpts::default() };
-            let hit = ctx.store.get(key, now, opts, |it| write_hit(out, req, &it, false, false));
+            let hit = ctx.get(key, opts, |it| write_hit(out, req, &it, false, false)).await;
             if hit.is_some() {
                 stats.touch_hits += 1;
             } else {
@@ -86,7 +86,7 @@ fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut Vec<u8
         }
         Command::Store { op, quiet, key, flags, exptime: e, value } => {
             if !ctx.store.item_fits(key.len(), value.len()) {
-                too_large(ctx, req, op, key, now, out);
+                too_large(ctx, req, op, key, out).await;
                 return Flow::default();
             }
             stats.cmd_set += 1;
@@ -112,7 +112,7 @@ fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut Vec<u8
                 vivify: None,
             };
             let concat = matches!(op, StoreOp::Append | StoreOp::Prepend);
-            match ctx.store.store(&sreq, now) {
+            match ctx.store_item(&sreq).await {
                 StoreOutcome::Stored { cas } => {
                     if cas_op {
                         stats.cas_hits += 1;
@@ -147,12 +147,12 @@ fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut Vec<u8
             }
         }
         Command::TooLarge { op, key, value_len, .. } => {
-            too_large(ctx, req, op, key, now, out);
+            too_large(ctx, req, op, key, out).await;
             return Flow { close: false, swallow: value_len as usize };
         }
         Command::Delete { key, quiet } => {
             let opts = DeleteOpts { compare_cas: (req.cas != 0).then_some(req.cas), ..DeleteOpts::default() };
-            match ctx.store.delete(key, opts, now) {
+            match ctx.delete(key, opts).await {
                 DeleteOutcome::Deleted => {
                     stats.delete_hits += 1;
                     ok_empty(out, req, quiet, 0);
@@ -174,7 +174,7 @@ fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut Vec<u8
                 touch: None,
                 new_cas: None,
             };
-            match ctx.store.arith(&areq, now) {
+            match ctx.arith(&areq).await {
                 ArithOutcome::Ok { value, cas, .. } => {
                     if incr {
                         stats.incr_hits += 1;
@@ -218,7 +218,7 @@ fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut Vec<u8
                         new_cas: None,
                         vivify: None,
                     };
-                    match ctx.store.store(&sreq, now) {
+                    match ctx.store_item(&sreq).await {
                         StoreOutcome::Stored { cas } => {
                             if !quiet {
                                 binary::encode_response(
@@ -262,7 +262,7 @@ fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut Vec<u8
                 Some(e) if e > 0 => exptime(e, now).saturating_sub(now),
                 _ => 0,
             };
-            ctx.store.flush_all(delay, now);
+            ctx.flush_all(delay).await;
             stats.cmd_flush += 1;
             ok_empty(out, req, quiet, 0);
         }
@@ -306,9 +306,9 @@ fn write_miss(out: &mut Vec<u8>, req: &Request<'_>, key: &[u8], quiet: bool, wit
 
 /// Oversized value: `Too large.` (even for quiet opcodes); a `Set` also drops the old value so
 /// that stale data does not persist (memcached's rule).
-fn too_large(ctx: &Ctx, req: &Request<'_>, op: StoreOp, key: &[u8], now: u64, out: &mut Vec<u8>) {
+async fn too_large(ctx: &Ctx, req: &Request<'_>, op: StoreOp, key: &[u8], out: &mut Vec<u8>) {
     if op == StoreOp::Set {
-        ctx.store.remove(key, now);
+        ctx.remove(key).await;
     }
     error(out, req, Status::TooLarge);
 }
@@ -401,7 +401,7 @@ mod tests {
             let mut pos = 0;
             let mut last = Flow::default();
             while pos < input.len() {
-                match process(&input[pos..], &self.ctx, &mut self.session, &mut out) {
+                match crate::ready(process(&input[pos..], &self.ctx, &mut self.session, &mut out)) {
                     Step::Incomplete => panic!("incomplete at {pos}"),
                     Step::Done { consumed, flow } => {
                         pos += consumed + flow.swallow;
@@ -736,7 +736,7 @@ mod tests {
             let mut out = Vec::new();
             let mut pos = 0;
             while pos < b.len() {
-                match process(&b[pos..], &t.ctx, &mut t.session, &mut out) {
+                match crate::ready(process(&b[pos..], &t.ctx, &mut t.session, &mut out)) {
                     Step::Incomplete => break,
                     Step::Done { consumed, flow } => {
                         assert!(consumed <= b.len() - pos);
@@ -764,7 +764,7 @@ mod tests {
         let b = store(StoreOp::Set, false, b"key", b"value", 0).to_bytes();
         let mut out = Vec::new();
         for cut in 0..b.len() {
-            assert_eq!(process(&b[..cut], &t.ctx, &mut s, &mut out), Step::Incomplete);
+            assert_eq!(crate::ready(process(&b[..cut], &t.ctx, &mut s, &mut out)), Step::Incomplete);
         }
         assert!(out.is_empty());
     }

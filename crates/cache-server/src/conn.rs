@@ -77,8 +77,8 @@ async fn run(
             }
             let p = *proto.get_or_insert(if buf[0] == 0x80 { Proto::Binary } else { Proto::Text });
             let step = match p {
-                Proto::Text => text_exec::process(&buf, ctx, &mut session, &mut out),
-                Proto::Binary => binary_exec::process(&buf, ctx, &mut session, &mut out),
+                Proto::Text => text_exec::process(&buf, ctx, &mut session, &mut out).await,
+                Proto::Binary => binary_exec::process(&buf, ctx, &mut session, &mut out).await,
             };
             match step {
                 Step::Done { consumed, flow } => {

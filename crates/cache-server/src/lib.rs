@@ -58,7 +58,7 @@ impl Ctx {
         self.store.get(key, self.now(), opts, f)
     }
 
-    pub async fn store(&self, req: &StoreReq<'_>) -> StoreOutcome {
+    pub async fn store_item(&self, req: &StoreReq<'_>) -> StoreOutcome {
         self.store.store(req, self.now())
     }
 
@@ -108,4 +108,16 @@ pub struct Session {
     pub stats: LocalStats,
     /// Connection id (for `stats conns`).
     pub id: u64,
+}
+
+/// Run a future that is known to complete without waiting (local store operations never wait),
+/// for tests that drive the executors directly.
+#[cfg(test)]
+pub(crate) fn ready<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("a local operation unexpectedly waited"),
+    }
 }

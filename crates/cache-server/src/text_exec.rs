@@ -42,7 +42,7 @@ const NON_NUMERIC: &[u8] = b"CLIENT_ERROR cannot increment or decrement non-nume
 const OPAQUE_TOO_LONG: &[u8] = b"CLIENT_ERROR opaque token too long\r\n";
 
 /// Handle the first request in `input`, appending replies to `out`.
-pub fn process(input: &[u8], ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>) -> Step {
+pub async fn process(input: &[u8], ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>) -> Step {
     let limits = memcache_proto::Limits {
         item_size_max: ctx.settings.item_size_max,
         max_line: ctx.settings.max_line,
@@ -59,7 +59,7 @@ pub fn process(input: &[u8], ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>
             Step::Done { consumed, flow: Flow { close, swallow } }
         }
         Parse::Request { req, consumed } => {
-            let flow = execute(req, ctx, session, out);
+            let flow = execute(req, ctx, session, out).await;
             Step::Done { consumed, flow }
         }
     }
@@ -71,13 +71,13 @@ fn reply(out: &mut Vec<u8>, noreply: bool, s: &[u8]) {
     }
 }
 
-fn execute(req: Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>) -> Flow {
+async fn execute(req: Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>) -> Flow {
     let now = ctx.now();
     let st = &mut session.stats;
     match req {
-        Request::Get { cmd, exptime, keys } => get(ctx, session, out, cmd, exptime, keys),
-        Request::Store(r) => return store(ctx, session, out, &r),
-        Request::Delete { key, noreply } => match ctx.store.delete(key, DeleteOpts::default(), now) {
+        Request::Get { cmd, exptime, keys } => get(ctx, session, out, cmd, exptime, keys).await,
+        Request::Store(r) => return store(ctx, session, out, &r).await,
+        Request::Delete { key, noreply } => match ctx.delete(key, DeleteOpts::default()).await {
             DeleteOutcome::Deleted => {
                 st.delete_hits += 1;
                 reply(out, noreply, b"DELETED\r\n");
@@ -89,7 +89,7 @@ fn execute(req: Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>
         },
         Request::Arith { incr, key, delta, noreply } => {
             let r = ArithReq { key, incr, delta, compare_cas: None, vivify: None, touch: None, new_cas: None };
-            match ctx.store.arith(&r, now) {
+            match ctx.arith(&r).await {
                 ArithOutcome::Ok { value, .. } => {
                     if incr {
                         st.incr_hits += 1;
@@ -115,7 +115,7 @@ fn execute(req: Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>
         }
         Request::Touch { key, exptime, noreply } => {
             st.cmd_touch += 1;
-            if ctx.store.touch(key, resolve_exptime(i64::from(exptime), now), now) {
+            if ctx.touch(key, resolve_exptime(i64::from(exptime), now)).await {
                 st.touch_hits += 1;
                 reply(out, noreply, b"TOUCHED\r\n");
             } else {
@@ -129,11 +129,11 @@ fn execute(req: Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>
             // becomes "1", which disables the flush altogether.
             let e = i64::from(exptime);
             if e <= 0 {
-                ctx.store.flush_all(0, now);
+                ctx.flush_all(0).await;
             } else if e <= REALTIME_MAXDELTA {
-                ctx.store.flush_all(e as u64, now);
+                ctx.flush_all(e as u64).await;
             } else if (e as u64) > ctx.stats.started {
-                ctx.store.flush_all((e as u64).saturating_sub(now), now);
+                ctx.flush_all((e as u64).saturating_sub(now)).await;
             }
             reply(out, noreply, b"OK\r\n");
         }
@@ -160,12 +160,12 @@ fn execute(req: Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>
         Request::Quit => return Flow { close: true, swallow: 0 },
         Request::Shutdown => out.extend_from_slice(b"ERROR: shutdown not enabled\r\n"),
         Request::Static(s) => out.extend_from_slice(s),
-        Request::Meta(m) => return meta_exec(ctx, session, out, &m),
+        Request::Meta(m) => return meta_exec(ctx, session, out, &m).await,
     }
     Flow::default()
 }
 
-fn get(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, cmd: GetCmd, exptime: i32, keys: Keys<'_>) {
+async fn get(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, cmd: GetCmd, exptime: i32, keys: Keys<'_>) {
     let now = ctx.now();
     let touch = cmd.touches();
     let opts = GetOpts {
@@ -182,10 +182,10 @@ fn get(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, cmd: GetCmd, exptime
             return;
         }
         let hit = ctx
-            .store
-            .get(key, now, opts, |it| {
+            .get(key, opts, |it| {
                 text::encode_value(out, it.key, it.flags, it.value, if with_cas { Some(it.cas) } else { None })
             })
+            .await
             .is_some();
         if touch {
             st.cmd_touch += 1;
@@ -238,23 +238,23 @@ fn unsent_start(out: &[u8]) -> usize {
 
 /// The store's `TooLarge`/oversize path shared by text and meta: answer, and drop the old value
 /// (memcached does so for `set` only in text, for every mode in `ms`).
-fn too_large(ctx: &Ctx, out: &mut Vec<u8>, key: &[u8], remove: bool, noreply: bool) {
+async fn too_large(ctx: &Ctx, out: &mut Vec<u8>, key: &[u8], remove: bool, noreply: bool) {
     if remove {
-        ctx.store.remove(key, ctx.now());
+        ctx.remove(key).await;
     }
     reply(out, noreply, TOO_LARGE);
 }
 
-fn store(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, r: &StoreRequest<'_>) -> Flow {
+async fn store(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, r: &StoreRequest<'_>) -> Flow {
     let now = ctx.now();
     let is_set = r.cmd == StoreCmd::Set;
     let value = match r.data {
         Data::TooLarge => {
-            too_large(ctx, out, r.key, is_set, r.noreply);
+            too_large(ctx, out, r.key, is_set, r.noreply).await;
             return Flow { close: false, swallow: r.len + 2 };
         }
         _ if !ctx.store.item_fits(r.key.len(), r.len) => {
-            too_large(ctx, out, r.key, is_set, r.noreply);
+            too_large(ctx, out, r.key, is_set, r.noreply).await;
             return Flow::default();
         }
         Data::BadChunk => {
@@ -284,7 +284,7 @@ fn store(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, r: &StoreRequest<'
         new_cas: None,
         vivify: None,
     };
-    let outcome = ctx.store.store(&req, now);
+    let outcome = ctx.store_item(&req).await;
     count_cas(session, compare_cas.is_some(), outcome);
     let s: &[u8] = match outcome {
         StoreOutcome::Stored { .. } => b"STORED\r\n",
@@ -316,14 +316,14 @@ fn meta_exptime(t: i32, now: u64) -> Expiry {
     resolve_exptime(i64::from(t), now)
 }
 
-fn meta_exec(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Request<'_>) -> Flow {
+async fn meta_exec(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Request<'_>) -> Flow {
     match m.cmd {
         meta::Cmd::Noop => out.extend_from_slice(b"MN\r\n"),
-        meta::Cmd::Debug => meta_debug(ctx, session, out, m),
-        meta::Cmd::Get => meta_get(ctx, session, out, m),
-        meta::Cmd::Set => return meta_set(ctx, session, out, m),
-        meta::Cmd::Delete => meta_delete(ctx, session, out, m),
-        meta::Cmd::Arith => meta_arith(ctx, session, out, m),
+        meta::Cmd::Debug => meta_debug(ctx, session, out, m).await,
+        meta::Cmd::Get => meta_get(ctx, session, out, m).await,
+        meta::Cmd::Set => return meta_set(ctx, session, out, m).await,
+        meta::Cmd::Delete => meta_delete(ctx, session, out, m).await,
+        meta::Cmd::Arith => meta_arith(ctx, session, out, m).await,
     }
     Flow::default()
 }
@@ -349,14 +349,13 @@ fn slab_class(ntotal: usize) -> u32 {
     cls
 }
 
-fn meta_debug(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Request<'_>) {
+async fn meta_debug(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Request<'_>) {
     let now = ctx.now();
     let key = m.key.as_bytes();
     let binary = m.key.is_binary();
     let opts = GetOpts { no_lru_bump: true, ..GetOpts::default() };
     let hit = ctx
-        .store
-        .get(key, now, opts, |it| {
+        .get(key, opts, |it| {
             out.extend_from_slice(b"ME ");
             if binary {
                 meta::base64_encode(it.key, out);
@@ -382,6 +381,7 @@ fn meta_debug(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Req
             put_u64(out, ntotal as u64);
             out.extend_from_slice(b"\r\n");
         })
+        .await
         .is_some();
     if !hit {
         out.extend_from_slice(b"EN\r\n");
@@ -401,7 +401,7 @@ fn recache_below(r: i32, now: u64) -> Option<u64> {
     }
 }
 
-fn meta_get(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Request<'_>) {
+async fn meta_get(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Request<'_>) {
     let now = ctx.now();
     let f = &m.flags;
     let key = m.key.as_bytes();
@@ -417,8 +417,7 @@ fn meta_get(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Reque
     // keel's store sets a created item's expiry from N; redo the order here for that case.
     let mut created_exp: Option<Expiry> = None;
     let hit = ctx
-        .store
-        .get(key, now, opts, |it| {
+        .get(key, opts, |it| {
             let created = opts.vivify.is_some()
                 && it.win
                 && !it.win_already_sent
@@ -469,9 +468,10 @@ fn meta_get(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Reque
                 created_exp = Some(exp);
             }
         })
+        .await
         .is_some();
     if let Some(e) = created_exp {
-        ctx.store.touch(key, e, now);
+        ctx.touch(key, e).await;
     }
     if f.opaque_too_long {
         out.truncate(start);
@@ -498,17 +498,17 @@ fn meta_get(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Reque
     }
 }
 
-fn meta_set(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Request<'_>) -> Flow {
+async fn meta_set(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Request<'_>) -> Flow {
     let now = ctx.now();
     let f = &m.flags;
     let key = m.key.as_bytes();
     let value = match m.data {
         Data::TooLarge => {
-            too_large(ctx, out, key, true, false);
+            too_large(ctx, out, key, true, false).await;
             return Flow { close: false, swallow: m.len + 2 };
         }
         _ if !ctx.store.item_fits(key.len(), m.len) => {
-            too_large(ctx, out, key, true, false);
+            too_large(ctx, out, key, true, false).await;
             return Flow::default();
         }
         Data::BadChunk => {
@@ -541,7 +541,7 @@ fn meta_set(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Reque
         new_cas: None,
         vivify: None,
     };
-    let outcome = ctx.store.store(&req, now);
+    let outcome = ctx.store_item(&req).await;
     count_cas(session, cas_mode, outcome);
     let (code, cas): (&[u8], u64) = match outcome {
         StoreOutcome::Stored { cas } => {
@@ -578,7 +578,7 @@ fn meta_set(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Reque
     Flow::default()
 }
 
-fn meta_delete(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Request<'_>) {
+async fn meta_delete(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Request<'_>) {
     let now = ctx.now();
     let f = &m.flags;
     let opts = DeleteOpts {
@@ -588,7 +588,7 @@ fn meta_delete(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Re
         remove_value_only: false,
         new_cas: None,
     };
-    let code: &[u8] = match ctx.store.delete(m.key.as_bytes(), opts, now) {
+    let code: &[u8] = match ctx.delete(m.key.as_bytes(), opts).await {
         DeleteOutcome::Deleted => {
             if !f.invalidate {
                 session.stats.delete_hits += 1;
@@ -612,7 +612,7 @@ fn meta_delete(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Re
     out.extend_from_slice(b"\r\n");
 }
 
-fn meta_arith(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Request<'_>) {
+async fn meta_arith(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Request<'_>) {
     let now = ctx.now();
     let f = &m.flags;
     let incr = m.is_incr();
@@ -626,7 +626,7 @@ fn meta_arith(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Req
         touch: f.ttl.map(|t| meta_exptime(t, now)),
         new_cas: None,
     };
-    let outcome = ctx.store.arith(&req, now);
+    let outcome = ctx.arith(&req).await;
     let st = &mut session.stats;
     match outcome {
         ArithOutcome::NonNumeric => out.extend_from_slice(NON_NUMERIC),
@@ -713,7 +713,7 @@ mod exec_tests {
         let mut out = Vec::new();
         let mut pos = 0;
         while pos < input.len() {
-            match process(&input[pos..], ctx, &mut session, &mut out) {
+            match crate::ready(process(&input[pos..], ctx, &mut session, &mut out)) {
                 Step::Incomplete => break,
                 Step::Done { consumed, flow } => {
                     assert!(consumed <= input.len() - pos);
@@ -741,7 +741,7 @@ mod exec_tests {
             let step = if buf.is_empty() || swallow > 0 {
                 Step::Incomplete
             } else {
-                process(&buf, ctx, &mut session, &mut out)
+                crate::ready(process(&buf, ctx, &mut session, &mut out))
             };
             match step {
                 Step::Done { consumed, flow } => {
@@ -920,7 +920,7 @@ mod exec_tests {
         let input: &[u8] = b"set a 0 0 1\r\nx\r\nget a b c\r\ngat 10 a z\r\ndelete a\r\ndelete a\r\nincr q 1\r\ntouch q 1\r\nflush_all\r\ncas q 0 0 1 5\r\nx\r\n";
         let mut pos = 0;
         while pos < input.len() {
-            match process(&input[pos..], &c, &mut s, &mut out) {
+            match crate::ready(process(&input[pos..], &c, &mut s, &mut out)) {
                 Step::Done { consumed, .. } => pos += consumed,
                 Step::Incomplete => panic!("incomplete"),
             }
