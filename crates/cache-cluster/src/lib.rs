@@ -1,0 +1,251 @@
+//! keel's cache cluster: three (or more) `keel cache` nodes that hold the **same** data, so a
+//! client may send any command to any node, hashed however it likes (issue 5).
+//!
+//! # Design, and why
+//! * **Consensus: [openraft] 0.9** (not tikv's raft-rs). openraft is async/tokio-native (keel is
+//!   tokio throughout), ships joint-consensus membership changes (`add_learner` +
+//!   `change_membership`), a read-index primitive (`get_read_log_id`), batching of log entries in
+//!   replication, and leaves transport and storage to us; raft-rs would have needed a hand-written
+//!   ready loop, tick driver, read-index plumbing and conf-change handling, which is exactly where
+//!   consensus bugs live. 0.9.x is the stable line (0.10 is alpha).
+//! * **Replicated log of write commands** ([`Command`]): every mutation the server's `Ctx` item
+//!   methods perform, including reads that mutate (gat/touch, meta `N`/`R`). Expiry times are
+//!   absolute before replication (resolved once by the node that took the request), and each entry
+//!   carries the leader's `now`; apply uses `max(now, previous now)`, so time is monotonic and
+//!   identical on every replica. The state machine is a [`cache_store::Store`] built with
+//!   `reads_mutate: false`: plain reads change nothing, so replicas stay identical, and
+//!   background expiry is a replicated command too ([`Command::Expire`], proposed by the leader),
+//!   so memory accounting and therefore eviction are decided by the replicated history only.
+//!   add/cas/incr/decr are atomic cluster-wide by construction: they are decided at apply time.
+//! * **Writes** are acknowledged once committed on a majority and applied; the outcome (stored,
+//!   exists, new counter value, …) is returned to the proposer. Any node accepts any command: a
+//!   follower forwards writes to the leader over the inter-node transport and replies when the
+//!   leader answers. Retries happen only when the write provably did not reach a leader
+//!   (unreachable at connect time, or "not leader"), so an `incr` is never applied twice.
+//! * **Reads are linearizable by default** (read index): the leader confirms its leadership with a
+//!   quorum round and the reader waits until its replica has applied up to the commit index fixed
+//!   by that round. Rounds are **batched** ([`batch::Coalescer`]): all reads that arrive while a
+//!   round is running share the next one, on the leader and on each follower (a follower asks the
+//!   leader for the index once per batch, then reads locally). [`ReadMode::Local`] is the opt-in
+//!   mode that serves reads from the local replica without a round (may be stale by the
+//!   replication lag; never older than what the node applied when it joined).
+//! * **Failure**: heartbeat 50 ms, election timeout 200–400 ms, so a dead leader is replaced and
+//!   writes resume well within 1 s. Every wait is bounded ([`ClusterConfig::op_timeout`]); a leader
+//!   that has not heard from a majority within the election timeout refuses at once
+//!   ([`ClusterError::NoQuorum`]); a cut-off follower fails fast on its unreachable leader. The
+//!   executor turns every [`ClusterError`] into `SERVER_ERROR <message>`.
+//! * **Restart safety without a disk**: nothing is persisted. A node always starts under a **new**
+//!   Raft id (`slot << 48 | generation`), asks the leader to join, is added as a learner, catches up,
+//!   and then replaces its slot's old id in the voter set (joint consensus). Because an id is never
+//!   reused, a restarted node can never vote twice in a term or forget an entry it acknowledged,
+//!   which is what durable vote+log would otherwise be needed for. It answers clients only once it
+//!   is a voter (so it has applied everything up to the membership change), and linearizable reads
+//!   go through the read index anyway: it never serves stale data.
+//!   Bootstrap: when no peer is part of a cluster, the lowest slot among the reachable fresh nodes
+//!   initializes the cluster once all configured peers answer (or a majority after
+//!   [`ClusterConfig::bootstrap_grace`]).
+//! * **Catch-up** is by log replication: the log is kept in memory and not compacted yet, so a new
+//!   node receives every entry from index 0 (100 000 keys ≈ 100 000 entries, sent in batches of
+//!   2048). Compaction needs a store export/import (items with CAS, expiry, LRU order and the CAS
+//!   counter), which `cache_store::Store` does not offer yet; with it, the state machine's snapshot
+//!   hooks (`storage.rs`) become the catch-up path and the log can be purged.
+//! * **Transport**: persistent TCP connections with length-prefixed bincode frames, multiplexed by
+//!   request id, Nagle off, writes batched per connection ([`transport`]); no HTTP.
+//!
+//! # Known limits
+//! * If a majority of nodes lose their state at the same time (restart together) the cluster's
+//!   data is lost and a new cluster forms; a surviving minority node stays in the old cluster and
+//!   refuses service until it is restarted (documented, not detected).
+//! * A node that was paused (SIGSTOP) long enough to be replaced keeps its old id when resumed;
+//!   it is no longer a voter and answers `SERVER_ERROR` until restarted.
+
+pub mod batch;
+pub mod command;
+pub mod network;
+pub mod node;
+pub mod status;
+pub mod storage;
+pub mod transport;
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use command::{Command, ItemCopy, Outcome, Request};
+pub use node::Cluster;
+pub use status::{ClusterStatus, MemberStatus};
+
+/// A Raft node id: `slot << 48 | generation` (see [`slot_of`]).
+pub type NodeId = u64;
+
+openraft::declare_raft_types!(
+    /// openraft's type configuration for the cache cluster.
+    pub TypeConfig:
+        D = Request,
+        R = Outcome,
+);
+
+/// The configured slot (the `N` of `--cluster-id N`) a Raft id belongs to.
+pub fn slot_of(id: NodeId) -> u16 {
+    (id >> 48) as u16
+}
+
+/// Errors of cluster operations. Messages are short: they end up in `SERVER_ERROR <message>`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cluster has no leader")]
+    NoLeader,
+    #[error("not the cluster leader")]
+    NotLeader(Option<NodeId>),
+    #[error("cut off from the cluster majority")]
+    NoQuorum,
+    #[error("lost the cluster majority while committing")]
+    QuorumLost,
+    #[error("cluster timeout ({0})")]
+    Timeout(&'static str),
+    #[error("cluster node not ready (catching up)")]
+    NotReady,
+    #[error("cluster peer unreachable: {0}")]
+    Unreachable(String),
+    #[error("cluster peer connection lost")]
+    ConnectionLost,
+    #[error("cluster frame: {0}")]
+    Codec(String),
+    #[error("cluster leader: {0}")]
+    Remote(String),
+    #[error("cluster raft: {0}")]
+    Raft(String),
+    #[error("cluster shutting down")]
+    Shutdown,
+    #[error("cluster config: {0}")]
+    Config(String),
+    #[error("cluster io: {0}")]
+    Io(String),
+}
+
+impl ClusterError {
+    /// Whether the operation certainly had no effect (it never reached a leader's log). Other
+    /// errors (timeouts, a lost connection or majority mid-commit) leave the outcome unknown: the
+    /// write may still be applied.
+    pub fn certainly_not_applied(&self) -> bool {
+        matches!(
+            self,
+            ClusterError::NoLeader
+                | ClusterError::NotLeader(_)
+                | ClusterError::NoQuorum
+                | ClusterError::NotReady
+                | ClusterError::Unreachable(_)
+                | ClusterError::Shutdown
+                | ClusterError::Config(_)
+        )
+    }
+}
+
+/// How reads are served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ReadMode {
+    /// Read index, batched (default).
+    #[default]
+    Linearizable,
+    /// Serve from the local replica without a round (opt-in; may lag the leader slightly).
+    Local,
+}
+
+/// Clock: unix seconds.
+pub type ClockFn = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The system clock in unix seconds.
+pub fn system_clock() -> ClockFn {
+    Arc::new(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    })
+}
+
+/// Configuration of one cluster node.
+#[derive(Clone)]
+pub struct ClusterConfig {
+    /// This node's slot (`--cluster-id`).
+    pub slot: u16,
+    /// Every node's inter-node address by slot, this node's included (`--cluster-peers`).
+    pub peers: BTreeMap<u16, String>,
+    /// Where to listen for peers; `None` = this slot's address in `peers`. Port 0 is allowed
+    /// (tests); the bound address is then advertised.
+    pub listen: Option<SocketAddr>,
+    pub read_mode: ReadMode,
+    /// Bound on every client-facing wait (commit, read index, leader election).
+    pub op_timeout: Duration,
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+    /// How long to wait for every peer before bootstrapping with a majority.
+    pub bootstrap_grace: Duration,
+    /// Bound on a join (learner catch-up + membership change).
+    pub join_timeout: Duration,
+    /// The replica's store (`reads_mutate` is forced to `false`).
+    pub store: cache_store::StoreConfig,
+    pub clock: ClockFn,
+}
+
+impl ClusterConfig {
+    pub fn new(slot: u16, peers: BTreeMap<u16, String>, store: cache_store::StoreConfig) -> ClusterConfig {
+        ClusterConfig {
+            slot,
+            peers,
+            listen: None,
+            read_mode: ReadMode::Linearizable,
+            op_timeout: Duration::from_millis(1000),
+            heartbeat_ms: 50,
+            election_min_ms: 200,
+            election_max_ms: 400,
+            bootstrap_grace: Duration::from_secs(3),
+            join_timeout: Duration::from_secs(60),
+            store,
+            clock: system_clock(),
+        }
+    }
+}
+
+/// Parse `1=127.0.0.1:7101,2=127.0.0.1:7102,3=…` (the `--cluster-peers` syntax).
+pub fn parse_peers(s: &str) -> Result<BTreeMap<u16, String>, ClusterError> {
+    let mut out = BTreeMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part
+            .split_once('=')
+            .ok_or_else(|| ClusterError::Config(format!("peer {part:?}: expected ID=HOST:PORT")))?;
+        let id: u16 = id.trim().parse().map_err(|_| ClusterError::Config(format!("peer {part:?}: bad id")))?;
+        let addr = addr.trim();
+        if addr.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+            return Err(ClusterError::Config(format!("peer {part:?}: expected HOST:PORT")));
+        }
+        if out.insert(id, addr.to_string()).is_some() {
+            return Err(ClusterError::Config(format!("peer id {id} given twice")));
+        }
+    }
+    if out.is_empty() {
+        return Err(ClusterError::Config("no peers".into()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_parse() {
+        let p = parse_peers("1=127.0.0.1:7101, 2=127.0.0.1:7102,3=localhost:7103").unwrap();
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[&3], "localhost:7103");
+        assert!(parse_peers("1=127.0.0.1").is_err());
+        assert!(parse_peers("x=127.0.0.1:1").is_err());
+        assert!(parse_peers("1=a:1,1=b:2").is_err());
+        assert!(parse_peers("").is_err());
+    }
+
+    #[test]
+    fn slots() {
+        assert_eq!(slot_of((3u64 << 48) | 12345), 3);
+    }
+}

@@ -1,0 +1,761 @@
+//! One running cluster node: the Raft instance, the peer listener, the startup (bootstrap or
+//! join) driver, the write path (local or forwarded to the leader), the batched read barrier and
+//! the typed item operations the cache server's `Ctx` calls.
+//!
+//! Every client-facing wait is bounded by [`ClusterConfig::op_timeout`]; nothing here may hang a
+//! connection or panic on a peer's input.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cache_store::{ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, Expiry, GetOpts, ItemRef, Store, StoreOutcome, StoreReq};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, Raft, RaftMetrics, ServerState, SnapshotPolicy};
+use parking_lot::Mutex;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::batch::Coalescer;
+use crate::command::{Command, Outcome, Request};
+use crate::network::{NetworkFactory, Peers};
+use crate::status::{ClusterStatus, MemberStatus};
+use crate::storage::{LogStore, Progress, StateMachine};
+use crate::transport::{decode, encode, read_frame, writer_loop, HelloInfo, Reply, Rpc, WireError};
+use crate::{slot_of, ClusterConfig, ClusterError, NodeId, ReadMode, TypeConfig};
+
+/// A running cluster node; cheap to clone.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: ClusterConfig,
+    id: NodeId,
+    addr: String,
+    local_addr: SocketAddr,
+    raft: Raft<TypeConfig>,
+    metrics: watch::Receiver<RaftMetrics<NodeId, BasicNode>>,
+    store: Arc<Store>,
+    progress: Arc<Progress>,
+    applied_rx: watch::Receiver<u64>,
+    log: LogStore,
+    peers: Peers,
+    isolated: Arc<AtomicBool>,
+    ready: AtomicBool,
+    leader_reads: Coalescer,
+    follower_reads: Coalescer,
+    join_lock: tokio::sync::Mutex<()>,
+    /// Last successful reply from each peer address (leader's quorum check).
+    contact: Arc<Mutex<HashMap<String, Instant>>>,
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+fn new_id(slot: u16) -> NodeId {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut g = nanos ^ (u64::from(std::process::id()) << 29) ^ COUNTER.fetch_add(1, Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    g &= (1 << 48) - 1;
+    if g == 0 {
+        g = 1;
+    }
+    (u64::from(slot) << 48) | g
+}
+
+fn raft_err<E: std::fmt::Display>(e: E) -> ClusterError {
+    ClusterError::Raft(e.to_string())
+}
+
+impl Cluster {
+    /// Bind the peer listener, start Raft and the startup driver (bootstrap or join). Returns at
+    /// once; the node answers clients when [`Cluster::is_ready`] (see [`Cluster::wait_ready`]).
+    pub async fn start(cfg: ClusterConfig) -> Result<Cluster, ClusterError> {
+        let listen: SocketAddr = match cfg.listen {
+            Some(a) => a,
+            None => {
+                let a = cfg
+                    .peers
+                    .get(&cfg.slot)
+                    .ok_or_else(|| ClusterError::Config(format!("slot {} is not in the peer list", cfg.slot)))?;
+                tokio::net::lookup_host(a.as_str())
+                    .await
+                    .map_err(|e| ClusterError::Config(format!("{a}: {e}")))?
+                    .next()
+                    .ok_or_else(|| ClusterError::Config(format!("{a}: no address")))?
+            }
+        };
+        let listener = TcpListener::bind(listen).await.map_err(|e| ClusterError::Io(format!("bind {listen}: {e}")))?;
+        Self::start_on(cfg, listener).await
+    }
+
+    /// Like [`Cluster::start`], on an already bound listener (tests bind port 0 first, so that
+    /// every node knows every address before any starts). The listener's address is advertised.
+    pub async fn start_with_listener(mut cfg: ClusterConfig, listener: std::net::TcpListener) -> Result<Cluster, ClusterError> {
+        let a = listener.local_addr().map_err(|e| ClusterError::Io(e.to_string()))?;
+        cfg.peers.insert(cfg.slot, a.to_string());
+        listener.set_nonblocking(true).map_err(|e| ClusterError::Io(e.to_string()))?;
+        let listener = TcpListener::from_std(listener).map_err(|e| ClusterError::Io(e.to_string()))?;
+        Self::start_on(cfg, listener).await
+    }
+
+    async fn start_on(mut cfg: ClusterConfig, listener: TcpListener) -> Result<Cluster, ClusterError> {
+        cfg.store.reads_mutate = false;
+        let local_addr = listener.local_addr().map_err(|e| ClusterError::Io(e.to_string()))?;
+        let addr = match cfg.peers.get(&cfg.slot) {
+            Some(a) if !a.ends_with(":0") => a.clone(),
+            _ => local_addr.to_string(),
+        };
+        cfg.peers.insert(cfg.slot, addr.clone());
+        let id = new_id(cfg.slot);
+
+        let rcfg = openraft::Config {
+            cluster_name: "keel-cache".into(),
+            heartbeat_interval: cfg.heartbeat_ms,
+            election_timeout_min: cfg.election_min_ms,
+            election_timeout_max: cfg.election_max_ms,
+            max_payload_entries: 2048,
+            snapshot_policy: SnapshotPolicy::Never,
+            install_snapshot_timeout: 10_000,
+            ..Default::default()
+        };
+        let rcfg = Arc::new(rcfg.validate().map_err(|e| ClusterError::Config(e.to_string()))?);
+
+        let store = Arc::new(Store::new(cfg.store.clone()));
+        let (applied_tx, applied_rx) = watch::channel(0u64);
+        let progress = Arc::new(Progress::new(applied_tx));
+        let log = LogStore::new(progress.clone());
+        let sm = StateMachine::new(store.clone(), progress.clone());
+        let isolated = Arc::new(AtomicBool::new(false));
+        let contact: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let peers = Peers::new(isolated.clone(), contact.clone());
+        let net = NetworkFactory { peers: peers.clone() };
+        let raft = Raft::new(id, rcfg, net, log.clone(), sm).await.map_err(raft_err)?;
+        let metrics = raft.metrics();
+        let (stop, _) = watch::channel(false);
+
+        let inner = Arc::new(Inner {
+            cfg,
+            id,
+            addr,
+            local_addr,
+            raft,
+            metrics,
+            store,
+            progress,
+            applied_rx,
+            log,
+            peers,
+            isolated,
+            ready: AtomicBool::new(false),
+            leader_reads: Coalescer::default(),
+            follower_reads: Coalescer::default(),
+            join_lock: tokio::sync::Mutex::new(()),
+            contact,
+            stop,
+            tasks: Mutex::new(Vec::new()),
+        });
+        let tasks = vec![
+            tokio::spawn(accept_loop(inner.clone(), listener)),
+            tokio::spawn(startup(inner.clone())),
+            tokio::spawn(watch_ready(inner.clone())),
+            tokio::spawn(expiry_loop(inner.clone())),
+        ];
+        inner.tasks.lock().extend(tasks);
+        Ok(Cluster { inner })
+    }
+
+    /// The replica's store (reads go here after the read barrier; stats read it directly).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.inner.store
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// The address peers reach this node at.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    pub fn read_mode(&self) -> ReadMode {
+        self.inner.cfg.read_mode
+    }
+
+    /// Whether this node answers clients: it is a voter (so it has applied everything up to the
+    /// membership change that made it one).
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(Relaxed)
+    }
+
+    /// Wait until ready, at most `timeout`.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + timeout;
+        let mut m = self.inner.metrics.clone();
+        loop {
+            if self.is_ready() {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ClusterError::Timeout("ready"));
+            }
+            // The ready flag follows metrics; poll too in case the flag flipped between checks.
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(20)), m.changed()).await;
+        }
+    }
+
+    /// Replicate one write and return its outcome (applied on a majority, and on the leader).
+    pub async fn write(&self, cmd: Command) -> Result<Outcome, ClusterError> {
+        self.inner.write(cmd).await
+    }
+
+    /// Linearizable read barrier: after `Ok`, the local store reflects every write acknowledged
+    /// before this call began. In [`ReadMode::Local`] only checks readiness.
+    pub async fn read_barrier(&self) -> Result<(), ClusterError> {
+        self.inner.read_barrier().await
+    }
+
+    /// A read (`f` sees the item while locked). Mutating options go through the log.
+    pub async fn get<R>(&self, key: &[u8], opts: GetOpts, f: impl FnOnce(ItemRef<'_>) -> R) -> Result<Option<R>, ClusterError> {
+        if Command::get_mutates(&opts) {
+            return match self.write(Command::get_mut(key, &opts)).await? {
+                Outcome::Item(Some(item)) => Ok(Some(f(item.as_ref()))),
+                _ => Ok(None),
+            };
+        }
+        self.read_barrier().await?;
+        Ok(self.inner.store.get(key, self.inner.read_now(), opts, f))
+    }
+
+    pub async fn store_item(&self, req: &StoreReq<'_>) -> Result<StoreOutcome, ClusterError> {
+        Ok(self.write(Command::from_store(req)).await?.to_store())
+    }
+
+    pub async fn remove(&self, key: &[u8]) -> Result<(), ClusterError> {
+        self.write(Command::Remove { key: key.to_vec() }).await.map(|_| ())
+    }
+
+    pub async fn delete(&self, key: &[u8], opts: DeleteOpts) -> Result<DeleteOutcome, ClusterError> {
+        Ok(self.write(Command::from_delete(key, &opts)).await?.to_delete())
+    }
+
+    pub async fn arith(&self, req: &ArithReq<'_>) -> Result<ArithOutcome, ClusterError> {
+        Ok(self.write(Command::from_arith(req)).await?.to_arith())
+    }
+
+    pub async fn touch(&self, key: &[u8], expires_at: Expiry) -> Result<bool, ClusterError> {
+        Ok(matches!(self.write(Command::Touch { key: key.to_vec(), expires_at }).await?, Outcome::Touched(true)))
+    }
+
+    pub async fn flush_all(&self, delay: u64) -> Result<(), ClusterError> {
+        self.write(Command::FlushAll { delay }).await.map(|_| ())
+    }
+
+    /// This node's view of the cluster (for `keel status` and `stats`).
+    pub fn status(&self) -> ClusterStatus {
+        self.inner.status()
+    }
+
+    /// Test hook: cut this node off from every peer (both directions) or heal it.
+    #[doc(hidden)]
+    pub fn set_isolated(&self, on: bool) {
+        self.inner.isolated.store(on, Relaxed);
+    }
+
+    /// Number of log entries held in memory.
+    pub fn log_len(&self) -> usize {
+        self.inner.log.len()
+    }
+
+    /// Stop Raft, the listener and every task. Idempotent.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.inner.raft.shutdown()).await;
+        let tasks: Vec<_> = std::mem::take(&mut *self.inner.tasks.lock());
+        for t in tasks {
+            t.abort();
+        }
+        self.inner.ready.store(false, Relaxed);
+    }
+}
+
+impl Inner {
+    fn op_deadline(&self) -> Instant {
+        Instant::now() + self.cfg.op_timeout
+    }
+
+    /// `now` for local reads: the local clock, but never behind the replicated clock.
+    fn read_now(&self) -> u64 {
+        (self.cfg.clock)().max(self.progress.last_now.load(Relaxed))
+    }
+
+    fn is_leader(&self) -> bool {
+        let m = self.metrics.borrow();
+        m.state == ServerState::Leader && m.current_leader == Some(self.id)
+    }
+
+    fn node_addr(&self, id: NodeId) -> Option<String> {
+        self.metrics.borrow().membership_config.membership().get_node(&id).map(|n| n.addr.clone())
+    }
+
+    /// The leader, waiting (bounded) for an election to finish.
+    async fn wait_leader(&self, deadline: Instant) -> Result<NodeId, ClusterError> {
+        let mut m = self.metrics.clone();
+        loop {
+            if let Some(l) = m.borrow().current_leader {
+                return Ok(l);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ClusterError::NoLeader);
+            }
+            if tokio::time::timeout(left, m.changed()).await.is_ok_and(|r| r.is_err()) {
+                return Err(ClusterError::Shutdown);
+            }
+        }
+    }
+
+    /// A leader that has not heard from a majority of voters within the election timeout may
+    /// have been deposed: refuse at once instead of waiting for a commit that will not come.
+    fn check_quorum(&self) -> Result<(), ClusterError> {
+        let voters: Vec<(NodeId, String)> = {
+            let m = self.metrics.borrow();
+            let mem = m.membership_config.membership();
+            mem.voter_ids().filter_map(|v| mem.get_node(&v).map(|n| (v, n.addr.clone()))).collect()
+        };
+        let window = Duration::from_millis(self.cfg.election_max_ms);
+        let contact = self.contact.lock();
+        let fresh = voters
+            .iter()
+            .filter(|(v, addr)| *v == self.id || contact.get(addr).is_some_and(|t| t.elapsed() < window))
+            .count();
+        if fresh * 2 > voters.len() {
+            Ok(())
+        } else {
+            Err(ClusterError::NoQuorum)
+        }
+    }
+
+    async fn leader_write(&self, cmd: Command, deadline: Instant) -> Result<Outcome, ClusterError> {
+        if !self.is_leader() {
+            return Err(ClusterError::NotLeader(self.metrics.borrow().current_leader));
+        }
+        self.check_quorum()?;
+        let req = Request { now: (self.cfg.clock)(), cmd };
+        let left = deadline.saturating_duration_since(Instant::now());
+        // While waiting for the commit, keep checking that a majority is still in contact: a
+        // leader cut off mid-request answers within the election timeout, not the op timeout.
+        let quorum_lost = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+                if self.check_quorum().is_err() {
+                    return;
+                }
+            }
+        };
+        let commit = async {
+            tokio::select! {
+                r = self.raft.client_write(req) => Some(r),
+                _ = quorum_lost => None,
+            }
+        };
+        match tokio::time::timeout(left, commit).await {
+            Err(_) => Err(ClusterError::Timeout("commit")),
+            Ok(None) => Err(ClusterError::QuorumLost),
+            Ok(Some(r)) => match r {
+                Ok(resp) => Ok(resp.data),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(ClusterError::NotLeader(f.leader_id)),
+                Err(e) => Err(raft_err(e)),
+            },
+        }
+    }
+
+    async fn write(&self, cmd: Command) -> Result<Outcome, ClusterError> {
+        if !self.ready.load(Relaxed) {
+            return Err(ClusterError::NotReady);
+        }
+        let deadline = self.op_deadline();
+        loop {
+            let leader = self.wait_leader(deadline).await?;
+            let r = if leader == self.id {
+                self.leader_write(cmd.clone(), deadline).await
+            } else {
+                match self.node_addr(leader) {
+                    None => Err(ClusterError::NoLeader),
+                    Some(addr) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        match self.peers.get(&addr).call(&Rpc::Write(cmd.clone()), left).await {
+                            Ok(Reply::Write(r)) => r.map_err(ClusterError::from),
+                            Ok(_) => Err(ClusterError::Codec("unexpected reply".into())),
+                            Err(e) => Err(e),
+                        }
+                    }
+                }
+            };
+            match r {
+                // Provably not applied: try again (a new leader may be taking over).
+                Err(ClusterError::NotLeader(_) | ClusterError::Unreachable(_) | ClusterError::NoLeader)
+                    if Instant::now() + Duration::from_millis(10) < deadline && !self.isolated.load(Relaxed) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(ClusterError::NotLeader(_) | ClusterError::Unreachable(_) | ClusterError::NoLeader) => {
+                    return Err(if self.isolated.load(Relaxed) { ClusterError::NoQuorum } else { ClusterError::NoLeader })
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One leader read-index round: confirm leadership with a quorum; returns the number of
+    /// entries the reader must have applied.
+    async fn leader_round(self: Arc<Self>) -> Result<u64, ClusterError> {
+        if !self.is_leader() {
+            return Err(ClusterError::NotLeader(self.metrics.borrow().current_leader));
+        }
+        self.check_quorum()?;
+        match tokio::time::timeout(self.cfg.op_timeout, self.raft.get_read_log_id()).await {
+            Err(_) => Err(ClusterError::Timeout("read index")),
+            Ok(Ok((read, _applied))) => Ok(read.map(|l| l.index + 1).unwrap_or(0)),
+            Ok(Err(e)) => Err(raft_err(e)),
+        }
+    }
+
+    async fn leader_read_index(self: &Arc<Self>) -> Result<u64, ClusterError> {
+        let me = self.clone();
+        self.leader_reads.wait(move || me.clone().leader_round()).await
+    }
+
+    async fn follower_round(self: Arc<Self>) -> Result<u64, ClusterError> {
+        let deadline = self.op_deadline();
+        let leader = self.wait_leader(deadline).await?;
+        if leader == self.id {
+            return self.leader_read_index().await;
+        }
+        let addr = self.node_addr(leader).ok_or(ClusterError::NoLeader)?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.peers.get(&addr).call(&Rpc::ReadIndex, left).await? {
+            Reply::ReadIndex(r) => r.map_err(ClusterError::from),
+            _ => Err(ClusterError::Codec("unexpected reply".into())),
+        }
+    }
+
+    async fn read_barrier(self: &Arc<Self>) -> Result<(), ClusterError> {
+        if !self.ready.load(Relaxed) {
+            return Err(ClusterError::NotReady);
+        }
+        if self.cfg.read_mode == ReadMode::Local {
+            return Ok(());
+        }
+        let target = if self.is_leader() {
+            self.leader_read_index().await?
+        } else {
+            let me = self.clone();
+            self.follower_reads.wait(move || me.clone().follower_round()).await?
+        };
+        self.wait_applied(target, self.op_deadline()).await
+    }
+
+    async fn wait_applied(&self, target: u64, deadline: Instant) -> Result<(), ClusterError> {
+        if *self.applied_rx.borrow() >= target {
+            return Ok(());
+        }
+        let mut rx = self.applied_rx.clone();
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, async move { rx.wait_for(|a| *a >= target).await.map(|_| ()) }).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(ClusterError::Shutdown),
+            Err(_) => Err(ClusterError::Timeout("apply")),
+        }
+    }
+
+    fn hello(&self) -> HelloInfo {
+        let m = self.metrics.borrow();
+        let initialized = m.membership_config.membership().nodes().next().is_some();
+        let leader_addr =
+            m.current_leader.and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone()));
+        HelloInfo { id: self.id, initialized, leader: m.current_leader, leader_addr }
+    }
+
+    /// Leader side of a join: add the new id as a learner (it catches up), then make it a voter
+    /// in place of every older id of the same slot.
+    async fn handle_join(self: &Arc<Self>, id: NodeId, addr: String) -> Result<(), ClusterError> {
+        if !self.is_leader() {
+            return Err(ClusterError::NotLeader(self.metrics.borrow().current_leader));
+        }
+        let _g = self.join_lock.lock().await;
+        let voters: BTreeSet<NodeId> = self.metrics.borrow().membership_config.membership().voter_ids().collect();
+        if voters.contains(&id) {
+            return Ok(());
+        }
+        let t = self.cfg.join_timeout;
+        match tokio::time::timeout(t, self.raft.add_learner(id, BasicNode { addr }, true)).await {
+            Err(_) => return Err(ClusterError::Timeout("join: learner catch-up")),
+            Ok(Err(e)) => return Err(raft_err(e)),
+            Ok(Ok(_)) => {}
+        }
+        let new: BTreeSet<NodeId> = voters.into_iter().filter(|v| slot_of(*v) != slot_of(id)).chain([id]).collect();
+        match tokio::time::timeout(t, self.raft.change_membership(ChangeMembers::ReplaceAllVoters(new), false)).await {
+            Err(_) => Err(ClusterError::Timeout("join: membership change")),
+            Ok(Err(e)) => Err(raft_err(e)),
+            Ok(Ok(_)) => Ok(()),
+        }
+    }
+
+    fn status(&self) -> ClusterStatus {
+        let m = self.metrics.borrow();
+        let mem = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = mem.voter_ids().collect();
+        let is_voter = voters.contains(&self.id);
+        let role = match m.state {
+            _ if m.running_state.is_err() => "shutdown",
+            ServerState::Leader => "leader",
+            ServerState::Candidate => "candidate",
+            ServerState::Shutdown => "shutdown",
+            _ if !is_voter => "learner",
+            _ => "follower",
+        };
+        let commit = self.progress.committed.load(Relaxed);
+        let members = mem
+            .nodes()
+            .map(|(id, n)| {
+                let matched = m
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(id).cloned())
+                    .map(|l| l.map(|l| l.index + 1).unwrap_or(0))
+                    .or(if *id == self.id && m.state == ServerState::Leader { m.last_log_index.map(|i| i + 1) } else { None });
+                MemberStatus {
+                    id: *id,
+                    slot: slot_of(*id),
+                    addr: n.addr.clone(),
+                    voter: voters.contains(id),
+                    matched,
+                    lag: matched.map(|x| commit.saturating_sub(x)),
+                }
+            })
+            .collect();
+        ClusterStatus {
+            id: self.id,
+            slot: self.cfg.slot,
+            role: role.to_string(),
+            ready: self.ready.load(Relaxed),
+            leader: m.current_leader,
+            leader_slot: m.current_leader.map(slot_of),
+            term: m.current_term,
+            commit,
+            applied: self.progress.applied.load(Relaxed),
+            last_log: m.last_log_index.map(|i| i + 1).unwrap_or(0),
+            members,
+        }
+    }
+}
+
+/// Keep `ready` in step with membership: ready while this id is a voter.
+async fn watch_ready(inner: Arc<Inner>) {
+    let mut m = inner.metrics.clone();
+    let mut stop = inner.stop.subscribe();
+    loop {
+        let voter = {
+            let mm = m.borrow_and_update();
+            mm.running_state.is_ok() && mm.membership_config.membership().voter_ids().any(|v| v == inner.id)
+        };
+        inner.ready.store(voter, Relaxed);
+        tokio::select! {
+            r = m.changed() => if r.is_err() { break },
+            _ = stop.changed() => break,
+        }
+    }
+    inner.ready.store(false, Relaxed);
+}
+
+/// Startup: join an existing cluster, or bootstrap a new one when no peer is part of one.
+async fn startup(inner: Arc<Inner>) {
+    let start = Instant::now();
+    let others: Vec<(u16, String)> =
+        inner.cfg.peers.iter().filter(|(s, _)| **s != inner.cfg.slot).map(|(s, a)| (*s, a.clone())).collect();
+    let total = inner.cfg.peers.len();
+    loop {
+        if *inner.stop.borrow() {
+            return;
+        }
+        if inner.hello().initialized {
+            return; // someone made us a member (bootstrap by a peer, or our join went through)
+        }
+        let mut probes = Vec::new();
+        for (_, addr) in &others {
+            let p = inner.peers.get(addr);
+            probes.push(tokio::spawn(async move { p.call(&Rpc::Hello, Duration::from_millis(300)).await }));
+        }
+        let mut infos = Vec::new();
+        for p in probes {
+            if let Ok(Ok(Reply::Hello(h))) = p.await {
+                infos.push(h);
+            }
+        }
+        if let Some(leader_addr) = infos.iter().find(|h| h.initialized).and_then(|h| h.leader_addr.clone()) {
+            let p = inner.peers.get(&leader_addr);
+            let rpc = Rpc::Join { id: inner.id, addr: inner.addr.clone() };
+            match p.call(&rpc, inner.cfg.join_timeout).await {
+                Ok(Reply::Join(Ok(()))) => {
+                    // Wait for the membership entry to reach us; the loop then ends above.
+                    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                        while !inner.hello().initialized {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    })
+                    .await;
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+            continue;
+        }
+        if !infos.iter().any(|h| h.initialized) {
+            let mut fresh: BTreeMap<NodeId, BasicNode> = infos
+                .iter()
+                .filter_map(|h| {
+                    let slot = slot_of(h.id);
+                    inner.cfg.peers.get(&slot).map(|a| (h.id, BasicNode { addr: a.clone() }))
+                })
+                .collect();
+            fresh.insert(inner.id, BasicNode { addr: inner.addr.clone() });
+            let enough = fresh.len() == total || (fresh.len() * 2 > total && start.elapsed() >= inner.cfg.bootstrap_grace);
+            let lowest = fresh.keys().map(|id| slot_of(*id)).min() == Some(inner.cfg.slot);
+            if enough && lowest {
+                // Errors (e.g. already initialized by a race) are fine: the loop re-checks.
+                let _ = inner.raft.initialize(fresh).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The leader proposes background expiry, a few store shards at a time (every shard about once
+/// every 2 s), so replicas reclaim expired items at the same point of the history.
+async fn expiry_loop(inner: Arc<Inner>) {
+    let shards = inner.store.config().shards.max(1) as u32;
+    let per_tick = shards.div_ceil(20).max(1);
+    let mut next = 0u32;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stop = inner.stop.subscribe();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if inner.is_leader() && inner.ready.load(Relaxed) {
+            let cmd = Command::Expire { first_shard: next, count: per_tick };
+            if inner.leader_write(cmd, inner.op_deadline()).await.is_ok() {
+                next = (next + per_tick) % shards;
+            }
+        }
+    }
+}
+
+async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
+    let mut stop = inner.stop.subscribe();
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(_) => { tokio::time::sleep(Duration::from_millis(10)).await; continue }
+            },
+            _ = stop.changed() => return,
+        };
+        if inner.isolated.load(Relaxed) {
+            drop(stream);
+            continue;
+        }
+        tokio::spawn(serve_peer(inner.clone(), stream));
+    }
+}
+
+/// Serve one peer connection. AppendEntries are handled in arrival order by one task (a
+/// replication stream is ordered); everything else runs concurrently.
+async fn serve_peer(inner: Arc<Inner>, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let (mut r, w) = stream.into_split();
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let writer = tokio::spawn(writer_loop(w, out_rx));
+    let (ae_tx, mut ae_rx) = mpsc::unbounded_channel::<(u64, NodeId, openraft::raft::AppendEntriesRequest<TypeConfig>)>();
+    let (inner2, out2) = (inner.clone(), out_tx.clone());
+    let appender = tokio::spawn(async move {
+        while let Some((id, to, req)) = ae_rx.recv().await {
+            let reply = if to != inner2.id {
+                Reply::WrongNode
+            } else {
+                Reply::AppendEntries(inner2.raft.append_entries(req).await.map_err(|e| e.to_string()))
+            };
+            if let Ok(f) = encode(id, &reply) {
+                let _ = out2.send(f);
+            }
+        }
+    });
+    let mut stop = inner.stop.subscribe();
+    let mut buf = Vec::new();
+    loop {
+        let id = tokio::select! {
+            r = read_frame(&mut r, &mut buf) => match r { Ok(Some(id)) => id, _ => break },
+            _ = stop.changed() => break,
+        };
+        if inner.isolated.load(Relaxed) {
+            break;
+        }
+        let Ok(rpc) = decode::<Rpc>(&buf) else { break };
+        match rpc {
+            Rpc::AppendEntries(to, req) => {
+                let _ = ae_tx.send((id, to, req));
+            }
+            rpc => {
+                let (inner, out) = (inner.clone(), out_tx.clone());
+                tokio::spawn(async move {
+                    let reply = handle(&inner, rpc).await;
+                    if let Ok(f) = encode(id, &reply) {
+                        let _ = out.send(f);
+                    }
+                });
+            }
+        }
+    }
+    drop(ae_tx);
+    drop(out_tx);
+    let _ = appender.await;
+    let _ = writer.await;
+}
+
+async fn handle(inner: &Arc<Inner>, rpc: Rpc) -> Reply {
+    match rpc {
+        Rpc::AppendEntries(to, _) | Rpc::Vote(to, _) | Rpc::InstallSnapshot(to, _) if to != inner.id => Reply::WrongNode,
+        Rpc::AppendEntries(_, req) => {
+            Reply::AppendEntries(inner.raft.append_entries(req).await.map_err(|e| e.to_string()))
+        }
+        Rpc::Vote(_, req) => Reply::Vote(inner.raft.vote(req).await.map_err(|e| e.to_string())),
+        Rpc::InstallSnapshot(_, req) => {
+            Reply::InstallSnapshot(inner.raft.install_snapshot(req).await.map_err(|e| e.to_string()))
+        }
+        Rpc::Write(cmd) => {
+            // Only the leader executes forwarded writes; never forward again (no loops).
+            Reply::Write(inner.leader_write(cmd, inner.op_deadline()).await.map_err(WireError::from))
+        }
+        Rpc::ReadIndex => {
+            let r = if inner.is_leader() {
+                inner.leader_read_index().await
+            } else {
+                Err(ClusterError::NotLeader(inner.metrics.borrow().current_leader))
+            };
+            Reply::ReadIndex(r.map_err(WireError::from))
+        }
+        Rpc::Hello => Reply::Hello(inner.hello()),
+        Rpc::Join { id, addr } => Reply::Join(inner.handle_join(id, addr).await.map_err(WireError::from)),
+    }
+}

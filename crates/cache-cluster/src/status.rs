@@ -1,0 +1,59 @@
+//! The cluster's status as `keel status` and `stats` show it: a serde struct, plus memcached-style
+//! `STAT` lines. Pure data; computing it lives in [`crate::node`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::NodeId;
+
+/// One member of the current membership.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    pub id: NodeId,
+    /// The configured slot (`--cluster-id`) of this member.
+    pub slot: u16,
+    pub addr: String,
+    pub voter: bool,
+    /// Highest log index known to be replicated to it (leader only; `None` elsewhere).
+    pub matched: Option<u64>,
+    /// `commit - matched` (leader only).
+    pub lag: Option<u64>,
+}
+
+/// This node's view of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub id: NodeId,
+    pub slot: u16,
+    /// `leader`, `follower`, `candidate`, `learner` (not yet a voter) or `shutdown`.
+    pub role: String,
+    /// Whether this node answers clients (it is a voter and has caught up).
+    pub ready: bool,
+    pub leader: Option<NodeId>,
+    pub leader_slot: Option<u16>,
+    pub term: u64,
+    /// Number of committed entries (last committed index + 1).
+    pub commit: u64,
+    /// Number of applied entries (last applied index + 1).
+    pub applied: u64,
+    pub last_log: u64,
+    pub members: Vec<MemberStatus>,
+}
+
+impl ClusterStatus {
+    /// Extra `stats` lines (name, value), appended after memcached's own.
+    pub fn stats_lines(&self) -> Vec<(&'static str, String)> {
+        let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "none".into());
+        vec![
+            ("cluster_role", self.role.clone()),
+            ("cluster_id", self.id.to_string()),
+            ("cluster_slot", self.slot.to_string()),
+            ("cluster_ready", u8::from(self.ready).to_string()),
+            ("cluster_leader", opt(self.leader)),
+            ("cluster_leader_slot", opt(self.leader_slot.map(u64::from))),
+            ("cluster_term", self.term.to_string()),
+            ("cluster_commit_index", self.commit.to_string()),
+            ("cluster_applied_index", self.applied.to_string()),
+            ("cluster_members", self.members.iter().filter(|m| m.voter).count().to_string()),
+        ]
+    }
+}

@@ -1,0 +1,278 @@
+//! In-process cluster tests: real nodes on 127.0.0.1 (port 0), real TCP between them, no fixed
+//! sleeps (every wait polls against a deadline).
+
+mod common;
+mod linearizability;
+
+use std::time::{Duration, Instant};
+
+use cache_cluster::{Cluster, ClusterError, Command, Outcome};
+use cache_store::{ArithOutcome, ArithReq, GetOpts, StoreMode, StoreOutcome, StoreReq};
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_elect_and_replicate() {
+    let tc = TestCluster::start(3).await;
+    let leaders: Vec<_> = tc.nodes().iter().filter(|n| n.status().role == "leader").map(|n| n.id()).collect();
+    assert_eq!(leaders.len(), 1, "exactly one leader: {:?}", tc.statuses());
+    // Writes on any node are read on all (linearizable reads).
+    for (i, n) in tc.nodes().iter().enumerate() {
+        let key = format!("k{i}");
+        assert!(matches!(set(n, &key, &format!("v{i}")).await.unwrap(), StoreOutcome::Stored { .. }));
+    }
+    for n in tc.nodes() {
+        for i in 0..3 {
+            assert_eq!(get(&n, &format!("k{i}")).await.unwrap().as_deref(), Some(format!("v{i}").as_bytes()));
+        }
+    }
+    // add is atomic cluster-wide: exactly one of three concurrent adds wins.
+    let mut hs = Vec::new();
+    for n in tc.nodes() {
+        hs.push(tokio::spawn(async move {
+            let req = StoreReq { mode: StoreMode::Add, ..plain_req(b"lock", b"me") };
+            n.store_item(&req).await
+        }));
+    }
+    let mut won = 0;
+    for h in hs {
+        if matches!(h.await.unwrap().unwrap(), StoreOutcome::Stored { .. }) {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1);
+    // incr from every node concurrently: no lost update.
+    set(&tc.nodes()[0], "ctr", "0").await.unwrap();
+    let mut hs = Vec::new();
+    for n in tc.nodes() {
+        hs.push(tokio::spawn(async move {
+            for _ in 0..50 {
+                let r = n.arith(&ArithReq { key: b"ctr", incr: true, delta: 1, compare_cas: None, vivify: None, touch: None, new_cas: None }).await;
+                assert!(matches!(r, Ok(ArithOutcome::Ok { .. })), "{r:?}");
+            }
+        }));
+    }
+    for h in hs {
+        h.await.unwrap();
+    }
+    for n in tc.nodes() {
+        assert_eq!(get(&n, "ctr").await.unwrap().as_deref(), Some(&b"150"[..]));
+    }
+    // Replicas are identical: same CAS on every node for the same key.
+    let cas: Vec<u64> = {
+        let mut v = Vec::new();
+        for n in tc.nodes() {
+            n.read_barrier().await.unwrap();
+            v.push(n.store().get(b"ctr", 0, GetOpts::default(), |it| it.cas).unwrap());
+        }
+        v
+    };
+    assert!(cas.windows(2).all(|w| w[0] == w[1]), "{cas:?}");
+    let st = tc.nodes()[0].status();
+    assert_eq!(st.members.iter().filter(|m| m.voter).count(), 3);
+    assert!(st.commit > 0 && st.applied > 0);
+    let lines = st.stats_lines();
+    assert!(lines.iter().any(|(k, _)| *k == "cluster_role"));
+    tc.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_death_writes_resume_quickly() {
+    let mut tc = TestCluster::start(3).await;
+    set(&tc.nodes()[0], "before", "1").await.unwrap();
+    let leader = tc.leader_slot().await;
+    let killed = Instant::now();
+    tc.stop(leader).await;
+    let survivor = tc.node(if leader == 1 { 2 } else { 1 });
+    // Keep writing on a survivor until one is acknowledged.
+    let deadline = killed + Duration::from_secs(5);
+    let resumed = loop {
+        match set(&survivor, "after", "2").await {
+            Ok(StoreOutcome::Stored { .. }) => break killed.elapsed(),
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(5)).await,
+            r => panic!("writes did not resume: {r:?} {:?}", tc.statuses()),
+        }
+    };
+    eprintln!("FIGURE failover: leader stopped -> first acknowledged write after {resumed:?}");
+    assert!(resumed < Duration::from_millis(1500), "writes resumed only after {resumed:?}");
+    for n in tc.nodes() {
+        assert_eq!(get(&n, "before").await.unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(get(&n, "after").await.unwrap().as_deref(), Some(&b"2"[..]));
+    }
+    tc.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restarted_node_catches_up_100k_keys_before_serving() {
+    let mut tc = TestCluster::start(3).await;
+    const N: usize = 100_000;
+    let writer = tc.node(1);
+    let t = Instant::now();
+    let mut hs = Vec::new();
+    for w in 0..64usize {
+        let n = writer.clone();
+        hs.push(tokio::spawn(async move {
+            let mut i = w;
+            while i < N {
+                let k = format!("key:{i:07}");
+                let r = set(&n, &k, &format!("value-{i}")).await;
+                assert!(matches!(r, Ok(StoreOutcome::Stored { .. })), "{k}: {r:?}");
+                i += 64;
+            }
+        }));
+    }
+    for h in hs {
+        h.await.unwrap();
+    }
+    eprintln!("FIGURE load: {N} replicated sets (64 concurrent) in {:?}", t.elapsed());
+    let victim = if tc.leader_slot().await == 3 { 2 } else { 3 };
+    let old_id = tc.node(victim).id();
+    tc.stop(victim).await;
+    let t = Instant::now();
+    let fresh = tc.restart(victim).await;
+    assert!(!fresh.is_ready() || fresh.status().applied > N as u64);
+    fresh.wait_ready(Duration::from_secs(60)).await.unwrap();
+    let caught_up = t.elapsed();
+    eprintln!("FIGURE catch-up: restarted node ready with {N} keys after {caught_up:?}");
+    assert_ne!(fresh.id(), old_id, "a restarted node must come back under a new id");
+    // It answers every key from its own replica (no read round needed to prove it has them).
+    let store = fresh.store();
+    for i in 0..N {
+        let k = format!("key:{i:07}");
+        let v = store.get(k.as_bytes(), 0, GetOpts::default(), |it| it.value.to_vec());
+        assert_eq!(v.as_deref(), Some(format!("value-{i}").as_bytes()), "{k}");
+    }
+    assert_eq!(get(&fresh, "key:0099999").await.unwrap().as_deref(), Some(&b"value-99999"[..]));
+    // Membership: three voters, the old id replaced.
+    let st = tc.node(1).status();
+    let voters: Vec<_> = st.members.iter().filter(|m| m.voter).map(|m| m.id).collect();
+    assert_eq!(voters.len(), 3, "{st:?}");
+    assert!(voters.contains(&fresh.id()) && !voters.contains(&old_id));
+    tc.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn minority_refuses_promptly_and_heals() {
+    let tc = TestCluster::start(3).await;
+    let leader_slot = tc.leader_slot().await;
+    // 1) A cut-off follower refuses writes and linearizable reads promptly.
+    let f = tc.node(if leader_slot == 1 { 2 } else { 1 });
+    f.set_isolated(true);
+    let t = Instant::now();
+    let r = set(&f, "x", "minority").await;
+    assert!(r.is_err(), "isolated follower accepted a write: {r:?}");
+    let r = get(&f, "x").await;
+    assert!(r.is_err(), "isolated follower served a linearizable read: {r:?}");
+    assert!(t.elapsed() < Duration::from_millis(2500), "refusal took {:?}", t.elapsed());
+    eprintln!("FIGURE minority follower refused a write and a read in {:?}", t.elapsed());
+    // The majority keeps serving.
+    let maj = tc.node(leader_slot);
+    set(&maj, "x", "majority").await.unwrap();
+    f.set_isolated(false);
+    wait_until(Duration::from_secs(5), || async { get(&f, "x").await.ok().flatten().as_deref() == Some(&b"majority"[..]) })
+        .await;
+    // 2) A cut-off leader refuses; the others elect a new leader; no acknowledged write is lost.
+    let old = tc.node(leader_slot);
+    old.set_isolated(true);
+    let t = Instant::now();
+    let r = set(&old, "y", "old-leader").await;
+    assert!(r.is_err(), "isolated leader acknowledged a write: {r:?}");
+    eprintln!("FIGURE isolated leader refused a write in {:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_millis(2500));
+    let other = tc.node(if leader_slot == 1 { 2 } else { 1 });
+    let mut acked = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while acked.len() < 20 {
+        let k = format!("acked{}", acked.len());
+        match set(&other, &k, "v").await {
+            Ok(StoreOutcome::Stored { .. }) => acked.push(k),
+            _ => assert!(Instant::now() < deadline, "majority did not resume: {:?}", tc.statuses()),
+        }
+    }
+    old.set_isolated(false);
+    for n in tc.nodes() {
+        let n2 = n.clone();
+        wait_until(Duration::from_secs(5), move || {
+            let n = n2.clone();
+            async move { get(&n, "acked19").await.ok().flatten().is_some() }
+        })
+        .await;
+        for k in &acked {
+            assert_eq!(get(&n, k).await.unwrap().as_deref(), Some(&b"v"[..]), "{k} lost on {}", n.id());
+        }
+        assert_eq!(get(&n, "y").await.unwrap(), None, "refused write must not appear");
+    }
+    tc.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn local_read_mode_and_mutating_reads() {
+    let tc = TestCluster::start_with(3, |c| c.read_mode = cache_cluster::ReadMode::Local).await;
+    let n = tc.node(2);
+    set(&n, "t", "x").await.unwrap();
+    // gat-style read goes through the log and changes expiry on every replica.
+    let opts = GetOpts { touch: Some(4_000_000_000), ..GetOpts::default() };
+    let exp = n.get(b"t", opts, |it| it.expires_at).await.unwrap();
+    assert_eq!(exp, Some(4_000_000_000));
+    for m in tc.nodes() {
+        wait_until(Duration::from_secs(5), || {
+            let m = m.clone();
+            async move { m.get(b"t", GetOpts::default(), |it| it.expires_at).await.ok().flatten() == Some(4_000_000_000) }
+        })
+        .await;
+    }
+    let r = n.write(Command::Noop).await.unwrap();
+    assert_eq!(r, Outcome::Done);
+    tc.shutdown().await;
+}
+
+#[test]
+fn errors_are_short_server_error_messages() {
+    assert_eq!(ClusterError::NoQuorum.to_string(), "cut off from the cluster majority");
+    let _unused: Option<Cluster> = None;
+}
+
+/// Figures for the benchmark notes: sequential replicated write latency on the leader and on a
+/// follower (forwarded), and linearizable read latency. Asserts only generous bounds (CI
+/// machines are shared); run with `--release --nocapture` for the real numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn latency_figures() {
+    let tc = TestCluster::start(3).await;
+    let leader = tc.node(tc.leader_slot().await);
+    let follower = tc.nodes().into_iter().find(|n| n.id() != leader.id()).unwrap();
+    for (name, n) in [("leader", &leader), ("follower", &follower)] {
+        let mut lat = Vec::new();
+        for i in 0..2000 {
+            let t = Instant::now();
+            set(n, &format!("lat{i}"), "0123456789").await.unwrap();
+            lat.push(t.elapsed());
+        }
+        lat.sort();
+        let (p50, p99) = (lat[lat.len() / 2], lat[lat.len() * 99 / 100]);
+        eprintln!("FIGURE replicated set via {name}: p50 {p50:?} p99 {p99:?}");
+        assert!(p99 < Duration::from_millis(100), "{name} p99 {p99:?}");
+        let mut lat = Vec::new();
+        for i in 0..2000 {
+            let t = Instant::now();
+            get(n, &format!("lat{i}")).await.unwrap();
+            lat.push(t.elapsed());
+        }
+        lat.sort();
+        eprintln!("FIGURE linearizable get via {name}: p50 {:?} p99 {:?}", lat[1000], lat[1980]);
+    }
+    // Throughput with 64 concurrent writers on one node.
+    let t = Instant::now();
+    let mut hs = Vec::new();
+    for w in 0..64 {
+        let n = leader.clone();
+        hs.push(tokio::spawn(async move {
+            for i in 0..300 {
+                set(&n, &format!("tp{w}:{i}"), "0123456789").await.unwrap();
+            }
+        }));
+    }
+    for h in hs {
+        h.await.unwrap();
+    }
+    eprintln!("FIGURE replicated set throughput, 64 writers: {:.0} ops/s", 19200.0 / t.elapsed().as_secs_f64());
+    tc.shutdown().await;
+}

@@ -1,0 +1,334 @@
+//! Linearizability check of single-key histories (set/get/cas/incr) from concurrent clients on
+//! different nodes, while a nemesis stops, restarts and isolates nodes.
+//!
+//! The checker is a Wing–Gong/Lowe search with memoisation over (linearized set, state), like
+//! Knossos/Porcupine, for a register whose value is `None` (missing) or a number. Written values
+//! are unique multiples of 1 << 20 and counters are incremented far less than that between two
+//! sets, so a value identifies the version that wrote it, and `cas` (token from a `gets`) is
+//! modelled as compare-and-set on that value. Operations that failed (timeout, SERVER_ERROR) may
+//! or may not have happened: they stay pending to the end and may be linearized anywhere after
+//! their call, or dropped.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cache_cluster::Cluster;
+use cache_store::{ArithOutcome, ArithReq, GetOpts, StoreOutcome, StoreReq};
+use parking_lot::Mutex;
+
+use crate::common::*;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    Set(u64),
+    Get,
+    Cas { expect: u64, new: u64 },
+    Incr(u64),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ret {
+    Ok,
+    Value(Option<u64>),
+    Stored,
+    Exists,
+    NotFound,
+    Incr(Option<u64>),
+    /// Failed: outcome unknown.
+    Unknown,
+}
+
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub call: u64,
+    /// `u64::MAX` for unknown outcomes.
+    pub ret: u64,
+    pub op: Op,
+    pub out: Ret,
+}
+
+type State = Option<u64>;
+
+/// Possible next states after linearizing `e` at `s` (empty: not allowed here).
+fn step(s: State, e: &Event) -> Vec<State> {
+    let unknown = e.out == Ret::Unknown;
+    let mut v = Vec::new();
+    match (&e.op, &e.out) {
+        (Op::Set(x), Ret::Ok | Ret::Unknown) => v.push(Some(*x)),
+        (Op::Get, Ret::Value(x)) if *x == s => v.push(s),
+        (Op::Get, Ret::Unknown) => v.push(s),
+        (Op::Cas { expect, new }, out) => {
+            let matches = s == Some(*expect);
+            match out {
+                Ret::Stored if matches => v.push(Some(*new)),
+                Ret::Exists if s.is_some() && !matches => v.push(s),
+                Ret::NotFound if s.is_none() => v.push(s),
+                Ret::Unknown if matches => v.push(Some(*new)),
+                _ => {}
+            }
+        }
+        (Op::Incr(d), out) => match (s, out) {
+            (Some(x), Ret::Incr(Some(n))) if x.wrapping_add(*d) == *n => v.push(Some(*n)),
+            (None, Ret::Incr(None)) => v.push(None),
+            (Some(x), Ret::Unknown) => v.push(Some(x.wrapping_add(*d))),
+            _ => {}
+        },
+        _ => {}
+    }
+    if unknown {
+        v.push(s); // it may not have happened at all
+    }
+    v
+}
+
+/// Whether the history is linearizable from `init`.
+pub fn check(events: &[Event], init: State) -> bool {
+    fn go(ev: &[Event], done: &mut Vec<bool>, left: usize, s: State, memo: &mut HashSet<(Vec<u64>, State)>) -> bool {
+        if left == 0 {
+            return true;
+        }
+        let key: Vec<u64> = done.chunks(64).map(|c| c.iter().enumerate().fold(0u64, |a, (i, b)| a | ((*b as u64) << i))).collect();
+        if !memo.insert((key, s)) {
+            return false;
+        }
+        // An op can go next if it was called before every pending op returned.
+        let min_ret = ev.iter().zip(done.iter()).filter(|(_, d)| !**d).map(|(e, _)| e.ret).min().unwrap_or(u64::MAX);
+        for i in 0..ev.len() {
+            if done[i] || ev[i].call > min_ret {
+                continue;
+            }
+            for s2 in step(s, &ev[i]) {
+                done[i] = true;
+                let ok = go(ev, done, left - 1, s2, memo);
+                done[i] = false;
+                if ok {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+    let mut done = vec![false; events.len()];
+    go(events, &mut done, events.len(), init, &mut HashSet::new())
+}
+
+#[test]
+fn checker_accepts_and_rejects() {
+    let e = |call, ret, op, out| Event { call, ret, op, out };
+    // Sequential history.
+    let h = vec![
+        e(0, 1, Op::Set(5), Ret::Ok),
+        e(2, 3, Op::Get, Ret::Value(Some(5))),
+        e(4, 5, Op::Incr(1), Ret::Incr(Some(6))),
+        e(6, 7, Op::Cas { expect: 6, new: 9 }, Ret::Stored),
+        e(8, 9, Op::Get, Ret::Value(Some(9))),
+    ];
+    assert!(check(&h, None));
+    // Stale read after a completed write: not linearizable.
+    let h = vec![e(0, 1, Op::Set(5), Ret::Ok), e(2, 3, Op::Set(7), Ret::Ok), e(4, 5, Op::Get, Ret::Value(Some(5)))];
+    assert!(!check(&h, None));
+    // Concurrent write and read: either value is fine.
+    let h = vec![e(0, 10, Op::Set(5), Ret::Ok), e(2, 3, Op::Get, Ret::Value(None))];
+    assert!(check(&h, None));
+    // Lost increment: two incrs both returning 6.
+    let h = vec![
+        e(0, 1, Op::Set(5), Ret::Ok),
+        e(2, 5, Op::Incr(1), Ret::Incr(Some(6))),
+        e(3, 6, Op::Incr(1), Ret::Incr(Some(6))),
+    ];
+    assert!(!check(&h, None));
+    // An unknown write may or may not have happened.
+    let h = vec![e(0, u64::MAX, Op::Set(5), Ret::Unknown), e(2, 3, Op::Get, Ret::Value(None)), e(4, 5, Op::Get, Ret::Value(Some(5)))];
+    assert!(check(&h, None));
+    // ... but it cannot un-happen.
+    let h = vec![
+        e(0, u64::MAX, Op::Set(5), Ret::Unknown),
+        e(2, 3, Op::Get, Ret::Value(Some(5))),
+        e(4, 5, Op::Get, Ret::Value(None)),
+    ];
+    assert!(!check(&h, None));
+}
+
+struct Recorder {
+    start: Instant,
+    events: Mutex<BTreeMap<String, Vec<Event>>>,
+}
+
+impl Recorder {
+    fn t(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+}
+
+/// How an operation ended: known, unknown (may have happened), or certainly not applied.
+fn classify<T>(r: &Result<T, cache_cluster::ClusterError>) -> Option<bool> {
+    match r {
+        Ok(_) => Some(true),
+        Err(e) if e.certainly_not_applied() => None,
+        Err(_) => Some(false),
+    }
+}
+
+fn parse_num(v: &[u8]) -> Option<u64> {
+    std::str::from_utf8(v).ok()?.trim().parse().ok()
+}
+
+async fn client(rec: Arc<Recorder>, nodes: Arc<Mutex<BTreeMap<u16, Option<Cluster>>>>, slot: u16, cid: u64, stop: Arc<AtomicBool>) {
+    let keys = ["r0", "r1", "r2"];
+    let mut seq = 0u64;
+    let mut rng = cid.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    while !stop.load(Relaxed) {
+        let Some(node) = nodes.lock().get(&slot).cloned().flatten() else {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        };
+        let key = keys[(next() % 3) as usize];
+        seq += 1;
+        let fresh = ((cid << 32) | seq) << 20;
+        let call = rec.t();
+        let (op, out) = match next() % 4 {
+            0 => {
+                let v = fresh.to_string();
+                let r = node.store_item(&plain_req(key.as_bytes(), v.as_bytes())).await;
+                match classify(&r) {
+                    None => {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                    Some(_) => (Op::Set(fresh), if matches!(r, Ok(StoreOutcome::Stored { .. })) { Ret::Ok } else { Ret::Unknown }),
+                }
+            }
+            1 => {
+                let r = node.get(key.as_bytes(), GetOpts::default(), |it| parse_num(it.value)).await;
+                match r {
+                    Ok(v) => (Op::Get, Ret::Value(v.flatten())),
+                    Err(_) => {
+                        // A failed read has no effect: nothing to record.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                }
+            }
+            2 => {
+                // gets, then cas with its token: two operations in the history.
+                let r = node.get(key.as_bytes(), GetOpts::default(), |it| (parse_num(it.value), it.cas)).await;
+                let ret = rec.t();
+                let got = match &r {
+                    Ok(v) => Ret::Value(v.map(|x| x.0).flatten()),
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                rec.events.lock().entry(key.into()).or_default().push(Event {
+                    call,
+                    ret: if got == Ret::Unknown { u64::MAX } else { ret },
+                    op: Op::Get,
+                    out: got,
+                });
+                let Ok(Some((Some(expect), token))) = r else { continue };
+                let call = rec.t();
+                let v = fresh.to_string();
+                let req = StoreReq { compare_cas: Some(token), ..plain_req(key.as_bytes(), v.as_bytes()) };
+                let r = node.store_item(&req).await;
+                if classify(&r).is_none() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                let out = match r {
+                    Ok(StoreOutcome::Stored { .. }) => Ret::Stored,
+                    Ok(StoreOutcome::Exists) => Ret::Exists,
+                    Ok(StoreOutcome::NotFound) => Ret::NotFound,
+                    _ => Ret::Unknown,
+                };
+                let ret = if out == Ret::Unknown { u64::MAX } else { rec.t() };
+                rec.events.lock().entry(key.into()).or_default().push(Event { call, ret, op: Op::Cas { expect, new: fresh }, out });
+                continue;
+            }
+            _ => {
+                let req = ArithReq { key: key.as_bytes(), incr: true, delta: 1, compare_cas: None, vivify: None, touch: None, new_cas: None };
+                let r = node.arith(&req).await;
+                if classify(&r).is_none() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                match r {
+                    Ok(ArithOutcome::Ok { value, .. }) => (Op::Incr(1), Ret::Incr(Some(value))),
+                    Ok(ArithOutcome::NotFound) => (Op::Incr(1), Ret::Incr(None)),
+                    _ => (Op::Incr(1), Ret::Unknown),
+                }
+            }
+        };
+        let unknown = out == Ret::Unknown;
+        let ret = if unknown { u64::MAX } else { rec.t() };
+        rec.events.lock().entry(key.into()).or_default().push(Event { call, ret, op, out });
+        if unknown {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn linearizable_under_stops_restarts_and_partitions() {
+    let mut tc = if std::env::var_os("LIN_LOCAL_READS").is_some() {
+        // Negative control: local reads are not linearizable; the checker should say so.
+        TestCluster::start_with(3, |c| c.read_mode = cache_cluster::ReadMode::Local).await
+    } else {
+        TestCluster::start(3).await
+    };
+    let rec = Arc::new(Recorder { start: Instant::now(), events: Mutex::default() });
+    let shared: Arc<Mutex<BTreeMap<u16, Option<Cluster>>>> = Arc::new(Mutex::new(tc.nodes.clone()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for cid in 1..=6u64 {
+        let slot = (cid % 3 + 1) as u16;
+        clients.push(tokio::spawn(client(rec.clone(), shared.clone(), slot, cid, stop.clone())));
+    }
+    // Nemesis: stop+restart a node, isolate a node (the leader or a follower), heal.
+    let ops = AtomicU64::new(0);
+    for round in 0..4u16 {
+        let slot = round % 3 + 1;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if round % 2 == 0 {
+            shared.lock().insert(slot, None);
+            tc.stop(slot).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let c = tc.restart(slot).await;
+            c.wait_ready(Duration::from_secs(20)).await.unwrap();
+            shared.lock().insert(slot, Some(c));
+        } else {
+            let leader = tc.leader_slot().await;
+            let n = tc.node(leader);
+            n.set_isolated(true);
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            n.set_isolated(false);
+        }
+        ops.fetch_add(1, Relaxed);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let events = std::mem::take(&mut *rec.events.lock());
+    let mut total = 0;
+    for (key, h) in &events {
+        let known = h.iter().filter(|e| e.out != Ret::Unknown).count();
+        total += h.len();
+        eprintln!("FIGURE linearizability: key {key}: {} ops ({known} with known outcome)", h.len());
+        // Deep recursion on long histories: check on a thread with a big stack.
+        let h2 = h.clone();
+        let ok = std::thread::Builder::new().stack_size(512 << 20).spawn(move || check(&h2, None)).unwrap().join().unwrap();
+        assert!(ok, "history of {key} is not linearizable: {h:?}");
+    }
+    assert!(total > 200, "too few operations to mean anything: {total}");
+    tc.shutdown().await;
+}
