@@ -38,6 +38,24 @@ fn ok_empty(out: &mut Vec<u8>, req: &Request<'_>, quiet: bool, cas: u64) {
     }
 }
 
+/// Unwrap an item operation's result; on `Unavailable` (cluster mode) answer EINTERNAL with the
+/// reason as the body (even for quiet opcodes: errors are never quiet) and return.
+macro_rules! try_op {
+    ($out:expr, $req:expr, $e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(err) => {
+                unavailable($out, $req, &err);
+                return Default::default();
+            }
+        }
+    };
+}
+
+fn unavailable(out: &mut Vec<u8>, req: &Request<'_>, err: &crate::Unavailable) {
+    binary::encode_error_msg(out, req.opcode(), req.opaque, Status::Internal, &err.0);
+}
+
 fn error(out: &mut Vec<u8>, req: &Request<'_>, status: Status) {
     binary::encode_error(out, req.opcode(), req.opaque, status);
 }
@@ -54,7 +72,7 @@ async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut 
     match req.command {
         Command::Get { key, quiet, with_key } => {
             stats.cmd_get += 1;
-            let hit = ctx.get(key, GetOpts::default(), |it| write_hit(out, req, &it, with_key, true)).await;
+            let hit = try_op!(out, req, ctx.get(key, GetOpts::default(), |it| write_hit(out, req, &it, with_key, true)).await);
             if hit.is_some() {
                 stats.get_hits += 1;
             } else {
@@ -65,7 +83,7 @@ async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut 
         Command::Gat { key, exptime: e, quiet, with_key } => {
             stats.cmd_touch += 1;
             let opts = GetOpts { touch: Some(exptime(e, now)), ..GetOpts::default() };
-            let hit = ctx.get(key, opts, |it| write_hit(out, req, &it, with_key, true)).await;
+            let hit = try_op!(out, req, ctx.get(key, opts, |it| write_hit(out, req, &it, with_key, true)).await);
             if hit.is_some() {
                 stats.touch_hits += 1;
             } else {
@@ -76,7 +94,7 @@ async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut 
         Command::Touch { key, exptime: e } => {
             stats.cmd_touch += 1;
             let opts = GetOpts { touch: Some(exptime(e, now)), ..GetOpts::default() };
-            let hit = ctx.get(key, opts, |it| write_hit(out, req, &it, false, false)).await;
+            let hit = try_op!(out, req, ctx.get(key, opts, |it| write_hit(out, req, &it, false, false)).await);
             if hit.is_some() {
                 stats.touch_hits += 1;
             } else {
@@ -112,7 +130,7 @@ async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut 
                 vivify: None,
             };
             let concat = matches!(op, StoreOp::Append | StoreOp::Prepend);
-            match ctx.store_item(&sreq).await {
+            match try_op!(out, req, ctx.store_item(&sreq).await) {
                 StoreOutcome::Stored { cas } => {
                     if cas_op {
                         stats.cas_hits += 1;
@@ -152,7 +170,7 @@ async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut 
         }
         Command::Delete { key, quiet } => {
             let opts = DeleteOpts { compare_cas: (req.cas != 0).then_some(req.cas), ..DeleteOpts::default() };
-            match ctx.delete(key, opts).await {
+            match try_op!(out, req, ctx.delete(key, opts).await) {
                 DeleteOutcome::Deleted => {
                     stats.delete_hits += 1;
                     ok_empty(out, req, quiet, 0);
@@ -174,7 +192,7 @@ async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut 
                 touch: None,
                 new_cas: None,
             };
-            match ctx.arith(&areq).await {
+            match try_op!(out, req, ctx.arith(&areq).await) {
                 ArithOutcome::Ok { value, cas, .. } => {
                     if incr {
                         stats.incr_hits += 1;
@@ -218,7 +236,7 @@ async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut 
                         new_cas: None,
                         vivify: None,
                     };
-                    match ctx.store_item(&sreq).await {
+                    match try_op!(out, req, ctx.store_item(&sreq).await) {
                         StoreOutcome::Stored { cas } => {
                             if !quiet {
                                 binary::encode_response(
@@ -262,7 +280,7 @@ async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut 
                 Some(e) if e > 0 => exptime(e, now).saturating_sub(now),
                 _ => 0,
             };
-            ctx.flush_all(delay).await;
+            try_op!(out, req, ctx.flush_all(delay).await);
             stats.cmd_flush += 1;
             ok_empty(out, req, quiet, 0);
         }
@@ -308,7 +326,10 @@ fn write_miss(out: &mut Vec<u8>, req: &Request<'_>, key: &[u8], quiet: bool, wit
 /// that stale data does not persist (memcached's rule).
 async fn too_large(ctx: &Ctx, req: &Request<'_>, op: StoreOp, key: &[u8], out: &mut Vec<u8>) {
     if op == StoreOp::Set {
-        ctx.remove(key).await;
+        if let Err(e) = ctx.remove(key).await {
+            unavailable(out, req, &e);
+            return;
+        }
     }
     error(out, req, Status::TooLarge);
 }

@@ -20,6 +20,7 @@ pub use config::Settings;
 pub use server::Server;
 pub use stats::{LocalStats, ServerStats};
 
+use cache_cluster::{Cluster, ClusterError};
 use cache_store::{
     ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, Expiry, GetOpts, ItemRef, Store, StoreOutcome, StoreReq,
 };
@@ -27,21 +28,45 @@ use cache_store::{
 /// Everything a connection needs to execute requests; cheap to clone.
 #[derive(Clone)]
 pub struct Ctx {
+    /// The local replica (standalone: the only copy; cluster mode: the replica Raft applies to,
+    /// read after a read barrier).
     pub store: Arc<Store>,
     pub stats: Arc<ServerStats>,
     pub settings: Arc<Settings>,
+    /// Cluster mode: every write goes through the replicated log, reads through a read barrier.
+    pub cluster: Option<Cluster>,
 }
 
+/// An item operation that could not be carried out (cluster mode only: no quorum, timeout, node
+/// still catching up, …). Protocols answer it with `SERVER_ERROR <message>` / binary EINTERNAL.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub String);
+
+impl From<ClusterError> for Unavailable {
+    fn from(e: ClusterError) -> Self {
+        Unavailable(e.to_string())
+    }
+}
+
+/// Result of an item operation.
+pub type OpResult<T> = Result<T, Unavailable>;
+
 impl Ctx {
-    /// A fresh store and counters for these settings.
+    /// A fresh standalone store and counters for these settings.
     pub fn new(settings: Settings) -> Ctx {
-        let store = Store::new(cache_store::StoreConfig {
-            mem_limit: settings.mem_limit,
-            item_size_max: settings.item_size_max,
-            shards: (settings.threads * 16).next_power_of_two(),
-            reads_mutate: true,
-        });
-        Ctx { store: Arc::new(store), stats: Arc::new(ServerStats::new()), settings: Arc::new(settings) }
+        let store = Store::new(store_config(&settings));
+        Ctx { store: Arc::new(store), stats: Arc::new(ServerStats::new()), settings: Arc::new(settings), cluster: None }
+    }
+
+    /// Serve from a cluster member's replica instead of a private store.
+    pub fn with_cluster(settings: Settings, cluster: Cluster) -> Ctx {
+        Ctx {
+            store: cluster.store().clone(),
+            stats: Arc::new(ServerStats::new()),
+            settings: Arc::new(settings),
+            cluster: Some(cluster),
+        }
     }
 
     /// Current time in unix seconds (memcached's clock has one-second resolution).
@@ -49,38 +74,69 @@ impl Ctx {
         self.stats.clock.now()
     }
 
-    // The item operations below are what protocol executors should call (rather than
-    // `self.store` directly): they are the seam where cluster mode replaces local execution with
-    // replication (writes) and a read barrier (reads). Locally they complete without waiting.
+    // The item operations below are what protocol executors call (never `self.store` directly):
+    // standalone they run on the local store at once; in cluster mode writes go through the
+    // replicated log and reads wait for a read barrier, so they may fail with `Unavailable`.
 
     /// Read a live item; `f` runs while the item is locked (copy what you need into your reply).
-    pub async fn get<R>(&self, key: &[u8], opts: GetOpts, f: impl FnOnce(ItemRef<'_>) -> R) -> Option<R> {
-        self.store.get(key, self.now(), opts, f)
+    pub async fn get<R>(&self, key: &[u8], opts: GetOpts, f: impl FnOnce(ItemRef<'_>) -> R) -> OpResult<Option<R>> {
+        match &self.cluster {
+            None => Ok(self.store.get(key, self.now(), opts, f)),
+            Some(c) => Ok(c.get(key, opts, f).await?),
+        }
     }
 
-    pub async fn store_item(&self, req: &StoreReq<'_>) -> StoreOutcome {
-        self.store.store(req, self.now())
+    pub async fn store_item(&self, req: &StoreReq<'_>) -> OpResult<StoreOutcome> {
+        match &self.cluster {
+            None => Ok(self.store.store(req, self.now())),
+            Some(c) => Ok(c.store_item(req).await?),
+        }
     }
 
     /// Remove a key outright (an oversized set removes the old value).
-    pub async fn remove(&self, key: &[u8]) {
-        self.store.remove(key, self.now())
+    pub async fn remove(&self, key: &[u8]) -> OpResult<()> {
+        match &self.cluster {
+            None => Ok(self.store.remove(key, self.now())),
+            Some(c) => Ok(c.remove(key).await?),
+        }
     }
 
-    pub async fn delete(&self, key: &[u8], opts: DeleteOpts) -> DeleteOutcome {
-        self.store.delete(key, opts, self.now())
+    pub async fn delete(&self, key: &[u8], opts: DeleteOpts) -> OpResult<DeleteOutcome> {
+        match &self.cluster {
+            None => Ok(self.store.delete(key, opts, self.now())),
+            Some(c) => Ok(c.delete(key, opts).await?),
+        }
     }
 
-    pub async fn arith(&self, req: &ArithReq<'_>) -> ArithOutcome {
-        self.store.arith(req, self.now())
+    pub async fn arith(&self, req: &ArithReq<'_>) -> OpResult<ArithOutcome> {
+        match &self.cluster {
+            None => Ok(self.store.arith(req, self.now())),
+            Some(c) => Ok(c.arith(req).await?),
+        }
     }
 
-    pub async fn touch(&self, key: &[u8], expires_at: Expiry) -> bool {
-        self.store.touch(key, expires_at, self.now())
+    pub async fn touch(&self, key: &[u8], expires_at: Expiry) -> OpResult<bool> {
+        match &self.cluster {
+            None => Ok(self.store.touch(key, expires_at, self.now())),
+            Some(c) => Ok(c.touch(key, expires_at).await?),
+        }
     }
 
-    pub async fn flush_all(&self, delay: u64) {
-        self.store.flush_all(delay, self.now())
+    pub async fn flush_all(&self, delay: u64) -> OpResult<()> {
+        match &self.cluster {
+            None => Ok(self.store.flush_all(delay, self.now())),
+            Some(c) => Ok(c.flush_all(delay).await?),
+        }
+    }
+}
+
+/// The store configuration that `-m`, `-I` and `-t` imply.
+pub fn store_config(settings: &Settings) -> cache_store::StoreConfig {
+    cache_store::StoreConfig {
+        mem_limit: settings.mem_limit,
+        item_size_max: settings.item_size_max,
+        shards: (settings.threads * 16).next_power_of_two(),
+        reads_mutate: true,
     }
 }
 

@@ -45,6 +45,11 @@ impl Server {
         &self.ctx
     }
 
+    /// Cluster mode: serve the replica of this cluster member instead of a private store.
+    pub fn attach_cluster(&mut self, cluster: cache_cluster::Cluster) {
+        self.ctx = Ctx::with_cluster((*self.ctx.settings).clone(), cluster);
+    }
+
     /// Serve until `shutdown` completes, then stop accepting, ask every connection to finish,
     /// and wait (up to a few seconds) for them. Must run inside a tokio runtime.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
@@ -134,6 +139,10 @@ async fn maintenance(ctx: Ctx, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
         ctx.stats.clock.tick();
+        if ctx.cluster.is_some() {
+            // The leader replicates expiry through the log, so replicas stay identical.
+            continue;
+        }
         let now = ctx.now();
         for _ in 0..per_tick {
             ctx.store.expire_shard(next_shard, now);

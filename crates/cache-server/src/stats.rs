@@ -177,6 +177,11 @@ pub fn report(ctx: &crate::Ctx, group: &str) -> Option<Vec<(String, String)>> {
             add("evicted_unfetched", store.evicted_unfetched.to_string());
             add("evictions", store.evictions.to_string());
             add("reclaimed", store.reclaimed.to_string());
+            if let Some(c) = &ctx.cluster {
+                for (k, val) in c.status().stats_lines() {
+                    add(k, val);
+                }
+            }
         }
         "settings" => {
             add("maxbytes", set.mem_limit.to_string());

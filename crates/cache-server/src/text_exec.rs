@@ -35,7 +35,7 @@ use memcache_proto::meta::{self, put_echo_flags, put_key_flag, put_num_flag, put
 use memcache_proto::text::{self, put_u64, Data, GetCmd, Keys, Request, StoreCmd, StoreRequest};
 use memcache_proto::Parse;
 
-use crate::{Ctx, Flow, Session, Step};
+use crate::{Ctx, Flow, Session, Step, Unavailable};
 
 const TOO_LARGE: &[u8] = b"SERVER_ERROR object too large for cache\r\n";
 const NON_NUMERIC: &[u8] = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n";
@@ -65,6 +65,28 @@ pub async fn process(input: &[u8], ctx: &Ctx, session: &mut Session, out: &mut V
     }
 }
 
+/// Unwrap an item operation's result; on `Unavailable` (cluster mode) answer
+/// `SERVER_ERROR <why>` (unless `noreply`) and return from the executor.
+macro_rules! try_op {
+    ($out:expr, $noreply:expr, $e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(err) => {
+                server_error($out, $noreply, &err);
+                return Default::default();
+            }
+        }
+    };
+}
+
+fn server_error(out: &mut Vec<u8>, noreply: bool, err: &Unavailable) {
+    if !noreply {
+        out.extend_from_slice(b"SERVER_ERROR ");
+        out.extend_from_slice(err.0.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 fn reply(out: &mut Vec<u8>, noreply: bool, s: &[u8]) {
     if !noreply {
         out.extend_from_slice(s);
@@ -77,7 +99,7 @@ async fn execute(req: Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut V
     match req {
         Request::Get { cmd, exptime, keys } => get(ctx, session, out, cmd, exptime, keys).await,
         Request::Store(r) => return store(ctx, session, out, &r).await,
-        Request::Delete { key, noreply } => match ctx.delete(key, DeleteOpts::default()).await {
+        Request::Delete { key, noreply } => match try_op!(out, noreply, ctx.delete(key, DeleteOpts::default()).await) {
             DeleteOutcome::Deleted => {
                 st.delete_hits += 1;
                 reply(out, noreply, b"DELETED\r\n");
@@ -89,7 +111,7 @@ async fn execute(req: Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut V
         },
         Request::Arith { incr, key, delta, noreply } => {
             let r = ArithReq { key, incr, delta, compare_cas: None, vivify: None, touch: None, new_cas: None };
-            match ctx.arith(&r).await {
+            match try_op!(out, noreply, ctx.arith(&r).await) {
                 ArithOutcome::Ok { value, .. } => {
                     if incr {
                         st.incr_hits += 1;
@@ -115,7 +137,7 @@ async fn execute(req: Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut V
         }
         Request::Touch { key, exptime, noreply } => {
             st.cmd_touch += 1;
-            if ctx.touch(key, resolve_exptime(i64::from(exptime), now)).await {
+            if try_op!(out, noreply, ctx.touch(key, resolve_exptime(i64::from(exptime), now)).await) {
                 st.touch_hits += 1;
                 reply(out, noreply, b"TOUCHED\r\n");
             } else {
@@ -129,11 +151,11 @@ async fn execute(req: Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut V
             // becomes "1", which disables the flush altogether.
             let e = i64::from(exptime);
             if e <= 0 {
-                ctx.flush_all(0).await;
+                try_op!(out, noreply, ctx.flush_all(0).await);
             } else if e <= REALTIME_MAXDELTA {
-                ctx.flush_all(e as u64).await;
+                try_op!(out, noreply, ctx.flush_all(e as u64).await);
             } else if (e as u64) > ctx.stats.started {
-                ctx.flush_all((e as u64).saturating_sub(now)).await;
+                try_op!(out, noreply, ctx.flush_all((e as u64).saturating_sub(now)).await);
             }
             reply(out, noreply, b"OK\r\n");
         }
@@ -185,8 +207,14 @@ async fn get(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, cmd: GetCmd, e
             .get(key, opts, |it| {
                 text::encode_value(out, it.key, it.flags, it.value, if with_cas { Some(it.cas) } else { None })
             })
-            .await
-            .is_some();
+            .await;
+            let hit = match hit {
+                Ok(h) => h.is_some(),
+                Err(e) => {
+                    server_error(out, false, &e);
+                    return Default::default();
+                }
+            };
         if touch {
             st.cmd_touch += 1;
             if hit {
@@ -240,7 +268,11 @@ fn unsent_start(out: &[u8]) -> usize {
 /// (memcached does so for `set` only in text, for every mode in `ms`).
 async fn too_large(ctx: &Ctx, out: &mut Vec<u8>, key: &[u8], remove: bool, noreply: bool) {
     if remove {
-        ctx.remove(key).await;
+        if let Err(e) = ctx.remove(key).await {
+            // The value is still swallowed by the caller; only the answer changes.
+            server_error(out, noreply, &e);
+            return;
+        }
     }
     reply(out, noreply, TOO_LARGE);
 }
@@ -284,7 +316,7 @@ async fn store(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, r: &StoreReq
         new_cas: None,
         vivify: None,
     };
-    let outcome = ctx.store_item(&req).await;
+    let outcome = try_op!(out, r.noreply, ctx.store_item(&req).await);
     count_cas(session, compare_cas.is_some(), outcome);
     let s: &[u8] = match outcome {
         StoreOutcome::Stored { .. } => b"STORED\r\n",
@@ -381,8 +413,14 @@ async fn meta_debug(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &met
             put_u64(out, ntotal as u64);
             out.extend_from_slice(b"\r\n");
         })
-        .await
-        .is_some();
+        .await;
+        let hit = match hit {
+            Ok(h) => h.is_some(),
+            Err(e) => {
+                server_error(out, false, &e);
+                return Default::default();
+            }
+        };
     if !hit {
         out.extend_from_slice(b"EN\r\n");
     }
@@ -468,10 +506,16 @@ async fn meta_get(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta:
                 created_exp = Some(exp);
             }
         })
-        .await
-        .is_some();
+        .await;
+        let hit = match hit {
+            Ok(h) => h.is_some(),
+            Err(e) => {
+                server_error(out, false, &e);
+                return Default::default();
+            }
+        };
     if let Some(e) = created_exp {
-        ctx.touch(key, e).await;
+        try_op!(out, false, ctx.touch(key, e).await);
     }
     if f.opaque_too_long {
         out.truncate(start);
@@ -541,7 +585,7 @@ async fn meta_set(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta:
         new_cas: None,
         vivify: None,
     };
-    let outcome = ctx.store_item(&req).await;
+    let outcome = try_op!(out, false, ctx.store_item(&req).await);
     count_cas(session, cas_mode, outcome);
     let (code, cas): (&[u8], u64) = match outcome {
         StoreOutcome::Stored { cas } => {
@@ -588,7 +632,7 @@ async fn meta_delete(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &me
         remove_value_only: false,
         new_cas: None,
     };
-    let code: &[u8] = match ctx.delete(m.key.as_bytes(), opts).await {
+    let code: &[u8] = match try_op!(out, false, ctx.delete(m.key.as_bytes(), opts).await) {
         DeleteOutcome::Deleted => {
             if !f.invalidate {
                 session.stats.delete_hits += 1;
@@ -626,7 +670,7 @@ async fn meta_arith(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &met
         touch: f.ttl.map(|t| meta_exptime(t, now)),
         new_cas: None,
     };
-    let outcome = ctx.arith(&req).await;
+    let outcome = try_op!(out, false, ctx.arith(&req).await);
     let st = &mut session.stats;
     match outcome {
         ArithOutcome::NonNumeric => out.extend_from_slice(NON_NUMERIC),

@@ -83,6 +83,9 @@ pub enum Status {
     AuthContinue = 0x21,
     UnknownCommand = 0x81,
     OutOfMemory = 0x82,
+    /// keel's cluster mode: the operation could not be carried out (no quorum, timeout, …);
+    /// the error body says why. memcached never sends it, clients know it as EINTERNAL.
+    Internal = 0x84,
 }
 
 impl Status {
@@ -105,6 +108,7 @@ impl Status {
             0x21 => Status::AuthContinue,
             0x81 => Status::UnknownCommand,
             0x82 => Status::OutOfMemory,
+            0x84 => Status::Internal,
             _ => return None,
         })
     }
@@ -123,6 +127,7 @@ impl Status {
             Status::AuthContinue => "",
             Status::UnknownCommand => "Unknown command",
             Status::OutOfMemory => "Out of memory",
+            Status::Internal => "Internal error",
         }
     }
 }

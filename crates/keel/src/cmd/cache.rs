@@ -50,6 +50,17 @@ pub struct Args {
     /// Write the bound port to this file once listening (for tests and scripts using -p 0).
     #[arg(long = "port-file")]
     pub port_file: Option<std::path::PathBuf>,
+    /// Cluster mode: this node's slot in --cluster-peers.
+    #[arg(long = "cluster-id", requires = "cluster_peers")]
+    pub cluster_id: Option<u16>,
+    /// Cluster mode: every node's inter-node (Raft) address, this node's included:
+    /// `1=10.0.0.1:7101,2=10.0.0.2:7101,3=10.0.0.3:7101`.
+    #[arg(long = "cluster-peers", requires = "cluster_id")]
+    pub cluster_peers: Option<String>,
+    /// Cluster mode reads: `linearizable` (default: a read never misses an acknowledged write) or
+    /// `local` (served from this replica without a round trip; may lag by a few milliseconds).
+    #[arg(long = "cluster-read", value_parser = ["linearizable", "local"], default_value = "linearizable")]
+    pub cluster_read: String,
 }
 
 pub fn settings_from(args: &Args) -> Result<Settings> {
@@ -98,7 +109,21 @@ pub fn run(args: Args) -> Result<()> {
     if verbose > 0 && !args.extended.is_empty() {
         eprintln!("keel cache: ignoring memcached extended options {:?}", args.extended);
     }
-    let server = Server::bind(settings).context("starting the cache server")?;
+    let cluster_cfg = match (&args.cluster_id, &args.cluster_peers) {
+        (Some(id), Some(peers)) => {
+            let peers = cache_cluster::parse_peers(peers).map_err(|e| anyhow::anyhow!("--cluster-peers: {e}"))?;
+            if !peers.contains_key(id) {
+                bail!("--cluster-id {id} is not one of the slots in --cluster-peers");
+            }
+            let mut cfg = cache_cluster::ClusterConfig::new(*id, peers, cache_server::store_config(&settings));
+            if args.cluster_read == "local" {
+                cfg.read_mode = cache_cluster::ReadMode::Local;
+            }
+            Some(cfg)
+        }
+        _ => None,
+    };
+    let mut server = Server::bind(settings).context("starting the cache server")?;
     let addrs = server.local_addrs();
     if let Some(user) = &args.user {
         drop_privileges(user)?;
@@ -128,7 +153,27 @@ pub fn run(args: Args) -> Result<()> {
         .enable_all()
         .build()
         .context("building the runtime")?;
-    rt.block_on(server.run(shutdown_signal()))?;
+    rt.block_on(async move {
+        let cluster = match cluster_cfg {
+            Some(cfg) => {
+                let slot = cfg.slot;
+                let c = cache_cluster::Cluster::start(cfg)
+                    .await
+                    .with_context(|| format!("starting cluster member {slot}"))?;
+                if verbose > 0 {
+                    eprintln!("keel cache: cluster member {slot} started (raft id {})", c.id());
+                }
+                server.attach_cluster(c.clone());
+                Some(c)
+            }
+            None => None,
+        };
+        let served = server.run(shutdown_signal()).await;
+        if let Some(c) = cluster {
+            c.shutdown().await;
+        }
+        served.context("serving")
+    })?;
     if verbose > 0 {
         eprintln!("keel cache: shut down");
     }
