@@ -1,0 +1,381 @@
+//! Per-backend health, a pure state machine: a check result goes in, the backend's state (and
+//! whether it changed) comes out. No I/O and no clock: the monitor feeds it.
+//!
+//! A check passes only when all six conditions of galera.md "Health" hold: `wsrep_ready=ON`,
+//! `wsrep_connected=ON`, `wsrep_cluster_status=Primary`, `wsrep_local_state=4` (Synced),
+//! `wsrep_desync=OFF`, `wsrep_reject_queries=NONE`. A timeout (a hung or SIGSTOPped node) and an
+//! error (refused connection, `ERROR 1047`) are failures. Rise/fall counters keep one slow answer
+//! from flapping a node: an up node goes down after `fall` consecutive failures, a down node comes
+//! up after `rise` consecutive passes. A node never seen yet takes its first result at once, so a
+//! freshly started proxy serves within one check.
+
+use serde::{Deserialize, Serialize};
+
+/// The wsrep variables a check reads (status plus the two global variables).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WsrepSample {
+    pub ready: bool,
+    pub connected: bool,
+    pub cluster_status: String,
+    pub local_state: i64,
+    /// Galera's name for the state: `Synced`, `Donor/Desynced`, `Joining`, …
+    pub state: String,
+    pub desync: bool,
+    pub reject_queries: String,
+    pub cluster_size: i64,
+    pub local_index: i64,
+    /// `wsrep_cluster_conf_id`: the number of the primary component's membership changes, the
+    /// same on every member of the current primary component.
+    pub conf_id: i64,
+}
+
+impl WsrepSample {
+    /// Builds a sample from `(name, value)` rows of `SHOW GLOBAL STATUS` / `SHOW GLOBAL VARIABLES`
+    /// (names case-insensitive). Missing variables read as failing values, except
+    /// `wsrep_reject_queries`, which older servers lack (then `NONE`).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> WsrepSample {
+        let mut s = WsrepSample {
+            local_state: -1,
+            cluster_size: -1,
+            local_index: -1,
+            conf_id: -1,
+            reject_queries: "NONE".into(),
+            ..Default::default()
+        };
+        for (k, v) in pairs {
+            let v = v.trim();
+            let on = v.eq_ignore_ascii_case("ON");
+            let n = v.parse::<i64>().unwrap_or(-1);
+            match k.trim().to_ascii_lowercase().as_str() {
+                "wsrep_ready" => s.ready = on,
+                "wsrep_connected" => s.connected = on,
+                "wsrep_cluster_status" => s.cluster_status = v.into(),
+                "wsrep_local_state" => s.local_state = n,
+                "wsrep_local_state_comment" => s.state = v.into(),
+                "wsrep_desync" => s.desync = on,
+                "wsrep_reject_queries" => s.reject_queries = v.into(),
+                "wsrep_cluster_size" => s.cluster_size = n,
+                "wsrep_local_index" => s.local_index = n,
+                "wsrep_cluster_conf_id" => s.conf_id = n,
+                _ => {}
+            }
+        }
+        s
+    }
+
+    /// Why this node must not take traffic, or `None` when all six conditions hold.
+    pub fn unfit_reason(&self) -> Option<String> {
+        let mut why = Vec::new();
+        if !self.ready {
+            why.push("wsrep_ready=OFF".to_string());
+        }
+        if !self.connected {
+            why.push("wsrep_connected=OFF".to_string());
+        }
+        if self.cluster_status != "Primary" {
+            why.push(format!(
+                "wsrep_cluster_status={}",
+                or_missing(&self.cluster_status)
+            ));
+        }
+        if self.local_state != 4 {
+            why.push(format!(
+                "wsrep_local_state={} ({})",
+                self.local_state,
+                or_missing(&self.state)
+            ));
+        }
+        if self.desync {
+            why.push("wsrep_desync=ON".to_string());
+        }
+        if !self.reject_queries.eq_ignore_ascii_case("NONE") {
+            why.push(format!("wsrep_reject_queries={}", self.reject_queries));
+        }
+        (!why.is_empty()).then(|| why.join(", "))
+    }
+}
+
+fn or_missing(s: &str) -> &str {
+    if s.is_empty() {
+        "missing"
+    } else {
+        s
+    }
+}
+
+/// Which of the up nodes answer from a stale view: a node resumed after SIGSTOP (or cut off
+/// until now) still reports `Primary`/`Synced` from the view it had, for about a second, until it
+/// notices it was evicted. Its `wsrep_cluster_conf_id` is then lower than that of the nodes in the
+/// current primary component, so among up nodes only those with the highest conf_id are fresh.
+pub fn stale(samples: &[Option<&WsrepSample>], up: &[bool]) -> Vec<bool> {
+    let conf = |i: usize| samples.get(i).copied().flatten().map_or(-1, |s| s.conf_id);
+    let newest = (0..up.len())
+        .filter(|i| up[*i])
+        .map(conf)
+        .max()
+        .unwrap_or(-1);
+    (0..up.len()).map(|i| up[i] && conf(i) < newest).collect()
+}
+
+/// The result of one check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckOutcome {
+    /// The node answered; the sample decides.
+    Sample(WsrepSample),
+    /// No answer within the check timeout.
+    Timeout,
+    /// Connection or query failed.
+    Error(String),
+}
+
+impl CheckOutcome {
+    /// `None` when the check passed, else why it failed.
+    pub fn failure(&self) -> Option<String> {
+        match self {
+            CheckOutcome::Sample(s) => s.unfit_reason(),
+            CheckOutcome::Timeout => Some("check timed out".into()),
+            CheckOutcome::Error(e) => Some(e.clone()),
+        }
+    }
+}
+
+/// Rise/fall thresholds (both at least 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    pub rise: u32,
+    pub fall: u32,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds { rise: 2, fall: 2 }
+    }
+}
+
+/// Up, down or not yet known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Unknown,
+    Up,
+    Down,
+}
+
+/// One backend's health as this proxy sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub state: State,
+    /// Consecutive passes (reset by a failure).
+    pub passes: u32,
+    /// Consecutive failures (reset by a pass).
+    pub failures: u32,
+    /// Why the last check failed, if it did.
+    pub last_failure: Option<String>,
+    /// The last sample a node answered with.
+    pub last_sample: Option<WsrepSample>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            state: State::Unknown,
+            passes: 0,
+            failures: 0,
+            last_failure: None,
+            last_sample: None,
+        }
+    }
+}
+
+impl Health {
+    pub fn is_up(&self) -> bool {
+        self.state == State::Up
+    }
+
+    /// Feeds one check result; returns the new state when it changed.
+    pub fn observe(&mut self, outcome: &CheckOutcome, t: Thresholds) -> Option<State> {
+        let rise = t.rise.max(1);
+        let fall = t.fall.max(1);
+        if let CheckOutcome::Sample(s) = outcome {
+            self.last_sample = Some(s.clone());
+        }
+        let before = self.state;
+        match outcome.failure() {
+            None => {
+                self.passes = self.passes.saturating_add(1);
+                self.failures = 0;
+                self.last_failure = None;
+                if self.state == State::Unknown
+                    || (self.state == State::Down && self.passes >= rise)
+                {
+                    self.state = State::Up;
+                }
+            }
+            Some(why) => {
+                self.failures = self.failures.saturating_add(1);
+                self.passes = 0;
+                self.last_failure = Some(why);
+                if self.state == State::Unknown
+                    || (self.state == State::Up && self.failures >= fall)
+                {
+                    self.state = State::Down;
+                }
+            }
+        }
+        (self.state != before).then_some(self.state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn synced() -> WsrepSample {
+        WsrepSample::from_pairs([
+            ("wsrep_ready", "ON"),
+            ("wsrep_connected", "ON"),
+            ("wsrep_cluster_status", "Primary"),
+            ("wsrep_local_state", "4"),
+            ("wsrep_local_state_comment", "Synced"),
+            ("WSREP_DESYNC", "OFF"),
+            ("wsrep_reject_queries", "NONE"),
+            ("wsrep_cluster_size", "3"),
+        ])
+    }
+
+    #[test]
+    fn synced_primary_passes() {
+        assert_eq!(synced().unfit_reason(), None);
+        assert_eq!(synced().cluster_size, 3);
+    }
+
+    #[test]
+    fn each_of_the_six_conditions_fails_alone() {
+        type Case = (fn(&mut WsrepSample), &'static str);
+        let cases: Vec<Case> = vec![
+            (|s| s.ready = false, "wsrep_ready"),
+            (|s| s.connected = false, "wsrep_connected"),
+            (
+                |s| s.cluster_status = "non-Primary".into(),
+                "wsrep_cluster_status",
+            ),
+            (
+                |s| {
+                    s.local_state = 2;
+                    s.state = "Donor/Desynced".into()
+                },
+                "Donor/Desynced",
+            ),
+            (|s| s.desync = true, "wsrep_desync"),
+            (|s| s.reject_queries = "ALL".into(), "wsrep_reject_queries"),
+        ];
+        for (f, name) in cases {
+            let mut s = synced();
+            f(&mut s);
+            let why = s.unfit_reason().expect(name);
+            assert!(why.contains(name), "{why}");
+        }
+        for state in [1, 3] {
+            let mut s = synced();
+            s.local_state = state;
+            assert!(s.unfit_reason().is_some());
+        }
+        assert!(WsrepSample::from_pairs([]).unfit_reason().is_some());
+    }
+
+    #[test]
+    fn a_resumed_node_with_an_old_view_is_stale() {
+        let mut old = synced();
+        old.conf_id = 3;
+        let mut cur = synced();
+        cur.conf_id = 4;
+        let samples = [Some(&old), Some(&cur), Some(&cur)];
+        assert_eq!(stale(&samples, &[true, true, true]), [true, false, false]);
+        // Only up nodes count, and a down node is never "stale".
+        assert_eq!(
+            stale(&samples, &[true, false, false]),
+            [false, false, false]
+        );
+        assert_eq!(stale(&samples, &[false, true, true]), [false, false, false]);
+        assert_eq!(stale(&[None, Some(&cur)], &[false, true]), [false, false]);
+    }
+
+    #[test]
+    fn timeout_and_error_are_failures() {
+        assert!(CheckOutcome::Timeout.failure().is_some());
+        assert!(CheckOutcome::Error("refused".into()).failure().is_some());
+        let mut h = Health::default();
+        assert_eq!(
+            h.observe(&CheckOutcome::Timeout, Thresholds::default()),
+            Some(State::Down)
+        );
+    }
+
+    #[test]
+    fn one_slow_answer_does_not_flap() {
+        let t = Thresholds { rise: 2, fall: 2 };
+        let ok = CheckOutcome::Sample(synced());
+        let mut h = Health::default();
+        assert_eq!(h.observe(&ok, t), Some(State::Up));
+        assert_eq!(h.observe(&CheckOutcome::Timeout, t), None);
+        assert!(h.is_up());
+        assert_eq!(h.observe(&ok, t), None);
+        assert_eq!(h.observe(&CheckOutcome::Timeout, t), None);
+        assert_eq!(h.observe(&CheckOutcome::Timeout, t), Some(State::Down));
+        assert_eq!(h.observe(&ok, t), None);
+        assert_eq!(h.observe(&ok, t), Some(State::Up));
+    }
+
+    fn outcome() -> impl Strategy<Value = bool> {
+        any::<bool>()
+    }
+
+    proptest! {
+        /// The state after any history equals what the rule says: Unknown only before the first
+        /// check; otherwise it changed exactly when a run of `rise` passes / `fall` failures
+        /// completed (or at the first result).
+        #[test]
+        fn matches_reference_model(history in proptest::collection::vec(outcome(), 0..60),
+                                   rise in 1u32..4, fall in 1u32..4) {
+            let t = Thresholds { rise, fall };
+            let ok = CheckOutcome::Sample(synced());
+            let bad = CheckOutcome::Error("x".into());
+            let mut h = Health::default();
+            let mut model: Option<bool> = None;
+            let mut run: (bool, u32) = (true, 0);
+            for (i, pass) in history.iter().enumerate() {
+                let changed = h.observe(if *pass { &ok } else { &bad }, t);
+                run = if run.0 == *pass && i > 0 { (*pass, run.1 + 1) } else { (*pass, 1) };
+                let before = model;
+                model = match model {
+                    None => Some(*pass),
+                    Some(up) if up && !*pass && run.1 >= fall => Some(false),
+                    Some(up) if !up && *pass && run.1 >= rise => Some(true),
+                    m => m,
+                };
+                prop_assert_eq!(h.is_up(), model == Some(true));
+                prop_assert_eq!(changed.is_some(), before != model);
+            }
+            if history.is_empty() {
+                prop_assert_eq!(h.state, State::Unknown);
+            }
+        }
+
+        /// A single failure between passes never takes an up node down when fall >= 2.
+        #[test]
+        fn isolated_failures_never_flap(pattern in proptest::collection::vec(any::<bool>(), 1..60)) {
+            let t = Thresholds { rise: 2, fall: 2 };
+            let ok = CheckOutcome::Sample(synced());
+            let mut h = Health::default();
+            h.observe(&ok, t);
+            for fail in pattern {
+                if fail {
+                    h.observe(&CheckOutcome::Timeout, t);
+                }
+                h.observe(&ok, t);
+                prop_assert!(h.is_up());
+            }
+        }
+    }
+}
