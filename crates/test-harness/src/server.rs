@@ -1,0 +1,508 @@
+//! One server under test as a supervised child process.
+//!
+//! Start: pick a free loopback port, make a temp dir, spawn the program in its own process group
+//! with a cleared environment and stdout/stderr appended to `<dir>/server.log`, then poll
+//! `version\r\n` until it answers `VERSION ` or the deadline passes. If the port was taken between
+//! choosing and binding (another test's client took it), the start is retried on a new port.
+//!
+//! Stop: on drop the process group gets SIGKILL and the child is reaped; [`Server::terminate`]
+//! sends SIGTERM first and reports the exit status. Nothing here ever signals a pid it did not
+//! spawn, and a group is signalled only while its leader is still unreaped (so its id cannot have
+//! been reused).
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::client::TextClient;
+
+/// A failure to start or stop a server, with everything needed to understand it from a CI log.
+#[derive(Debug)]
+pub struct Error {
+    pub message: String,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// How to run one server. `args` receives the chosen port and returns the full argument list.
+pub struct ServerSpec {
+    /// Short name for logs and temp dir names (`memcached`, `keel`).
+    pub name: String,
+    pub program: PathBuf,
+    pub args: Box<dyn Fn(u16) -> Vec<OsString> + Send + Sync>,
+    /// Extra environment variables (the environment is otherwise cleared).
+    pub env: Vec<(OsString, OsString)>,
+    /// How long the server may take to answer `version`.
+    pub ready_timeout: Duration,
+}
+
+/// A running server; killed (whole process group) and reaped on drop.
+pub struct Server {
+    name: String,
+    command_line: String,
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+    log_path: PathBuf,
+    reaped: Option<ExitStatus>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+/// Ports this process already handed out: never hand one out twice, even after its server died.
+static USED_PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+
+/// A loopback port that is free right now, chosen below the kernel's ephemeral range so that the
+/// many outgoing connections of other tests (which take ephemeral ports) cannot grab it first.
+pub fn free_port() -> io::Result<u16> {
+    let ephemeral_low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()))
+        .unwrap_or(32768);
+    let (lo, hi) = if ephemeral_low > 12000 { (10000u16, ephemeral_low - 1) } else { (0, 0) };
+    let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+        ^ (u64::from(std::process::id()) << 32)
+        ^ NEXT_ID.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut rng = crate::Rng::new(seed);
+    let mut used = USED_PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let used = used.get_or_insert_with(HashSet::new);
+    for _ in 0..200 {
+        let port = if lo == 0 {
+            // No usable range below the ephemeral one: let the kernel choose.
+            TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()
+        } else {
+            rng.range(u64::from(lo), u64::from(hi)) as u16
+        };
+        if used.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            used.insert(port);
+            return Ok(port);
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::AddrInUse, "no free loopback port found"))
+}
+
+fn make_temp_dir(name: &str) -> io::Result<PathBuf> {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!(
+        "keel-test-{name}-{}-{}-{nanos}",
+        std::process::id(),
+        NEXT_ID.fetch_add(1, Ordering::Relaxed)
+    ));
+    fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// The last `max` bytes of a file, lossily decoded.
+pub fn file_tail(path: &Path, max: usize) -> String {
+    match fs::read(path) {
+        Ok(bytes) => {
+            let start = bytes.len().saturating_sub(max);
+            String::from_utf8_lossy(&bytes[start..]).into_owned()
+        }
+        Err(e) => format!("<cannot read {}: {e}>", path.display()),
+    }
+}
+
+/// Ask for `version` once; `Ok(true)` iff the reply starts with `VERSION `.
+fn version_check(addr: SocketAddr) -> io::Result<bool> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(300))?;
+    s.set_read_timeout(Some(Duration::from_millis(500)))?;
+    s.set_write_timeout(Some(Duration::from_millis(500)))?;
+    s.write_all(b"version\r\n")?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 256];
+    while !buf.ends_with(b"\r\n") && buf.len() < 1024 {
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(buf.starts_with(b"VERSION "))
+}
+
+impl Server {
+    /// Start a server and wait until it answers `version`.
+    pub fn start(spec: ServerSpec) -> Result<Server, Error> {
+        let mut last_err = None;
+        for _attempt in 0..4 {
+            match Self::start_once(&spec) {
+                Ok(s) => return Ok(s),
+                Err((e, retry)) => {
+                    if !retry {
+                        return Err(e);
+                    }
+                    last_err = Some(e);
+                }
+            }
+        }
+        Err(last_err.expect("at least one attempt"))
+    }
+
+    /// One attempt; the bool says whether a retry on another port may help (the port was taken).
+    fn start_once(spec: &ServerSpec) -> Result<Server, (Error, bool)> {
+        let fail = |m: String| (Error { message: m }, false);
+        let port = free_port().map_err(|e| fail(format!("{}: no free port: {e}", spec.name)))?;
+        let dir = make_temp_dir(&spec.name).map_err(|e| fail(format!("{}: temp dir: {e}", spec.name)))?;
+        let log_path = dir.join("server.log");
+        let log = File::create(&log_path).map_err(|e| fail(format!("{}: {}: {e}", spec.name, log_path.display())))?;
+        let log2 = log.try_clone().map_err(|e| fail(format!("{}: dup log fd: {e}", spec.name)))?;
+        let args = (spec.args)(port);
+        let command_line = std::iter::once(spec.program.as_os_str())
+            .chain(args.iter().map(|a| a.as_os_str()))
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut cmd = Command::new(&spec.program);
+        cmd.args(&args)
+            .current_dir(&dir)
+            .env_clear()
+            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("HOME", &dir)
+            .env("RUST_BACKTRACE", "1")
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2))
+            .process_group(0);
+        let child = cmd.spawn().map_err(|e| fail(format!("{}: cannot spawn `{command_line}`: {e}", spec.name)))?;
+        let mut server = Server {
+            name: spec.name.clone(),
+            command_line,
+            child,
+            port,
+            dir,
+            log_path,
+            reaped: None,
+        };
+        let deadline = Instant::now() + spec.ready_timeout;
+        let mut last_probe: String;
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                server.reaped = Some(status);
+                let log = file_tail(&server.log_path, 4000);
+                let port_taken = log.contains("in use") || log.contains("AddrInUse") || log.contains("bind");
+                return Err((server.failure(&format!("exited before it was ready: {status}")), port_taken));
+            }
+            match version_check(server.addr()) {
+                Ok(true) => return Ok(server),
+                Ok(false) => last_probe = "reply did not start with `VERSION `".into(),
+                Err(e) => last_probe = e.to_string(),
+            }
+            if Instant::now() >= deadline {
+                let msg = format!("not ready after {:?} (last probe: {last_probe})", spec.ready_timeout);
+                return Err((server.failure(&msg), false));
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// An error describing this server: what failed, its command, its dir and its log tail.
+    pub fn failure(&self, what: &str) -> Error {
+        Error {
+            message: format!(
+                "{} (pid {}): {what}\n  command: {}\n  dir: {}\n  log tail:\n{}",
+                self.name,
+                self.child.id(),
+                self.command_line,
+                self.dir.display(),
+                indent(&file_tail(&self.log_path, 3000))
+            ),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn command_line(&self) -> &str {
+        &self.command_line
+    }
+    /// The last `max` bytes of the server's stdout+stderr.
+    pub fn log_tail(&self, max: usize) -> String {
+        file_tail(&self.log_path, max)
+    }
+
+    /// A new text-protocol connection (10 s I/O timeouts so a hung server fails the test).
+    pub fn connect(&self) -> io::Result<TextClient> {
+        TextClient::connect(self.addr())
+    }
+
+    /// Resident set size in KiB, from `/proc/<pid>/status` (`VmRSS`).
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// True while the process has not exited (does not reap it).
+    pub fn is_running(&self) -> bool {
+        self.reaped.is_none() && !exited_nowait(self.child.id())
+    }
+
+    /// Send `signal` to the server process itself (not the group).
+    pub fn signal(&self, signal: i32) -> io::Result<()> {
+        if self.reaped.is_some() {
+            return Err(io::Error::new(io::ErrorKind::Other, "process already reaped"));
+        }
+        // SAFETY: kill(2) has no memory-safety preconditions; the pid is our unreaped child.
+        if unsafe { libc::kill(self.child.id() as libc::pid_t, signal) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Wait up to `timeout` for the process to exit on its own; then reap it and return its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus, Error> {
+        if let Some(s) = self.reaped {
+            return Ok(s);
+        }
+        let deadline = Instant::now() + timeout;
+        while !exited_nowait(self.child.id()) {
+            if Instant::now() >= deadline {
+                return Err(self.failure(&format!("still running {timeout:?} after it was asked to stop")));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.kill_group(); // leftovers of the group, while the zombie leader pins the group id
+        let status = self.child.wait().map_err(|e| self.failure(&format!("wait: {e}")))?;
+        self.reaped = Some(status);
+        Ok(status)
+    }
+
+    /// SIGTERM, then wait up to `timeout` for a graceful exit.
+    pub fn terminate(&mut self, timeout: Duration) -> Result<ExitStatus, Error> {
+        self.signal(libc::SIGTERM).map_err(|e| self.failure(&format!("SIGTERM: {e}")))?;
+        self.wait_exit(timeout)
+    }
+
+    fn kill_group(&self) {
+        if self.reaped.is_none() {
+            // SAFETY: as above; the negative pid names the group we created with process_group(0),
+            // whose id is pinned by our unreaped child.
+            unsafe {
+                libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.reaped.is_none() {
+            self.kill_group();
+            if let Ok(s) = self.child.wait() {
+                self.reaped = Some(s);
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "[test-harness] {} (pid {}) kept its dir for inspection: {}\n  command: {}\n  log tail:\n{}",
+                self.name,
+                self.child.id(),
+                self.dir.display(),
+                self.command_line,
+                indent(&file_tail(&self.log_path, 2000))
+            );
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Server({} pid {} on {})", self.name, self.child.id(), self.addr())
+    }
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("    | {l}\n")).collect()
+}
+
+/// Has `pid` (our child) exited? Uses `waitid(WNOWAIT)`, so the zombie is left for `wait`.
+fn exited_nowait(pid: u32) -> bool {
+    // SAFETY: waitid writes only into the zeroed siginfo we pass.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        r == 0 && info.si_pid() != 0
+    }
+}
+
+/// Raise this process's soft `RLIMIT_NOFILE` to at least `want`; when the hard limit is lower,
+/// try to raise it too (works as root), else stop at the hard limit. Children inherit it.
+/// Returns the new soft limit.
+pub fn raise_nofile_limit(want: u64) -> io::Result<u64> {
+    // SAFETY: getrlimit/setrlimit only touch the struct we pass.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if (lim.rlim_max as u64) < want {
+            let both = libc::rlimit { rlim_cur: want as libc::rlim_t, rlim_max: want as libc::rlim_t };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &both) == 0 {
+                return Ok(want);
+            }
+        }
+        let target = want.min(lim.rlim_max as u64);
+        if (lim.rlim_cur as u64) < target {
+            lim.rlim_cur = target as libc::rlim_t;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(lim.rlim_cur as u64)
+    }
+}
+
+fn os(v: &[&str]) -> Vec<OsString> {
+    v.iter().map(OsString::from).collect()
+}
+
+/// Debian's memcached on a free loopback port, UDP off, plus `extra` flags
+/// (`-u memcache` is added when running as root, since memcached refuses root otherwise).
+pub fn memcached(extra: &[&str]) -> Result<Server, Error> {
+    let extra = os(extra);
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    Server::start(ServerSpec {
+        name: "memcached".into(),
+        program: PathBuf::from("/usr/bin/memcached"),
+        args: Box::new(move |port| {
+            let mut a = Vec::new();
+            if root {
+                a.extend(os(&["-u", "memcache"]));
+            }
+            a.extend(os(&["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0"]));
+            a.extend(extra.iter().cloned());
+            a
+        }),
+        env: Vec::new(),
+        ready_timeout: Duration::from_secs(10),
+    })
+}
+
+/// `keel cache` (binary at `bin`, from `env!("CARGO_BIN_EXE_keel")`) on a free loopback port,
+/// UDP off, plus `extra` flags.
+pub fn keel(bin: &Path, extra: &[&str]) -> Result<Server, Error> {
+    let extra = os(extra);
+    Server::start(ServerSpec {
+        name: "keel".into(),
+        program: bin.to_path_buf(),
+        args: Box::new(move |port| {
+            let mut a = os(&["cache", "-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0"]);
+            a.extend(extra.iter().cloned());
+            a
+        }),
+        env: Vec::new(),
+        ready_timeout: Duration::from_secs(15),
+    })
+}
+
+/// Exit status helper: `Some(code)` or the signal rendered, for assertion messages.
+pub fn describe_status(s: ExitStatus) -> String {
+    match (s.code(), s.signal()) {
+        (Some(c), _) => format!("exit code {c}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => format!("{s:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memcached_starts_answers_and_is_gone_after_drop() {
+        let s = memcached(&[]).expect("start memcached");
+        let pid = s.pid();
+        let mut c = s.connect().expect("connect");
+        c.send(b"set k 5 0 3\r\nabc\r\nget k\r\n").unwrap();
+        assert_eq!(c.read_line().unwrap(), b"STORED\r\n");
+        assert_eq!(c.read_line().unwrap(), b"VALUE k 5 3\r\n");
+        drop(c);
+        drop(s);
+        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "pid {pid} still exists after drop");
+    }
+
+    #[test]
+    fn a_server_that_never_gets_ready_fails_with_command_and_log() {
+        let err = Server::start(ServerSpec {
+            name: "sh".into(),
+            program: PathBuf::from("/bin/sh"),
+            args: Box::new(|port| os(&["-c", &format!("echo listening-on-{port}; exec sleep 30")])),
+            env: Vec::new(),
+            ready_timeout: Duration::from_millis(400),
+        })
+        .expect_err("sh never answers `version`");
+        assert!(err.message.contains("not ready"), "{err}");
+        assert!(err.message.contains("command: /bin/sh -c echo listening-on-"), "{err}");
+        assert!(err.message.contains("| listening-on-"), "log tail missing: {err}");
+    }
+
+    #[test]
+    fn a_server_that_exits_early_is_reported() {
+        let err = Server::start(ServerSpec {
+            name: "false".into(),
+            program: PathBuf::from("/bin/sh"),
+            args: Box::new(|_| os(&["-c", "echo boom >&2; exit 3"])),
+            env: Vec::new(),
+            ready_timeout: Duration::from_secs(5),
+        })
+        .expect_err("exits at once");
+        assert!(err.message.contains("exited before it was ready"), "{err}");
+        assert!(err.message.contains("boom"), "{err}");
+    }
+
+    #[test]
+    fn terminate_reports_exit_status() {
+        let mut s = memcached(&[]).expect("start memcached");
+        let st = s.terminate(Duration::from_secs(10)).expect("memcached stops on SIGTERM");
+        assert!(st.code().is_some() || st.signal().is_some());
+        assert!(!s.is_running());
+    }
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let a: HashSet<u16> = (0..50).map(|_| free_port().unwrap()).collect();
+        assert_eq!(a.len(), 50);
+    }
+}
