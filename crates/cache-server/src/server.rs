@@ -3,7 +3,8 @@
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -51,32 +52,53 @@ impl Server {
     }
 
     /// Serve until `shutdown` completes, then stop accepting, ask every connection to finish,
-    /// and wait (up to a few seconds) for them. Must run inside a tokio runtime.
+    /// and wait (up to a few seconds) for them. Must run inside a tokio runtime (which runs the
+    /// maintenance task); connections are served by `-t` worker threads, each with its own
+    /// single-threaded event loop that accepts from the shared listeners, as memcached's workers
+    /// do: a connection stays on one thread, so a request and its reply never cross cores.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let mut tasks = JoinSet::new();
-        for l in self.listeners {
-            let l = TcpListener::from_std(l)?;
-            tasks.spawn(accept_loop(l, self.ctx.clone(), stop_rx.clone()));
+        let next_id = Arc::new(AtomicU64::new(0));
+        let mut workers = Vec::new();
+        for i in 0..self.ctx.settings.threads.max(1) {
+            let listeners = self.listeners.iter().map(|l| l.try_clone()).collect::<io::Result<Vec<_>>>()?;
+            let (ctx, stop, next_id) = (self.ctx.clone(), stop_rx.clone(), next_id.clone());
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let handle = std::thread::Builder::new().name(format!("keel-worker-{i}")).spawn(move || {
+                rt.block_on(async move {
+                    let mut loops = JoinSet::new();
+                    for l in listeners {
+                        match TcpListener::from_std(l) {
+                            Ok(l) => {
+                                loops.spawn(accept_loop(l, ctx.clone(), stop.clone(), next_id.clone()));
+                            }
+                            Err(e) => eprintln!("keel cache: worker cannot use a listener: {e}"),
+                        }
+                    }
+                    while loops.join_next().await.is_some() {}
+                })
+            })?;
+            workers.push(handle);
         }
-        tasks.spawn(maintenance(self.ctx.clone(), stop_rx.clone()));
+        drop(self.listeners);
+        let maintenance = tokio::spawn(maintenance(self.ctx.clone(), stop_rx.clone()));
         shutdown.await;
         let _ = stop_tx.send(true);
-        // Listeners and maintenance end at once; connections are awaited inside accept_loop.
-        let drained = tokio::time::timeout(DRAIN_TIMEOUT + Duration::from_secs(1), async {
-            while tasks.join_next().await.is_some() {}
+        let _ = maintenance.await;
+        // Workers end once their connections have finished (bounded by DRAIN_TIMEOUT each).
+        tokio::task::spawn_blocking(move || {
+            for w in workers {
+                let _ = w.join();
+            }
         })
-        .await;
-        if drained.is_err() {
-            tasks.abort_all();
-        }
+        .await
+        .map_err(io::Error::other)?;
         Ok(())
     }
 }
 
-async fn accept_loop(listener: TcpListener, ctx: Ctx, mut stop: watch::Receiver<bool>) {
+async fn accept_loop(listener: TcpListener, ctx: Ctx, mut stop: watch::Receiver<bool>, next_id: Arc<AtomicU64>) {
     let mut conns = JoinSet::new();
-    let mut next_id: u64 = 0;
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -85,6 +107,7 @@ async fn accept_loop(listener: TcpListener, ctx: Ctx, mut stop: watch::Receiver<
         };
         let stream = match accepted {
             Ok((s, _)) => s,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => {
                 // EMFILE and friends: back off briefly instead of spinning.
                 if ctx.settings.verbose > 0 {
@@ -96,22 +119,19 @@ async fn accept_loop(listener: TcpListener, ctx: Ctx, mut stop: watch::Receiver<
         };
         let stats = &ctx.stats;
         stats.total_connections.fetch_add(1, Relaxed);
-        if stats.curr_connections.load(Relaxed) as usize >= ctx.settings.max_conns {
+        let curr = stats.curr_connections.fetch_add(1, Relaxed) + 1;
+        if curr as usize > ctx.settings.max_conns {
+            stats.curr_connections.fetch_sub(1, Relaxed);
             stats.rejected_connections.fetch_add(1, Relaxed);
             tokio::spawn(refuse(stream));
             continue;
         }
-        stats.curr_connections.fetch_add(1, Relaxed);
-        let n = stats.connection_structures.load(Relaxed);
-        let curr = stats.curr_connections.load(Relaxed);
-        if curr > n {
-            stats.connection_structures.store(curr, Relaxed);
-        }
-        next_id += 1;
+        stats.connection_structures.fetch_max(curr, Relaxed);
+        let id = next_id.fetch_add(1, Relaxed) + 1;
         let ctx2 = ctx.clone();
         let stop2 = stop.clone();
         conns.spawn(async move {
-            conn::serve(stream, ctx2.clone(), next_id, stop2).await;
+            conn::serve(stream, ctx2.clone(), id, stop2).await;
             ctx2.stats.curr_connections.fetch_sub(1, Relaxed);
         });
     }

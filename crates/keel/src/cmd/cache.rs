@@ -148,8 +148,11 @@ pub fn run(args: Args) -> Result<()> {
             eprintln!("keel cache: listening on {a}");
         }
     }
+    // Connections are served by `threads` dedicated worker threads (see cache_server::Server::run);
+    // this runtime runs maintenance, signals and, in cluster mode, Raft.
+    let _ = threads;
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
+        .worker_threads(if cluster_cfg.is_some() { 2 } else { 1 })
         .enable_all()
         .build()
         .context("building the runtime")?;
