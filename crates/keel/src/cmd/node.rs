@@ -1,8 +1,34 @@
-//! (placeholder, filled in by the work on issue 3)
+//! `keel node --config FILE --name NODE`: the agent of one node (see the `node-agent` crate).
+//! Runs in the foreground until SIGTERM/SIGINT or `POST /shutdown` on its control API.
+
+use anyhow::Context;
+use std::path::PathBuf;
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The cluster description (TOML), the same file on every host.
+    #[arg(long, short = 'c')]
+    pub config: PathBuf,
+    /// This node's name in the description.
+    #[arg(long, short = 'n')]
+    pub name: String,
+    /// Do not run this node's `keel cache`.
+    #[arg(long)]
+    pub no_cache: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = cluster_config::ClusterConfig::load(&args.config)?;
+    cfg.node(&args.name)?;
+    let cache_program = if args.no_cache {
+        None
+    } else {
+        Some(std::env::current_exe().context("finding the keel binary to run `keel cache`")?)
+    };
+    node_agent::run(node_agent::AgentOptions {
+        cfg,
+        name: args.name.clone(),
+        cache_program,
+    })
+    .with_context(|| format!("keel node {}", args.name))
 }

@@ -1,0 +1,619 @@
+//! The cluster description: one TOML file, the same on every host, that says which nodes form the
+//! tier, where each node listens (SQL, Galera group communication, IST, SST, cache, proxy, control
+//! API), where data lives, which database users exist and where their passwords come from.
+//!
+//! [`ClusterConfig::load`] parses, fills in defaults, resolves relative paths against the file's
+//! folder and validates. Validation collects *every* problem and names the field of each one
+//! (`node[2].cache_port: 11211 on 127.0.0.1 is also node[0].cache_port`), so an operator fixes the
+//! file in one pass. This crate only reads files: it never creates or deletes anything.
+#![forbid(unsafe_code)]
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+/// Everything that can be wrong with a cluster description.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read cluster description {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {} problem(s):\n{}", .problems.len(), FieldErrors(.problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<FieldError>,
+    },
+    #[error("unknown node {name:?}: the cluster description has {}", .known.join(", "))]
+    UnknownNode { name: String, known: Vec<String> },
+    #[error("{field}: cannot read password: {message}")]
+    Password { field: String, message: String },
+}
+
+/// One validation problem: the field (a path like `node[1].sql_port`) and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub problem: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.problem)
+    }
+}
+
+struct FieldErrors<'a>(&'a [FieldError]);
+impl fmt::Display for FieldErrors<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The whole description, as in the file (after defaults).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub cluster: Cluster,
+    #[serde(default)]
+    pub database: Database,
+    pub users: Users,
+    #[serde(default)]
+    pub cache: Cache,
+    /// The nodes, in order. The order matters: it breaks ties in the bootstrap decision.
+    #[serde(rename = "node", default)]
+    pub nodes: Vec<Node>,
+    /// The folder of the file, against which relative paths are resolved. Not part of the file.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// `[cluster]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// Galera's `wsrep_cluster_name`; also written into every node's folder so that a datadir of
+    /// another cluster is recognised.
+    pub name: String,
+    /// Each node keeps its files in `data_dir/<node name>` unless the node sets its own `data_dir`.
+    pub data_dir: PathBuf,
+}
+
+/// `[database]`: MariaDB/Galera settings shared by all nodes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Database {
+    pub mariadbd: PathBuf,
+    pub install_db: PathBuf,
+    pub client: PathBuf,
+    pub provider: PathBuf,
+    /// `rsync` (fast, the default) or `mariabackup` (needs `[users.sst]`).
+    pub sst_method: String,
+    /// The OS user mariadbd runs as when keel runs as root.
+    pub os_user: String,
+    pub innodb_buffer_pool_size: String,
+    pub innodb_log_file_size: String,
+    pub gcache_size: String,
+    pub slave_threads: u32,
+    /// Extra lines appended to the `[mariadbd]` section of every node's my.cnf.
+    pub extra: Vec<String>,
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Database {
+            mariadbd: "/usr/sbin/mariadbd".into(),
+            install_db: "/usr/bin/mariadb-install-db".into(),
+            client: "/usr/bin/mariadb".into(),
+            provider: "/usr/lib/galera/libgalera_smm.so".into(),
+            sst_method: "rsync".into(),
+            os_user: "mysql".into(),
+            innodb_buffer_pool_size: "128M".into(),
+            innodb_log_file_size: "48M".into(),
+            gcache_size: "64M".into(),
+            slave_threads: 2,
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// `[users]`: the database users keel creates when it bootstraps a new cluster.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Users {
+    /// The application's user (Seafile's), granted all on `databases`.
+    pub app: User,
+    /// The user health checks log in as (`USAGE` + `PROCESS` only).
+    pub monitor: User,
+    /// Only for `sst_method = "mariabackup"`.
+    #[serde(default)]
+    pub sst: Option<User>,
+}
+
+/// One database user and where its password comes from: exactly one of `password_file`
+/// (preferred; relative to the description's folder) or `password_env`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// The host part of the account (`'name'@'host'`).
+    #[serde(default = "default_user_host")]
+    pub host: String,
+    /// Databases created and granted to this user (app user only; Seafile's three by default).
+    #[serde(default)]
+    pub databases: Vec<String>,
+}
+
+fn default_user_host() -> String {
+    "%".into()
+}
+
+/// `[cache]`: settings of every node's `keel cache`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cache {
+    pub enabled: bool,
+    pub memory_mb: u64,
+    pub max_connections: u32,
+    /// Extra arguments passed to `keel cache` (memcached's flags).
+    pub extra_args: Vec<String>,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache {
+            enabled: true,
+            memory_mb: 64,
+            max_connections: 1024,
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// `[[node]]`: one host's share of the tier. Ports default to the usual ones, which is right
+/// when every node is on its own host; nodes sharing an address need distinct ports.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    pub name: String,
+    /// The address every endpoint of this node binds to and peers connect to.
+    pub address: String,
+    #[serde(default = "d_sql")]
+    pub sql_port: u16,
+    #[serde(default = "d_galera")]
+    pub galera_port: u16,
+    #[serde(default = "d_ist")]
+    pub ist_port: u16,
+    #[serde(default = "d_sst")]
+    pub sst_port: u16,
+    #[serde(default = "d_cache")]
+    pub cache_port: u16,
+    #[serde(default = "d_proxy")]
+    pub proxy_port: u16,
+    #[serde(default = "d_control")]
+    pub control_port: u16,
+    /// Overrides `cluster.data_dir/<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+}
+
+fn d_sql() -> u16 {
+    3306
+}
+fn d_galera() -> u16 {
+    4567
+}
+fn d_ist() -> u16 {
+    4568
+}
+fn d_sst() -> u16 {
+    4444
+}
+fn d_cache() -> u16 {
+    11211
+}
+fn d_proxy() -> u16 {
+    6033
+}
+fn d_control() -> u16 {
+    7480
+}
+
+impl Node {
+    /// Every port of the node with its field name, for validation and for "port in use" checks.
+    pub fn ports(&self) -> [(&'static str, u16); 7] {
+        [
+            ("sql_port", self.sql_port),
+            ("galera_port", self.galera_port),
+            ("ist_port", self.ist_port),
+            ("sst_port", self.sst_port),
+            ("cache_port", self.cache_port),
+            ("proxy_port", self.proxy_port),
+            ("control_port", self.control_port),
+        ]
+    }
+    /// `address:port` for SQL clients.
+    pub fn sql_addr(&self) -> String {
+        join_host_port(&self.address, self.sql_port)
+    }
+    pub fn galera_addr(&self) -> String {
+        join_host_port(&self.address, self.galera_port)
+    }
+    pub fn ist_addr(&self) -> String {
+        join_host_port(&self.address, self.ist_port)
+    }
+    pub fn sst_addr(&self) -> String {
+        join_host_port(&self.address, self.sst_port)
+    }
+    pub fn cache_addr(&self) -> String {
+        join_host_port(&self.address, self.cache_port)
+    }
+    pub fn proxy_addr(&self) -> String {
+        join_host_port(&self.address, self.proxy_port)
+    }
+    pub fn control_addr(&self) -> String {
+        join_host_port(&self.address, self.control_port)
+    }
+}
+
+/// `host:port`, with brackets around an IPv6 literal.
+pub fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Seafile's three databases, the default grant of the app user.
+pub const SEAFILE_DATABASES: [&str; 3] = ["ccnet_db", "seafile_db", "seahub_db"];
+
+impl ClusterConfig {
+    /// Reads, parses and validates the description at `path`.
+    pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        };
+        let base = std::fs::canonicalize(&base).unwrap_or(base);
+        Self::from_toml(&text, &base).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            ConfigError::Invalid { problems, .. } => ConfigError::Invalid {
+                path: path.to_owned(),
+                problems,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates `text`; relative paths are resolved against `base_dir`.
+    pub fn from_toml(text: &str, base_dir: &Path) -> Result<ClusterConfig, ConfigError> {
+        let mut cfg: ClusterConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            message: e.to_string(),
+        })?;
+        cfg.base_dir = base_dir.to_owned();
+        if cfg.users.app.databases.is_empty() {
+            cfg.users.app.databases = SEAFILE_DATABASES.iter().map(|s| s.to_string()).collect();
+        }
+        let problems = cfg.validate();
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError::Invalid {
+                path: PathBuf::from("<text>"),
+                problems,
+            })
+        }
+    }
+
+    /// The description as TOML (what `keel up` writes to `DIR/cluster.toml`).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a cluster description always serialises")
+    }
+
+    /// Every problem of the description; empty when it is valid.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut out = Vec::new();
+        let mut bad = |field: String, problem: String| out.push(FieldError { field, problem });
+
+        if !valid_name(&self.cluster.name) {
+            bad(
+                "cluster.name".into(),
+                format!(
+                    "{:?} must be 1-32 letters, digits, '-' or '_'",
+                    self.cluster.name
+                ),
+            );
+        }
+        if self.cluster.data_dir.as_os_str().is_empty() {
+            bad("cluster.data_dir".into(), "must not be empty".into());
+        }
+        match self.nodes.len() {
+            0 => bad("node".into(), "at least one [[node]] is needed".into()),
+            2 => bad(
+                "node".into(),
+                "two nodes cannot keep quorum when one of them fails; use three (or one)".into(),
+            ),
+            _ => {}
+        }
+        if !matches!(self.database.sst_method.as_str(), "rsync" | "mariabackup") {
+            bad(
+                "database.sst_method".into(),
+                format!(
+                    "{:?} is not one of rsync, mariabackup",
+                    self.database.sst_method
+                ),
+            );
+        }
+        if self.database.sst_method == "mariabackup" && self.users.sst.is_none() {
+            bad(
+                "users.sst".into(),
+                "sst_method = \"mariabackup\" needs an SST user".into(),
+            );
+        }
+        if self.database.slave_threads == 0 {
+            bad("database.slave_threads".into(), "must be at least 1".into());
+        }
+        let mut users = vec![
+            ("users.app", &self.users.app),
+            ("users.monitor", &self.users.monitor),
+        ];
+        if let Some(sst) = &self.users.sst {
+            users.push(("users.sst", sst));
+        }
+        for (field, user) in &users {
+            if user.name.is_empty()
+                || user.name.len() > 80
+                || user.name.contains(['\'', '"', '`', '\\'])
+            {
+                bad(
+                    format!("{field}.name"),
+                    format!("{:?} is not a usable user name", user.name),
+                );
+            }
+            if user.host.is_empty() || user.host.contains(['\'', '"', '`', '\\']) {
+                bad(
+                    format!("{field}.host"),
+                    format!("{:?} is not a usable host pattern", user.host),
+                );
+            }
+            for (i, db) in user.databases.iter().enumerate() {
+                if !valid_name(db) {
+                    bad(
+                        format!("{field}.databases[{i}]"),
+                        format!("{db:?} is not a usable database name"),
+                    );
+                }
+            }
+            if let Err(e) = self.password_of(field, user) {
+                match e {
+                    ConfigError::Password { field, message } => bad(field, message),
+                    other => bad(field.to_string(), other.to_string()),
+                }
+            }
+        }
+        if self.users.app.name == self.users.monitor.name {
+            bad(
+                "users.monitor.name".into(),
+                format!("{:?} is also users.app.name", self.users.monitor.name),
+            );
+        }
+
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        // (address, port) -> first field that uses it
+        let mut endpoints: HashMap<(String, u16), String> = HashMap::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let at = format!("node[{i}]");
+            if !valid_name(&node.name) {
+                bad(
+                    format!("{at}.name"),
+                    format!("{:?} must be 1-32 letters, digits, '-' or '_'", node.name),
+                );
+            }
+            if let Some(first) = names.insert(&node.name, i) {
+                bad(
+                    format!("{at}.name"),
+                    format!("{:?} is also the name of node[{first}]", node.name),
+                );
+            }
+            if !valid_address(&node.address) {
+                bad(
+                    format!("{at}.address"),
+                    format!("{:?} is not an IP address or host name", node.address),
+                );
+            }
+            if node.address == "0.0.0.0" || node.address == "::" {
+                bad(
+                    format!("{at}.address"),
+                    "peers must be able to connect to it: give the node's own address".into(),
+                );
+            }
+            for (field, port) in node.ports() {
+                if port == 0 {
+                    bad(format!("{at}.{field}"), "must not be 0".into());
+                    continue;
+                }
+                let key = (canonical_host(&node.address), port);
+                if let Some(first) = endpoints.get(&key) {
+                    bad(
+                        format!("{at}.{field}"),
+                        format!("{port} on {} is also {first}", node.address),
+                    );
+                } else {
+                    endpoints.insert(key, format!("{at}.{field}"));
+                }
+            }
+        }
+        if self.cache.enabled && self.cache.memory_mb == 0 {
+            bad("cache.memory_mb".into(), "must be at least 1".into());
+        }
+        out
+    }
+
+    /// The node called `name`.
+    pub fn node(&self, name: &str) -> Result<&Node, ConfigError> {
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| ConfigError::UnknownNode {
+                name: name.to_owned(),
+                known: self.nodes.iter().map(|n| n.name.clone()).collect(),
+            })
+    }
+
+    /// Position of the node in the description (its tie-break rank).
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+
+    /// The folder where node `node` keeps its files.
+    pub fn node_dir(&self, node: &Node) -> PathBuf {
+        match &node.data_dir {
+            Some(d) => self.resolve(d),
+            None => self.resolve(&self.cluster.data_dir).join(&node.name),
+        }
+    }
+
+    /// `gcomm://a:4567,b:4577,…`
+    pub fn gcomm_address(&self) -> String {
+        let peers: Vec<String> = self.nodes.iter().map(Node::galera_addr).collect();
+        format!("gcomm://{}", peers.join(","))
+    }
+
+    /// Resolves a path of the description against its folder.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        let joined = if p.is_absolute() {
+            p.to_owned()
+        } else {
+            self.base_dir.join(p)
+        };
+        // Drop `.` components so `data_dir = "."` gives tidy paths in logs and my.cnf.
+        joined
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect()
+    }
+
+    /// The password of the app user.
+    pub fn app_password(&self) -> Result<String, ConfigError> {
+        self.password_of("users.app", &self.users.app)
+    }
+    /// The password of the monitor user.
+    pub fn monitor_password(&self) -> Result<String, ConfigError> {
+        self.password_of("users.monitor", &self.users.monitor)
+    }
+
+    fn password_of(&self, field: &str, user: &User) -> Result<String, ConfigError> {
+        let err = |f: &str, message: String| ConfigError::Password {
+            field: format!("{field}.{f}"),
+            message,
+        };
+        match (&user.password_file, &user.password_env) {
+            (Some(_), Some(_)) => Err(err(
+                "password_file",
+                "give password_file or password_env, not both".into(),
+            )),
+            (None, None) => Err(err(
+                "password_file",
+                "missing: give password_file or password_env".into(),
+            )),
+            (Some(file), None) => {
+                let path = self.resolve(file);
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    err(
+                        "password_file",
+                        format!("unreadable password file {}: {e}", path.display()),
+                    )
+                })?;
+                let pw = text.trim_end_matches(['\n', '\r']).to_owned();
+                check_password(&pw)
+                    .map_err(|m| err("password_file", format!("{}: {m}", path.display())))?;
+                Ok(pw)
+            }
+            (None, Some(var)) => {
+                let pw = std::env::var(var).map_err(|_| {
+                    err(
+                        "password_env",
+                        format!("environment variable {var} is not set"),
+                    )
+                })?;
+                check_password(&pw).map_err(|m| err("password_env", format!("{var}: {m}")))?;
+                Ok(pw)
+            }
+        }
+    }
+}
+
+fn check_password(pw: &str) -> Result<(), String> {
+    if pw.is_empty() {
+        return Err("the password is empty".into());
+    }
+    if pw.contains(['\'', '\\', '\n', '"']) {
+        return Err("the password must not contain quotes, backslashes or newlines".into());
+    }
+    Ok(())
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn valid_address(s: &str) -> bool {
+    if s.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !l.starts_with('-')
+        })
+}
+
+fn canonical_host(s: &str) -> String {
+    match s {
+        "localhost" => "127.0.0.1".into(),
+        _ => s
+            .parse::<IpAddr>()
+            .map(|ip| ip.to_string())
+            .unwrap_or_else(|_| s.to_ascii_lowercase()),
+    }
+}
+
+/// Parses `host:port` (used by tools that read addresses back from status output).
+pub fn parse_socket_addr(s: &str) -> Option<SocketAddr> {
+    s.parse().ok()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,189 @@
+//! Tests of parsing, defaults and validation, including the shipped examples.
+
+use super::*;
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("keel-cfg-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("app.pw"), "s3cret\n").unwrap();
+    std::fs::write(d.join("mon.pw"), "m0n\n").unwrap();
+    d
+}
+
+fn three_local(extra_node2: &str) -> String {
+    format!(
+        r#"
+[cluster]
+name = "t"
+data_dir = "data"
+[users.app]
+name = "seafile"
+password_file = "app.pw"
+[users.monitor]
+name = "mon"
+password_file = "mon.pw"
+[[node]]
+name = "n1"
+address = "127.0.0.1"
+sql_port = 3400
+galera_port = 3401
+ist_port = 3402
+sst_port = 3403
+cache_port = 3404
+proxy_port = 3405
+control_port = 3406
+[[node]]
+name = "n2"
+address = "127.0.0.1"
+sql_port = 3410
+galera_port = 3411
+ist_port = 3412
+sst_port = 3413
+cache_port = 3414
+proxy_port = 3415
+{extra_node2}
+[[node]]
+name = "n3"
+address = "127.0.0.4"
+"#
+    )
+}
+
+fn problems(text: &str, dir: &Path) -> Vec<FieldError> {
+    match ClusterConfig::from_toml(text, dir) {
+        Err(ConfigError::Invalid { problems, .. }) => problems,
+        Ok(_) => vec![],
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+#[test]
+fn valid_three_nodes_with_defaults_and_resolved_paths() {
+    let d = tmpdir("ok");
+    let cfg = ClusterConfig::from_toml(&three_local("control_port = 3416"), &d).unwrap();
+    assert_eq!(cfg.nodes.len(), 3);
+    let n3 = cfg.node("n3").unwrap();
+    assert_eq!(
+        (n3.sql_port, n3.galera_port, n3.cache_port, n3.control_port),
+        (3306, 4567, 11211, 7480)
+    );
+    assert_eq!(cfg.node_dir(n3), d.join("data").join("n3"));
+    assert_eq!(
+        cfg.gcomm_address(),
+        "gcomm://127.0.0.1:3401,127.0.0.1:3411,127.0.0.4:4567"
+    );
+    assert_eq!(cfg.app_password().unwrap(), "s3cret");
+    assert_eq!(
+        cfg.users.app.databases,
+        SEAFILE_DATABASES.map(String::from).to_vec()
+    );
+    assert_eq!(cfg.index_of("n2"), Some(1));
+    assert_eq!(cfg.database.sst_method, "rsync");
+}
+
+#[test]
+fn duplicate_port_names_both_fields() {
+    let d = tmpdir("dup");
+    // n2's control port defaults to 7480, fine; make it collide with n1's sql port instead.
+    let p = problems(&three_local("control_port = 3400"), &d);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].field, "node[1].control_port");
+    assert!(
+        p[0].problem.contains("node[0].sql_port"),
+        "{}",
+        p[0].problem
+    );
+    // "localhost" is the same host as 127.0.0.1
+    let text = three_local("control_port = 3416").replacen(
+        "address = \"127.0.0.1\"",
+        "address = \"localhost\"",
+        1,
+    );
+    let text = text.replace("sql_port = 3410", "sql_port = 3400");
+    let p = problems(&text, &d);
+    assert_eq!(
+        p.iter().map(|p| p.field.as_str()).collect::<Vec<_>>(),
+        ["node[1].sql_port"]
+    );
+}
+
+#[test]
+fn same_ports_on_different_hosts_are_fine() {
+    let d = tmpdir("hosts");
+    let text = three_local("control_port = 3416").replace(
+        "name = \"n3\"\naddress = \"127.0.0.4\"",
+        "name = \"n3\"\naddress = \"127.0.0.4\"\nsql_port = 3400",
+    );
+    assert!(problems(&text, &d).is_empty());
+}
+
+#[test]
+fn unreadable_password_file_and_unknown_field() {
+    let d = tmpdir("pw");
+    let text = three_local("control_port = 3416").replace("app.pw", "missing.pw");
+    let p = problems(&text, &d);
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].field, "users.app.password_file");
+    assert!(
+        p[0].problem.contains("unreadable password file"),
+        "{}",
+        p[0].problem
+    );
+    assert!(p[0].problem.contains("missing.pw"));
+
+    let text = three_local("control_port = 3416\ncahce_port = 1");
+    match ClusterConfig::from_toml(&text, &d) {
+        Err(ConfigError::Parse { message, .. }) => {
+            assert!(message.contains("cahce_port"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn many_problems_reported_at_once() {
+    let d = tmpdir("many");
+    let text = three_local("control_port = 3416")
+        .replace("name = \"n2\"", "name = \"n1\"")
+        .replace("name = \"t\"", "name = \"bad name\"")
+        .replace("sst_port = 3403", "sst_port = 0")
+        .replace("[[node]]\nname = \"n3\"\naddress = \"127.0.0.4\"", "");
+    let p = problems(&text, &d);
+    let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
+    assert!(fields.contains(&"cluster.name"), "{fields:?}");
+    assert!(fields.contains(&"node[1].name"), "{fields:?}");
+    assert!(fields.contains(&"node[0].sst_port"), "{fields:?}");
+    assert!(
+        fields.contains(&"node"),
+        "two nodes must be refused: {fields:?}"
+    );
+}
+
+#[test]
+fn unknown_node_names_the_known_ones() {
+    let d = tmpdir("unk");
+    let cfg = ClusterConfig::from_toml(&three_local("control_port = 3416"), &d).unwrap();
+    let e = cfg.node("n9").unwrap_err().to_string();
+    assert!(e.contains("n9") && e.contains("n1, n2, n3"), "{e}");
+}
+
+#[test]
+fn round_trip_through_toml() {
+    let d = tmpdir("rt");
+    let cfg = ClusterConfig::from_toml(&three_local("control_port = 3416"), &d).unwrap();
+    let back = ClusterConfig::from_toml(&cfg.to_toml(), &d).unwrap();
+    assert_eq!(cfg, back);
+}
+
+#[test]
+fn shipped_examples_are_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let a = ClusterConfig::load(&dir.join("seafile-layout-a.toml")).unwrap();
+    assert_eq!(a.nodes.len(), 3);
+    assert_eq!(a.node("app2").unwrap().proxy_port, 3306);
+    std::env::set_var("KEEL_SEAFILE_PASSWORD", "x1");
+    std::env::set_var("KEEL_MONITOR_PASSWORD", "x2");
+    let b = ClusterConfig::load(&dir.join("seafile-layout-b.toml")).unwrap();
+    assert_eq!(b.node("db3").unwrap().sql_port, 3306);
+    assert_eq!(b.app_password().unwrap(), "x1");
+}

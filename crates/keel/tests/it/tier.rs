@@ -1,0 +1,650 @@
+//! Integration tests of the MariaDB Galera tier against real mariadbd + Galera processes:
+//! `keel up` from nothing, a row written on one node read on the others, kill -9 of one
+//! mariadbd (the agent brings it back by IST), kill -9 of everything (the cluster comes back from
+//! the most advanced node with every acknowledged commit), clean stop and restart (the last node
+//! out bootstraps), a node's data missing after a total outage (keel waits and says why;
+//! `keel db bootstrap --force` works).
+//!
+//! Needs `mariadb-server mariadb-client galera-4 rsync` and root (mariadbd runs as `mysql`).
+//! Set `KEEL_SKIP_TIER_TESTS=1` to skip them on a machine without those. The tier tests run one
+//! at a time (three Galera nodes each, on two cores) and every process they start is stopped by
+//! pid when the test ends, pass or fail.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn skip() -> bool {
+    if std::env::var_os("KEEL_SKIP_TIER_TESTS").is_some() {
+        eprintln!("KEEL_SKIP_TIER_TESTS is set: skipping a Galera tier test");
+        return true;
+    }
+    assert!(
+        Path::new("/usr/sbin/mariadbd").exists() && Path::new("/usr/lib/galera/libgalera_smm.so").exists(),
+        "the tier tests need MariaDB and Galera: apt-get install mariadb-server mariadb-client galera-4 rsync \
+         (or set KEEL_SKIP_TIER_TESTS=1)"
+    );
+    false
+}
+
+fn port_free(p: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+}
+
+/// A base port whose 30 ports are free (distinct per process and per call).
+fn free_base() -> u16 {
+    static NEXT: Mutex<u16> = Mutex::new(0);
+    let mut next = NEXT.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let base = 12000 + ((std::process::id() % 20) as u16) * 200 + *next * 40;
+        *next = (*next + 1) % 5;
+        if (base..base + 30).all(port_free) {
+            return base;
+        }
+    }
+}
+
+/// A tier in a temp dir; dropping it stops it (`keel down`, then SIGKILL of whatever of ours
+/// is left: agents from their pid files, mariadbd from the pid file of each node).
+struct Tier {
+    dir: PathBuf,
+    base: u16,
+}
+
+fn keel(args: &[&str]) -> Output {
+    Command::new(super::keel_bin())
+        .args(args)
+        .output()
+        .expect("running keel")
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "status {}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+impl Tier {
+    fn new(tag: &str) -> Tier {
+        let dir = std::env::temp_dir().join(format!("keel-tier-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir); // our own temp dir from an earlier run
+        Tier {
+            dir,
+            base: free_base(),
+        }
+    }
+    fn d(&self) -> &str {
+        self.dir.to_str().unwrap()
+    }
+    fn up(&self, timeout: u64) -> Output {
+        let base = self.base.to_string();
+        keel(&[
+            "up",
+            "--dir",
+            self.d(),
+            "--base-port",
+            &base,
+            "--timeout",
+            &timeout.to_string(),
+            "--no-cache",
+        ])
+    }
+    fn up_ok(&self) -> f64 {
+        let t = Instant::now();
+        let o = self.up(120);
+        assert!(
+            o.status.success(),
+            "keel up failed\n{}\n{}",
+            show(&o),
+            self.logs()
+        );
+        t.elapsed().as_secs_f64()
+    }
+    fn down(&self) -> Output {
+        keel(&["down", "--dir", self.d(), "--timeout", "120"])
+    }
+    fn status(&self) -> Value {
+        let o = keel(&["status", "--dir", self.d(), "--json"]);
+        assert!(o.status.success(), "keel status failed\n{}", show(&o));
+        serde_json::from_slice(&o.stdout).expect("status JSON")
+    }
+    fn node(&self, i: usize) -> Value {
+        self.status()["nodes"][i].clone()
+    }
+    fn sql_port(&self, i: usize) -> u16 {
+        self.base + 10 * i as u16
+    }
+    /// Runs SQL as the app user (from app.cnf) on node `i`.
+    fn sql(&self, i: usize, sql: &str) -> Result<String, String> {
+        let o = Command::new("mariadb")
+            .arg(format!(
+                "--defaults-file={}",
+                self.dir.join("app.cnf").display()
+            ))
+            .arg(format!("--port={}", self.sql_port(i)))
+            .args(["-N", "-B", "--connect-timeout=3", "-e", sql])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if o.status.success() {
+            Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&o.stderr).trim().to_owned())
+        }
+    }
+    /// Polls `keel status` until `ok` holds for the document, or fails with the last one.
+    fn wait_for(&self, what: &str, secs: u64, ok: impl Fn(&Value) -> bool) -> f64 {
+        let t = Instant::now();
+        loop {
+            let s = self.status();
+            if ok(&s) {
+                return t.elapsed().as_secs_f64();
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(secs),
+                "{what}: not within {secs} s; last status {s:#}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    fn all_synced(s: &Value, size: i64) -> bool {
+        s["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["db"]["state"] == "Synced" && n["db"]["cluster_size"] == size)
+    }
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for n in 1..=3 {
+            let p = self.dir.join(format!("node{n}.agent.log"));
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out += &format!(
+                "--- {} (tail)\n{}\n",
+                p.display(),
+                lines[lines.len().saturating_sub(12)..].join("\n")
+            );
+        }
+        out
+    }
+    fn agent_pids(&self) -> Vec<i32> {
+        (1..=3)
+            .filter_map(|n| {
+                std::fs::read_to_string(self.dir.join(format!("node{n}.agent.pid"))).ok()
+            })
+            .filter_map(|s| s.trim().parse().ok())
+            .collect()
+    }
+    fn mariadbd_pids(&self) -> Vec<i32> {
+        (1..=3)
+            .filter_map(|n| {
+                std::fs::read_to_string(self.dir.join(format!("node{n}/mysqld.pid"))).ok()
+            })
+            .filter_map(|s| s.trim().parse().ok())
+            .filter(|pid| comm(*pid).as_deref() == Some("mariadbd"))
+            .collect()
+    }
+    /// SIGKILL to every agent and mariadbd of this tier (pids it recorded; verified by name
+    /// so a recycled pid is left alone).
+    fn kill_all(&self) {
+        let agents: Vec<i32> = self
+            .agent_pids()
+            .into_iter()
+            .filter(|p| comm(*p).as_deref() == Some("keel"))
+            .collect();
+        for pid in &agents {
+            sigkill(*pid);
+        }
+        let dbs = self.mariadbd_pids();
+        for pid in &dbs {
+            sigkill(*pid);
+        }
+        // SIGKILL is asynchronous: wait until they are gone (or zombies), so their ports are free.
+        let t = Instant::now();
+        while dbs.iter().chain(&agents).any(|p| comm(*p).is_some())
+            && t.elapsed() < Duration::from_secs(20)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // ... and until the ports of the tier can be bound again.
+        let busy = || {
+            (self.base..self.base + 30)
+                .filter(|p| p % 10 != 5 && !port_free(*p))
+                .collect::<Vec<_>>()
+        };
+        while !busy().is_empty() && t.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let b = busy();
+        if !b.is_empty() {
+            let ss = Command::new("ss")
+                .arg("-tanp")
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+            eprintln!(
+                "ports {b:?} still busy 30 s after the kill:\n{}",
+                ss.unwrap_or_default()
+            );
+        }
+    }
+}
+
+impl Drop for Tier {
+    fn drop(&mut self) {
+        let o = self.down();
+        if !o.status.success() {
+            eprintln!("keel down failed while cleaning up:\n{}", show(&o));
+        }
+        self.kill_all();
+        // The test's own temp data: kept when the test failed, for the post-mortem.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn comm(pid: i32) -> Option<String> {
+    let c = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    if stat
+        .rsplit_once(')')
+        .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+    {
+        return None;
+    }
+    Some(c.trim().to_owned())
+}
+
+fn sigkill(pid: i32) {
+    // SAFETY: plain kill(2) on a pid this test's tier started and that was just verified by name.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+}
+
+/// From nothing to three Synced nodes; replication; kill -9 of one mariadbd (back by IST);
+/// clean stop of all and restart (the last node out, node1, bootstraps).
+#[test]
+fn up_replicate_kill_one_clean_restart() {
+    if skip() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let tier = Tier::new("basic");
+    let secs = tier.up_ok();
+    eprintln!("keel up from nothing: {secs:.1} s");
+    let s = tier.status();
+    assert!(Tier::all_synced(&s, 3), "{s:#}");
+    for (i, n) in s["nodes"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(n["name"], format!("node{}", i + 1));
+        assert_eq!(n["db"]["addr"], format!("127.0.0.1:{}", tier.sql_port(i)));
+        assert!(
+            n["db"]["pid"].as_i64().unwrap() > 0 && n["db"]["seqno"].as_i64().unwrap() >= 0,
+            "{n:#}"
+        );
+        assert!(n["cache"]["addr"].is_string());
+    }
+    // app.cnf connects at once; a row written on node1 is read on the others.
+    tier.sql(0, "CREATE TABLE seafile_db.t (id INT PRIMARY KEY, v VARCHAR(20)); INSERT INTO seafile_db.t VALUES (1, 'hello')")
+        .unwrap();
+    for i in 1..3 {
+        assert_eq!(
+            tier.sql(i, "SELECT v FROM seafile_db.t WHERE id = 1")
+                .unwrap(),
+            "hello"
+        );
+    }
+
+    // kill -9 node2's mariadbd: the agent recovers the position and rejoins by IST.
+    let old = tier.node(1);
+    let old_pid = old["db"]["pid"].as_i64().unwrap() as i32;
+    let log = tier.dir.join("node2/error.log");
+    let log_before = std::fs::metadata(&log).unwrap().len() as usize;
+    sigkill(old_pid);
+    tier.sql(0, "INSERT INTO seafile_db.t VALUES (2, 'while down')")
+        .unwrap();
+    let secs = tier.wait_for("node2 back after kill -9", 90, |s| {
+        let n = &s["nodes"][1];
+        Tier::all_synced(s, 3)
+            && n["db"]["pid"].as_i64() != Some(old_pid as i64)
+            && n["db"]["restarts"] == 1
+    });
+    eprintln!("kill -9 of one mariadbd to Synced again: {secs:.1} s");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let after = &text[log_before..];
+    assert!(
+        after.contains("Recovered position"),
+        "no --wsrep-recover in the log"
+    );
+    assert!(
+        after.contains("IST received"),
+        "node2 did not rejoin by IST:\n{}",
+        &after[after.len().saturating_sub(3000)..]
+    );
+    let started_as = tier.node(1)["db"]["started_as"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(started_as.starts_with("join from "), "{started_as}");
+    assert_eq!(
+        tier.sql(1, "SELECT v FROM seafile_db.t WHERE id = 2")
+            .unwrap(),
+        "while down"
+    );
+
+    // The agent of node3 dies, its mariadbd does not: `keel up` starts a new agent, which adopts
+    // the running mariadbd instead of starting a second one.
+    let n3 = tier.node(2);
+    let agent3 = n3["agent"]["pid"].as_i64().unwrap() as i32;
+    let db3 = n3["db"]["pid"].as_i64().unwrap();
+    sigkill(agent3);
+    while comm(agent3).is_some() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tier.up_ok();
+    let n3 = tier.node(2);
+    assert_eq!(
+        (n3["db"]["pid"].as_i64(), n3["db"]["started_as"].as_str()),
+        (Some(db3), Some("adopted")),
+        "{n3:#}"
+    );
+
+    // Clean stop of all, one at a time: node1 is the last one out and bootstraps next time.
+    let o = tier.down();
+    assert!(o.status.success(), "{}", show(&o));
+    let safe = |n: usize| {
+        std::fs::read_to_string(tier.dir.join(format!("node{n}/data/grastate.dat"))).unwrap()
+    };
+    assert!(safe(1).contains("safe_to_bootstrap: 1"), "{}", safe(1));
+    assert!(safe(2).contains("safe_to_bootstrap: 0") && safe(3).contains("safe_to_bootstrap: 0"));
+    assert!(
+        tier.agent_pids().is_empty() && tier.mariadbd_pids().is_empty(),
+        "something still runs after keel down"
+    );
+    let o = tier.down();
+    assert!(
+        o.status.success(),
+        "keel down must be repeatable: {}",
+        show(&o)
+    );
+
+    tier.up_ok();
+    let n1 = tier.node(0);
+    assert!(
+        n1["decision"]
+            .as_str()
+            .unwrap()
+            .contains("node1 bootstraps: it has safe_to_bootstrap: 1"),
+        "{n1:#}"
+    );
+    assert_eq!(
+        tier.sql(2, "SELECT COUNT(*) FROM seafile_db.t").unwrap(),
+        "2"
+    );
+}
+
+/// kill -9 of every agent and every mariadbd while a client commits: `keel up` brings the
+/// cluster back from the most advanced node, and every acknowledged commit is there.
+#[test]
+fn total_outage_keeps_every_acknowledged_commit() {
+    if skip() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let tier = Tier::new("outage");
+    tier.up_ok();
+    tier.sql(0, "CREATE TABLE seafile_db.acked (id INT PRIMARY KEY)")
+        .unwrap();
+
+    // A writer commits one row per statement (autocommit) on every node in turn and records
+    // the ids whose commit was acknowledged.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, dir, base) = (stop.clone(), tier.dir.clone(), tier.base);
+        std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            let mut id = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                id += 1;
+                let port = base + 10 * (id % 3) as u16;
+                let ok = Command::new("mariadb")
+                    .arg(format!("--defaults-file={}", dir.join("app.cnf").display()))
+                    .arg(format!("--port={port}"))
+                    .args([
+                        "--connect-timeout=2",
+                        "-e",
+                        &format!("INSERT INTO seafile_db.acked VALUES ({id})"),
+                    ])
+                    .output()
+                    .is_ok_and(|o| o.status.success());
+                if ok {
+                    acked.push(id);
+                }
+            }
+            acked
+        })
+    };
+    std::thread::sleep(Duration::from_secs(2)); // let it commit for a while
+    tier.kill_all();
+    let killed = Instant::now();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let acked = writer.join().unwrap();
+    assert!(
+        acked.len() > 5,
+        "the writer committed only {} rows before the kill",
+        acked.len()
+    );
+
+    tier.up_ok();
+    let secs = killed.elapsed().as_secs_f64();
+    eprintln!("total outage (kill -9 of everything) to 3 x Synced via keel up: {secs:.1} s, {} acked rows", acked.len());
+    let s = tier.status();
+    let bootstrapper: Vec<&Value> = s["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| {
+            n["db"]["started_as"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("bootstrap"))
+        })
+        .collect();
+    assert_eq!(bootstrapper.len(), 1, "exactly one node bootstraps: {s:#}");
+    assert!(
+        bootstrapper[0]["decision"]
+            .as_str()
+            .unwrap()
+            .contains("most advanced"),
+        "{s:#}"
+    );
+    let present: std::collections::HashSet<i64> = tier
+        .sql(1, "SELECT id FROM seafile_db.acked")
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    let lost: Vec<_> = acked
+        .iter()
+        .filter(|id| !present.contains(&(**id as i64)))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged commits lost: {lost:?}");
+    assert!(secs < 60.0, "total outage took {secs:.1} s");
+}
+
+/// After a total outage with one node's data gone, keel refuses to guess and says why;
+/// `keel db bootstrap --force` is the way out, and the empty node rejoins by SST.
+#[test]
+fn missing_data_after_outage_waits_then_force() {
+    if skip() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let tier = Tier::new("missing");
+    tier.up_ok();
+    tier.sql(
+        0,
+        "CREATE TABLE seafile_db.m (id INT PRIMARY KEY); INSERT INTO seafile_db.m VALUES (7)",
+    )
+    .unwrap();
+    tier.kill_all();
+    // The operator's disk is gone: move node3's datadir away (the test's own temp data).
+    std::fs::rename(
+        tier.dir.join("node3/data"),
+        tier.dir.join("node3/data.lost"),
+    )
+    .unwrap();
+
+    let o = tier.up(12);
+    assert!(!o.status.success(), "keel up must not guess:\n{}", show(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("node3: its data is missing"),
+        "the wait must name node3 and why:\n{}",
+        show(&o)
+    );
+    let s = tier.status();
+    for n in s["nodes"].as_array().unwrap() {
+        assert!(
+            n["db"]["pid"].is_null() || n["db"]["state"] != "Synced",
+            "nobody may run as primary: {s:#}"
+        );
+    }
+
+    let o = keel(&["db", "bootstrap", "node1", "--dir", tier.d()]);
+    assert!(
+        !o.status.success(),
+        "without --force it must refuse: {}",
+        show(&o)
+    );
+    let o = keel(&["db", "bootstrap", "--force", "node1", "--dir", tier.d()]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("WARNING"),
+        "{}",
+        show(&o)
+    );
+    tier.wait_for(
+        "cluster forced from node1, node3 re-synced by SST",
+        120,
+        |s| Tier::all_synced(s, 3),
+    );
+    assert_eq!(tier.sql(2, "SELECT id FROM seafile_db.m").unwrap(), "7");
+}
+
+/// After a total outage with one member unreachable (its host down: here, its agent not
+/// started), the others wait and say whom they wait for; `--force` lets one of them bootstrap,
+/// and the missing member rejoins later from its own position.
+#[test]
+fn unreachable_member_after_outage_waits_then_force() {
+    if skip() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let tier = Tier::new("unreach");
+    tier.up_ok();
+    tier.sql(
+        0,
+        "CREATE TABLE seafile_db.u (id INT PRIMARY KEY); INSERT INTO seafile_db.u VALUES (1)",
+    )
+    .unwrap();
+    // Galera applies asynchronously on the other nodes: make sure node2 (forced below) has the
+    // row, or forcing it would lose it, as its warning says.
+    let t = Instant::now();
+    while tier.sql(1, "SELECT id FROM seafile_db.u").ok().as_deref() != Some("1") {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the row never reached node2"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    tier.kill_all();
+
+    // Start the agents of node1 and node2 only, as `keel up` would (own process group, log file,
+    // pid file), so keel status/down/up see them.
+    let cfg = tier.dir.join("cluster.toml");
+    let mut agents = Vec::new();
+    for name in ["node1", "node2"] {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(tier.dir.join(format!("{name}.agent.log")))
+            .unwrap();
+        let mut c = Command::new(super::keel_bin());
+        c.args([
+            "node",
+            "--no-cache",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--name",
+            name,
+        ])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+        std::os::unix::process::CommandExt::process_group(&mut c, 0);
+        let child = c.spawn().unwrap();
+        std::fs::write(
+            tier.dir.join(format!("{name}.agent.pid")),
+            child.id().to_string(),
+        )
+        .unwrap();
+        agents.push(child);
+    }
+    tier.wait_for("node1 and node2 waiting for node3", 60, |s| {
+        (0..2).all(|i| {
+            s["nodes"][i]["decision"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("waiting for node3: unreachable"))
+        })
+    });
+    // Waiting, not guessing: some seconds later still nobody runs.
+    std::thread::sleep(Duration::from_secs(3));
+    let s = tier.status();
+    assert!(
+        (0..3).all(|i| s["nodes"][i]["db"]["pid"].is_null()),
+        "nobody may start: {s:#}"
+    );
+    let o = keel(&["db", "decision", "--dir", tier.d()]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("waiting for node3"),
+        "{}",
+        show(&o)
+    );
+
+    let o = keel(&["db", "bootstrap", "--force", "node2", "--dir", tier.d()]);
+    assert!(o.status.success(), "{}", show(&o));
+    let warn = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        warn.contains("node3") && warn.contains("lost"),
+        "the warning must say what may be lost: {warn}"
+    );
+    tier.wait_for("node2 forced, node1 joined", 90, |s| {
+        (0..2).all(|i| {
+            s["nodes"][i]["db"]["state"] == "Synced" && s["nodes"][i]["db"]["cluster_size"] == 2
+        })
+    });
+    let s = tier.status();
+    assert!(
+        s["nodes"][1]["decision"]
+            .as_str()
+            .unwrap()
+            .contains("node2 bootstraps: forced"),
+        "{s:#}"
+    );
+
+    // node3's host is back: `keel up` starts its agent, which joins from its recovered position.
+    tier.up_ok();
+    assert_eq!(tier.sql(2, "SELECT id FROM seafile_db.u").unwrap(), "1");
+    let o = tier.down();
+    assert!(o.status.success(), "{}", show(&o));
+    for mut a in agents {
+        let _ = a.wait();
+    }
+}

@@ -1,0 +1,122 @@
+//! The agent's state as served by `GET /state` (JSON). Peers read `report` for the bootstrap
+//! decision; `keel status` reads `db` and `cache`. Field names are an interface: keep them.
+
+use galera::{GrState, MemberReport, Phase, WsrepStatus};
+use serde::{Deserialize, Serialize};
+
+/// Everything one agent knows about its node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeState {
+    pub name: String,
+    pub cluster: String,
+    /// The agent's pid.
+    pub agent_pid: u32,
+    /// What this member tells its peers (bootstrap decision input).
+    pub report: MemberReport,
+    pub db: DbState,
+    pub cache: CacheState,
+    /// The agent's latest decision or what it is waiting for, in words.
+    pub decision: Option<String>,
+    /// The latest error the agent hit (it keeps trying).
+    pub last_error: Option<String>,
+}
+
+/// The node's Galera side.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct DbState {
+    /// Galera's state name (`Synced`, `Donor/Desynced`, `Joining`, …), or the agent's phase
+    /// (`stopped`, `recovering`, `bootstrapping`, `joining`) while mariadbd is not answering.
+    pub state: String,
+    pub cluster_size: Option<i64>,
+    /// Last committed seqno (from wsrep status while running, else the known position).
+    pub seqno: Option<i64>,
+    pub cluster_uuid: Option<String>,
+    pub pid: Option<i32>,
+    /// `host:port` for SQL.
+    pub addr: String,
+    pub healthy: bool,
+    pub primary: bool,
+    /// Times the agent restarted mariadbd after it died.
+    pub restarts: u32,
+    /// How the running mariadbd was started: `bootstrap` or `join`, and with which position.
+    pub started_as: Option<String>,
+    pub grastate: Option<GrState>,
+    pub wsrep: Option<WsrepStatus>,
+}
+
+/// The node's cache.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct CacheState {
+    pub addr: String,
+    pub pid: Option<i32>,
+    /// `running`, `stopped`, `disabled`, or `failed: …`.
+    pub state: String,
+    pub restarts: u32,
+}
+
+impl NodeState {
+    pub fn new(name: &str, cluster: &str, db_addr: String, cache_addr: String) -> NodeState {
+        NodeState {
+            name: name.into(),
+            cluster: cluster.into(),
+            agent_pid: std::process::id(),
+            report: MemberReport {
+                phase: Phase::Stopped,
+                primary: false,
+                history: galera::History::Unknown,
+                grastate: None,
+                force_bootstrap: false,
+            },
+            db: DbState {
+                state: "stopped".into(),
+                addr: db_addr,
+                ..Default::default()
+            },
+            cache: CacheState {
+                addr: cache_addr,
+                state: "stopped".into(),
+                ..Default::default()
+            },
+            decision: None,
+            last_error: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use galera::{History, Position};
+
+    /// Peers and `keel status` parse what an agent serves: the round trip must keep the report
+    /// (the bootstrap decision's input) intact, and the names scripts read must be there.
+    #[test]
+    fn state_json_round_trip_and_stable_names() {
+        let mut st = NodeState::new(
+            "node2",
+            "demo",
+            "127.0.0.1:3316".into(),
+            "127.0.0.1:11212".into(),
+        );
+        st.report.history = History::At(Position {
+            uuid: "5e1c6a0e-0b3f-11ef-9c6a-2a3b1c0d9e8f".into(),
+            seqno: 41,
+        });
+        st.report.phase = Phase::Running;
+        st.report.primary = true;
+        st.db.state = "Synced".into();
+        st.db.cluster_size = Some(3);
+        st.db.pid = Some(1234);
+        let text = serde_json::to_string(&st).unwrap();
+        let back: NodeState = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.report, st.report);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["db"]["state"], "Synced");
+        assert_eq!(v["db"]["cluster_size"], 3);
+        assert_eq!(v["db"]["pid"], 1234);
+        assert_eq!(v["db"]["addr"], "127.0.0.1:3316");
+        assert_eq!(v["cache"]["addr"], "127.0.0.1:11212");
+        assert_eq!(v["report"]["history"]["seqno"], 41);
+        assert_eq!(v["report"]["phase"], "running");
+    }
+}
