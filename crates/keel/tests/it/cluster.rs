@@ -1,0 +1,1159 @@
+//! keel's cache cluster (issue 5) as real processes: three `keel cache --cluster-id N
+//! --cluster-peers …` nodes on loopback (`test_harness::cluster`), killed with SIGKILL, paused
+//! with SIGSTOP/SIGCONT and restarted on the same ports while clients keep going.
+//!
+//! * [`seafile_clients_share_one_view_across_a_kill_and_restart`]: Seafile's four memcached
+//!   clients (pylibmc ketama, pylibmc modula, python-memcached, pymemcache's HashClient) plus a
+//!   single-node pylibmc, driven by `tests/clients/cluster_clients.py`; the node the single-node
+//!   client uses (the leader) is killed -9 mid-run and restarted on the same port. The negative
+//!   control runs the script's first phase against three independent memcached servers, where it
+//!   must fail.
+//! * [`single_key_histories_are_linearizable_under_kill_pause_restart`]: concurrent
+//!   set/get/gets+cas/incr on every node while a nemesis kills, pauses and restarts random nodes;
+//!   a Knossos/Porcupine-style checker (the model of `cache-cluster`'s in-process test, copied,
+//!   with an iterative search for long histories) must find zero violations. Run by hand with
+//!   `KEEL_TEST_CLUSTER_READ=local` (reads served from the local replica) it finds violations.
+//! * [`restarted_node_catches_up_100k_keys_then_answers_them_all`].
+//! * [`minority_refuses_writes_promptly_and_no_acknowledged_write_is_lost`].
+//!
+//! The tests of this module run one at a time (a module lock): each runs three servers, and the
+//! timing assertions (prompt refusal) should not measure another cluster test's load. Every wait
+//! polls against a deadline; the only sleeps are fault durations chosen by the nemesis and the
+//! pacing of the history clients.
+//!
+//! Figures are printed as `FIGURE cluster: …` lines (run with `--nocapture` to see them).
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use test_harness::cluster::CacheCluster;
+use test_harness::{Rng, TextClient};
+
+use crate::{keel_bin, repo_root, start_memcached};
+
+/// One cluster test at a time (see the module doc).
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Three nodes, two worker threads each (the CI machine has two cores), all ready.
+fn start_cluster() -> CacheCluster {
+    start_cluster_with(&[])
+}
+
+fn start_cluster_with(extra: &[&str]) -> CacheCluster {
+    let mut args = vec!["-t", "2"];
+    args.extend_from_slice(extra);
+    CacheCluster::start(keel_bin(), 3, &args, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("cannot start the keel cluster: {e}"))
+}
+
+fn seed() -> u64 {
+    std::env::var("KEEL_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+    })
+}
+
+// ------------------------------------------------------------------------------------------
+// A minimal text-protocol request/reply layer for the process-level tests.
+// ------------------------------------------------------------------------------------------
+
+/// What a request came back with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Answer {
+    /// A protocol reply line (`STORED`, `EXISTS`, `NOT_FOUND`, a number, …).
+    Line(String),
+    /// `get`/`gets`: `Some((value, cas))` or a miss.
+    Item(Option<(Vec<u8>, u64)>),
+    /// `SERVER_ERROR <message>`.
+    ServerError(String),
+}
+
+/// One request on `c`; `Err` = I/O failure or timeout (the connection must then be dropped).
+fn request(c: &mut TextClient, req: &[u8], is_get: bool) -> io::Result<Answer> {
+    c.send(req)?;
+    let line = c.read_line()?;
+    let text = String::from_utf8_lossy(line.strip_suffix(b"\r\n").unwrap_or(&line)).into_owned();
+    if let Some(msg) = text.strip_prefix("SERVER_ERROR ") {
+        return Ok(Answer::ServerError(msg.to_string()));
+    }
+    if !is_get {
+        return Ok(Answer::Line(text));
+    }
+    if text == "END" {
+        return Ok(Answer::Item(None));
+    }
+    let parts: Vec<&str> = text.split(' ').collect();
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, format!("unexpected reply {text:?}"));
+    if parts.len() < 4 || parts[0] != "VALUE" {
+        return Err(bad());
+    }
+    let len: usize = parts[3].parse().map_err(|_| bad())?;
+    let cas: u64 = parts.get(4).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let mut data = c.read_exact_bytes(len + 2)?;
+    data.truncate(len);
+    if c.read_line()? != b"END\r\n" {
+        return Err(bad());
+    }
+    Ok(Answer::Item(Some((data, cas))))
+}
+
+fn set_req(key: &str, value: &[u8]) -> Vec<u8> {
+    let mut r = format!("set {key} 0 0 {}\r\n", value.len()).into_bytes();
+    r.extend_from_slice(value);
+    r.extend_from_slice(b"\r\n");
+    r
+}
+
+/// `SERVER_ERROR` messages of errors that certainly had no effect (the write never reached a
+/// leader's log: `ClusterError::certainly_not_applied`). Anything else leaves the outcome unknown.
+fn certainly_not_applied(msg: &str) -> bool {
+    [
+        "cluster has no leader",
+        "not the cluster leader",
+        "cut off from the cluster majority",
+        "cluster node not ready",
+        "cluster peer unreachable",
+        "cluster shutting down",
+        "cluster config",
+    ]
+    .iter()
+    .any(|p| msg.starts_with(p))
+}
+
+// ------------------------------------------------------------------------------------------
+// 1. Seafile's clients.
+// ------------------------------------------------------------------------------------------
+
+/// A python script driven line by line: its stdout is read on a thread (every line kept for the
+/// failure report), its stdin takes the driver's commands. Killed and reaped on drop.
+struct Script {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    transcript: Arc<Mutex<String>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Script {
+    fn spawn(script: &str, args: &[String]) -> Script {
+        let path = repo_root().join("tests/clients").join(script);
+        assert!(path.exists(), "missing client script {}", path.display());
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(&path)
+            .args(args)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+        let out = child.stdout.take().expect("piped");
+        let err = child.stderr.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        let transcript = Arc::new(Mutex::new(String::new()));
+        let t2 = transcript.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                t2.lock().unwrap().push_str(&format!("{line}\n"));
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = io::Read::read_to_string(&mut BufReader::new(err), &mut s);
+            s
+        });
+        let stdin = child.stdin.take();
+        Script { child, stdin, lines, transcript, stderr: Some(stderr) }
+    }
+
+    fn transcript(&self) -> String {
+        self.transcript.lock().unwrap().clone()
+    }
+
+    /// Read lines until one equals `marker`; panics (with the transcript) on EOF or timeout.
+    fn expect(&mut self, marker: &str, timeout: Duration, ctx: &dyn Fn() -> String) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l == marker => return,
+                Ok(_) => {}
+                Err(e) => panic!(
+                    "waiting for {marker:?} from the client script: {e:?}\ntranscript:\n{}\n{}",
+                    self.transcript(),
+                    ctx()
+                ),
+            }
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(format!("{line}\n").as_bytes()).and_then(|_| stdin.flush()).expect("write to the client script");
+    }
+
+    /// Wait for the exit (killing it after `timeout`); returns the status, stdout and stderr.
+    fn finish(mut self, timeout: Duration) -> (ExitStatus, String, String) {
+        self.stdin = None;
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                break st;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!("client script still running after {timeout:?}; transcript:\n{}", self.transcript());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // Drain what is left of stdout.
+        while self.lines.recv_timeout(Duration::from_millis(200)).is_ok() {}
+        let err = self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+        (status, self.transcript(), err)
+    }
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // Still unreaped, so the pid is certainly our child.
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[test]
+fn seafile_clients_share_one_view_across_a_kill_and_restart() {
+    let _serial = serial();
+    let mut c = start_cluster();
+    // The single-node client uses the leader, and the leader is the node that dies.
+    let victim = c.leader(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    let mut args: Vec<String> = c.ports().iter().map(u16::to_string).collect();
+    args.extend(["--single".to_string(), victim.to_string()]);
+    let mut py = Script::spawn("cluster_clients.py", &args);
+    py.expect("STEP before-done", Duration::from_secs(60), &|| c.all_logs(2000));
+
+    let old_id = c.stats(victim).expect("stats of the victim")["cluster_id"].clone();
+    c.kill(victim);
+    let killed = Instant::now();
+    py.send("killed");
+    py.expect("STEP outage-done", Duration::from_secs(60), &|| c.all_logs(2000));
+    let down = killed.elapsed();
+    let ready_after = c
+        .restart(victim, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("the killed node did not come back: {e}\ntranscript:\n{}", py.transcript()));
+    eprintln!(
+        "FIGURE cluster: seafile clients: leader (slot {victim}) down {:.2} s, ready {:.3} s after its restart",
+        down.as_secs_f64(),
+        ready_after.as_secs_f64()
+    );
+    py.send("restarted");
+    let (status, out, err) = py.finish(Duration::from_secs(90));
+    let report = || format!("exit: {status:?}\nstdout:\n{out}\nstderr:\n{err}\ncluster logs:\n{}", c.all_logs(2000));
+    assert!(status.success() && out.contains(" passed, 0 failed"), "Seafile's clients disagree\n{}", report());
+    for l in out.lines().filter(|l| l.starts_with("NOTE")) {
+        eprintln!("cluster_clients.py: {l}");
+    }
+
+    // The node came back under a new Raft identity, as a voter, and every node agrees.
+    let new = c.stats(victim).expect("stats of the restarted node");
+    assert_ne!(new["cluster_id"], old_id, "a restarted node must rejoin under a new Raft id");
+    for slot in c.slots() {
+        let s = c.stats(slot).unwrap_or_else(|e| panic!("stats of node {slot}: {e}"));
+        assert_eq!(s["cluster_ready"], "1", "node {slot}: {s:?}");
+        assert_eq!(s["cluster_members"], "3", "node {slot}: three voters: {s:?}");
+    }
+}
+
+/// Negative control: the same first phase against three independent memcached servers must fail
+/// (each client hashes keys to its own choice of server), or the script proves nothing.
+#[test]
+fn seafile_clients_disagree_on_independent_memcached_servers() {
+    let _serial = serial();
+    let servers: Vec<_> = (0..3).map(|_| start_memcached(&[])).collect();
+    let mut args: Vec<String> = servers.iter().map(|s| s.port().to_string()).collect();
+    args.extend(["--single", "1", "--only-before"].map(String::from));
+    let py = Script::spawn("cluster_clients.py", &args);
+    let (status, out, err) = py.finish(Duration::from_secs(60));
+    let misses = out.lines().filter(|l| l.starts_with("FAIL") && l.contains(" get ") && l.contains("read <missing>")).count();
+    assert!(
+        !status.success() && misses > 20,
+        "the client script should see divergent views on independent servers\nexit {status:?}\n{out}\n{err}"
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// 2. Linearizability under kill -9, SIGSTOP and restart.
+// ------------------------------------------------------------------------------------------
+
+/// The checker: Wing–Gong/Lowe search for a register whose value is `None` (missing) or a
+/// number, with memoisation over (linearized set, state), as in Knossos/Porcupine. Copied from
+/// `crates/cache-cluster/tests/linearizability.rs` (same model), restructured for long histories:
+/// candidates come from a linked list of pending operations ordered by call time, the scan stops
+/// at the first call after the earliest pending return, and the linearized set is hashed
+/// incrementally (two independent 64-bit Zobrist hashes).
+mod lin {
+    use std::collections::HashSet;
+
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum Op {
+        Set(u64),
+        Get,
+        Cas { expect: u64, new: u64 },
+        Incr(u64),
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum Ret {
+        Ok,
+        Value(Option<u64>),
+        Stored,
+        Exists,
+        NotFound,
+        Incr(Option<u64>),
+        /// Failed (timeout, lost connection, an ambiguous SERVER_ERROR): may or may not have
+        /// happened, at any time after its call.
+        Unknown,
+    }
+
+    #[derive(Clone, Debug)]
+    pub struct Event {
+        pub call: u64,
+        /// `u64::MAX` for unknown outcomes.
+        pub ret: u64,
+        pub op: Op,
+        pub out: Ret,
+    }
+
+    pub type State = Option<u64>;
+
+    /// Possible next states after linearizing `e` at `s` (empty: not allowed here).
+    pub fn step(s: State, e: &Event) -> Vec<State> {
+        let unknown = e.out == Ret::Unknown;
+        let mut v = Vec::new();
+        match (&e.op, &e.out) {
+            (Op::Set(x), Ret::Ok | Ret::Unknown) => v.push(Some(*x)),
+            (Op::Get, Ret::Value(x)) if *x == s => v.push(s),
+            (Op::Get, Ret::Unknown) => v.push(s),
+            (Op::Cas { expect, new }, out) => {
+                let matches = s == Some(*expect);
+                match out {
+                    Ret::Stored if matches => v.push(Some(*new)),
+                    Ret::Exists if s.is_some() && !matches => v.push(s),
+                    Ret::NotFound if s.is_none() => v.push(s),
+                    Ret::Unknown if matches => v.push(Some(*new)),
+                    _ => {}
+                }
+            }
+            (Op::Incr(d), out) => match (s, out) {
+                (Some(x), Ret::Incr(Some(n))) if x.wrapping_add(*d) == *n => v.push(Some(*n)),
+                (None, Ret::Incr(None)) => v.push(None),
+                (Some(x), Ret::Unknown) => v.push(Some(x.wrapping_add(*d))),
+                _ => {}
+            },
+            _ => {}
+        }
+        if unknown && !v.contains(&s) {
+            v.push(s); // it may not have happened at all
+        }
+        v
+    }
+
+    /// The outcome of a check.
+    #[derive(Debug, PartialEq, Eq)]
+    pub enum Verdict {
+        Linearizable,
+        NotLinearizable,
+        /// The search exceeded its budget of explored (set, state) pairs.
+        GaveUp,
+    }
+
+    /// Whether the history is linearizable from `init`, exploring at most `budget` states.
+    /// Depth-first search with an explicit stack (histories are tens of thousands long).
+    pub fn check(events: &[Event], init: State, budget: usize) -> Verdict {
+        let mut ev: Vec<&Event> = events.iter().collect();
+        ev.sort_by_key(|e| e.call);
+        let n = ev.len();
+        // Doubly linked list of the pending events in call order; index n is the sentinel.
+        let mut next: Vec<usize> = (0..=n).map(|i| if i == n { if n == 0 { n } else { 0 } } else { i + 1 }).collect();
+        let mut prev: Vec<usize> = (0..=n).map(|i| if i == 0 { n } else { i - 1 }).collect();
+        let mut rng = super::Rng::new(0x5EED);
+        let zob: Vec<(u64, u64)> = (0..n).map(|_| (rng.next_u64(), rng.next_u64())).collect();
+        // Events that may go next: pending ones called before the earliest pending return. The
+        // list is in call order, so the scan stops at the first call after the running minimum.
+        let candidates = |next: &[usize]| -> Vec<usize> {
+            let mut out = Vec::new();
+            let mut min_ret = u64::MAX;
+            let mut i = next[n];
+            while i != n && ev[i].call <= min_ret {
+                min_ret = min_ret.min(ev[i].ret);
+                out.push(i);
+                i = next[i];
+            }
+            out.retain(|&i| ev[i].call <= min_ret);
+            out
+        };
+        struct Level {
+            cands: Vec<usize>,
+            pos: usize,
+            /// The event linearized at this level, the state before it, successor states left.
+            cur: Option<(usize, State, Vec<State>)>,
+        }
+        let (mut h1, mut h2) = (0u64, 0u64);
+        let mut left = n;
+        let mut state = init;
+        let mut memo: HashSet<(u64, u64, State)> = HashSet::new();
+        memo.insert((h1, h2, state));
+        let mut stack = vec![Level { cands: candidates(&next), pos: 0, cur: None }];
+        loop {
+            if left == 0 {
+                return Verdict::Linearizable;
+            }
+            if memo.len() > budget {
+                return Verdict::GaveUp;
+            }
+            let top = stack.last_mut().expect("non-empty");
+            let mut descended = false;
+            loop {
+                if let Some((i, before, alts)) = top.cur.as_mut() {
+                    while let Some(s2) = alts.pop() {
+                        if memo.insert((h1, h2, s2)) {
+                            state = s2;
+                            descended = true;
+                            break;
+                        }
+                    }
+                    if descended {
+                        break;
+                    }
+                    // Undo: relink the event, restore the state.
+                    let i = *i;
+                    state = *before;
+                    let (p, q) = (prev[i], next[i]);
+                    next[p] = i;
+                    prev[q] = i;
+                    h1 ^= zob[i].0;
+                    h2 ^= zob[i].1;
+                    left += 1;
+                    top.cur = None;
+                }
+                if top.pos >= top.cands.len() {
+                    break;
+                }
+                let i = top.cands[top.pos];
+                top.pos += 1;
+                let alts = step(state, ev[i]);
+                if alts.is_empty() {
+                    continue;
+                }
+                // Linearize i: unlink it.
+                let (p, q) = (prev[i], next[i]);
+                next[p] = q;
+                prev[q] = p;
+                h1 ^= zob[i].0;
+                h2 ^= zob[i].1;
+                left -= 1;
+                top.cur = Some((i, state, alts));
+            }
+            if descended {
+                let cands = candidates(&next);
+                stack.push(Level { cands, pos: 0, cur: None });
+            } else {
+                stack.pop();
+                if stack.is_empty() {
+                    return Verdict::NotLinearizable;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn checker_accepts_and_rejects() {
+        let e = |call, ret, op, out| Event { call, ret, op, out };
+        let ok = |h: &[Event]| check(h, None, 1_000_000) == Verdict::Linearizable;
+        // Sequential history.
+        let h = vec![
+            e(0, 1, Op::Set(5), Ret::Ok),
+            e(2, 3, Op::Get, Ret::Value(Some(5))),
+            e(4, 5, Op::Incr(1), Ret::Incr(Some(6))),
+            e(6, 7, Op::Cas { expect: 6, new: 9 }, Ret::Stored),
+            e(8, 9, Op::Get, Ret::Value(Some(9))),
+        ];
+        assert!(ok(&h));
+        // Stale read after a completed write: not linearizable.
+        let h = vec![e(0, 1, Op::Set(5), Ret::Ok), e(2, 3, Op::Set(7), Ret::Ok), e(4, 5, Op::Get, Ret::Value(Some(5)))];
+        assert!(!ok(&h));
+        // Concurrent write and read: either value is fine.
+        let h = vec![e(0, 10, Op::Set(5), Ret::Ok), e(2, 3, Op::Get, Ret::Value(None))];
+        assert!(ok(&h));
+        let h = vec![e(0, 10, Op::Set(5), Ret::Ok), e(2, 3, Op::Get, Ret::Value(Some(5)))];
+        assert!(ok(&h));
+        // A read cannot see a write that starts after it returned.
+        let h = vec![e(4, 10, Op::Set(5), Ret::Ok), e(2, 3, Op::Get, Ret::Value(Some(5)))];
+        assert!(!ok(&h));
+        // Lost increment: two incrs both returning 6.
+        let h = vec![
+            e(0, 1, Op::Set(5), Ret::Ok),
+            e(2, 5, Op::Incr(1), Ret::Incr(Some(6))),
+            e(3, 6, Op::Incr(1), Ret::Incr(Some(6))),
+        ];
+        assert!(!ok(&h));
+        // An unknown write may or may not have happened.
+        let h = vec![
+            e(0, u64::MAX, Op::Set(5), Ret::Unknown),
+            e(2, 3, Op::Get, Ret::Value(None)),
+            e(4, 5, Op::Get, Ret::Value(Some(5))),
+        ];
+        assert!(ok(&h));
+        // ... but it cannot un-happen.
+        let h = vec![
+            e(0, u64::MAX, Op::Set(5), Ret::Unknown),
+            e(2, 3, Op::Get, Ret::Value(Some(5))),
+            e(4, 5, Op::Get, Ret::Value(None)),
+        ];
+        assert!(!ok(&h));
+        // A cas that lost (EXISTS) is explained by an unknown write in between.
+        let h = vec![
+            e(0, 1, Op::Set(5), Ret::Ok),
+            e(2, u64::MAX, Op::Set(7), Ret::Unknown),
+            e(3, 4, Op::Get, Ret::Value(Some(5))),
+            e(5, 6, Op::Cas { expect: 5, new: 9 }, Ret::Exists),
+        ];
+        assert!(ok(&h));
+        // A concurrent pair of increments from 5 must give 6 and 7.
+        let h = vec![
+            e(0, 1, Op::Set(5), Ret::Ok),
+            e(2, 5, Op::Incr(1), Ret::Incr(Some(7))),
+            e(3, 6, Op::Incr(1), Ret::Incr(Some(6))),
+            e(7, 8, Op::Get, Ret::Value(Some(7))),
+        ];
+        assert!(ok(&h));
+        // Long sequential history: linear work, no deep recursion.
+        let mut h = Vec::new();
+        for i in 0..50_000u64 {
+            h.push(e(4 * i, 4 * i + 1, Op::Set(i << 20), Ret::Ok));
+            h.push(e(4 * i + 2, 4 * i + 3, Op::Get, Ret::Value(Some(i << 20))));
+        }
+        assert!(ok(&h));
+        h.push(e(u64::MAX - 2, u64::MAX - 1, Op::Get, Ret::Value(Some(3))));
+        assert!(!ok(&h));
+    }
+}
+
+use lin::{Event, Op, Ret};
+
+/// A history client: one connection to one node, random operations on a few keys, every
+/// operation recorded with its call and return times.
+fn history_client(
+    addr: std::net::SocketAddr,
+    cid: u64,
+    seed: u64,
+    start: Instant,
+    stop: Arc<AtomicBool>,
+    hist: Arc<Mutex<BTreeMap<String, Vec<Event>>>>,
+    counts: Arc<[AtomicU64; 3]>,
+) {
+    let keys = ["r0", "r1", "r2"];
+    let mut rng = Rng::new(seed ^ cid.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let t = || start.elapsed().as_nanos() as u64;
+    let mut conn: Option<TextClient> = None;
+    let mut seq = 0u64;
+    let record = |key: &str, e: Event| hist.lock().unwrap().entry(key.to_string()).or_default().push(e);
+    while !stop.load(Relaxed) {
+        // Pace: the checker's cost grows with the history's length.
+        std::thread::sleep(Duration::from_micros(rng.range(500, 3000)));
+        let c = match conn.as_mut() {
+            Some(c) => c,
+            None => match TextClient::connect(addr) {
+                Ok(c) => {
+                    // Longer than the server's own op timeout (1 s), shorter than a long pause.
+                    let _ = c.set_read_timeout(Duration::from_millis(2500));
+                    conn.insert(c)
+                }
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+            },
+        };
+        let key = *rng.pick(&keys);
+        seq += 1;
+        let fresh = ((cid << 32) | seq) << 20;
+        let call = t();
+        // Ok(Some(ret)) known, Ok(None) certainly not applied (not recorded), Err unknown.
+        let classify = |a: &io::Result<Answer>| -> Option<bool> {
+            match a {
+                Ok(Answer::ServerError(m)) if certainly_not_applied(m) => None,
+                Ok(Answer::ServerError(_)) | Err(_) => Some(false),
+                Ok(_) => Some(true),
+            }
+        };
+        let num = |v: &[u8]| -> Option<u64> { std::str::from_utf8(v).ok()?.trim().parse().ok() };
+        match rng.below(4) {
+            0 => {
+                let a = request(c, &set_req(key, fresh.to_string().as_bytes()), false);
+                let known = classify(&a);
+                if matches!(a, Err(_)) {
+                    conn = None;
+                }
+                match known {
+                    None => counts[2].fetch_add(1, Relaxed),
+                    Some(true) => {
+                        assert_eq!(a.as_ref().unwrap(), &Answer::Line("STORED".into()), "set {key}");
+                        record(key, Event { call, ret: t(), op: Op::Set(fresh), out: Ret::Ok });
+                        counts[0].fetch_add(1, Relaxed)
+                    }
+                    Some(false) => {
+                        record(key, Event { call, ret: u64::MAX, op: Op::Set(fresh), out: Ret::Unknown });
+                        counts[1].fetch_add(1, Relaxed)
+                    }
+                };
+            }
+            1 => {
+                let a = request(c, format!("get {key}\r\n").as_bytes(), true);
+                match a {
+                    Ok(Answer::Item(v)) => {
+                        let v = v.map(|(d, _)| num(&d).unwrap_or_else(|| panic!("non-numeric value {d:?} in {key}")));
+                        record(key, Event { call, ret: t(), op: Op::Get, out: Ret::Value(v) });
+                        counts[0].fetch_add(1, Relaxed);
+                    }
+                    // A failed read has no effect: nothing to record.
+                    Ok(_) => {
+                        counts[2].fetch_add(1, Relaxed);
+                    }
+                    Err(_) => {
+                        conn = None;
+                        counts[2].fetch_add(1, Relaxed);
+                    }
+                }
+            }
+            2 => {
+                // gets, then cas with its token: two operations in the history.
+                let a = request(c, format!("gets {key}\r\n").as_bytes(), true);
+                let (v, token) = match a {
+                    Ok(Answer::Item(v)) => {
+                        let v = v.map(|(d, cas)| (num(&d).unwrap_or_else(|| panic!("non-numeric {d:?}")), cas));
+                        record(key, Event { call, ret: t(), op: Op::Get, out: Ret::Value(v.map(|x| x.0)) });
+                        counts[0].fetch_add(1, Relaxed);
+                        match v {
+                            Some(x) => x,
+                            None => continue,
+                        }
+                    }
+                    Ok(_) => {
+                        counts[2].fetch_add(1, Relaxed);
+                        continue;
+                    }
+                    Err(_) => {
+                        conn = None;
+                        counts[2].fetch_add(1, Relaxed);
+                        continue;
+                    }
+                };
+                let call = t();
+                let val = fresh.to_string();
+                let mut req = format!("cas {key} 0 0 {} {token}\r\n", val.len()).into_bytes();
+                req.extend_from_slice(val.as_bytes());
+                req.extend_from_slice(b"\r\n");
+                let a = request(c, &req, false);
+                let known = classify(&a);
+                if matches!(a, Err(_)) {
+                    conn = None;
+                }
+                let op = Op::Cas { expect: v, new: fresh };
+                match known {
+                    None => {
+                        counts[2].fetch_add(1, Relaxed);
+                    }
+                    Some(true) => {
+                        let out = match a.as_ref().unwrap() {
+                            Answer::Line(l) if l == "STORED" => Ret::Stored,
+                            Answer::Line(l) if l == "EXISTS" => Ret::Exists,
+                            Answer::Line(l) if l == "NOT_FOUND" => Ret::NotFound,
+                            other => panic!("cas {key}: unexpected answer {other:?}"),
+                        };
+                        record(key, Event { call, ret: t(), op, out });
+                        counts[0].fetch_add(1, Relaxed);
+                    }
+                    Some(false) => {
+                        record(key, Event { call, ret: u64::MAX, op, out: Ret::Unknown });
+                        counts[1].fetch_add(1, Relaxed);
+                    }
+                }
+            }
+            _ => {
+                let a = request(c, format!("incr {key} 1\r\n").as_bytes(), false);
+                let known = classify(&a);
+                if matches!(a, Err(_)) {
+                    conn = None;
+                }
+                match known {
+                    None => {
+                        counts[2].fetch_add(1, Relaxed);
+                    }
+                    Some(true) => {
+                        let out = match a.as_ref().unwrap() {
+                            Answer::Line(l) if l == "NOT_FOUND" => Ret::Incr(None),
+                            Answer::Line(l) => {
+                                Ret::Incr(Some(l.parse().unwrap_or_else(|_| panic!("incr {key}: unexpected answer {l:?}"))))
+                            }
+                            other => panic!("incr {key}: unexpected answer {other:?}"),
+                        };
+                        record(key, Event { call, ret: t(), op: Op::Incr(1), out });
+                        counts[0].fetch_add(1, Relaxed);
+                    }
+                    Some(false) => {
+                        record(key, Event { call, ret: u64::MAX, op: Op::Incr(1), out: Ret::Unknown });
+                        counts[1].fetch_add(1, Relaxed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn single_key_histories_are_linearizable_under_kill_pause_restart() {
+    let _serial = serial();
+    let seed = seed();
+    eprintln!("linearizability: seed {seed} (KEEL_TEST_SEED={seed} reproduces the nemesis' choices)");
+    // Negative control, by hand: KEEL_TEST_CLUSTER_READ=local serves reads from the local
+    // replica (not linearizable), and the checker must then report violations.
+    let read_mode = std::env::var("KEEL_TEST_CLUSTER_READ").unwrap_or_else(|_| "linearizable".into());
+    let mut c = start_cluster_with(&["--cluster-read", &read_mode]);
+    let start = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let hist: Arc<Mutex<BTreeMap<String, Vec<Event>>>> = Arc::default();
+    // known / unknown / refused (certainly not applied, or a failed read)
+    let counts: Arc<[AtomicU64; 3]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)]);
+    let mut clients = Vec::new();
+    for cid in 1..=6u64 {
+        let addr = c.addr((cid % 3 + 1) as u16);
+        let (stop, hist, counts) = (stop.clone(), hist.clone(), counts.clone());
+        clients.push(std::thread::spawn(move || history_client(addr, cid, seed, start, stop, hist, counts)));
+    }
+
+    // Nemesis: one fault at a time, on a random node (half the time the leader): kill -9 and
+    // restart on the same ports, or SIGSTOP for a while and SIGCONT; then wait until every node
+    // is ready again with an agreed leader before the next fault.
+    let mut rng = Rng::new(seed);
+    let run_for = Duration::from_secs(20);
+    let mut faults = Vec::new();
+    while start.elapsed() < run_for {
+        std::thread::sleep(Duration::from_millis(rng.range(300, 900)));
+        let slot = if rng.chance(1, 2) {
+            c.leader(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"))
+        } else {
+            rng.range(1, 3) as u16
+        };
+        let t = start.elapsed().as_secs_f64();
+        if rng.chance(1, 2) {
+            c.kill(slot);
+            std::thread::sleep(Duration::from_millis(rng.range(50, 500)));
+            let took = c.restart(slot, Duration::from_secs(30)).unwrap_or_else(|e| panic!("restart of {slot}: {e}"));
+            faults.push(format!("{t:.1}s kill+restart {slot} (ready after {:.2}s)", took.as_secs_f64()));
+        } else {
+            let ms = rng.range(300, 1500);
+            c.pause(slot).unwrap_or_else(|e| panic!("{e}"));
+            std::thread::sleep(Duration::from_millis(ms));
+            c.resume(slot).unwrap_or_else(|e| panic!("{e}"));
+            faults.push(format!("{t:.1}s pause {slot} {ms}ms"));
+        }
+        c.wait_all_ready(Duration::from_secs(30)).unwrap_or_else(|e| panic!("after {faults:?}: {e}"));
+    }
+    std::thread::sleep(Duration::from_millis(300)); // a last quiet stretch of history
+    stop.store(true, Relaxed);
+    for h in clients {
+        h.join().expect("history client panicked");
+    }
+    let events = std::mem::take(&mut *hist.lock().unwrap());
+    let [known, unknown, refused] = [0, 1, 2].map(|i| counts[i].load(Relaxed));
+    eprintln!(
+        "FIGURE cluster: linearizability: {} faults in {:.0} s, {known} operations with known outcome, {unknown} unknown, {refused} refused or failed reads; faults: {faults:?}",
+        faults.len(),
+        start.elapsed().as_secs_f64()
+    );
+    let mut violations = Vec::new();
+    for (key, h) in &events {
+        let t = Instant::now();
+        let verdict = lin::check(h, None, 20_000_000);
+        eprintln!("linearizability: key {key}: {} ops checked in {:.2} s: {verdict:?}", h.len(), t.elapsed().as_secs_f64());
+        if verdict != lin::Verdict::Linearizable {
+            let mut sorted = h.clone();
+            sorted.sort_by_key(|e| e.call);
+            let tail: Vec<String> = sorted.iter().rev().take(60).rev().map(|e| format!("{e:?}")).collect();
+            violations.push(format!("key {key}: {verdict:?} ({} ops); last events:\n  {}", h.len(), tail.join("\n  ")));
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "{} of {} keys not linearizable (seed {seed}; faults {faults:?}):\n{}\ncluster logs:\n{}",
+        violations.len(),
+        events.len(),
+        violations.join("\n"),
+        c.all_logs(3000)
+    );
+    assert!(faults.len() >= 6, "too few faults to mean anything: {faults:?}");
+    assert!(known >= 1000, "too few operations with a known outcome to mean anything: {known}");
+}
+
+// ------------------------------------------------------------------------------------------
+// 3. Catch-up of 100 000 keys.
+// ------------------------------------------------------------------------------------------
+
+fn value_of(i: usize) -> Vec<u8> {
+    let mut v = format!("value-{i:08}-").into_bytes();
+    v.resize(100, b'x');
+    v
+}
+
+/// Store `keys` through `c` in pipelined batches; every reply must be `STORED`.
+fn load_keys(c: &mut TextClient, keys: std::ops::Range<usize>) -> Result<(), String> {
+    let batch = 500;
+    let mut i = keys.start;
+    while i < keys.end {
+        let j = (i + batch).min(keys.end);
+        let mut req = Vec::new();
+        for k in i..j {
+            req.extend_from_slice(&set_req(&format!("key:{k:08}"), &value_of(k)));
+        }
+        c.send(&req).map_err(|e| format!("send: {e}"))?;
+        for k in i..j {
+            let l = c.read_line().map_err(|e| format!("reply to set key:{k:08}: {e}"))?;
+            if l != b"STORED\r\n" {
+                return Err(format!("set key:{k:08}: {}", String::from_utf8_lossy(&l).trim_end()));
+            }
+        }
+        i = j;
+    }
+    Ok(())
+}
+
+/// Pipelined `get`s of `keys` on `c`: the keys whose answer is not their value (with the answer).
+fn check_keys(c: &mut TextClient, keys: std::ops::Range<usize>) -> io::Result<Vec<(usize, String)>> {
+    let batch = 1000;
+    let mut wrong = Vec::new();
+    let mut i = keys.start;
+    while i < keys.end {
+        let j = (i + batch).min(keys.end);
+        let mut req = Vec::new();
+        for k in i..j {
+            req.extend_from_slice(format!("get key:{k:08}\r\n").as_bytes());
+        }
+        c.send(&req)?;
+        for k in i..j {
+            let line = c.read_line()?;
+            if line.starts_with(b"VALUE ") {
+                let len: usize = String::from_utf8_lossy(&line).split(' ').nth(3).and_then(|l| l.trim().parse().ok()).unwrap_or(0);
+                let mut data = c.read_exact_bytes(len + 2)?;
+                data.truncate(len);
+                let end = c.read_line()?;
+                if data != value_of(k) || end != b"END\r\n" {
+                    wrong.push((k, format!("value {:?}", String::from_utf8_lossy(&data))));
+                }
+            } else {
+                wrong.push((k, String::from_utf8_lossy(&line).trim_end().to_string()));
+            }
+        }
+        i = j;
+    }
+    Ok(wrong)
+}
+
+/// Run `f` over `0..n` split in four ranges, each on its own connection to `addr` and thread.
+fn in_parallel<T: Send + 'static>(
+    addr: std::net::SocketAddr,
+    n: usize,
+    f: fn(&mut TextClient, std::ops::Range<usize>) -> T,
+) -> Vec<T> {
+    let parts = 4;
+    let hs: Vec<_> = (0..parts)
+        .map(|p| {
+            let keys = p * n / parts..(p + 1) * n / parts;
+            std::thread::spawn(move || {
+                let mut c = TextClient::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+                f(&mut c, keys)
+            })
+        })
+        .collect();
+    hs.into_iter().map(|h| h.join().expect("worker panicked")).collect()
+}
+
+#[test]
+fn restarted_node_catches_up_100k_keys_then_answers_them_all() {
+    let _serial = serial();
+    const N: usize = 100_000;
+    let mut c = start_cluster();
+    let leader = c.leader(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    let victim = c.slots().into_iter().find(|s| *s != leader).expect("a follower");
+    let t = Instant::now();
+    for r in in_parallel(c.addr(leader), N, |cl, keys| load_keys(cl, keys)) {
+        r.unwrap_or_else(|e| panic!("loading {N} keys: {e}\n{}", c.all_logs(2000)));
+    }
+    let load = t.elapsed();
+
+    c.kill(victim);
+    let t = Instant::now();
+    c.spawn(victim).unwrap_or_else(|e| panic!("{e}"));
+    // While it catches up, the node must refuse (SERVER_ERROR) or answer right, never miss.
+    let probe_keys = [0usize, N / 2, N - 1];
+    let mut probes = 0;
+    let mut refused = 0;
+    let deadline = t + Duration::from_secs(60);
+    loop {
+        assert!(c.is_up(victim), "the restarted node exited:\n{}", c.all_logs(3000));
+        if let Ok(mut p) = TextClient::connect(c.addr(victim)) {
+            let _ = p.set_read_timeout(Duration::from_secs(5));
+            for &k in &probe_keys {
+                match request(&mut p, format!("get key:{k:08}\r\n").as_bytes(), true) {
+                    Ok(Answer::ServerError(_)) => refused += 1,
+                    Ok(Answer::Item(Some((v, _)))) if v == value_of(k) => {}
+                    Ok(other) => panic!("the restarting node answered key:{k:08} with {other:?} before it caught up\n{}", c.all_logs(3000)),
+                    Err(_) => break,
+                }
+                probes += 1;
+            }
+        }
+        match c.stats(victim) {
+            Ok(s) if s.get("cluster_ready").map(String::as_str) == Some("1") => break,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "not ready 60 s after its restart:\n{}", c.all_logs(3000));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let catch_up = t.elapsed();
+    let t = Instant::now();
+    let wrong: Vec<(usize, String)> = in_parallel(c.addr(victim), N, |cl, keys| check_keys(cl, keys))
+        .into_iter()
+        .flat_map(|r| r.unwrap_or_else(|e| panic!("pipelined gets on the restarted node: {e}")))
+        .collect();
+    let read_all = t.elapsed();
+    eprintln!(
+        "FIGURE cluster: catch-up: {N} keys loaded in {:.2} s; restarted follower ready {:.3} s after spawn \
+         ({probes} probes while catching up, {refused} refused); all {N} read back from it in {:.2} s",
+        load.as_secs_f64(),
+        catch_up.as_secs_f64(),
+        read_all.as_secs_f64()
+    );
+    assert!(
+        wrong.is_empty(),
+        "{} of {N} keys wrong on the restarted node, first: {:?}\n{}",
+        wrong.len(),
+        &wrong[..wrong.len().min(10)],
+        c.all_logs(3000)
+    );
+    let s = c.stats(victim).expect("stats");
+    assert_eq!(s["curr_items"], N.to_string(), "items on the restarted node: {s:?}");
+    // Generous bound for a loaded CI machine; the benchmark reports the real figure.
+    assert!(catch_up < Duration::from_secs(20), "catch-up of {N} keys took {catch_up:?}");
+}
+
+// ------------------------------------------------------------------------------------------
+// 4. The minority refuses; healing loses no acknowledged write.
+// ------------------------------------------------------------------------------------------
+
+/// A writer on one node: unique keys, records every acknowledged (key, value).
+fn acked_writer(
+    addr: std::net::SocketAddr,
+    slot: u16,
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<(String, String)>>>,
+) -> (u64, u64) {
+    let (mut ok, mut failed) = (0, 0);
+    let mut conn: Option<TextClient> = None;
+    let mut seq = 0u64;
+    while !stop.load(Relaxed) {
+        let c = match conn.as_mut() {
+            Some(c) => c,
+            None => match TextClient::connect(addr) {
+                Ok(c) => {
+                    let _ = c.set_read_timeout(Duration::from_secs(3));
+                    conn.insert(c)
+                }
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+            },
+        };
+        seq += 1;
+        let (key, val) = (format!("w{slot}:{seq}"), format!("from node {slot} #{seq}"));
+        match request(c, &set_req(&key, val.as_bytes()), false) {
+            Ok(Answer::Line(l)) if l == "STORED" => {
+                ok += 1;
+                acked.lock().unwrap().push((key, val));
+            }
+            Ok(_) => {
+                failed += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(_) => {
+                failed += 1;
+                conn = None;
+            }
+        }
+    }
+    (ok, failed)
+}
+
+/// Time until a fresh `req` on `slot` is answered, and the answer.
+fn timed(c: &CacheCluster, slot: u16, req: &[u8], is_get: bool) -> (Duration, io::Result<Answer>) {
+    let t = Instant::now();
+    let a = TextClient::connect(c.addr(slot)).and_then(|mut cl| {
+        cl.set_read_timeout(Duration::from_secs(10))?;
+        request(&mut cl, req, is_get)
+    });
+    (t.elapsed(), a)
+}
+
+#[test]
+fn minority_refuses_writes_promptly_and_no_acknowledged_write_is_lost() {
+    let _serial = serial();
+    let mut c = start_cluster();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let writers: Vec<_> = c
+        .slots()
+        .into_iter()
+        .map(|slot| {
+            let (addr, stop, acked) = (c.addr(slot), stop.clone(), acked.clone());
+            std::thread::spawn(move || acked_writer(addr, slot, stop, acked))
+        })
+        .collect();
+    let wait_acked = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while acked.lock().unwrap().len() < n {
+            assert!(Instant::now() < deadline, "writers made no progress");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_acked(300);
+
+    let mut figures = Vec::new();
+    // Refused writes whose error leaves the outcome unknown (the entry may already be in the
+    // lone leader's log and be committed once the majority is back): not checked afterwards.
+    let mut must_be_absent = Vec::new();
+    // Round 1: the leader is the minority (both followers stopped); round 2: a follower is.
+    for round in ["leader", "follower"] {
+        let leader = c.leader(Duration::from_secs(15)).unwrap_or_else(|e| panic!("{e}"));
+        let lone = if round == "leader" {
+            leader
+        } else {
+            c.slots().into_iter().find(|s| *s != leader).expect("a follower")
+        };
+        let others: Vec<u16> = c.slots().into_iter().filter(|s| *s != lone).collect();
+        let before = acked.lock().unwrap().len();
+        for &s in &others {
+            c.pause(s).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let paused = Instant::now();
+        // A fresh write and a fresh linearizable read on the lone node at once, and again once
+        // the loss of the majority is certainly noticed: SERVER_ERROR each time, promptly.
+        let mut tries = Vec::new();
+        for (n, at) in [(1, Duration::ZERO), (2, Duration::from_millis(1200))] {
+            std::thread::sleep(at.saturating_sub(paused.elapsed()));
+            let key = format!("minority{n}:{round}");
+            let (tw, aw) = timed(&c, lone, &set_req(&key, b"must not be acknowledged"), false);
+            let (tr, ar) = timed(&c, lone, format!("get w{lone}:1\r\n").as_bytes(), true);
+            tries.push((format!("set #{n}"), tw, aw, Some(key)));
+            tries.push((format!("get #{n}"), tr, ar, None));
+        }
+        // The majority stays stopped long enough for its election timers to run out.
+        std::thread::sleep(Duration::from_millis(1500).saturating_sub(paused.elapsed()));
+        let held = paused.elapsed();
+        for &s in &others {
+            c.resume(s).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let shown: Vec<String> = tries
+            .iter()
+            .map(|(what, took, a, _)| format!("{what} {:.0} ms {a:?}", took.as_secs_f64() * 1e3))
+            .collect();
+        figures.push(format!("{round} alone ({:.1} s): {}", held.as_secs_f64(), shown.join(", ")));
+        for (what, took, a, key) in &tries {
+            let Ok(Answer::ServerError(msg)) = a else {
+                panic!(
+                    "{round} cut off from the majority: {what} answered {a:?} after {took:?} (want SERVER_ERROR)\n{}",
+                    c.all_logs(2000)
+                )
+            };
+            assert!(*took < Duration::from_secs(2), "{round} cut off: {what} took {took:?} to be refused (want < 2 s)");
+            if let Some(k) = key {
+                if certainly_not_applied(msg) {
+                    must_be_absent.push(k.clone());
+                }
+            }
+        }
+        c.wait_all_ready(Duration::from_secs(30)).unwrap_or_else(|e| panic!("healing after round {round}: {e}"));
+        // Writes flow again after healing.
+        wait_acked(before + 100);
+    }
+    stop.store(true, Relaxed);
+    let mut totals = Vec::new();
+    for w in writers {
+        totals.push(w.join().expect("writer panicked"));
+    }
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    eprintln!("FIGURE cluster: minority: {}; writers (acked, failed) per node {totals:?}", figures.join("; "));
+
+    // No acknowledged write is lost, on any node; nothing refused got in.
+    for slot in c.slots() {
+        let mut r = TextClient::connect(c.addr(slot)).expect("connect");
+        let mut lost = Vec::new();
+        for chunk in acked.chunks(500) {
+            let mut req = Vec::new();
+            for (k, _) in chunk {
+                req.extend_from_slice(format!("get {k}\r\n").as_bytes());
+            }
+            r.send(&req).expect("send");
+            for (k, v) in chunk {
+                match request_reply_item(&mut r) {
+                    Ok(Some(got)) if got == v.as_bytes() => {}
+                    other => lost.push(format!("{k}: {other:?}")),
+                }
+            }
+        }
+        assert!(
+            lost.is_empty(),
+            "node {slot}: {} of {} acknowledged writes lost, first: {:?}\n{}",
+            lost.len(),
+            acked.len(),
+            &lost[..lost.len().min(10)],
+            c.all_logs(3000)
+        );
+        // A write refused as certainly not applied must indeed be absent.
+        for k in &must_be_absent {
+            let a = request(&mut r, format!("get {k}\r\n").as_bytes(), true).expect("get");
+            assert_eq!(a, Answer::Item(None), "node {slot}: the write {k} was refused as not applied, yet applied");
+        }
+    }
+}
+
+/// Read one `get` reply (already requested): the value or a miss.
+fn request_reply_item(c: &mut TextClient) -> io::Result<Option<Vec<u8>>> {
+    let line = c.read_line()?;
+    if line == b"END\r\n" {
+        return Ok(None);
+    }
+    let text = String::from_utf8_lossy(&line).into_owned();
+    let len: usize = text
+        .split(' ')
+        .nth(3)
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("unexpected reply {text:?}")))?;
+    let mut data = c.read_exact_bytes(len + 2)?;
+    data.truncate(len);
+    if c.read_line()? != b"END\r\n" {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "no END"));
+    }
+    Ok(Some(data))
+}

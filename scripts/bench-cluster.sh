@@ -1,0 +1,299 @@
+#!/usr/bin/env bash
+# bench-cluster.sh: keel's cache cluster (three `keel cache --cluster-id N` nodes on loopback)
+# against a standalone `keel cache`, same client (`keel bench cache`), same machine, one run.
+#
+# Measures (issue 5's targets in brackets):
+#   1. replicated write latency, 1 connection, depth 1, on the leader and on a follower (which
+#      forwards to the leader)                                              [p99 <= 1 ms]
+#   2. replicated write throughput, CONNS connections x depth 1 and 16      [>= 50 % of standalone]
+#   3. linearizable read throughput (the default read mode), same shapes,
+#      on the leader and on a follower                                      [>= 80 % of standalone]
+#   4. catch-up: CATCHUP_KEYS items of VALUE_SIZE bytes stored, a follower killed -9 and restarted
+#      on the same ports; time until it reports `cluster_ready 1`           [<= 2 s for 100 000]
+#   5. kill -9 of the leader -> first acknowledged write on a surviving node (a client writing in
+#      a loop to a follower), KILLS times
+#
+# Servers listen on free loopback ports, each in its own process group (setsid) with its output in
+# a log under $LOG_DIR, are polled for readiness (`stats` -> `cluster_ready 1`, or `version` for the
+# standalone server) with a deadline, and are killed by pid on exit.
+#
+# Knobs (environment): DURATION=10s WARMUP=2s CONNS=8 DEPTHS="1 16" KEYS=100000 VALUE_SIZE=100
+# SERVER_THREADS=2 CATCHUP_KEYS=100000 CATCHUPS=3 KILLS=5 SKIP_BUILD=1 (use target/release/keel)
+# JSON_OUT=file (raw results, one JSON a line)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+CONNS=${CONNS:-8}
+DEPTHS=${DEPTHS:-"1 16"}
+KEYS=${KEYS:-100000}
+VALUE_SIZE=${VALUE_SIZE:-100}
+SERVER_THREADS=${SERVER_THREADS:-2}
+CATCHUP_KEYS=${CATCHUP_KEYS:-100000}
+CATCHUPS=${CATCHUPS:-3}
+KILLS=${KILLS:-5}
+KEEL=${KEEL:-target/release/keel}
+PY=/usr/bin/python3
+[[ -x $PY ]] || PY=python3
+
+LOG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/bench-cluster.XXXXXX")
+RESULTS=${JSON_OUT:-$LOG_DIR/results.jsonl}
+: >"$RESULTS"
+
+die() { echo "bench-cluster: $*" >&2; exit 1; }
+
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+    echo "== building keel (release)" >&2
+    cargo build --release -p keel >&2
+fi
+[[ -x $KEEL ]] || die "$KEEL missing"
+
+# --- process lifecycle ------------------------------------------------------------------------
+declare -A PID=()   # name -> pid (each the leader of its own process group)
+stop_one() {
+    local name=$1 pid=${PID[$1]:-}
+    [[ -n $pid ]] || return 0
+    unset "PID[$name]"
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+stop_all() { for n in "${!PID[@]}"; do stop_one "$n"; done; }
+trap stop_all EXIT
+trap 'stop_all; exit 130' INT TERM
+
+free_port() {
+    "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# stat_of PORT NAME: one `stats` value ('' when the node does not answer within 1 s).
+stat_of() {
+    "$PY" - "$1" "$2" <<'EOF' 2>/dev/null || true
+import socket, sys
+try:
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
+    s.settimeout(1)
+    s.sendall(b"stats\r\n")
+    b = b""
+    while not b.endswith(b"END\r\n"):
+        c = s.recv(65536)
+        if not c:
+            break
+        b += c
+    for l in b.decode().splitlines():
+        p = l.split(" ", 2)
+        if len(p) == 3 and p[0] == "STAT" and p[1] == sys.argv[2]:
+            print(p[2])
+except OSError:
+    pass
+EOF
+}
+
+# wait_ready PORT NAME SECONDS: until `cluster_ready 1`; prints the log tail and dies otherwise.
+wait_ready() {
+    local port=$1 name=$2 deadline=$((SECONDS + $3))
+    while ((SECONDS < deadline)); do
+        kill -0 "${PID[$name]}" 2>/dev/null || break
+        [[ $(stat_of "$port" cluster_ready) == 1 ]] && return 0
+        sleep 0.02
+    done
+    tail -20 "$LOG_DIR/$name.log" >&2 || true
+    die "$name (port $port) not ready"
+}
+
+start_standalone() {
+    SPORT=$(free_port)
+    setsid "$KEEL" cache -l 127.0.0.1 -p "$SPORT" -t "$SERVER_THREADS" -m 1024 -U 0 </dev/null >"$LOG_DIR/standalone.log" 2>&1 &
+    PID[standalone]=$!
+    local deadline=$((SECONDS + 10))
+    until [[ -n $(stat_of "$SPORT" pid) ]]; do
+        ((SECONDS < deadline)) || die "standalone keel not ready"
+        sleep 0.02
+    done
+}
+
+# Cluster: CPORT[i] client ports, RPORT[i] peer ports, i = 1..3.
+declare -a CPORT RPORT
+new_cluster_ports() {
+    for i in 1 2 3; do CPORT[i]=$(free_port); RPORT[i]=$(free_port); done
+    PEERS="1=127.0.0.1:${RPORT[1]},2=127.0.0.1:${RPORT[2]},3=127.0.0.1:${RPORT[3]}"
+}
+start_node() {
+    local i=$1
+    setsid "$KEEL" cache -l 127.0.0.1 -p "${CPORT[i]}" -t "$SERVER_THREADS" -m 1024 -U 0 \
+        --cluster-id "$i" --cluster-peers "$PEERS" </dev/null >>"$LOG_DIR/node$i.log" 2>&1 &
+    PID[node$i]=$!
+}
+start_cluster() {
+    new_cluster_ports
+    for i in 1 2 3; do start_node "$i"; done
+    for i in 1 2 3; do wait_ready "${CPORT[i]}" "node$i" 30; done
+}
+# leader_slot: the slot every node names as leader (polled up to 10 s).
+leader_slot() {
+    local deadline=$((SECONDS + 10)) l
+    while ((SECONDS < deadline)); do
+        for i in 1 2 3; do
+            if [[ $(stat_of "${CPORT[i]}" cluster_role) == leader ]]; then echo "$i"; return 0; fi
+        done
+        sleep 0.02
+    done
+    die "no leader"
+}
+
+load1() { cut -d' ' -f1 /proc/loadavg; }
+
+# bench NAME PORT PID ARGS...: one `keel bench cache` run, appended to $RESULTS.
+bench() {
+    local name=$1 port=$2 pid=$3
+    shift 3
+    echo "-- $name (load $(load1))" >&2
+    local out
+    out=$("$KEEL" bench cache --server "127.0.0.1:$port" --duration "$DURATION" --warmup "$WARMUP" \
+        --value-size "$VALUE_SIZE" --keys "$KEYS" --server-pid "$pid" --json "$@") || die "bench $name failed"
+    echo "{\"kind\":\"load\",\"name\":\"$name\",\"load1\":$(load1),\"report\":$out}" >>"$RESULTS"
+}
+
+run_cases() { # TARGET PORT PID
+    local t=$1 port=$2 pid=$3
+    bench "$t write c1 d1" "$port" "$pid" --get-ratio 0 --no-preload --connections 1 --pipeline 1
+    for d in $DEPTHS; do
+        bench "$t write c$CONNS d$d" "$port" "$pid" --get-ratio 0 --no-preload --connections "$CONNS" --pipeline "$d"
+    done
+    for d in $DEPTHS; do
+        bench "$t read c$CONNS d$d" "$port" "$pid" --get-ratio 1 --connections "$CONNS" --pipeline "$d"
+    done
+}
+
+echo "== logs and raw results in $LOG_DIR" >&2
+
+# --- 1-3: load, standalone then cluster ----------------------------------------------------------
+start_standalone
+run_cases standalone "$SPORT" "${PID[standalone]}"
+stop_one standalone
+
+start_cluster
+L=$(leader_slot)
+F=$(( L % 3 + 1 ))
+run_cases leader "${CPORT[L]}" "${PID[node$L]}"
+[[ $(leader_slot) == "$L" ]] || echo "bench-cluster: note: the leader changed during the leader runs" >&2
+run_cases follower "${CPORT[F]}" "${PID[node$F]}"
+[[ $(leader_slot) == "$L" ]] || echo "bench-cluster: note: the leader changed during the follower runs" >&2
+for i in 1 2 3; do stop_one "node$i"; done
+
+# --- 4: catch-up ---------------------------------------------------------------------------------
+start_cluster
+L=$(leader_slot)
+echo "-- storing $CATCHUP_KEYS items in the cluster (load $(load1))" >&2
+"$KEEL" bench cache --server "127.0.0.1:${CPORT[L]}" --connections 4 --pipeline 64 \
+    --value-size "$VALUE_SIZE" --rss-items "$CATCHUP_KEYS" --json >"$LOG_DIR/fill.json" || die "fill failed"
+for run in $(seq 1 "$CATCHUPS"); do
+    L=$(leader_slot)
+    F=$(( (L + run) % 3 + 1 ))
+    [[ $F != "$L" ]] || F=$(( L % 3 + 1 ))
+    stop_one "node$F"
+    t0=$(date +%s%N)
+    start_node "$F"
+    # Poll every 5 ms in one process; the time is taken when `cluster_ready 1` is seen.
+    secs=$("$PY" - "${CPORT[F]}" "$t0" <<'EOF'
+import socket, sys, time
+port, t0 = int(sys.argv[1]), int(sys.argv[2])
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=1)
+        s.settimeout(1)
+        s.sendall(b"stats\r\n")
+        b = b""
+        while not b.endswith(b"END\r\n"):
+            c = s.recv(65536)
+            if not c:
+                break
+            b += c
+        if b"STAT cluster_ready 1\r\n" in b:
+            print("%.4f" % ((time.time_ns() - t0) / 1e9))
+            sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.005)
+sys.exit(1)
+EOF
+) || { tail -20 "$LOG_DIR/node$F.log" >&2; die "restarted follower $F not ready within 60 s"; }
+    items=$(stat_of "${CPORT[F]}" curr_items)
+    echo "-- catch-up run $run: follower $F ready after $secs s with $items items (load $(load1))" >&2
+    echo "{\"kind\":\"catchup\",\"run\":$run,\"keys\":$CATCHUP_KEYS,\"seconds\":$secs,\"items\":${items:-0},\"load1\":$(load1)}" >>"$RESULTS"
+done
+
+# --- 5: kill the leader -> first acknowledged write ------------------------------------------------
+for run in $(seq 1 "$KILLS"); do
+    L=$(leader_slot)
+    F=$(( L % 3 + 1 ))
+    # The probe writes in a loop on follower F, kills the leader's pid itself (right after an
+    # acknowledged write) and reports the time from the kill to the next acknowledged write.
+    out=$("$PY" - "${CPORT[F]}" "${PID[node$L]}" <<'EOF'
+import os, signal, socket, sys, time
+port, victim = int(sys.argv[1]), int(sys.argv[2])
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+f = s.makefile("rb")
+def write(i):
+    s.sendall(b"set failover:%d 0 0 1\r\nx\r\n" % i)
+    return f.readline()
+assert write(0) == b"STORED\r\n"
+os.kill(victim, signal.SIGKILL)
+t0 = time.monotonic()
+errors, i = 0, 1
+while True:
+    r = write(i)
+    i += 1
+    if r == b"STORED\r\n":
+        break
+    errors += 1
+print('{"seconds": %.4f, "refused": %d}' % (time.monotonic() - t0, errors))
+EOF
+) || die "failover probe failed"
+    wait "${PID[node$L]}" 2>/dev/null || true
+    unset "PID[node$L]"
+    echo "-- kill run $run: leader $L killed, first acknowledged write on $F after $out (load $(load1))" >&2
+    echo "{\"kind\":\"failover\",\"run\":$run,\"report\":$out,\"load1\":$(load1)}" >>"$RESULTS"
+    start_node "$L"
+    wait_ready "${CPORT[L]}" "node$L" 60
+done
+for i in 1 2 3; do stop_one "node$i"; done
+
+# --- table ---------------------------------------------------------------------------------------
+echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC'); machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo), Linux $(uname -r)"
+echo "keel $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- crates 2>/dev/null || echo ' + uncommitted changes'); uptime: $(uptime)"
+"$PY" - "$RESULTS" "$DURATION" "$SERVER_THREADS" "$VALUE_SIZE" <<'EOF'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+dur, threads, vs = sys.argv[2], sys.argv[3], sys.argv[4]
+load = {r["name"]: r for r in rows if r["kind"] == "load"}
+print(f"Load: `keel bench cache`, {dur} measured per case, {vs}-byte values, server threads {threads}; "
+      f"1-min load average during the runs {min(r['load1'] for r in load.values()):.2f}..{max(r['load1'] for r in load.values()):.2f}")
+print()
+print("| case | standalone ops/s | leader ops/s | leader/standalone | follower ops/s | follower/standalone | p50 / p99 / p99.9 µs standalone | leader | follower | errors s / l / f |")
+print("|---|---:|---:|---:|---:|---:|---|---|---|---|")
+cases = [n.split(" ", 1)[1] for n in load if n.startswith("standalone ")]
+for c in cases:
+    s, l, f = (load.get(f"{t} {c}") for t in ("standalone", "leader", "follower"))
+    ops = lambda r: r["report"]["ops_per_sec"] if r else float("nan")
+    lat = lambda r: " / ".join(f"{r['report']['latency_us'][q]:.0f}" for q in ("p50", "p99", "p999")) if r else "-"
+    err = lambda r: str(r["report"]["errors"]) if r else "-"
+    print(f"| {c} | {ops(s):,.0f} | {ops(l):,.0f} | {ops(l)/ops(s):.2f} | {ops(f):,.0f} | {ops(f)/ops(s):.2f} | {lat(s)} | {lat(l)} | {lat(f)} | {err(s)} / {err(l)} / {err(f)} |")
+cu = [r for r in rows if r["kind"] == "catchup"]
+if cu:
+    secs = [r["seconds"] for r in cu]
+    print()
+    print(f"Catch-up of {cu[0]['keys']:,} items ({vs} bytes) by a restarted follower (spawn -> `cluster_ready 1`): "
+          + ", ".join(f"{s:.3f} s" for s in secs) + f" (median {statistics.median(secs):.3f} s); items on the node afterwards: "
+          + ", ".join(str(r["items"]) for r in cu))
+fo = [r for r in rows if r["kind"] == "failover"]
+if fo:
+    secs = [r["report"]["seconds"] for r in fo]
+    print()
+    print("Leader kill -9 -> first acknowledged write on a follower: " + ", ".join(f"{s:.3f} s" for s in secs)
+          + f" (median {statistics.median(secs):.3f} s, max {max(secs):.3f} s); requests refused meanwhile: "
+          + ", ".join(str(r["report"]["refused"]) for r in fo))
+EOF
