@@ -44,11 +44,21 @@
 //!   Bootstrap: when no peer is part of a cluster, the lowest slot among the reachable fresh nodes
 //!   initializes the cluster once all configured peers answer (or a majority after
 //!   [`ClusterConfig::bootstrap_grace`]).
-//! * **Catch-up** is by log replication: the log is kept in memory and not compacted yet, so a new
-//!   node receives every entry from index 0 (100 000 keys ≈ 100 000 entries, sent in batches of
-//!   2048). Compaction needs a store export/import (items with CAS, expiry, LRU order and the CAS
-//!   counter), which `cache_store::Store` does not offer yet; with it, the state machine's snapshot
-//!   hooks (`storage.rs`) become the catch-up path and the log can be purged.
+//! * **Log compaction and catch-up by snapshot** ([`storage`]): every
+//!   [`ClusterConfig::snapshot_logs`] applied entries (default 50 000) each node snapshots its
+//!   replica — the store's exact image ([`cache_store::Store::export`]: items with CAS, expiry,
+//!   flags, state bits, slot order and CLOCK hand, the CAS counter, flush state) plus the
+//!   replicated clock — and purges its log up to [`ClusterConfig::snapshot_keep_logs`] entries
+//!   before the snapshot, so the in-memory log stays bounded however many writes the cluster
+//!   takes; a snapshot is also triggered early when the entries since the last one hold more
+//!   than [`ClusterConfig::snapshot_log_bytes`] of keys and values (large values). The image is
+//!   taken in the apply task between two entries (consistent), which is the only pause of the
+//!   apply path: 13–30 ms for 100 000 items (up to ~70 ms on the loaded 2-core CI box) and
+//!   220–270 ms for 1 000 000 items of 100 bytes, once per `snapshot_logs` writes; reads are not
+//!   paused. A new or restarted node whose log starts before the leader's first kept entry
+//!   receives the snapshot (chunks of 8 MiB) and installs it with
+//!   [`cache_store::Store::import`] (an exact rebuild, so it evicts exactly like the others
+//!   afterwards), then the log tail: 100 000 keys catch up in ~30–90 ms.
 //! * **Transport**: persistent TCP connections with length-prefixed bincode frames, multiplexed by
 //!   request id, Nagle off, writes batched per connection ([`transport`]); no HTTP.
 //!
@@ -58,6 +68,10 @@
 //!   refuses service until it is restarted (documented, not detected).
 //! * A node that was paused (SIGSTOP) long enough to be replaced keeps its old id when resumed;
 //!   it is no longer a voter and answers `SERVER_ERROR` until restarted.
+//! * Snapshot memory: each node keeps its current snapshot image (about the store's accounted
+//!   bytes) next to the store, so a node needs up to ~2x `-m` plus the bounded log. The export
+//!   pause grows linearly with the item count (~0.2–0.27 µs per item); a per-shard
+//!   copy-on-write export would spread it, not implemented.
 
 pub mod batch;
 pub mod command;
@@ -68,7 +82,6 @@ pub mod storage;
 pub mod transport;
 
 use std::collections::BTreeMap;
-use std::io::Cursor;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,6 +89,7 @@ use std::time::Duration;
 pub use command::{Command, ItemCopy, Outcome, Request};
 pub use node::Cluster;
 pub use status::{ClusterStatus, MemberStatus};
+pub use storage::SnapshotInfo;
 
 /// A Raft node id: `slot << 48 | generation` (see [`slot_of`]).
 pub type NodeId = u64;
@@ -85,6 +99,7 @@ openraft::declare_raft_types!(
     pub TypeConfig:
         D = Request,
         R = Outcome,
+        SnapshotData = storage::SnapData,
 );
 
 /// The configured slot (the `N` of `--cluster-id N`) a Raft id belongs to.
@@ -183,6 +198,14 @@ pub struct ClusterConfig {
     pub bootstrap_grace: Duration,
     /// Bound on a join (learner catch-up + membership change).
     pub join_timeout: Duration,
+    /// Build a snapshot (and compact the log) every this many applied entries.
+    pub snapshot_logs: u64,
+    /// Also build a snapshot when the entries since the last one hold more than this many bytes
+    /// of keys and values (large values would otherwise let the log grow far beyond the store).
+    pub snapshot_log_bytes: u64,
+    /// Entries already in a snapshot that stay in the log (a follower lagging by less than this
+    /// behind the snapshot catches up from the log instead of receiving the snapshot).
+    pub snapshot_keep_logs: u64,
     /// The replica's store (`reads_mutate` is forced to `false`).
     pub store: cache_store::StoreConfig,
     pub clock: ClockFn,
@@ -201,6 +224,9 @@ impl ClusterConfig {
             election_max_ms: 400,
             bootstrap_grace: Duration::from_secs(3),
             join_timeout: Duration::from_secs(60),
+            snapshot_logs: 50_000,
+            snapshot_keep_logs: 1_000,
+            snapshot_log_bytes: (store.mem_limit as u64 / 2).clamp(16 << 20, 512 << 20),
             store,
             clock: system_clock(),
         }

@@ -122,7 +122,12 @@ impl Cluster {
             election_timeout_min: cfg.election_min_ms,
             election_timeout_max: cfg.election_max_ms,
             max_payload_entries: 2048,
-            snapshot_policy: SnapshotPolicy::Never,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_logs.max(1)),
+            max_in_snapshot_log_to_keep: cfg.snapshot_keep_logs,
+            // Big chunks: a snapshot of 100 000 keys (~14 MiB) goes in two round trips.
+            snapshot_max_chunk_size: 8 << 20,
+            // A learner counts as caught up (add_learner returns) within this many entries.
+            replication_lag_threshold: 5_000,
             install_snapshot_timeout: 10_000,
             ..Default::default()
         };
@@ -167,6 +172,7 @@ impl Cluster {
             tokio::spawn(startup(inner.clone())),
             tokio::spawn(watch_ready(inner.clone())),
             tokio::spawn(expiry_loop(inner.clone())),
+            tokio::spawn(log_bytes_loop(inner.clone())),
         ];
         inner.tasks.lock().extend(tasks);
         Ok(Cluster { inner })
@@ -274,6 +280,35 @@ impl Cluster {
     /// Number of log entries held in memory.
     pub fn log_len(&self) -> usize {
         self.inner.log.len()
+    }
+
+    /// Approximate bytes (keys, values, per-entry overhead) of the log entries held in memory.
+    pub fn log_bytes(&self) -> u64 {
+        self.inner.log.bytes()
+    }
+
+    /// This node's snapshot figures: builds, installs, the current snapshot's index and size,
+    /// the apply pause of the last build.
+    pub fn snapshot_info(&self) -> crate::SnapshotInfo {
+        self.inner.progress.snap.lock().clone()
+    }
+
+    /// Build a snapshot now and purge the log up to it (operators, tests); returns once the
+    /// snapshot is built (bounded by `timeout`).
+    pub async fn snapshot_now(&self, timeout: Duration) -> Result<crate::SnapshotInfo, ClusterError> {
+        let before = self.inner.progress.snap.lock().built;
+        self.inner.raft.trigger().snapshot().await.map_err(raft_err)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let info = self.snapshot_info();
+            if info.built > before {
+                return Ok(info);
+            }
+            if Instant::now() >= deadline {
+                return Err(ClusterError::Timeout("snapshot"));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Stop Raft, the listener and every task. Idempotent.
@@ -556,6 +591,8 @@ impl Inner {
             applied: self.progress.applied.load(Relaxed),
             last_log: m.last_log_index.map(|i| i + 1).unwrap_or(0),
             members,
+            log_entries: self.log.len() as u64,
+            snapshot_index: self.progress.snap.lock().index,
         }
     }
 }
@@ -658,6 +695,36 @@ async fn expiry_loop(inner: Arc<Inner>) {
             if inner.leader_write(cmd, inner.op_deadline()).await.is_ok() {
                 next = (next + per_tick) % shards;
             }
+        }
+    }
+}
+
+/// openraft triggers snapshots by entry count only; with large values the log could hold far
+/// more than the store. Trigger one early when the entries since the last snapshot hold more than
+/// [`ClusterConfig::snapshot_log_bytes`]. Woken by the log store when an append leaves the log
+/// above the threshold (checks at most every 20 ms), and every 100 ms anyway.
+async fn log_bytes_loop(inner: Arc<Inner>) {
+    let alert = inner.log.alert().clone();
+    alert.threshold.store(inner.cfg.snapshot_log_bytes, Relaxed);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stop = inner.stop.subscribe();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = alert.notify.notified() => {}
+            _ = stop.changed() => return,
+        }
+        // Triggering while a build runs is harmless (openraft ignores it), and retrying covers
+        // a trigger openraft dropped (e.g. while it was installing a snapshot).
+        let snap = inner.metrics.borrow().snapshot;
+        if inner.log.bytes_after(snap.map(|l| l.index)) > inner.cfg.snapshot_log_bytes {
+            let _ = inner.raft.trigger().snapshot().await;
+        }
+        // Rate limit: appends may keep signalling while the log stays above the threshold.
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            _ = stop.changed() => return,
         }
     }
 }

@@ -37,6 +37,12 @@ pub struct ClusterStatus {
     pub applied: u64,
     pub last_log: u64,
     pub members: Vec<MemberStatus>,
+    /// Log entries held in memory (bounded by log compaction).
+    #[serde(default)]
+    pub log_entries: u64,
+    /// Log index + 1 covered by this node's current snapshot (0 = none yet).
+    #[serde(default)]
+    pub snapshot_index: u64,
 }
 
 impl ClusterStatus {
@@ -54,6 +60,8 @@ impl ClusterStatus {
             ("cluster_commit_index", self.commit.to_string()),
             ("cluster_applied_index", self.applied.to_string()),
             ("cluster_members", self.members.iter().filter(|m| m.voter).count().to_string()),
+            ("cluster_log_entries", self.log_entries.to_string()),
+            ("cluster_snapshot_index", self.snapshot_index.to_string()),
         ]
     }
 }

@@ -2,6 +2,7 @@
 //! sleeps (every wait polls against a deadline).
 
 mod common;
+mod compaction;
 mod linearizability;
 
 use std::time::{Duration, Instant};
@@ -103,6 +104,7 @@ async fn leader_death_writes_resume_quickly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn restarted_node_catches_up_100k_keys_before_serving() {
+    let _serial = SERIAL.lock().await;
     let mut tc = TestCluster::start(3).await;
     const N: usize = 100_000;
     let writer = tc.node(1);
@@ -236,6 +238,7 @@ fn errors_are_short_server_error_messages() {
 /// machines are shared); run with `--release --nocapture` for the real numbers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn latency_figures() {
+    let _serial = SERIAL.lock().await;
     let tc = TestCluster::start(3).await;
     let leader = tc.node(tc.leader_slot().await);
     let follower = tc.nodes().into_iter().find(|n| n.id() != leader.id()).unwrap();

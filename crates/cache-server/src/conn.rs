@@ -63,6 +63,7 @@ async fn run(
     let mut session = Session { id, ..Session::default() };
     let mut proto: Option<Proto> = None;
     let mut swallow = 0usize;
+    let mut unsent = text_exec::Unsent::default();
     loop {
         // Execute everything that is buffered.
         let mut close = false;
@@ -77,7 +78,7 @@ async fn run(
             }
             let p = *proto.get_or_insert(if buf[0] == 0x80 { Proto::Binary } else { Proto::Text });
             let step = match p {
-                Proto::Text => text_exec::process(&buf, ctx, &mut session, &mut out).await,
+                Proto::Text => text_exec::process(&buf, ctx, &mut session, &mut unsent, &mut out).await,
                 Proto::Binary => binary_exec::process(&buf, ctx, &mut session, &mut out).await,
             };
             match step {
@@ -88,7 +89,14 @@ async fn run(
                         close = true;
                         break;
                     }
-                    if out.len() >= OUT_HIGH_WATER {
+                    // memcached writes its replies whenever its read buffer runs dry, which a
+                    // request with a large data block always causes; after that, a later error
+                    // can no longer discard them (`text_exec::unsent_start`).
+                    let flushed = p == Proto::Text && text_exec::replies_flushed_after(consumed, flow.swallow);
+                    if flushed {
+                        unsent.written();
+                    }
+                    if out.len() >= OUT_HIGH_WATER || (flushed && !out.is_empty()) {
                         write_out(stream, &mut out, &mut session).await?;
                     }
                 }
@@ -98,6 +106,8 @@ async fn run(
         if !out.is_empty() {
             write_out(stream, &mut out, &mut session).await?;
         }
+        // Out of input: memcached writes its replies and releases the items they hold.
+        unsent.written();
         ctx.stats.counters.absorb(&mut session.stats);
         if close {
             linger_close(stream).await;

@@ -8,13 +8,19 @@
 //! * `me`: `cls=` and `size=` are computed from memcached's default slab table (factor 1.25,
 //!   48-byte item header, 8-byte CAS, 4 bytes of flags when non-zero), which matches memcached
 //!   for items up to 512 KiB; chunked (larger) items differ.
-//! * memcached remembers per item whether its key was sent base64 (`b`) and echoes `k` in that
-//!   form; keel echoes `k` in the form the current request used.
-//! * mg/ma reply flags are computed from the item as it is after the whole command (e.g. `t`
-//!   listed before `T` shows the new TTL; memcached shows the old one), except for an item `mg`
-//!   just created with `N`, where the `t`/`T`/`N` order is replayed as in memcached.
-//! * `ma` with `q` and `N` suppresses the `HD`/`VA` of an item it just created (memcached sends
-//!   it: only its "existing item" path honours `q`); keel's store does not report creation.
+//! * memcached remembers per item whether `ms` stored it with a base64 key (`b`), and `mg`/`me`
+//!   show the item's key (`k`, `ME <key>`) in base64 plus ` b` only for such items. keel's items
+//!   have no room for that bit: it shows a key in base64 when the request used `b` and the key
+//!   is not printable ASCII, so an item stored with `ms <base64> b` whose key is printable comes
+//!   back raw (memcached: base64), and one stored plain with a non-printable key and read with
+//!   `b` comes back in base64 (memcached: raw). Other commands echo `k` in the request's form,
+//!   as memcached does.
+//! * mg and ma apply `T`, `N` and `R` in request order and show `t` as of its position, like
+//!   memcached, through the store's order-aware `get_meta`/`arith_meta`. In cluster mode the
+//!   replicated commands do not carry the order yet: there the store's fixed order applies (`R`
+//!   is judged before `T`; a `t` shows the expiry after the command, except for an item `mg`
+//!   just created with `N`, where the order is replayed), and `ma` does not learn whether it
+//!   created the item (so `q` silences that reply too, and the hit is counted).
 //! * `mg` flags after an over-long `O` token are not applied by memcached (it stops at the error);
 //!   keel executes the whole command before answering `CLIENT_ERROR opaque token too long`.
 //! * `lru_crawler`, `lru`, `watch`, `slabs` (no slab allocator) answer `ERROR`; `shutdown` answers
@@ -22,14 +28,16 @@
 //!   changing the limit; `stats detail` keeps no data; `stats cachedump` is empty.
 //! * `get` with a key over 250 bytes drops every reply memcached would not have written yet
 //!   (its `conn_release_items`): the replies in `out` after the last retrieval or `mn` (memcached
-//!   flushes after those and when the input is exhausted, as keel's connection does). memcached
-//!   also flushes every 20 requests (`-R`); keel does not model that.
+//!   flushes after those, and when its read buffer runs dry: at the end of the input, as keel's
+//!   connection does, and after every request whose data block reached past its 16 KiB read
+//!   buffer, which keel's connection also writes out: [`replies_flushed_after`]). memcached also
+//!   flushes every 20 requests (`-R`); keel does not model that.
 
 use std::sync::atomic::Ordering::Relaxed;
 
 use cache_store::{
-    resolve_exptime, ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, Expiry, GetOpts, StoreMode, StoreOutcome,
-    StoreReq, REALTIME_MAXDELTA,
+    resolve_exptime, ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, Expiry, GetOpts, ItemRef, MetaInfo, MetaOrder,
+    Store, StoreMode, StoreOutcome, StoreReq, REALTIME_MAXDELTA,
 };
 use memcache_proto::meta::{self, put_echo_flags, put_key_flag, put_num_flag, put_ttl_flag};
 use memcache_proto::text::{self, put_u64, Data, GetCmd, Keys, Request, StoreCmd, StoreRequest};
@@ -41,8 +49,41 @@ const TOO_LARGE: &[u8] = b"SERVER_ERROR object too large for cache\r\n";
 const NON_NUMERIC: &[u8] = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n";
 const OPAQUE_TOO_LONG: &[u8] = b"CLIENT_ERROR opaque token too long\r\n";
 
+/// What memcached's reply queue holds across the text requests of one connection, besides the
+/// reply bytes: each `mg` hit's reply keeps a reference to its item until memcached writes it,
+/// and an item referenced that way is never rewritten in place by incr/decr/`ma` (memcached's
+/// `do_add_delta` links a new item instead: unpadded, fresh state bits, `T` not applied). Keys
+/// are kept as hashes; the list is cleared whenever memcached would write its replies.
+#[derive(Debug, Default)]
+pub struct Unsent {
+    pinned: Vec<u64>,
+}
+
+impl Unsent {
+    /// memcached has written its pending replies and released their items.
+    pub fn written(&mut self) {
+        self.pinned.clear();
+    }
+    fn pin(&mut self, key: &[u8]) {
+        let h = cache_store::hash_key(key);
+        if !self.pinned.contains(&h) {
+            self.pinned.push(h);
+        }
+    }
+    /// The item under `key` was replaced or removed: a reply holding the old one does not hold it.
+    fn unpin(&mut self, key: &[u8]) {
+        if !self.pinned.is_empty() {
+            let h = cache_store::hash_key(key);
+            self.pinned.retain(|&p| p != h);
+        }
+    }
+    fn is_pinned(&self, key: &[u8]) -> bool {
+        !self.pinned.is_empty() && self.pinned.contains(&cache_store::hash_key(key))
+    }
+}
+
 /// Handle the first request in `input`, appending replies to `out`.
-pub async fn process(input: &[u8], ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>) -> Step {
+pub async fn process(input: &[u8], ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: &mut Vec<u8>) -> Step {
     let limits = memcache_proto::Limits {
         item_size_max: ctx.settings.item_size_max,
         max_line: ctx.settings.max_line,
@@ -59,7 +100,7 @@ pub async fn process(input: &[u8], ctx: &Ctx, session: &mut Session, out: &mut V
             Step::Done { consumed, flow: Flow { close, swallow } }
         }
         Parse::Request { req, consumed } => {
-            let flow = execute(req, ctx, session, out).await;
+            let flow = execute(req, ctx, session, unsent, out).await;
             Step::Done { consumed, flow }
         }
     }
@@ -93,14 +134,19 @@ fn reply(out: &mut Vec<u8>, noreply: bool, s: &[u8]) {
     }
 }
 
-async fn execute(req: Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>) -> Flow {
+async fn execute(req: Request<'_>, ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: &mut Vec<u8>) -> Flow {
     let now = ctx.now();
     let st = &mut session.stats;
     match req {
-        Request::Get { cmd, exptime, keys } => get(ctx, session, out, cmd, exptime, keys).await,
-        Request::Store(r) => return store(ctx, session, out, &r).await,
+        Request::Get { cmd, exptime, keys } => {
+            get(ctx, session, out, cmd, exptime, keys).await;
+            // memcached writes its replies after every retrieval (and releases their items).
+            unsent.written();
+        }
+        Request::Store(r) => return store(ctx, session, unsent, out, &r).await,
         Request::Delete { key, noreply } => match try_op!(out, noreply, ctx.delete(key, DeleteOpts::default()).await) {
             DeleteOutcome::Deleted => {
+                unsent.unpin(key);
                 st.delete_hits += 1;
                 reply(out, noreply, b"DELETED\r\n");
             }
@@ -111,7 +157,14 @@ async fn execute(req: Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut V
         },
         Request::Arith { incr, key, delta, noreply } => {
             let r = ArithReq { key, incr, delta, compare_cas: None, vivify: None, touch: None, new_cas: None };
-            match try_op!(out, noreply, ctx.arith(&r).await) {
+            let outcome = match local_store(ctx).filter(|_| unsent.is_pinned(key)) {
+                Some(store) => {
+                    unsent.unpin(key);
+                    store.arith_meta(&r, MetaOrder::default(), true, now).0
+                }
+                None => try_op!(out, noreply, ctx.arith(&r).await),
+            };
+            match outcome {
                 ArithOutcome::Ok { value, .. } => {
                     if incr {
                         st.incr_hits += 1;
@@ -150,6 +203,8 @@ async fn execute(req: Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut V
             // memcached: realtime(exptime); an absolute time at or before the server start
             // becomes "1", which disables the flush altogether.
             let e = i64::from(exptime);
+            // Every item a pending reply holds is flushed (or will be): none can be incremented.
+            unsent.written();
             if e <= 0 {
                 try_op!(out, noreply, ctx.flush_all(0).await);
             } else if e <= REALTIME_MAXDELTA {
@@ -182,7 +237,7 @@ async fn execute(req: Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut V
         Request::Quit => return Flow { close: true, swallow: 0 },
         Request::Shutdown => out.extend_from_slice(b"ERROR: shutdown not enabled\r\n"),
         Request::Static(s) => out.extend_from_slice(s),
-        Request::Meta(m) => return meta_exec(ctx, session, out, &m).await,
+        Request::Meta(m) => return meta_exec(ctx, session, unsent, out, &m).await,
     }
     Flow::default()
 }
@@ -234,6 +289,18 @@ async fn get(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, cmd: GetCmd, e
     text::encode_end(out);
 }
 
+/// Whether memcached has written every pending reply once a request that used `consumed` input
+/// bytes plus `swallow` discarded ones is done. memcached parses requests out of its 16 KiB read
+/// buffer; a data block that reaches past it is read (`conn_nread`) or discarded
+/// (`conn_swallow`) straight from the socket, exactly to its end, so the buffer is empty when
+/// the request completes and `reset_cmd_handler` writes the replies (`conn_mwrite`) before
+/// reading on. Those replies can no longer be dropped by a later error (see [`unsent_start`]),
+/// so the connection writes them out at that point too. (A shorter request may or may not
+/// end memcached's buffer, depending on how its reads fell; that is not modelled.)
+pub fn replies_flushed_after(consumed: usize, swallow: usize) -> bool {
+    consumed.saturating_add(swallow) > text::READ_BUFFER_SIZE
+}
+
 /// Where the replies memcached would still hold unsent begin in `out` (a batch of this
 /// connection's replies, starting at a reply boundary). memcached writes its pending replies out
 /// right after every retrieval (`get`/`gets`/`gat`/`gats`/`bget`, whose reply ends in `END`) and
@@ -277,9 +344,13 @@ async fn too_large(ctx: &Ctx, out: &mut Vec<u8>, key: &[u8], remove: bool, norep
     reply(out, noreply, TOO_LARGE);
 }
 
-async fn store(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, r: &StoreRequest<'_>) -> Flow {
+async fn store(ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: &mut Vec<u8>, r: &StoreRequest<'_>) -> Flow {
     let now = ctx.now();
     let is_set = r.cmd == StoreCmd::Set;
+    if is_set {
+        // Stored, or removed as too large: any reply holding the old item does not hold this key's.
+        unsent.unpin(r.key);
+    }
     let value = match r.data {
         Data::TooLarge => {
             too_large(ctx, out, r.key, is_set, r.noreply).await;
@@ -318,6 +389,9 @@ async fn store(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, r: &StoreReq
     };
     let outcome = try_op!(out, r.noreply, ctx.store_item(&req).await);
     count_cas(session, compare_cas.is_some(), outcome);
+    if matches!(outcome, StoreOutcome::Stored { .. }) {
+        unsent.unpin(r.key);
+    }
     let s: &[u8] = match outcome {
         StoreOutcome::Stored { .. } => b"STORED\r\n",
         StoreOutcome::NotStored => b"NOT_STORED\r\n",
@@ -348,14 +422,24 @@ fn meta_exptime(t: i32, now: u64) -> Expiry {
     resolve_exptime(i64::from(t), now)
 }
 
-async fn meta_exec(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Request<'_>) -> Flow {
+async fn meta_exec(ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: &mut Vec<u8>, m: &meta::Request<'_>) -> Flow {
     match m.cmd {
-        meta::Cmd::Noop => out.extend_from_slice(b"MN\r\n"),
+        meta::Cmd::Noop => {
+            out.extend_from_slice(b"MN\r\n");
+            // "mn command forces immediate writeback flush."
+            unsent.written();
+        }
         meta::Cmd::Debug => meta_debug(ctx, session, out, m).await,
-        meta::Cmd::Get => meta_get(ctx, session, out, m).await,
-        meta::Cmd::Set => return meta_set(ctx, session, out, m).await,
-        meta::Cmd::Delete => meta_delete(ctx, session, out, m).await,
-        meta::Cmd::Arith => meta_arith(ctx, session, out, m).await,
+        meta::Cmd::Get => meta_get(ctx, session, unsent, out, m).await,
+        meta::Cmd::Set => {
+            // Stored, or removed as too large, or unchanged: unpinning is right or harmless
+            // (an unchanged item stays referenced, but only until the next write).
+            let flow = meta_set(ctx, session, out, m).await;
+            unsent.unpin(m.key.as_bytes());
+            return flow;
+        }
+        meta::Cmd::Delete => meta_delete(ctx, session, unsent, out, m).await,
+        meta::Cmd::Arith => meta_arith(ctx, session, unsent, out, m).await,
     }
     Flow::default()
 }
@@ -389,7 +473,7 @@ async fn meta_debug(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &met
     let hit = ctx
         .get(key, opts, |it| {
             out.extend_from_slice(b"ME ");
-            if binary {
+            if item_key_binary(it.key, binary) {
                 meta::base64_encode(it.key, out);
             } else {
                 out.extend_from_slice(it.key);
@@ -439,7 +523,28 @@ fn recache_below(r: i32, now: u64) -> Option<u64> {
     }
 }
 
-async fn meta_get(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Request<'_>) {
+/// The order of a meta command's `T`, `N` and `R` flags (memcached applies them as it meets them).
+fn meta_order(m: &meta::Request<'_>) -> MetaOrder {
+    let pos = |c: u8| m.flag_tokens().position(|t| t[0] == c);
+    let (t, n, r) = (pos(b'T'), pos(b'N'), pos(b'R'));
+    MetaOrder { touch_after_vivify: t > n && n.is_some(), recache_after_touch: r > t && t.is_some() }
+}
+
+/// The store to run a meta command on with memcached's exact flag order (`Store::get_meta`,
+/// `Store::arith_meta`): standalone only. In cluster mode the replicated commands carry plain
+/// `GetOpts`/`ArithReq`, without the order (see the module notes).
+fn local_store(ctx: &Ctx) -> Option<&Store> {
+    ctx.cluster.is_none().then_some(&*ctx.store)
+}
+
+/// Whether `k` shows an item's key in base64 (plus ` b`). memcached 1.6.18 decides by a per-item
+/// bit set when `ms` stored the item with `b`; keel keeps no such bit, so it uses base64 only
+/// when the request itself used `b` and the key is not printable ASCII (a binary key).
+fn item_key_binary(key: &[u8], request_binary: bool) -> bool {
+    request_binary && !key.iter().all(|b| b.is_ascii_graphic())
+}
+
+async fn meta_get(ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: &mut Vec<u8>, m: &meta::Request<'_>) {
     let now = ctx.now();
     let f = &m.flags;
     let key = m.key.as_bytes();
@@ -451,76 +556,88 @@ async fn meta_get(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta:
         recache_below: f.recache.and_then(|r| recache_below(r, now)),
     };
     let start = out.len();
-    // memcached applies T and N (N only to an item it just created) and prints t in flag order.
-    // keel's store sets a created item's expiry from N; redo the order here for that case.
-    let mut created_exp: Option<Expiry> = None;
-    let hit = ctx
-        .get(key, opts, |it| {
-            let created = opts.vivify.is_some()
-                && it.win
-                && !it.win_already_sent
-                && !it.stale
-                && !it.fetched_before
-                && it.value.is_empty()
-                && it.flags == 0;
-            let mut exp = if created { 0 } else { it.expires_at };
-            if f.value {
-                out.extend_from_slice(b"VA ");
-                put_u64(out, it.value.len() as u64);
-            } else {
-                out.extend_from_slice(b"HD");
-            }
-            for tok in m.flag_tokens() {
-                match tok[0] {
-                    b'T' if created => exp = opts.touch.unwrap_or(exp),
-                    b'N' if created => exp = opts.vivify.unwrap_or(exp),
-                    b's' => put_num_flag(out, b's', it.value.len() as u64),
-                    b't' => put_ttl_flag(out, exp, now),
-                    b'c' => put_num_flag(out, b'c', it.cas),
-                    b'f' => put_num_flag(out, b'f', u64::from(it.flags)),
-                    b'l' => put_num_flag(out, b'l', now.saturating_sub(it.last_access)),
-                    b'h' => put_num_flag(out, b'h', u64::from(it.fetched_before)),
-                    b'O' => {
-                        out.push(b' ');
-                        out.extend_from_slice(tok);
-                    }
-                    b'k' => put_key_flag(out, it.key, binary),
-                    _ => {}
+    // memcached walks the flags in request order: `T` sets the expiry, `N` sets it on an item
+    // this command created, `t` shows the expiry as of that point.
+    let mut final_exp: Option<Expiry> = None;
+    let mut render = |it: ItemRef<'_>, info: MetaInfo| {
+        let mut exp = info.prior_expires_at;
+        if f.value {
+            out.extend_from_slice(b"VA ");
+            put_u64(out, it.value.len() as u64);
+        } else {
+            out.extend_from_slice(b"HD");
+        }
+        for tok in m.flag_tokens() {
+            match tok[0] {
+                b'T' => exp = opts.touch.unwrap_or(exp),
+                b'N' if info.created => exp = opts.vivify.unwrap_or(exp),
+                b's' => put_num_flag(out, b's', it.value.len() as u64),
+                b't' => put_ttl_flag(out, exp, now),
+                b'c' => put_num_flag(out, b'c', it.cas),
+                b'f' => put_num_flag(out, b'f', u64::from(it.flags)),
+                b'l' => put_num_flag(out, b'l', now.saturating_sub(it.last_access)),
+                b'h' => put_num_flag(out, b'h', u64::from(it.fetched_before)),
+                b'O' => {
+                    out.push(b' ');
+                    out.extend_from_slice(tok);
                 }
+                b'k' => put_key_flag(out, it.key, item_key_binary(it.key, binary)),
+                _ => {}
             }
-            if it.win_already_sent {
-                out.extend_from_slice(b" Z");
-            }
-            if it.stale {
-                out.extend_from_slice(b" X");
-            }
-            if it.win {
-                out.extend_from_slice(b" W");
-            }
+        }
+        if it.win_already_sent {
+            out.extend_from_slice(b" Z");
+        }
+        if it.stale {
+            out.extend_from_slice(b" X");
+        }
+        if it.win {
+            out.extend_from_slice(b" W");
+        }
+        out.extend_from_slice(b"\r\n");
+        if f.value {
+            out.extend_from_slice(it.value);
             out.extend_from_slice(b"\r\n");
-            if f.value {
-                out.extend_from_slice(it.value);
-                out.extend_from_slice(b"\r\n");
-            }
-            if created && exp != it.expires_at {
-                created_exp = Some(exp);
-            }
-        })
-        .await;
-        let hit = match hit {
-            Ok(h) => h.is_some(),
-            Err(e) => {
-                server_error(out, false, &e);
-                return Default::default();
-            }
-        };
-    if let Some(e) = created_exp {
+        }
+        final_exp = Some(exp).filter(|&e| info.created && e != it.expires_at);
+    };
+    let hit = match local_store(ctx) {
+        Some(store) => Ok(store.get_meta(key, now, opts, meta_order(m), render)),
+        // Cluster mode: the store applies the flags in its fixed order; recognise an item `mg`
+        // just created with `N` and replay the `t`/`T`/`N` order for it.
+        None => {
+            ctx.get(key, opts, move |it| {
+                let created = opts.vivify.is_some()
+                    && it.win
+                    && !it.win_already_sent
+                    && !it.stale
+                    && !it.fetched_before
+                    && it.value.is_empty()
+                    && it.flags == 0;
+                let prior = if created { 0 } else { it.expires_at };
+                render(it, MetaInfo { created, prior_expires_at: prior })
+            })
+            .await
+        }
+    };
+    let hit = match hit {
+        Ok(h) => h.is_some(),
+        Err(e) => {
+            server_error(out, false, &e);
+            return;
+        }
+    };
+    if let (Some(e), None) = (final_exp, local_store(ctx)) {
         try_op!(out, false, ctx.touch(key, e).await);
     }
     if f.opaque_too_long {
         out.truncate(start);
         out.extend_from_slice(OPAQUE_TOO_LONG);
         return;
+    }
+    if hit && local_store(ctx).is_some() {
+        // The reply keeps a reference to the item until it is written.
+        unsent.pin(key);
     }
     let st = &mut session.stats;
     if hit {
@@ -622,7 +739,7 @@ async fn meta_set(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta:
     Flow::default()
 }
 
-async fn meta_delete(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Request<'_>) {
+async fn meta_delete(ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: &mut Vec<u8>, m: &meta::Request<'_>) {
     let now = ctx.now();
     let f = &m.flags;
     let opts = DeleteOpts {
@@ -636,6 +753,7 @@ async fn meta_delete(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &me
         DeleteOutcome::Deleted => {
             if !f.invalidate {
                 session.stats.delete_hits += 1;
+                unsent.unpin(m.key.as_bytes());
             }
             if f.quiet {
                 return;
@@ -656,7 +774,7 @@ async fn meta_delete(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &me
     out.extend_from_slice(b"\r\n");
 }
 
-async fn meta_arith(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Request<'_>) {
+async fn meta_arith(ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: &mut Vec<u8>, m: &meta::Request<'_>) {
     let now = ctx.now();
     let f = &m.flags;
     let incr = m.is_incr();
@@ -670,20 +788,42 @@ async fn meta_arith(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &met
         touch: f.ttl.map(|t| meta_exptime(t, now)),
         new_cas: None,
     };
-    let outcome = try_op!(out, false, ctx.arith(&req).await);
+    let (outcome, info) = match local_store(ctx) {
+        Some(store) => {
+            let referenced = unsent.is_pinned(key);
+            let r = store.arith_meta(&req, meta_order(m), referenced, now);
+            if referenced && matches!(r.0, ArithOutcome::Ok { .. }) {
+                unsent.unpin(key);
+            }
+            r
+        }
+        // Cluster mode: no creation report and no prior expiry (see the module notes).
+        None => {
+            let o = try_op!(out, false, ctx.arith(&req).await);
+            let prior = match o {
+                ArithOutcome::Ok { expires_at, .. } => expires_at,
+                _ => 0,
+            };
+            (o, MetaInfo { created: false, prior_expires_at: prior })
+        }
+    };
     let st = &mut session.stats;
     match outcome {
         ArithOutcome::NonNumeric => out.extend_from_slice(NON_NUMERIC),
         ArithOutcome::OutOfMemory => out.extend_from_slice(b"SERVER_ERROR out of memory\r\n"),
         _ if f.opaque_too_long => out.extend_from_slice(OPAQUE_TOO_LONG),
-        ArithOutcome::Ok { value, cas, expires_at } => {
-            if incr {
-                st.incr_hits += 1;
-            } else {
-                st.decr_hits += 1;
-            }
-            if f.quiet {
-                return;
+        ArithOutcome::Ok { value, cas, .. } => {
+            // memcached counts a hit (and honours `q`) only for an existing item; an item `N`
+            // created is answered even with `q`.
+            if !info.created {
+                if incr {
+                    st.incr_hits += 1;
+                } else {
+                    st.decr_hits += 1;
+                }
+                if f.quiet {
+                    return;
+                }
             }
             let mut num = Vec::with_capacity(20);
             put_u64(&mut num, value);
@@ -693,10 +833,14 @@ async fn meta_arith(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &met
             } else {
                 out.extend_from_slice(b"HD");
             }
+            // Flags in request order: `T`/`N` change the expiry that a later `t` shows.
+            let mut exp = info.prior_expires_at;
             for tok in m.flag_tokens() {
                 match tok[0] {
                     b'c' => put_num_flag(out, b'c', cas),
-                    b't' => put_ttl_flag(out, expires_at, now),
+                    b't' => put_ttl_flag(out, exp, now),
+                    b'T' => exp = req.touch.unwrap_or(exp),
+                    b'N' if info.created => exp = req.vivify.map_or(exp, |v| v.1),
                     b'O' => {
                         out.push(b' ');
                         out.extend_from_slice(tok);
@@ -754,27 +898,37 @@ mod exec_tests {
     /// exercised by `run_split`). Returns the replies and whether the connection was closed.
     fn run(ctx: &Ctx, input: &[u8]) -> (Vec<u8>, bool) {
         let mut session = Session::default();
+        let mut unsent = Unsent::default();
         let mut out = Vec::new();
+        let mut sent = Vec::new();
         let mut pos = 0;
         while pos < input.len() {
-            match crate::ready(process(&input[pos..], ctx, &mut session, &mut out)) {
+            match crate::ready(process(&input[pos..], ctx, &mut session, &mut unsent, &mut out)) {
                 Step::Incomplete => break,
                 Step::Done { consumed, flow } => {
                     assert!(consumed <= input.len() - pos);
                     pos += consumed + flow.swallow;
                     if flow.close {
-                        return (out, true);
+                        sent.append(&mut out);
+                        return (sent, true);
+                    }
+                    if replies_flushed_after(consumed, flow.swallow) {
+                        sent.append(&mut out);
+                        unsent.written();
                     }
                 }
             }
         }
-        (out, false)
+        sent.append(&mut out);
+        (sent, false)
     }
 
     /// Like `run`, but the input arrives in two pieces split at `cut`.
     fn run_split(ctx: &Ctx, input: &[u8], cut: usize) -> (Vec<u8>, bool) {
         let mut session = Session::default();
+        let mut unsent = Unsent::default();
         let mut out = Vec::new();
+        let mut sent = Vec::new();
         let mut buf: Vec<u8> = input[..cut].to_vec();
         let mut fed = cut;
         let mut swallow = 0usize;
@@ -785,19 +939,27 @@ mod exec_tests {
             let step = if buf.is_empty() || swallow > 0 {
                 Step::Incomplete
             } else {
-                crate::ready(process(&buf, ctx, &mut session, &mut out))
+                crate::ready(process(&buf, ctx, &mut session, &mut unsent, &mut out))
             };
             match step {
                 Step::Done { consumed, flow } => {
                     buf.drain(..consumed);
                     swallow = flow.swallow;
                     if flow.close {
-                        return (out, true);
+                        sent.append(&mut out);
+                        return (sent, true);
+                    }
+                    if replies_flushed_after(consumed, flow.swallow) {
+                        sent.append(&mut out);
+                        unsent.written();
                     }
                 }
                 Step::Incomplete => {
+                    // The connection writes its replies whenever it runs out of input.
+                    sent.append(&mut out);
+                    unsent.written();
                     if fed == input.len() {
-                        return (out, false);
+                        return (sent, false);
                     }
                     buf.extend_from_slice(&input[fed..]);
                     fed = input.len();
@@ -891,7 +1053,52 @@ mod exec_tests {
         ),
         (b"set a\x01b 0 0 1\r\nx\r\nget a\x01b\r\n", "STORED\r\nVALUE a\x01b 0 1\r\nx\r\nEND\r\n"),
         (b"mz\r\nmgg a\r\nmn x y\r\nme\r\nme a\r\n", "ERROR\r\nERROR\r\nMN\r\nCLIENT_ERROR bad command line format\r\nEN\r\n"),
+        // mg/ma apply T, N and R in request order; `t` shows the expiry as of its position.
+        (b"ms k 1\r\nx\r\nmg k t T30 v\r\nmg k t\r\n", "HD\r\nVA 1 t-1\r\nx\r\nHD t30\r\n"),
+        (b"ms r 1 T0\r\nx\r\nmg r R30 T10\r\nmg r T10 R30\r\nmg r T10 R30\r\n", "HD\r\nHD\r\nHD W\r\nHD Z\r\n"),
+        (
+            b"mg n t N30 T0 c\r\nmg n t\r\nmg n2 T0 t N30 v\r\nmg n2 t\r\n",
+            "HD t-1 c# W\r\nHD t-1 Z\r\nVA 0 t-1 W\r\n\r\nHD t30 Z\r\n",
+        ),
+        // ma: `q` does not silence the reply for an item it created.
+        (b"ma m N0 J5 q\r\nma m q\r\nma m t T30 v\r\nma m2 t N30 T0 c\r\nmn\r\n", "HD\r\nVA 1 t-1\r\n7\r\nHD t-1 c#\r\nMN\r\n"),
+        // A printable key stored plain is shown raw even to a base64 request.
+        (
+            b"set foo 0 0 1\r\nx\r\nmg Zm9v b k v\r\nme Zm9v b\r\nmg Zm9v k b\r\n",
+            "STORED\r\nVA 1 kfoo\r\nx\r\nME foo exp=-1 la=0 cas=# fetch=yes cls=1 size=63\r\nHD kfoo\r\n",
+        ),
+        // Only mg hands out a stale item's win token.
+        (
+            b"ms s 1 T0\r\nx\r\nmd s I\r\nget s\r\ngat 0 s\r\nmg s\r\nmg s\r\n",
+            "HD\r\nHD\r\nVALUE s 0 1\r\nx\r\nEND\r\nVALUE s 0 1\r\nx\r\nEND\r\nHD X W\r\nHD Z X\r\n",
+        ),
     ];
+
+    /// Like [`CASES`], but the replies depend on what memcached has written when it reads each
+    /// request (an `mg` reply not yet written keeps its item from being rewritten in place), so
+    /// they hold for the input arriving in one piece only.
+    const PIPELINED_CASES: &[(&[u8], &str)] = &[
+        // ma into a new item (the number grows, or a pending mg reply holds the item) keeps the
+        // old expiry; after `mn` wrote the replies, the item is rewritten in place.
+        (
+            b"set n 0 0 1\r\n9\r\nma n T30 t\r\nmg n t\r\nma n T40 t\r\nmg n t\r\nmn\r\nma n T50\r\nmg n t\r\n",
+            "STORED\r\nHD t30\r\nHD t-1\r\nHD t40\r\nHD t-1\r\nMN\r\nHD\r\nHD t50\r\n",
+        ),
+        (
+            b"set n 0 0 2\r\n10\r\nmg n\r\ndecr n 5\r\nget n\r\nset n 0 0 2\r\n10\r\ndecr n 5\r\nget n\r\n",
+            "STORED\r\nHD\r\n5\r\nVALUE n 0 1\r\n5\r\nEND\r\nSTORED\r\n5\r\nVALUE n 0 2\r\n5 \r\nEND\r\n",
+        ),
+        (b"set n 0 0 2\r\n10\r\nmg n\r\nset n 0 0 2\r\n10\r\ndecr n 5\r\nget n\r\n", "STORED\r\nHD\r\nSTORED\r\n5\r\nVALUE n 0 2\r\n5 \r\nEND\r\n"),
+    ];
+
+    #[test]
+    fn pipelined_replies_match_memcached() {
+        for (input, want) in PIPELINED_CASES {
+            let (out, closed) = run(&ctx(), input);
+            assert!(!closed);
+            assert_eq!(mask_cas(&String::from_utf8_lossy(&out)), *want, "input {:?}", String::from_utf8_lossy(input));
+        }
+    }
 
     #[test]
     fn replies_match_memcached() {
@@ -930,6 +1137,20 @@ mod exec_tests {
         assert_eq!(run(&c, long.as_bytes()).0, b"VALUE a 0 1\r\nx\r\nEND\r\nCLIENT_ERROR bad command line format\r\n");
         let long = format!("stats detail on\r\nmn\r\nms b 1\r\nx\r\nmg b v\r\nget {k}\r\n");
         assert_eq!(run(&c, long.as_bytes()).0, b"OK\r\nMN\r\nCLIENT_ERROR bad command line format\r\n");
+        // A data block past memcached's 16 KiB read buffer is read straight from the socket,
+        // after which memcached writes its replies: a later error cannot take them back.
+        for (n, flushed) in [(100, false), (20_000, true)] {
+            let mut long = format!("touch zz 0\r\nset b 0 0 {n}\r\n").into_bytes();
+            long.extend_from_slice(&vec![b'v'; n]);
+            long.extend_from_slice(format!("\r\nget b {k}\r\n").as_bytes());
+            let mut expect = if flushed { b"NOT_FOUND\r\nSTORED\r\n".to_vec() } else { Vec::new() };
+            expect.extend_from_slice(b"CLIENT_ERROR bad command line format\r\n");
+            assert_eq!(String::from_utf8_lossy(&run(&c, &long).0), String::from_utf8_lossy(&expect), "{n}");
+        }
+        let mut long = b"set b 0 0 2000000\r\n".to_vec();
+        long.extend_from_slice(&vec![b'v'; 2_000_002]);
+        long.extend_from_slice(format!("get {k}\r\n").as_bytes());
+        assert_eq!(run(&c, &long).0, b"SERVER_ERROR object too large for cache\r\nCLIENT_ERROR bad command line format\r\n");
         let big = vec![b'x'; 20000];
         assert!(run(&c, &big).1);
         let v = c.settings.version.clone();
@@ -964,7 +1185,7 @@ mod exec_tests {
         let input: &[u8] = b"set a 0 0 1\r\nx\r\nget a b c\r\ngat 10 a z\r\ndelete a\r\ndelete a\r\nincr q 1\r\ntouch q 1\r\nflush_all\r\ncas q 0 0 1 5\r\nx\r\n";
         let mut pos = 0;
         while pos < input.len() {
-            match crate::ready(process(&input[pos..], &c, &mut s, &mut out)) {
+            match crate::ready(process(&input[pos..], &c, &mut s, &mut Unsent::default(), &mut out)) {
                 Step::Done { consumed, .. } => pos += consumed,
                 Step::Incomplete => panic!("incomplete"),
             }

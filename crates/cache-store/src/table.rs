@@ -16,6 +16,9 @@ use crate::item::Item;
 const TAG_SHIFT: u32 = 48;
 const ADDR_MASK: u64 = (1 << TAG_SHIFT) - 1;
 const MIN_CAP: usize = 8;
+/// Largest table an import may ask for (2^36 slots = 512 GiB of slots: far beyond any real
+/// table, small enough that the size arithmetic cannot overflow).
+const MAX_IMPORT_CAP: usize = 1 << 36;
 
 pub struct Table {
     slots: Box<[u64]>,
@@ -149,6 +152,48 @@ impl Table {
         self.slots[hole] = 0;
         self.len -= 1;
         Some(it)
+    }
+
+    /// An empty table of exactly `capacity` slots (a power of two, at least the minimum), for
+    /// rebuilding an exported table slot for slot. `None` if the capacity is invalid or the
+    /// allocation fails (never aborts on a hostile size).
+    pub fn with_capacity(capacity: usize) -> Option<Table> {
+        if capacity < MIN_CAP || !capacity.is_power_of_two() || capacity > MAX_IMPORT_CAP {
+            return None;
+        }
+        let mut v: Vec<u64> = Vec::new();
+        v.try_reserve_exact(capacity).ok()?;
+        v.resize(capacity, 0);
+        Some(Table { slots: v.into_boxed_slice(), mask: capacity - 1, len: 0 })
+    }
+
+    /// Put an item into the empty slot `i` (table rebuild). Returns false, changing nothing, if
+    /// `i` is out of range or occupied. The caller checks the result with [`Table::is_valid`].
+    pub fn put_at(&mut self, i: usize, h: u64, it: Item) -> bool {
+        match self.slots.get_mut(i) {
+            Some(e) if *e == 0 => {
+                *e = it.addr() | (tag(h) << TAG_SHIFT);
+                self.len += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a rebuilt table satisfies the invariants lookups rely on: the load stays at or
+    /// below 80% (so probe sequences end at an empty slot), and every item is found at its own
+    /// slot by a lookup of its key (no key twice, nothing placed outside its probe sequence).
+    pub fn is_valid(&self) -> bool {
+        if self.len * 5 > self.capacity() * 4 {
+            return false;
+        }
+        (0..self.capacity()).all(|i| match self.get(i) {
+            None => true,
+            Some(it) => {
+                let h = hash_key(it.key());
+                self.slots[i] >> TAG_SHIFT == tag(h) && self.find(h, it.key()) == Some(i)
+            }
+        })
     }
 
     /// Remove every entry, returning the items (in slot order).

@@ -211,8 +211,13 @@ fn invalidate_and_win_tokens() {
         NOW,
     );
     assert_eq!(d, DeleteOutcome::Deleted);
+    // Plain reads (get, gat, binary) of a stale item neither win nor use up its token.
+    for _ in 0..2 {
+        let plain = s.get(b"k", NOW, GetOpts::default(), |it| (it.stale, it.win, it.win_already_sent));
+        assert_eq!(plain, Some((true, false, false)));
+    }
     let look = |s: &Store| {
-        s.get(b"k", NOW, GetOpts::default(), |it| {
+        s.get_meta(b"k", NOW, GetOpts::default(), MetaOrder::default(), |it, _| {
             (it.stale, it.win, it.win_already_sent, it.cas, it.expires_at)
         })
     };
@@ -284,6 +289,70 @@ fn invalidate_and_win_tokens() {
     let got = s.get(b"viv", NOW, v, |it| (it.win, it.win_already_sent));
     assert_eq!(got, Some((false, true)));
     assert_eq!(s.get(b"nope", NOW, GetOpts::default(), |_| ()), None);
+}
+
+/// memcached applies a meta command's T, N and R in the order the request lists them.
+#[test]
+fn meta_flag_order() {
+    let s = store();
+    let ord = |touch_after_vivify, recache_after_touch| MetaOrder { touch_after_vivify, recache_after_touch };
+    let look = |s: &Store, key: &[u8], opts: GetOpts, order: MetaOrder| {
+        s.get_meta(key, NOW, opts, order, |it, info| (it.win, it.expires_at, info))
+    };
+    // R judged before T sees the old expiry (none: no win); after T it sees the new one.
+    set(&s, b"k", b"v", NOW);
+    let opts = GetOpts { touch: Some(NOW + 5), recache_below: Some(30), ..Default::default() };
+    let info = MetaInfo { created: false, prior_expires_at: 0 };
+    assert_eq!(look(&s, b"k", opts, ord(false, false)), Some((false, NOW + 5, info)));
+    set(&s, b"k", b"v", NOW);
+    assert_eq!(look(&s, b"k", opts, ord(false, true)), Some((true, NOW + 5, info)));
+    // A vivified item: the expiry of whichever of N and T comes last; R never wins for it.
+    let viv = GetOpts { touch: Some(NOW + 7), vivify: Some(NOW + 9), recache_below: Some(1000), ..Default::default() };
+    let created = MetaInfo { created: true, prior_expires_at: 0 };
+    assert_eq!(look(&s, b"v1", viv, ord(false, true)), Some((true, NOW + 9, created)));
+    assert_eq!(look(&s, b"v2", viv, ord(true, true)), Some((true, NOW + 7, created)));
+    let again = look(&s, b"v2", viv, ord(true, true)).unwrap();
+    assert_eq!(again, (false, NOW + 7, MetaInfo { created: false, prior_expires_at: NOW + 7 }));
+
+    // ma: N/T order for a created item; T is lost when the number grows into a new item.
+    let mut a = ArithReq {
+        key: b"n",
+        incr: true,
+        delta: 1,
+        compare_cas: None,
+        vivify: Some((9, NOW + 9)),
+        touch: Some(NOW + 7),
+        new_cas: None,
+    };
+    let (out, info) = s.arith_meta(&a, ord(false, false), false, NOW);
+    assert!(matches!(out, ArithOutcome::Ok { value: 9, expires_at, .. } if expires_at == NOW + 9));
+    assert!(info.created);
+    let (out, info) = s.arith_meta(&a, ord(false, false), false, NOW);
+    assert!(matches!(out, ArithOutcome::Ok { value: 10, expires_at, .. } if expires_at == NOW + 9), "{out:?}");
+    assert_eq!(info, MetaInfo { created: false, prior_expires_at: NOW + 9 });
+    a.touch = Some(NOW + 3);
+    let (out, _) = s.arith_meta(&a, ord(false, false), false, NOW);
+    assert!(matches!(out, ArithOutcome::Ok { value: 11, expires_at, .. } if expires_at == NOW + 3));
+    assert_eq!(full(&s, b"n", NOW).unwrap().3, NOW + 3);
+    // Still referenced elsewhere: a new item even though "12" fits, so T is lost and the
+    // shorter result is not padded.
+    a.delta = 1;
+    let (out, _) = s.arith_meta(&a, ord(false, false), true, NOW);
+    assert!(matches!(out, ArithOutcome::Ok { value: 12, expires_at, .. } if expires_at == NOW + 3));
+    a.incr = false;
+    a.delta = 3;
+    let (out, _) = s.arith_meta(&a, ord(false, false), true, NOW);
+    assert!(matches!(out, ArithOutcome::Ok { value: 9, .. }));
+    assert_eq!(full(&s, b"n", NOW).unwrap().0, b"9");
+
+    // A chunked (over 512 KiB) value is non-numeric before the CAS is compared.
+    let mut big = vec![b'0'; 600_000];
+    big[599_999] = b'1';
+    let cas = set(&s, b"big", &big, NOW);
+    let mut a = ArithReq { key: b"big", incr: true, delta: 1, compare_cas: Some(cas + 1), vivify: None, touch: None, new_cas: None };
+    assert_eq!(s.arith(&a, NOW), ArithOutcome::NonNumeric);
+    a.compare_cas = None;
+    assert_eq!(s.arith(&a, NOW), ArithOutcome::NonNumeric);
 }
 
 #[test]

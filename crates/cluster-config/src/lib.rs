@@ -1,6 +1,6 @@
 //! The cluster description: one TOML file, the same on every host, that says which nodes form the
-//! tier, where each node listens (SQL, Galera group communication, IST, SST, cache, proxy, control
-//! API), where data lives, which database users exist and where their passwords come from.
+//! tier, where each node listens (SQL, Galera group communication, IST, SST, cache, cache cluster,
+//! proxy, control API), where data lives, which database users exist and where their passwords come from.
 //!
 //! [`ClusterConfig::load`] parses, fills in defaults, resolves relative paths against the file's
 //! folder and validates. Validation collects *every* problem and names the field of each one
@@ -134,7 +134,8 @@ impl Default for Database {
 pub struct Users {
     /// The application's user (Seafile's), granted all on `databases`.
     pub app: User,
-    /// The user health checks log in as (`USAGE` + `PROCESS` only).
+    /// The user the db-proxies' health checks log in as: `PROCESS`, plus `ALL ON keel_meta.*`
+    /// where the proxies keep the writer row (no access to application data).
     pub monitor: User,
     /// Only for `sst_method = "mariabackup"`.
     #[serde(default)]
@@ -168,6 +169,12 @@ fn default_user_host() -> String {
 #[serde(deny_unknown_fields, default)]
 pub struct Cache {
     pub enabled: bool,
+    /// `cluster` (the default: the nodes' caches replicate every write through Raft, so every
+    /// node serves every key with the same data) or `standalone` (independent caches).
+    pub mode: String,
+    /// Cluster mode reads: `linearizable` (the default) or `local` (served by the node's own
+    /// replica without a quorum round; may lag by milliseconds).
+    pub read: String,
     pub memory_mb: u64,
     pub max_connections: u32,
     /// Extra arguments passed to `keel cache` (memcached's flags).
@@ -178,12 +185,29 @@ impl Default for Cache {
     fn default() -> Self {
         Cache {
             enabled: true,
+            mode: CACHE_CLUSTER.into(),
+            read: "linearizable".into(),
             memory_mb: 64,
             max_connections: 1024,
             extra_args: Vec::new(),
         }
     }
 }
+
+/// `cache.mode` of replicated caches.
+pub const CACHE_CLUSTER: &str = "cluster";
+/// `cache.mode` of independent caches.
+pub const CACHE_STANDALONE: &str = "standalone";
+
+impl Cache {
+    /// True when the nodes' caches form one Raft cluster.
+    pub fn clustered(&self) -> bool {
+        self.enabled && self.mode == CACHE_CLUSTER
+    }
+}
+
+/// The default distance between a node's cache port and its cache-cluster (Raft) port.
+pub const CACHE_CLUSTER_PORT_OFFSET: u16 = 1000;
 
 /// `[[node]]`: one host's share of the tier. Ports default to the usual ones, which is right
 /// when every node is on its own host; nodes sharing an address need distinct ports.
@@ -207,6 +231,10 @@ pub struct Node {
     pub proxy_port: u16,
     #[serde(default = "d_control")]
     pub control_port: u16,
+    /// The cache cluster's inter-node (Raft) port; `cache_port + 1000` when not given. Used
+    /// only with `cache.mode = "cluster"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_cluster_port: Option<u16>,
     /// Overrides `cluster.data_dir/<name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
@@ -246,6 +274,16 @@ impl Node {
             ("proxy_port", self.proxy_port),
             ("control_port", self.control_port),
         ]
+    }
+    /// The cache cluster (Raft) port: `cache_cluster_port`, else `cache_port + 1000` (None
+    /// when that overflows; validation reports it).
+    pub fn raft_port(&self) -> Option<u16> {
+        self.cache_cluster_port
+            .or_else(|| self.cache_port.checked_add(CACHE_CLUSTER_PORT_OFFSET))
+    }
+    /// `address:port` of the cache cluster's inter-node transport.
+    pub fn raft_addr(&self) -> String {
+        join_host_port(&self.address, self.raft_port().unwrap_or(0))
     }
     /// `address:port` for SQL clients.
     pub fn sql_addr(&self) -> String {
@@ -453,7 +491,20 @@ impl ClusterConfig {
                     "peers must be able to connect to it: give the node's own address".into(),
                 );
             }
-            for (field, port) in node.ports() {
+            let mut ports = node.ports().to_vec();
+            if self.cache.clustered() {
+                match node.raft_port() {
+                    Some(p) => ports.push(("cache_cluster_port", p)),
+                    None => bad(
+                        format!("{at}.cache_cluster_port"),
+                        format!(
+                            "cache_port {} + {CACHE_CLUSTER_PORT_OFFSET} is above 65535: give cache_cluster_port",
+                            node.cache_port
+                        ),
+                    ),
+                }
+            }
+            for (field, port) in ports {
                 if port == 0 {
                     bad(format!("{at}.{field}"), "must not be 0".into());
                     continue;
@@ -468,6 +519,21 @@ impl ClusterConfig {
                     endpoints.insert(key, format!("{at}.{field}"));
                 }
             }
+        }
+        if !matches!(self.cache.mode.as_str(), CACHE_CLUSTER | CACHE_STANDALONE) {
+            bad(
+                "cache.mode".into(),
+                format!(
+                    "{:?} is not one of {CACHE_CLUSTER}, {CACHE_STANDALONE}",
+                    self.cache.mode
+                ),
+            );
+        }
+        if !matches!(self.cache.read.as_str(), "linearizable" | "local") {
+            bad(
+                "cache.read".into(),
+                format!("{:?} is not one of linearizable, local", self.cache.read),
+            );
         }
         if self.cache.enabled && self.cache.memory_mb == 0 {
             bad("cache.memory_mb".into(), "must be at least 1".into());
@@ -484,6 +550,17 @@ impl ClusterConfig {
                 name: name.to_owned(),
                 known: self.nodes.iter().map(|n| n.name.clone()).collect(),
             })
+    }
+
+    /// `--cluster-peers` of `keel cache` in cluster mode: `1=addr:raft_port,2=…`, slot *i+1*
+    /// for the *i*-th node of the description.
+    pub fn cache_peers(&self) -> String {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("{}={}", i + 1, n.raft_addr()))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Position of the node in the description (its tie-break rank).

@@ -187,3 +187,60 @@ fn shipped_examples_are_valid() {
     assert_eq!(b.node("db3").unwrap().sql_port, 3306);
     assert_eq!(b.app_password().unwrap(), "x1");
 }
+
+#[test]
+fn cache_cluster_port_defaults_and_peers() {
+    let d = tmpdir("raft");
+    let cfg = ClusterConfig::from_toml(&three_local("control_port = 3416"), &d).unwrap();
+    assert!(cfg.cache.clustered(), "cluster mode is the default");
+    assert_eq!(cfg.cache.read, "linearizable");
+    assert_eq!(cfg.node("n1").unwrap().raft_port(), Some(4404));
+    assert_eq!(cfg.node("n3").unwrap().raft_addr(), "127.0.0.4:12211");
+    assert_eq!(
+        cfg.cache_peers(),
+        "1=127.0.0.1:4404,2=127.0.0.1:4414,3=127.0.0.4:12211"
+    );
+    // An explicit field wins.
+    let cfg = ClusterConfig::from_toml(
+        &three_local("control_port = 3416\ncache_cluster_port = 3417"),
+        &d,
+    )
+    .unwrap();
+    assert_eq!(cfg.node("n2").unwrap().raft_port(), Some(3417));
+    // The explicit port survives the TOML round trip; a defaulted one is not written.
+    let back = ClusterConfig::from_toml(&cfg.to_toml(), &d).unwrap();
+    assert_eq!(back.node("n2").unwrap().cache_cluster_port, Some(3417));
+    assert_eq!(back.node("n1").unwrap().cache_cluster_port, None);
+}
+
+#[test]
+fn cache_cluster_port_validation() {
+    let d = tmpdir("raftbad");
+    // Collides with n1's SQL port.
+    let p = problems(
+        &three_local("control_port = 3416\ncache_cluster_port = 3400"),
+        &d,
+    );
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].field, "node[1].cache_cluster_port");
+    assert!(p[0].problem.contains("node[0].sql_port"), "{}", p[0].problem);
+    // The default would overflow.
+    let text = three_local("control_port = 3416").replace("cache_port = 3414", "cache_port = 65000");
+    let p = problems(&text, &d);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].field, "node[1].cache_cluster_port");
+    assert!(p[0].problem.contains("above 65535"), "{}", p[0].problem);
+    // Standalone caches need no Raft port, so the same file is fine.
+    let standalone = text.replace(
+        "[[node]]\nname = \"n1\"",
+        "[cache]\nmode = \"standalone\"\n[[node]]\nname = \"n1\"",
+    );
+    assert!(problems(&standalone, &d).is_empty());
+    // Unknown mode / read mode name the field.
+    let bad = three_local("control_port = 3416").replace(
+        "[[node]]\nname = \"n1\"",
+        "[cache]\nmode = \"sharded\"\nread = \"stale\"\n[[node]]\nname = \"n1\"",
+    );
+    let fields: Vec<String> = problems(&bad, &d).into_iter().map(|p| p.field).collect();
+    assert_eq!(fields, ["cache.mode", "cache.read"]);
+}

@@ -32,6 +32,14 @@ enum Command {
     /// Database operations (bootstrap --force, …).
     #[command(subcommand)]
     Db(cmd::db::DbCommand),
+    /// Print Seafile's database and cache settings (seafile.conf, seahub_settings.py, .env) for one node.
+    SeafileConfig(cmd::seafile::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(hide = true)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() {
@@ -45,6 +53,12 @@ fn main() {
         Command::Status(args) => cmd::status::run(args),
         Command::DbProxy(args) => cmd::db_proxy::run(args),
         Command::Db(c) => cmd::db::run(c),
+        Command::SeafileConfig(args) => cmd::seafile::run(args),
+        Command::Completions { shell } => {
+            let mut cli = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cli, "keel", &mut std::io::stdout());
+            Ok(())
+        }
     };
     if let Err(e) = result {
         eprintln!("keel: error: {e:#}");

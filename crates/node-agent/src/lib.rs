@@ -4,26 +4,33 @@
 //! node bootstraps, joins or waits ([`galera::decide`]), runs `mariadbd` in its own process group
 //! and keeps it alive: after a crash it recovers the position (`--wsrep-recover`) and restarts
 //! with `--wsrep-start-position`, so the node rejoins by IST. It also runs the node's
-//! `keel cache` and serves the control API on the control port:
+//! `keel cache` (by default in cluster mode: the nodes' caches replicate through Raft, see
+//! [`cache::cache_args`]; restarted on the same client port after a crash), the node's db-proxy
+//! (in-process, see [`proxy`] for why), and serves the control API on the control port:
 //!
 //! | request | answer |
 //! | --- | --- |
-//! | `GET /state` | [`NodeState`] as JSON |
+//! | `GET /state` | [`NodeState`] as JSON (with the proxy's live status) |
+//! | `GET /status` | the db-proxy's [`db_proxy::ProxyStatus`] as JSON (what [`db_proxy::fetch_status`] reads) |
+//! | `GET /metrics` | the db-proxy's Prometheus text |
 //! | `GET /health` | 200 when the node may take traffic, else 503 |
 //! | `POST /bootstrap/force` | the operator's override: this node bootstraps (or, if its mariadbd runs without quorum, becomes primary with `pc.bootstrap=YES`) |
 //! | `POST /shutdown` | clean stop of mariadbd and the cache, then the agent exits |
 //!
-//! Threads, not async: one supervises mariadbd, one the cache, one accepts control requests.
+//! Threads, not async: one supervises mariadbd, one the cache, one accepts control requests; the
+//! proxy has its own small tokio runtime.
 //! The agent signals only processes it started, and never deletes data.
 
+pub mod cache;
 pub mod http;
+mod proxy;
 pub mod state;
 
 use cluster_config::{ClusterConfig, Node};
 use galera::mycnf::{self, NodePaths};
 use galera::process::{self, Mariadbd, StartMode};
 use galera::{decide, BootstrapReason, Decision, History, MemberView, Phase};
-pub use state::{CacheState, DbState, NodeState};
+pub use state::{CacheState, DbState, NodeState, ProxyState};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -57,6 +64,8 @@ pub struct AgentOptions {
     pub name: String,
     /// The `keel` binary, run as `keel cache -p PORT -l ADDR …` (None: no cache).
     pub cache_program: Option<PathBuf>,
+    /// Run the node's db-proxy on its `proxy_port`.
+    pub proxy: bool,
 }
 
 static SIGNALLED: AtomicBool = AtomicBool::new(false);
@@ -65,13 +74,18 @@ extern "C" fn on_signal(_: libc::c_int) {
     SIGNALLED.store(true, Ordering::SeqCst);
 }
 
-struct Shared {
+pub(crate) struct Shared {
     state: Mutex<NodeState>,
+    /// The running proxy, for the control API.
+    proxy: Mutex<Option<db_proxy::Observer>>,
     shutdown: AtomicBool,
     started: Instant,
 }
 
 impl Shared {
+    fn observer(&self) -> Option<db_proxy::Observer> {
+        self.proxy.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
     fn st(&self) -> MutexGuard<'_, NodeState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -167,9 +181,23 @@ pub fn run(opts: AgentOptions) -> Result<(), AgentError> {
             node.sql_addr(),
             node.cache_addr(),
         )),
+        proxy: Mutex::new(None),
         shutdown: AtomicBool::new(false),
         started: Instant::now(),
     });
+    {
+        let mut st = shared.st();
+        st.proxy.addr = node.proxy_addr();
+        if !opts.proxy {
+            st.proxy.state = "disabled".into();
+        }
+        st.cache.mode = if cfg.cache.clustered() {
+            cluster_config::CACHE_CLUSTER
+        } else {
+            cluster_config::CACHE_STANDALONE
+        }
+        .into();
+    }
     shared.log(&format!(
         "agent for cluster {} started, files in {}, control API on {}",
         cfg.cluster.name,
@@ -193,6 +221,11 @@ pub fn run(opts: AgentOptions) -> Result<(), AgentError> {
         let prog = opts.cache_program.clone();
         std::thread::spawn(move || cache_loop(sh, &cfg, &node, dir, prog))
     };
+    let proxy_thread = opts.proxy.then(|| {
+        let sh = shared.clone();
+        let (cfg, node) = (cfg.clone(), node.clone());
+        std::thread::spawn(move || proxy::run(sh, &cfg, &node))
+    });
 
     if let Some(m) = &adopted {
         shared.log(&format!(
@@ -203,6 +236,9 @@ pub fn run(opts: AgentOptions) -> Result<(), AgentError> {
     db_loop(&shared, &cfg, &node, &paths, os_user.as_deref(), adopted);
     shared.shutdown.store(true, Ordering::SeqCst);
     let _ = cache_thread.join();
+    if let Some(t) = proxy_thread {
+        let _ = t.join();
+    }
     shared.log("stopped");
     Ok(())
 }
@@ -222,10 +258,31 @@ fn handle(sh: &Shared, s: &mut TcpStream) -> std::io::Result<()> {
     let json = "application/json";
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/state") => {
-            let body = serde_json::to_string(&*sh.st())
+            let status = sh.observer().map(|o| o.status());
+            let mut st = sh.st().clone();
+            st.proxy.status = status;
+            let body = serde_json::to_string(&st)
                 .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
             http::write_response(s, 200, json, &body)
         }
+        ("GET", "/status") => match sh.observer() {
+            Some(o) => {
+                let body = serde_json::to_string_pretty(&o.status())
+                    .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+                http::write_response(s, 200, json, &(body + "\n"))
+            }
+            None => {
+                let why = sh.st().proxy.state.clone();
+                http::write_response(s, 503, "text/plain", &format!("db-proxy: {why}\n"))
+            }
+        },
+        ("GET", "/metrics") => match sh.observer() {
+            Some(o) => http::write_response(s, 200, "text/plain; version=0.0.4", &o.metrics_text()),
+            None => {
+                let why = sh.st().proxy.state.clone();
+                http::write_response(s, 503, "text/plain", &format!("db-proxy: {why}\n"))
+            }
+        },
         ("GET", "/health") => {
             let healthy = sh.st().db.healthy;
             http::write_response(
@@ -573,7 +630,10 @@ fn supervise(
             sh.st().report.primary = false;
             sh.log(&format!("stopping mariadbd (pid {})", m.pid));
             let t = Instant::now();
-            let clean = m.stop(Duration::from_secs(120));
+            // A mariadbd that never got Synced (a joiner waiting for a state transfer from
+            // peers that are stopping too) may ignore SIGTERM for minutes; killing it is a crash
+            // it recovers from (--wsrep-recover), so it gets less time than a Synced one.
+            let clean = m.stop(Duration::from_secs(if was_healthy { 120 } else { 30 }));
             sh.log(&format!(
                 "mariadbd stopped {}in {:.1} s",
                 if clean { "cleanly " } else { "by SIGKILL " },
@@ -693,7 +753,7 @@ fn ensure_users(
     paths: &NodePaths,
     reason: Option<&BootstrapReason>,
 ) -> bool {
-    let sql = match galera::users::ensure_users_sql(cfg) {
+    let sql = match ensure_users_sql(cfg) {
         Ok(s) => s,
         Err(e) => {
             sh.error(format!("users: {e}"));
@@ -715,6 +775,22 @@ fn ensure_users(
             false
         }
     }
+}
+
+/// The users of the description ([`galera::users::ensure_users_sql`]) plus what the db-proxy
+/// needs: its monitor user keeps the writer row and the drain flags in `keel_meta`, so it gets
+/// `ALL ON keel_meta.*` (besides `PROCESS` for the status checks). Idempotent; `keel up` runs it
+/// too, so a cluster bootstrapped by an older agent gets the grant.
+pub fn ensure_users_sql(cfg: &ClusterConfig) -> Result<String, cluster_config::ConfigError> {
+    let mon = &cfg.users.monitor;
+    Ok(format!(
+        "{} GRANT PROCESS ON *.* TO '{}'@'{}'; GRANT ALL PRIVILEGES ON `keel_meta`.* TO '{}'@'{}';",
+        galera::users::ensure_users_sql(cfg)?,
+        mon.name,
+        mon.host,
+        mon.name,
+        mon.host
+    ))
 }
 
 fn cache_loop(
@@ -739,16 +815,7 @@ fn cache_loop(
             return;
         };
         let mut c = Command::new(&program);
-        c.arg("cache")
-            .arg("-p")
-            .arg(node.cache_port.to_string())
-            .arg("-l")
-            .arg(&node.address)
-            .arg("-m")
-            .arg(cfg.cache.memory_mb.to_string())
-            .arg("-c")
-            .arg(cfg.cache.max_connections.to_string())
-            .args(&cfg.cache.extra_args)
+        c.args(cache::cache_args(cfg, node))
             .stdin(Stdio::null())
             .stdout(
                 log.try_clone()
@@ -773,7 +840,20 @@ fn cache_loop(
                     let mut st = sh.st();
                     st.cache.pid = Some(pid);
                     st.cache.state = "running".into();
+                    st.cache.role = None;
+                    st.cache.applied = None;
+                    st.cache.leader_slot = None;
                 }
+                sh.log(&format!(
+                    "started keel cache (pid {pid}) on {}{}",
+                    node.cache_addr(),
+                    if cfg.cache.clustered() {
+                        format!(", cluster member {} of {}", node.raft_addr(), cfg.cache_peers())
+                    } else {
+                        " (standalone)".into()
+                    }
+                ));
+                let mut last_stats = Instant::now();
                 let status = loop {
                     if sh.stopping() {
                         process::kill_group(pid, libc::SIGTERM);
@@ -794,10 +874,31 @@ fn cache_loop(
                     if let Ok(Some(st)) = child.try_wait() {
                         break st;
                     }
+                    if cfg.cache.clustered() && last_stats.elapsed() >= Duration::from_secs(1) {
+                        last_stats = Instant::now();
+                        if let Ok(stats) =
+                            cache::cache_stats(&node.cache_addr(), Duration::from_millis(500))
+                        {
+                            let mut st = sh.st();
+                            st.cache.role = stats.get("cluster_role").cloned();
+                            st.cache.applied = stats
+                                .get("cluster_applied_index")
+                                .and_then(|v| v.parse().ok());
+                            st.cache.leader_slot = stats
+                                .get("cluster_leader_slot")
+                                .and_then(|v| v.parse().ok());
+                        }
+                    }
                     std::thread::sleep(Duration::from_millis(100));
                 };
+                sh.error(format!(
+                    "keel cache (pid {pid}) exited: {status}; restarting it on {}",
+                    node.cache_addr()
+                ));
                 let mut st = sh.st();
                 st.cache.pid = None;
+                st.cache.role = None;
+                st.cache.applied = None;
                 st.cache.state = format!(
                     "failed: exited {status}, see {}",
                     dir.join("cache.log").display()

@@ -1,6 +1,9 @@
 //! The agent's state as served by `GET /state` (JSON). Peers read `report` for the bootstrap
-//! decision; `keel status` reads `db` and `cache`. Field names are an interface: keep them.
+//! decision; `keel status` reads `db`, `cache` and `proxy`. Field names are an interface: keep
+//! them (fields added later carry `#[serde(default)]`, so agents of different versions still
+//! read each other's state).
 
+use db_proxy::ProxyStatus;
 use galera::{GrState, MemberReport, Phase, WsrepStatus};
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +18,9 @@ pub struct NodeState {
     pub report: MemberReport,
     pub db: DbState,
     pub cache: CacheState,
+    /// The node's db-proxy (run inside the agent).
+    #[serde(default)]
+    pub proxy: ProxyState,
     /// The agent's latest decision or what it is waiting for, in words.
     pub decision: Option<String>,
     /// The latest error the agent hit (it keeps trying).
@@ -52,6 +58,31 @@ pub struct CacheState {
     /// `running`, `stopped`, `disabled`, or `failed: …`.
     pub state: String,
     pub restarts: u32,
+    /// `cluster` or `standalone` (`cache.mode` of the description).
+    #[serde(default)]
+    pub mode: String,
+    /// Cluster mode: the cache's Raft role (`leader`, `follower`, `learner`, `candidate`, …)
+    /// from its `stats` (`cluster_role`), read about once a second.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Cluster mode: `cluster_applied_index` from its `stats`.
+    #[serde(default)]
+    pub applied: Option<u64>,
+    /// Cluster mode: `cluster_leader_slot` (1-based position of the leader in the description).
+    #[serde(default)]
+    pub leader_slot: Option<u64>,
+}
+
+/// The node's db-proxy.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct ProxyState {
+    /// Where applications connect (`host:port`).
+    pub addr: String,
+    /// `running`, `starting`, `stopped`, `disabled`, or `failed: …`.
+    pub state: String,
+    /// The proxy's own view (writer, backends' health and connection counts), filled in when
+    /// the state is served.
+    pub status: Option<ProxyStatus>,
 }
 
 impl NodeState {
@@ -74,6 +105,10 @@ impl NodeState {
             },
             cache: CacheState {
                 addr: cache_addr,
+                state: "stopped".into(),
+                ..Default::default()
+            },
+            proxy: ProxyState {
                 state: "stopped".into(),
                 ..Default::default()
             },

@@ -7,6 +7,11 @@ use std::time::{Duration, Instant};
 use cache_cluster::{Cluster, ClusterConfig, ClusterError, ClusterStatus};
 use cache_store::{GetOpts, StoreConfig, StoreMode, StoreOutcome, StoreReq};
 
+/// Load-heavy and timing-sensitive tests hold this so they never run at the same time on a small
+/// CI box: 100 000-write loads would starve the linearizability test, whose operations then time
+/// out, and every unknown outcome multiplies the checker's search. Not poisoned by a panic.
+pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 pub struct TestCluster {
     pub peers: BTreeMap<u16, String>,
     pub nodes: BTreeMap<u16, Option<Cluster>>,

@@ -3,11 +3,20 @@
 //! `keel db bootstrap --force NODE` overrides the agents' bootstrap decision: NODE forms the
 //! cluster from its own data. Before doing it, this prints what may be lost (members that did not
 //! answer, members known to be further ahead). `keel db decision` shows what the agents would do.
+//!
+//! `keel db drain NODE` takes NODE out of service for a planned stop: it sets NODE's drain flag
+//! in `keel_meta` and, if NODE is the writer, hands the role to another node
+//! ([`db_proxy::drain`]); then it watches every proxy's status until none of them sends anything
+//! to NODE any more (no proxy names it writer, no connection to it is open) or `--timeout`
+//! passes, and says whether NODE is safe to stop. `keel db undrain NODE` clears the flag (the
+//! writer does not move back: no failback).
 
 use super::status::{fetch_state, load_config};
 use anyhow::{bail, Context};
+use cluster_config::ClusterConfig;
+use std::net::ToSocketAddrs;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(clap::Subcommand)]
 pub enum DbCommand {
@@ -15,6 +24,30 @@ pub enum DbCommand {
     Bootstrap(BootstrapArgs),
     /// Show every agent's current bootstrap decision or what it waits for.
     Decision(Where),
+    /// Take NODE out of service: move the writer away, wait for its connections to finish.
+    Drain(DrainArgs),
+    /// Put a drained NODE back in service (the writer stays where it is).
+    Undrain(UndrainArgs),
+}
+
+#[derive(clap::Args)]
+pub struct DrainArgs {
+    /// The node to drain.
+    pub node: String,
+    /// Seconds to wait for the node's connections to end (the proxies close those still open
+    /// after their drain timeout, 30 s by default).
+    #[arg(long, default_value_t = 40)]
+    pub timeout: u64,
+    #[command(flatten)]
+    pub place: Where,
+}
+
+#[derive(clap::Args)]
+pub struct UndrainArgs {
+    /// The node to put back in service.
+    pub node: String,
+    #[command(flatten)]
+    pub place: Where,
 }
 
 #[derive(clap::Args)]
@@ -56,7 +89,133 @@ pub fn run(c: DbCommand) -> anyhow::Result<()> {
             Ok(())
         }
         DbCommand::Bootstrap(a) => bootstrap(a),
+        DbCommand::Drain(a) => drain(a),
+        DbCommand::Undrain(a) => undrain(a),
     }
+}
+
+/// What every reachable proxy says about `node`: (proxies asked, proxies that answered, of those
+/// the ones still naming it writer, connections still open to it in total), plus the writers named.
+struct Traffic {
+    answered: Vec<String>,
+    unreachable: Vec<String>,
+    naming_it_writer: Vec<String>,
+    writers: Vec<Option<String>>,
+    connections: i64,
+}
+
+fn traffic(cfg: &ClusterConfig, node: &str) -> Traffic {
+    let mut t = Traffic {
+        answered: vec![],
+        unreachable: vec![],
+        naming_it_writer: vec![],
+        writers: vec![],
+        connections: 0,
+    };
+    for n in &cfg.nodes {
+        let addr = n.control_addr().to_socket_addrs().ok().and_then(|mut a| a.next());
+        let st = addr.and_then(|a| db_proxy::fetch_status(a, Duration::from_secs(2)).ok());
+        match st {
+            Some(st) => {
+                if st.writer.as_deref() == Some(node) {
+                    t.naming_it_writer.push(n.name.clone());
+                }
+                t.connections += st
+                    .backends
+                    .iter()
+                    .filter(|b| b.name == node)
+                    .map(|b| b.connections_active)
+                    .sum::<i64>();
+                t.writers.push(st.writer);
+                t.answered.push(n.name.clone());
+            }
+            None => t.unreachable.push(n.name.clone()),
+        }
+    }
+    t
+}
+
+fn drain(a: DrainArgs) -> anyhow::Result<()> {
+    let cfg = load_config(a.place.dir.as_deref(), a.place.config.as_deref())?;
+    cfg.node(&a.node)?;
+    let t0 = Instant::now();
+    let r = db_proxy::drain(&cfg, &a.node, true)
+        .with_context(|| format!("draining {}", a.node))?;
+    match (&r.writer_before, &r.writer_after) {
+        (Some(b), Some(w)) if b != w => {
+            println!("{}: drained; the writer moved from {b} to {w}", a.node)
+        }
+        (_, w) => println!(
+            "{}: drained; the writer is {}",
+            a.node,
+            w.as_deref().unwrap_or("not chosen yet")
+        ),
+    }
+    let deadline = Duration::from_secs(a.timeout);
+    let mut last = String::new();
+    loop {
+        let t = traffic(&cfg, &a.node);
+        let line = format!(
+            "{} connection(s) to {} through {} proxy(ies){}{}",
+            t.connections,
+            a.node,
+            t.answered.len(),
+            if t.naming_it_writer.is_empty() {
+                String::new()
+            } else {
+                format!("; still the writer for {}", t.naming_it_writer.join(", "))
+            },
+            if t.unreachable.is_empty() {
+                String::new()
+            } else {
+                format!("; no answer from the proxies of {}", t.unreachable.join(", "))
+            }
+        );
+        if line != last {
+            println!("[{:5.1}s] {line}", t0.elapsed().as_secs_f64());
+            last = line.clone();
+        }
+        let done = t.connections == 0 && t.naming_it_writer.is_empty() && !t.answered.is_empty();
+        if done {
+            let writers: Vec<String> = t.writers.iter().flatten().cloned().collect();
+            println!(
+                "{} is safe to stop: no proxy sends it traffic (writer {}){}. `keel db undrain {}` puts it back.",
+                a.node,
+                writers.first().map(String::as_str).unwrap_or("none"),
+                if t.unreachable.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; the proxies of {} did not answer, check them",
+                        t.unreachable.join(", ")
+                    )
+                },
+                a.node
+            );
+            return Ok(());
+        }
+        if t0.elapsed() > deadline {
+            bail!(
+                "{} is NOT safe to stop yet after {} s: {line}",
+                a.node,
+                a.timeout
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn undrain(a: UndrainArgs) -> anyhow::Result<()> {
+    let cfg = load_config(a.place.dir.as_deref(), a.place.config.as_deref())?;
+    cfg.node(&a.node)?;
+    let r = db_proxy::drain(&cfg, &a.node, false)
+        .with_context(|| format!("undraining {}", a.node))?;
+    println!(
+        "{}: back in service; the writer stays {} (no failback)",
+        a.node,
+        r.writer_after.as_deref().unwrap_or("unchosen")
+    );
+    Ok(())
 }
 
 fn bootstrap(a: BootstrapArgs) -> anyhow::Result<()> {

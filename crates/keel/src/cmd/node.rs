@@ -1,5 +1,7 @@
-//! `keel node --config FILE --name NODE`: the agent of one node (see the `node-agent` crate).
-//! Runs in the foreground until SIGTERM/SIGINT or `POST /shutdown` on its control API.
+//! `keel node --config FILE --name NODE`: the agent of one node (see the `node-agent` crate):
+//! the node's Galera node, its `keel cache` (cluster mode unless `cache.mode = "standalone"`),
+//! its db-proxy on `proxy_port`, and the control API (`/state`, `/status`, `/metrics`). Runs in
+//! the foreground until SIGTERM/SIGINT or `POST /shutdown` on its control API.
 
 use anyhow::Context;
 use std::path::PathBuf;
@@ -15,6 +17,9 @@ pub struct Args {
     /// Do not run this node's `keel cache`.
     #[arg(long)]
     pub no_cache: bool,
+    /// Do not run this node's db-proxy.
+    #[arg(long)]
+    pub no_proxy: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -29,6 +34,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         cfg,
         name: args.name.clone(),
         cache_program,
+        proxy: !args.no_proxy,
     })
     .with_context(|| format!("keel node {}", args.name))
 }

@@ -1,10 +1,24 @@
 //! `keel status [--dir DIR | --config FILE] [--json]`: each node's process state, Galera state,
-//! cluster size, position and cache, read from every agent's control API.
+//! cluster size, position, its db-proxy and its cache, read from every agent's control API (and
+//! the caches' own `stats` for their Raft role and applied index).
 //!
 //! The JSON is an interface that scripts and monitoring read; keep its names stable:
-//! `{"cluster": …, "nodes": [{"name", "agent": {"addr","pid","reachable"},
-//! "db": {"state","cluster_size","seqno","pid","addr","healthy","restarts"},
-//! "cache": {"addr","pid","state"}, "decision", "error"}]}`.
+//! ```text
+//! {"cluster": …, "writer": "node1" | null, "writers_agree": bool,
+//!  "nodes": [{"name",
+//!    "agent": {"addr","pid","reachable"},
+//!    "db": {"state","cluster_size","seqno","pid","addr","healthy","restarts","started_as"},
+//!    "proxy": {"addr","state","writer","writer_epoch","connections_active"},
+//!    "backend": {"health","writer","drained","connections_active","connections_total"},
+//!    "cache": {"addr","pid","state","mode","role","applied","leader_slot","restarts"},
+//!    "decision", "error"}]}
+//! ```
+//! `writer` is the node every proxy sends connections to (from any reachable proxy's status;
+//! `writers_agree` says whether all reachable proxies name the same one). `proxy` is this node's
+//! proxy (where applications connect; `connections_active` counts its clients); `backend` is
+//! this node as a database backend of all proxies together (`health` is the proxies' verdict,
+//! `up`/`down`/`unknown`, or `mixed` while they disagree; connection counts are summed over the
+//! proxies: 0 means no client is connected to this node through keel).
 
 use cluster_config::ClusterConfig;
 use node_agent::NodeState;
@@ -57,41 +71,141 @@ pub fn fetch_state(node: &cluster_config::Node) -> Result<NodeState, String> {
     }
 }
 
+/// One cache's Raft role and applied index from its `stats`, if it answers.
+fn cache_cluster_fields(addr: &str) -> Option<(String, Option<u64>, Option<u64>)> {
+    let st = node_agent::cache::cache_stats(addr, Duration::from_millis(700)).ok()?;
+    let role = st.get("cluster_role")?.clone();
+    let num = |k: &str| st.get(k).and_then(|v| v.parse().ok());
+    Some((
+        role,
+        num("cluster_applied_index"),
+        num("cluster_leader_slot"),
+    ))
+}
+
 /// The status document of the whole cluster.
 pub fn collect(cfg: &ClusterConfig) -> Value {
+    // Ask every agent (and cache) at once: a hung one must not delay the others' answers.
+    let states: Vec<(Result<NodeState, String>, Option<(String, Option<u64>, Option<u64>)>)> =
+        std::thread::scope(|sc| {
+            let hs: Vec<_> = cfg
+                .nodes
+                .iter()
+                .map(|n| {
+                    sc.spawn(move || {
+                        let st = fetch_state(n);
+                        let cache = (cfg.cache.clustered()
+                            && st.as_ref().is_ok_and(|s| s.cache.pid.is_some()))
+                        .then(|| cache_cluster_fields(&n.cache_addr()))
+                        .flatten();
+                        (st, cache)
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| (Err("panicked".into()), None)))
+                .collect()
+        });
+    let proxies: Vec<Option<&db_proxy::ProxyStatus>> = states
+        .iter()
+        .map(|(st, _)| st.as_ref().ok().and_then(|s| s.proxy.status.as_ref()))
+        .collect();
+    let named: Vec<&str> = proxies
+        .iter()
+        .flatten()
+        .filter_map(|p| p.writer.as_deref())
+        .collect();
+    let writer = named.first().copied();
+    let writers_agree =
+        !named.is_empty() && named.iter().all(|w| Some(*w) == writer) && named.len() == proxies.iter().flatten().count();
     let nodes: Vec<Value> = cfg
         .nodes
         .iter()
-        .map(|n| match fetch_state(n) {
-            Ok(st) => json!({
-                "name": n.name,
-                "agent": {"addr": n.control_addr(), "pid": st.agent_pid, "reachable": true},
-                "db": {
-                    "state": st.db.state,
-                    "cluster_size": st.db.cluster_size,
-                    "seqno": st.db.seqno,
-                    "pid": st.db.pid,
-                    "addr": n.sql_addr(),
-                    "healthy": st.db.healthy,
-                    "restarts": st.db.restarts,
-                    "started_as": st.db.started_as,
-                },
-                "cache": {"addr": n.cache_addr(), "pid": st.cache.pid, "state": st.cache.state},
-                "decision": st.decision,
-                "error": st.last_error,
-            }),
-            Err(why) => json!({
-                "name": n.name,
-                "agent": {"addr": n.control_addr(), "pid": null, "reachable": false},
-                "db": {"state": "unreachable", "cluster_size": null, "seqno": null, "pid": null,
-                       "addr": n.sql_addr(), "healthy": false, "restarts": null, "started_as": null},
-                "cache": {"addr": n.cache_addr(), "pid": null, "state": "unknown"},
-                "decision": null,
-                "error": why,
-            }),
+        .zip(&states)
+        .map(|(n, (st, cache))| {
+            // This node as a backend of every reachable proxy.
+            let views: Vec<&db_proxy::BackendStatus> = proxies
+                .iter()
+                .flatten()
+                .filter_map(|p| p.backends.iter().find(|b| b.name == n.name))
+                .collect();
+            let health = match views.first() {
+                None => "unknown".to_string(),
+                Some(f) if views.iter().all(|b| b.health == f.health) => {
+                    serde_json::to_value(f.health)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_else(|| format!("{:?}", f.health).to_lowercase())
+                }
+                Some(_) => "mixed".into(),
+            };
+            let backend = json!({
+                "health": health,
+                "writer": writer == Some(n.name.as_str()),
+                "drained": views.iter().any(|b| b.drained),
+                "connections_active": views.iter().map(|b| b.connections_active).sum::<i64>(),
+                "connections_total": views.iter().map(|b| b.connections_total).sum::<u64>(),
+            });
+            match st {
+                Ok(st) => {
+                    let p = st.proxy.status.as_ref();
+                    let (role, applied, leader_slot) = match cache {
+                        Some((r, a, l)) => (Some(r.clone()), *a, *l),
+                        None => (st.cache.role.clone(), st.cache.applied, st.cache.leader_slot),
+                    };
+                    json!({
+                        "name": n.name,
+                        "agent": {"addr": n.control_addr(), "pid": st.agent_pid, "reachable": true},
+                        "db": {
+                            "state": st.db.state,
+                            "cluster_size": st.db.cluster_size,
+                            "seqno": st.db.seqno,
+                            "pid": st.db.pid,
+                            "addr": n.sql_addr(),
+                            "healthy": st.db.healthy,
+                            "restarts": st.db.restarts,
+                            "started_as": st.db.started_as,
+                        },
+                        "proxy": {
+                            "addr": n.proxy_addr(),
+                            "state": st.proxy.state,
+                            "writer": p.and_then(|p| p.writer.clone()),
+                            "writer_epoch": p.and_then(|p| p.writer_epoch),
+                            "no_writer_reason": p.and_then(|p| p.no_writer_reason.clone()),
+                            "connections_active": p.map(|p| p.backends.iter().map(|b| b.connections_active).sum::<i64>()),
+                        },
+                        "backend": backend,
+                        "cache": {
+                            "addr": n.cache_addr(),
+                            "pid": st.cache.pid,
+                            "state": st.cache.state,
+                            "mode": st.cache.mode,
+                            "role": role,
+                            "applied": applied,
+                            "leader_slot": leader_slot,
+                            "restarts": st.cache.restarts,
+                        },
+                        "decision": st.decision,
+                        "error": st.last_error,
+                    })
+                }
+                Err(why) => json!({
+                    "name": n.name,
+                    "agent": {"addr": n.control_addr(), "pid": null, "reachable": false},
+                    "db": {"state": "unreachable", "cluster_size": null, "seqno": null, "pid": null,
+                           "addr": n.sql_addr(), "healthy": false, "restarts": null, "started_as": null},
+                    "proxy": {"addr": n.proxy_addr(), "state": "unreachable", "writer": null,
+                              "writer_epoch": null, "no_writer_reason": null, "connections_active": null},
+                    "backend": backend,
+                    "cache": {"addr": n.cache_addr(), "pid": null, "state": "unknown", "mode": null,
+                              "role": null, "applied": null, "leader_slot": null, "restarts": null},
+                    "decision": null,
+                    "error": why,
+                }),
+            }
         })
         .collect();
-    json!({"cluster": cfg.cluster.name, "nodes": nodes})
+    json!({"cluster": cfg.cluster.name, "writer": writer, "writers_agree": writers_agree, "nodes": nodes})
 }
 
 fn cell(v: &Value) -> String {
@@ -111,7 +225,13 @@ pub fn table(doc: &Value) -> String {
         "SEQNO",
         "DB PID",
         "SQL ADDR",
+        "HEALTH",
+        "CONNS",
+        "PROXY ADDR",
+        "PROXY",
         "CACHE",
+        "ROLE",
+        "APPLIED",
         "CACHE PID",
         "CACHE ADDR",
     ]
@@ -126,12 +246,26 @@ pub fn table(doc: &Value) -> String {
             cell(&n["db"]["seqno"]),
             cell(&n["db"]["pid"]),
             cell(&n["db"]["addr"]),
+            format!(
+                "{}{}{}",
+                cell(&n["backend"]["health"]),
+                if n["backend"]["writer"] == Value::Bool(true) { ",writer" } else { "" },
+                if n["backend"]["drained"] == Value::Bool(true) { ",drained" } else { "" }
+            ),
+            cell(&n["backend"]["connections_active"]),
+            cell(&n["proxy"]["addr"]),
+            cell(&n["proxy"]["state"]),
             cell(&n["cache"]["state"]),
+            cell(&n["cache"]["role"]),
+            cell(&n["cache"]["applied"]),
             cell(&n["cache"]["pid"]),
             cell(&n["cache"]["addr"]),
         ]);
         if let Some(e) = n["error"].as_str() {
             notes.push(format!("{}: {e}", cell(&n["name"])));
+        }
+        if let Some(r) = n["proxy"]["no_writer_reason"].as_str() {
+            notes.push(format!("{}: db-proxy has no writer: {r}", cell(&n["name"])));
         }
         if let Some(d) = n["decision"].as_str() {
             if n["db"]["healthy"] != Value::Bool(true) {
@@ -142,7 +276,16 @@ pub fn table(doc: &Value) -> String {
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
-    let mut out = format!("cluster {}\n", cell(&doc["cluster"]));
+    let mut out = format!(
+        "cluster {}, writer {}{}\n",
+        cell(&doc["cluster"]),
+        cell(&doc["writer"]),
+        if doc["writer"].is_string() && doc["writers_agree"] != Value::Bool(true) {
+            " (the proxies do not all agree yet)"
+        } else {
+            ""
+        }
+    );
     for r in &rows {
         let line: Vec<String> = r
             .iter()

@@ -1,10 +1,12 @@
 //! `keel up [--dir DIR] [--base-port N]`: a complete local tier with no configuration: three
 //! nodes on 127.0.0.1, each a `keel node` agent (its own process group, log in DIR) running a
-//! Galera node and a cache. Returns once all three are Synced, with the application user created
-//! and `DIR/app.cnf` written. `keel down [--dir DIR]` stops it cleanly, last node out = node1.
+//! Galera node, a db-proxy and a cache (the three caches form one Raft cluster). Returns once all
+//! three Galera nodes are Synced, the application and monitor users exist, every proxy names the
+//! same writer and the caches have a leader; `DIR/app.cnf` points at node1's proxy.
+//! `keel down [--dir DIR]` stops it cleanly, last node out = node1.
 //!
 //! Ports: node *i* (0-based) uses `base + 10·i + k`, k = 0 SQL, 1 Galera, 2 IST, 3 SST,
-//! 4 cache, 5 proxy, 6 control API.
+//! 4 cache, 5 proxy, 6 control API, 7 cache cluster (Raft).
 
 use super::status::{fetch_state, load_config, DEFAULT_DIR};
 use anyhow::{bail, Context};
@@ -22,7 +24,8 @@ pub struct Args {
     /// Folder for the tier's files: cluster.toml, app.cnf, secrets, node folders, logs.
     #[arg(long, default_value = DEFAULT_DIR)]
     pub dir: PathBuf,
-    /// First port; node i uses base + 10·i + 0..6 (SQL, Galera, IST, SST, cache, proxy, control).
+    /// First port; node i uses base + 10·i + 0..7 (SQL, Galera, IST, SST, cache, proxy, control,
+    /// cache cluster).
     #[arg(long, default_value_t = 17000)]
     pub base_port: u16,
     /// Give up when the nodes are not all Synced after this many seconds.
@@ -52,13 +55,13 @@ pub fn local_description(name: &str, base_port: u16) -> String {
          [cluster]\nname = \"{name}\"\ndata_dir = \".\"\n\n\
          [users.app]\nname = \"seafile\"\npassword_file = \"secrets/app.password\"\n\n\
          [users.monitor]\nname = \"keel_monitor\"\npassword_file = \"secrets/monitor.password\"\n\n\
-         [cache]\nmemory_mb = 64\n"
+         [cache]\nmode = \"cluster\"\nmemory_mb = 64\n"
     );
     for i in 0..NODES as u16 {
         let b = base_port + 10 * i;
         s += &format!(
             "\n[[node]]\nname = \"node{}\"\naddress = \"127.0.0.1\"\nsql_port = {}\ngalera_port = {}\nist_port = {}\n\
-             sst_port = {}\ncache_port = {}\nproxy_port = {}\ncontrol_port = {}\n",
+             sst_port = {}\ncache_port = {}\nproxy_port = {}\ncontrol_port = {}\ncache_cluster_port = {}\n",
             i + 1,
             b,
             b + 1,
@@ -66,7 +69,8 @@ pub fn local_description(name: &str, base_port: u16) -> String {
             b + 3,
             b + 4,
             b + 5,
-            b + 6
+            b + 6,
+            b + 7
         );
     }
     s
@@ -153,10 +157,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             println!("{}: agent already running (pid {pid})", node.name);
             continue;
         }
-        for (field, port) in node.ports() {
+        let mut ports = node.ports().to_vec();
+        if cfg.cache.clustered() && !args.no_cache {
+            ports.push(("cache_cluster_port", node.raft_port().unwrap_or(0)));
+        }
+        for (field, port) in ports {
             // The agent checks the database ports itself (it may adopt a mariadbd still running
-            // after its previous agent died); nothing listens on the proxy port yet.
-            if !matches!(field, "control_port" | "cache_port") {
+            // after its previous agent died); the others belong to the agent's own children.
+            if !matches!(
+                field,
+                "control_port" | "cache_port" | "proxy_port" | "cache_cluster_port"
+            ) || (args.no_cache && field == "cache_port")
+            {
                 continue;
             }
             galera::process::check_port_free(
@@ -282,12 +294,87 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     }
 
-    // The application user (the bootstrapping agent creates it too; this is idempotent).
+    // The application and monitor users (the bootstrapping agent creates them too; this is
+    // idempotent, and gives a cluster made by an older keel the monitor's keel_meta grant).
     let first = &cfg.nodes[0];
     let paths = galera::mycnf::NodePaths::new(&cfg.node_dir(first));
-    let sql = galera::users::ensure_users_sql(&cfg)?;
+    let sql = node_agent::ensure_users_sql(&cfg)?;
     galera::process::query(&cfg, &paths, &sql, Duration::from_secs(20))
-        .context("creating the application user")?;
+        .context("creating the application and monitor users")?;
+
+    // Every proxy names the same writer, and the caches have elected a leader.
+    let caches = cfg.cache.clustered() && !args.no_cache;
+    let writer = loop {
+        let mut parts = Vec::new();
+        let mut writers = Vec::new();
+        let mut caches_ready = true;
+        for node in &cfg.nodes {
+            match fetch_state(node) {
+                Ok(st) => {
+                    // The writer this proxy names, counted only once it sees every node up
+                    // (a node that was an SST donor a moment ago rises after two checks).
+                    let p = st.proxy.status.as_ref();
+                    let down: Vec<&str> = p
+                        .map(|p| {
+                            p.backends
+                                .iter()
+                                .filter(|b| b.health != db_proxy::State::Up)
+                                .map(|b| b.name.as_str())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let w = p.and_then(|p| p.writer.clone());
+                    parts.push(format!(
+                        "{} proxy {}{}{}",
+                        node.name,
+                        st.proxy.state,
+                        w.as_ref().map(|w| format!(" (writer {w})")).unwrap_or_default(),
+                        if down.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (sees {} not up yet)", down.join(", "))
+                        }
+                    ));
+                    writers.push(w.filter(|_| down.is_empty()));
+                    if caches {
+                        let role = st.cache.role.clone().unwrap_or_else(|| "starting".into());
+                        caches_ready &= matches!(role.as_str(), "leader" | "follower");
+                        parts.push(format!("cache {role}"));
+                    }
+                }
+                Err(e) => {
+                    writers.push(None);
+                    caches_ready = false;
+                    parts.push(format!("{}: {e}", node.name));
+                }
+            }
+        }
+        let agreed = writers
+            .first()
+            .cloned()
+            .flatten()
+            .filter(|w| writers.iter().all(|x| x.as_ref() == Some(w)));
+        let line = parts.join(", ");
+        if line != last_line || last_print.elapsed() > Duration::from_secs(5) {
+            println!("[{:5.1}s] {line}", t0.elapsed().as_secs_f64());
+            last_line = line;
+            last_print = Instant::now();
+        }
+        if let (Some(w), true) = (&agreed, caches_ready) {
+            break w.clone();
+        }
+        if t0.elapsed() > deadline {
+            bail!(
+                "the proxies or caches are not ready after {} s ({last_line}); see the logs in {} and \
+                 `keel status --dir {}`; `keel down --dir {}` stops the tier",
+                args.timeout,
+                dir.display(),
+                dir.display(),
+                dir.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let app_cnf = dir.join("app.cnf");
     write_private(
         &app_cnf,
@@ -297,24 +384,44 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             cfg.users.app.name,
             cfg.app_password()?,
             first.address,
-            first.sql_port
+            first.proxy_port
         ),
     )?;
 
     println!(
-        "\nkeel tier up in {:.1} s: 3 nodes Synced.",
-        t0.elapsed().as_secs_f64()
+        "\nkeel tier up in {:.1} s: 3 Galera nodes Synced, writer {writer}{}.",
+        t0.elapsed().as_secs_f64(),
+        if caches {
+            ", caches clustered"
+        } else {
+            ""
+        }
     );
+    println!("applications connect to a node's db-proxy (MySQL protocol; every proxy sends to the writer):");
     for n in &cfg.nodes {
         println!(
-            "  {}: SQL {}  cache {}  control http://{}/state",
+            "  {}: db-proxy {}  cache {}  (MariaDB itself {}, control http://{}/state, /metrics)",
             n.name,
-            n.sql_addr(),
+            n.proxy_addr(),
             n.cache_addr(),
+            n.sql_addr(),
             n.control_addr()
         );
     }
-    println!("connect:  mariadb --defaults-file={}", app_cnf.display());
+    if caches {
+        println!(
+            "cache:    any of {} (they hold the same data: list one or all in Seafile's memcached settings)",
+            cfg.nodes
+                .iter()
+                .map(|n| n.cache_addr())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    println!(
+        "connect:  mariadb --defaults-file={}   (node1's db-proxy)",
+        app_cnf.display()
+    );
     println!("status:   keel status --dir {}", dir.display());
     println!("stop:     keel down --dir {}", dir.display());
     Ok(())
@@ -362,8 +469,12 @@ pub fn down(args: DownArgs) -> anyhow::Result<()> {
     let dir = fs::canonicalize(&args.dir)?;
     let t0 = Instant::now();
     let mut stopped = 0;
-    // One at a time, last node first, so node1 is the last one out (safe_to_bootstrap: 1).
-    for node in cfg.nodes.iter().rev() {
+    // One at a time, last node first, so node1 is the last one out (safe_to_bootstrap: 1);
+    // but nodes that are not Synced (e.g. rejoining after a crash) go first: they need the
+    // others to finish a state transfer or stop quickly, and must not be the last one out.
+    let mut order: Vec<&cluster_config::Node> = cfg.nodes.iter().rev().collect();
+    order.sort_by_key(|n| fetch_state(n).is_ok_and(|st| st.db.healthy));
+    for node in order {
         let t = Instant::now();
         if stop_agent(&dir, node, Duration::from_secs(args.timeout))? {
             println!(

@@ -3,7 +3,10 @@
 //! mariadbd (the agent brings it back by IST), kill -9 of everything (the cluster comes back from
 //! the most advanced node with every acknowledged commit), clean stop and restart (the last node
 //! out bootstraps), a node's data missing after a total outage (keel waits and says why;
-//! `keel db bootstrap --force` works).
+//! `keel db bootstrap --force` works), and the whole tier as one: every node's db-proxy names the
+//! same writer, a write through one proxy is read through another, the three caches hold the same
+//! data (and a killed cache comes back on its port), `keel db drain` moves the writer, kill -9 of
+//! the writer's mariadbd is survived by new connections through the proxy.
 //!
 //! Needs `mariadb-server mariadb-client galera-4 rsync` and root (mariadbd runs as `mysql`).
 //! Set `KEEL_SKIP_TIER_TESTS=1` to skip them on a machine without those. The tier tests run one
@@ -84,17 +87,25 @@ impl Tier {
         self.dir.to_str().unwrap()
     }
     fn up(&self, timeout: u64) -> Output {
+        self.up_with(timeout, false)
+    }
+    /// `keel up`, with the caches (a Raft cluster) or without (`--no-cache`, lighter).
+    fn up_with(&self, timeout: u64, caches: bool) -> Output {
         let base = self.base.to_string();
-        keel(&[
+        let timeout = timeout.to_string();
+        let mut args = vec![
             "up",
             "--dir",
             self.d(),
             "--base-port",
             &base,
             "--timeout",
-            &timeout.to_string(),
-            "--no-cache",
-        ])
+            &timeout,
+        ];
+        if !caches {
+            args.push("--no-cache");
+        }
+        keel(&args)
     }
     fn up_ok(&self) -> f64 {
         let t = Instant::now();
@@ -121,15 +132,29 @@ impl Tier {
     fn sql_port(&self, i: usize) -> u16 {
         self.base + 10 * i as u16
     }
+    fn cache_port(&self, i: usize) -> u16 {
+        self.base + 10 * i as u16 + 4
+    }
+    fn proxy_port(&self, i: usize) -> u16 {
+        self.base + 10 * i as u16 + 5
+    }
+    fn control_port(&self, i: usize) -> u16 {
+        self.base + 10 * i as u16 + 6
+    }
     /// Runs SQL as the app user (from app.cnf) on node `i`.
     fn sql(&self, i: usize, sql: &str) -> Result<String, String> {
+        self.sql_at(self.sql_port(i), 3, sql)
+    }
+    /// Runs SQL as the app user (from app.cnf) on `port` (a mariadbd or a db-proxy).
+    fn sql_at(&self, port: u16, connect_timeout: u64, sql: &str) -> Result<String, String> {
         let o = Command::new("mariadb")
             .arg(format!(
                 "--defaults-file={}",
                 self.dir.join("app.cnf").display()
             ))
-            .arg(format!("--port={}", self.sql_port(i)))
-            .args(["-N", "-B", "--connect-timeout=3", "-e", sql])
+            .arg(format!("--port={port}"))
+            .arg(format!("--connect-timeout={connect_timeout}"))
+            .args(["-N", "-B", "-e", sql])
             .output()
             .map_err(|e| e.to_string())?;
         if o.status.success() {
@@ -647,4 +672,228 @@ fn unreachable_member_after_outage_waits_then_force() {
     for mut a in agents {
         let _ = a.wait();
     }
+}
+
+/// One memcached text command on `127.0.0.1:port`; reads until the reply's last line.
+fn mc(port: u16, cmd: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(cmd.as_bytes())?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let done = |o: &[u8]| {
+        let t = String::from_utf8_lossy(o);
+        t.ends_with("END\r\n")
+            || t.ends_with("STORED\r\n")
+            || t.ends_with("ERROR\r\n")
+            || (t.starts_with("SERVER_ERROR") || t.starts_with("CLIENT_ERROR")) && t.ends_with("\r\n")
+    };
+    while !done(&out) {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    match node_agent_get(port, path) {
+        Ok(b) => b,
+        Err(e) => panic!("GET {path} on {port}: {e}"),
+    }
+}
+
+fn node_agent_get(port: u16, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+/// The whole tier as one: `keel up` with proxies and clustered caches; one writer named by every
+/// proxy; SQL through one proxy read through another, landing on the writer; a cache write on
+/// node1 read on node3; a kill -9'd cache back on its port with the data; `keel db drain` of the
+/// writer moves it (and `keel status` shows it); kill -9 of the writer's mariadbd: new
+/// connections through the proxy commit again (the time is printed).
+#[test]
+fn proxies_and_clustered_caches_one_tier() {
+    if skip() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let tier = Tier::new("full");
+    let t = Instant::now();
+    let o = tier.up_with(120, true);
+    assert!(o.status.success(), "keel up failed\n{}\n{}", show(&o), tier.logs());
+    eprintln!(
+        "keel up (Galera + proxies + clustered caches) from nothing: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    for i in 0..3 {
+        assert!(
+            out.contains(&format!("db-proxy 127.0.0.1:{}", tier.proxy_port(i))),
+            "keel up must print every proxy address:\n{out}"
+        );
+        assert!(out.contains(&format!("127.0.0.1:{}", tier.cache_port(i))), "{out}");
+    }
+    assert!(out.contains("keel down --dir"), "{out}");
+    let cnf = std::fs::read_to_string(tier.dir.join("app.cnf")).unwrap();
+    assert!(
+        cnf.contains(&format!("port = {}", tier.proxy_port(0))),
+        "app.cnf must point at node1's proxy:\n{cnf}"
+    );
+
+    // One writer, named alike by every proxy; the caches have one leader.
+    let s = tier.status();
+    let writer = s["writer"].as_str().expect("a writer").to_owned();
+    assert_eq!(s["writers_agree"], true, "{s:#}");
+    let mut leaders = 0;
+    for (i, n) in s["nodes"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(n["proxy"]["addr"], format!("127.0.0.1:{}", tier.proxy_port(i)));
+        assert_eq!(n["proxy"]["writer"], writer.as_str(), "{n:#}");
+        assert_eq!(n["proxy"]["state"], "running", "{n:#}");
+        assert_eq!(n["backend"]["health"], "up", "{n:#}");
+        let role = n["cache"]["role"].as_str().unwrap_or_default();
+        assert!(matches!(role, "leader" | "follower"), "{n:#}");
+        leaders += usize::from(role == "leader");
+        assert!(n["cache"]["applied"].as_u64().is_some(), "{n:#}");
+        // The old fields are still there.
+        for f in ["state", "cluster_size", "seqno", "pid", "addr"] {
+            assert!(!n["db"][f].is_null(), "db.{f}: {n:#}");
+        }
+        assert!(n["cache"]["pid"].is_i64() && n["cache"]["addr"].is_string(), "{n:#}");
+    }
+    assert_eq!(leaders, 1, "{s:#}");
+    let table = keel(&["status", "--dir", tier.d()]);
+    assert!(
+        String::from_utf8_lossy(&table.stdout).contains(&format!("writer {writer}")),
+        "{}",
+        show(&table)
+    );
+
+    // SQL through node1's proxy (app.cnf's default), read back through node3's, on the writer.
+    tier.sql_at(
+        tier.proxy_port(0),
+        5,
+        "CREATE TABLE seafile_db.p (id INT PRIMARY KEY, v VARCHAR(20)); INSERT INTO seafile_db.p VALUES (1, 'via proxy')",
+    )
+    .unwrap();
+    assert_eq!(
+        tier.sql_at(tier.proxy_port(2), 5, "SELECT v FROM seafile_db.p WHERE id = 1").unwrap(),
+        "via proxy"
+    );
+    for i in 0..3 {
+        assert_eq!(
+            tier.sql_at(tier.proxy_port(i), 5, "SELECT @@wsrep_node_name").unwrap(),
+            writer,
+            "proxy of node{} must send to the writer",
+            i + 1
+        );
+    }
+    let metrics = http_get(tier.control_port(1), "/metrics");
+    assert!(
+        metrics.contains(&format!("keel_proxy_backend_writer{{backend=\"{writer}\"}} 1")),
+        "{metrics}"
+    );
+    let status = http_get(tier.control_port(2), "/status");
+    assert!(status.contains(&format!("\"writer\": \"{writer}\"")), "{status}");
+
+    // The caches are one: written on node1, read on node3 (and node2).
+    assert_eq!(mc(tier.cache_port(0), "set tier:k 0 0 5\r\nhello\r\n").unwrap(), "STORED\r\n");
+    for i in [2, 1] {
+        assert_eq!(
+            mc(tier.cache_port(i), "get tier:k\r\n").unwrap(),
+            "VALUE tier:k 0 5\r\nhello\r\nEND\r\n",
+            "cache of node{}",
+            i + 1
+        );
+    }
+    // kill -9 node2's cache: the agent restarts it on the same port, it catches up and serves.
+    let old = tier.node(1)["cache"]["pid"].as_i64().unwrap() as i32;
+    sigkill(old);
+    let killed = Instant::now();
+    loop {
+        let got = mc(tier.cache_port(1), "get tier:k\r\n").unwrap_or_default();
+        if got == "VALUE tier:k 0 5\r\nhello\r\nEND\r\n" {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "node2's cache not back with the data: {got:?}\n{}",
+            tier.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "kill -9 of a cache to serving the replicated key again on its port: {:.2} s",
+        killed.elapsed().as_secs_f64()
+    );
+    let n2 = tier.node(1);
+    assert!(n2["cache"]["pid"].as_i64() != Some(old as i64) && n2["cache"]["restarts"] == 1, "{n2:#}");
+
+    // Drain the writer: the role moves, every proxy follows, it is safe to stop.
+    let t = Instant::now();
+    let o = keel(&["db", "drain", &writer, "--dir", tier.d()]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("safe to stop"), "{}", show(&o));
+    eprintln!("keel db drain of the writer: {:.1} s", t.elapsed().as_secs_f64());
+    let s = tier.status();
+    let moved = s["writer"].as_str().expect("a writer after the drain").to_owned();
+    assert_ne!(moved, writer, "{s:#}");
+    assert_eq!(s["writers_agree"], true, "{s:#}");
+    let drained = s["nodes"].as_array().unwrap().iter().find(|n| n["name"] == writer.as_str()).unwrap();
+    assert_eq!(drained["backend"]["drained"], true, "{drained:#}");
+    assert_eq!(drained["backend"]["connections_active"], 0, "{drained:#}");
+    assert_eq!(tier.sql_at(tier.proxy_port(0), 5, "SELECT @@wsrep_node_name").unwrap(), moved);
+    let o = keel(&["db", "undrain", &writer, "--dir", tier.d()]);
+    assert!(o.status.success(), "{}", show(&o));
+    let s = tier.status();
+    assert_ne!(s["writer"], writer.as_str(), "undrain must not move the writer back: {s:#}");
+
+    // kill -9 the writer's mariadbd: new connections through a proxy commit again.
+    tier.wait_for("every proxy names the same writer", 30, |s| s["writers_agree"] == true);
+    let s = tier.status();
+    let moved = s["writer"].as_str().unwrap().to_owned();
+    let wi = s["nodes"].as_array().unwrap().iter().position(|n| n["name"] == moved.as_str()).unwrap();
+    let via = (wi + 1) % 3; // a proxy on another node
+    let pid = tier.node(wi)["db"]["pid"].as_i64().unwrap() as i32;
+    sigkill(pid);
+    let killed = Instant::now();
+    let mut id = 100;
+    loop {
+        id += 1;
+        // A long connect timeout: the proxy holds a new connection until it has a writer.
+        let r = tier.sql_at(
+            tier.proxy_port(via),
+            20,
+            &format!("INSERT INTO seafile_db.p VALUES ({id}, 'after kill')"),
+        );
+        if r.is_ok() {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(40),
+            "no commit through the proxy 40 s after the writer's kill: {r:?}\n{}",
+            tier.logs()
+        );
+    }
+    eprintln!(
+        "kill -9 of the writer's mariadbd to the first commit through the proxy of node{}: {:.2} s",
+        via + 1,
+        killed.elapsed().as_secs_f64()
+    );
+    let s = tier.status();
+    let now = s["writer"].as_str().unwrap_or_default().to_owned();
+    assert!(!now.is_empty() && now != moved, "{s:#}");
+    assert_eq!(
+        tier.sql_at(tier.proxy_port(2), 5, &format!("SELECT v FROM seafile_db.p WHERE id = {id}")).unwrap(),
+        "after kill"
+    );
 }
