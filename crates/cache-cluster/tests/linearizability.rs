@@ -84,15 +84,30 @@ fn step(s: State, e: &Event) -> Vec<State> {
     v
 }
 
+/// [`step`] without the "did not happen" outcome of an unknown operation.
+fn happened(s: State, e: &Event) -> Vec<State> {
+    let mut v = step(s, e);
+    if e.out == Ret::Unknown {
+        v.pop();
+    }
+    v
+}
+
 /// Whether the history is linearizable from `init`.
 ///
 /// Sound reductions keep long histories with failed operations tractable:
-/// * known outcomes are tried before unknown ones (only the search order changes);
+/// * an operation with an unknown outcome is only ever linearized as having **happened**; the
+///   search succeeds once every known operation is linearized (the unknown ones left did not
+///   happen). This is the same as placing "did not happen" anywhere, without `2^k` places;
+/// * **no unobserved maybe-writes**: right after unknown operations happened, an unconditional
+///   overwrite (a `set`) may not follow before some known operation has looked at the value.
+///   Removing unknown operations that are directly overwritten leaves every observation as it
+///   was, so if any linearization exists, one without that pattern does;
 /// * **symmetry**: identical unknown operations (the same `incr`, all timed out) are
-///   interchangeable, so among those that may go next only the earliest-called one is tried.
-///   Swapping two of them in any linearization gives another valid one (neither constrains real
-///   time by a return, and an operation allowed at a point stays allowed later), so without this
-///   rule `k` failed `incr`s cost `2^k` done-sets where only their count matters.
+///   interchangeable, so among those that may go next only the earliest-called one is tried
+///   (swapping two in a linearization gives another valid one: neither constrains real time by
+///   a return, and an operation allowed at a point stays allowed later);
+/// * known outcomes are tried before unknown ones, earliest return first (order only).
 ///
 /// Cost per search state is the concurrency window, not the history length: known operations
 /// are sorted by call time and scanned from the first one not yet linearized only while they
@@ -107,16 +122,20 @@ pub fn check(events: &[Event], init: State) -> bool {
         twins: Vec<Vec<usize>>,
         zobrist: Vec<u128>,
         done: Vec<bool>,
-        memo: HashSet<(u128, State)>,
+        memo: HashSet<(u128, State, bool)>,
+    }
+    fn overwrites(e: &Event) -> bool {
+        matches!(e.op, Op::Set(_))
     }
     impl Ctx<'_> {
-        /// `first`: position in `known` of the first known op not linearized; `left`: ops
-        /// (known and unknown) not linearized; `hash`: Zobrist hash of the linearized set.
-        fn go(&mut self, first: usize, left: usize, hash: u128, s: State) -> bool {
+        /// `first`: position in `known` of the first known op not linearized; `left`: known ops
+        /// not linearized; `hash`: Zobrist hash of the linearized set; `fresh`: unknown ops
+        /// happened since the last known one.
+        fn go(&mut self, first: usize, left: usize, hash: u128, s: State, fresh: bool) -> bool {
             if left == 0 {
                 return true;
             }
-            if !self.memo.insert((hash, s)) {
+            if !self.memo.insert((hash, s, fresh)) {
                 return false;
             }
             let ev = self.ev;
@@ -135,18 +154,22 @@ pub fn check(events: &[Event], init: State) -> bool {
                 }
                 end += 1;
             }
-            for k in first..end {
-                let i = self.known[k];
-                if self.done[i] || ev[i].call > min_ret {
-                    continue;
-                }
+            // Earliest return first: the most constrained operation is the likeliest next one
+            // (trying a long-running one early only leads to distant dead ends).
+            let mut cand: Vec<usize> = self.known[first..end]
+                .iter()
+                .copied()
+                .filter(|&i| !self.done[i] && ev[i].call <= min_ret && !(fresh && overwrites(&ev[i])))
+                .collect();
+            cand.sort_by_key(|&i| (ev[i].ret, i));
+            for i in cand {
                 for s2 in step(s, &ev[i]) {
                     self.done[i] = true;
                     let mut next = first;
                     while next < self.known.len() && self.done[self.known[next]] {
                         next += 1;
                     }
-                    let ok = self.go(next, left - 1, hash ^ self.zobrist[i], s2);
+                    let ok = self.go(next, left - 1, hash ^ self.zobrist[i], s2, false);
                     self.done[i] = false;
                     if ok {
                         return true;
@@ -155,15 +178,15 @@ pub fn check(events: &[Event], init: State) -> bool {
             }
             for k in 0..self.unknown.len() {
                 let i = self.unknown[k];
-                if self.done[i] || ev[i].call > min_ret {
+                if self.done[i] || ev[i].call > min_ret || (fresh && overwrites(&ev[i])) {
                     continue;
                 }
                 if self.twins[i].iter().any(|&j| !self.done[j] && ev[j].call <= min_ret) {
                     continue;
                 }
-                for s2 in step(s, &ev[i]) {
+                for s2 in happened(s, &ev[i]) {
                     self.done[i] = true;
-                    let ok = self.go(first, left - 1, hash ^ self.zobrist[i], s2);
+                    let ok = self.go(first, left, hash ^ self.zobrist[i], s2, true);
                     self.done[i] = false;
                     if ok {
                         return true;
@@ -195,8 +218,9 @@ pub fn check(events: &[Event], init: State) -> bool {
         z ^ (z >> 31)
     };
     let zobrist = (0..n).map(|_| (u128::from(next()) << 64) | u128::from(next())).collect();
+    let left = known.len();
     let mut c = Ctx { ev: events, known, unknown, twins, zobrist, done: vec![false; n], memo: HashSet::new() };
-    c.go(0, n, 0, init)
+    c.go(0, left, 0, init, false)
 }
 
 /// Offline check of a dumped history (`LIN_DUMP=dir` writes them):

@@ -896,4 +896,7 @@ fn proxies_and_clustered_caches_one_tier() {
         tier.sql_at(tier.proxy_port(2), 5, &format!("SELECT v FROM seafile_db.p WHERE id = {id}")).unwrap(),
         "after kill"
     );
+    // The agent brings the killed node back (and keel down is then quick and clean).
+    let secs = tier.wait_for("the killed writer's node Synced again", 90, |s| Tier::all_synced(s, 3));
+    eprintln!("the killed writer's node back to Synced after another {secs:.1} s");
 }
