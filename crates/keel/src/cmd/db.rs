@@ -28,6 +28,8 @@ pub enum DbCommand {
     Drain(DrainArgs),
     /// Put a drained NODE back in service (the writer stays where it is).
     Undrain(UndrainArgs),
+    /// Create Seafile's three databases and its user with exactly the grants Seafile needs.
+    InitSeafile(super::seafile::InitSeafileArgs),
 }
 
 #[derive(clap::Args)]
@@ -91,6 +93,7 @@ pub fn run(c: DbCommand) -> anyhow::Result<()> {
         DbCommand::Bootstrap(a) => bootstrap(a),
         DbCommand::Drain(a) => drain(a),
         DbCommand::Undrain(a) => undrain(a),
+        DbCommand::InitSeafile(a) => super::seafile::init_seafile(a),
     }
 }
 

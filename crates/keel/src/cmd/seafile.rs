@@ -183,8 +183,6 @@ pub struct InitSeafileArgs {
 
 /// Creates Seafile's three databases (utf8mb4) and the app user of the description with `ALL
 /// PRIVILEGES` on those three and nothing else, then reads the grants back.
-// Dispatched by `keel db init-seafile` (cmd/db.rs); the allow goes once db.rs names it.
-#[allow(dead_code)]
 pub fn init_seafile(args: InitSeafileArgs) -> anyhow::Result<()> {
     let cfg = load_config(args.dir.as_deref(), args.config.as_deref())?;
     let dbs = args.dbs.names();
