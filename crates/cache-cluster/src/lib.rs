@@ -53,8 +53,8 @@
 //!   takes; a snapshot is also triggered early when the entries since the last one hold more
 //!   than [`ClusterConfig::snapshot_log_bytes`] of keys and values (large values). The image is
 //!   taken in the apply task between two entries (consistent), which is the only pause of the
-//!   apply path: 13–30 ms for 100 000 items (up to ~70 ms on the loaded 2-core CI box) and
-//!   220–270 ms for 1 000 000 items of 100 bytes, once per `snapshot_logs` writes; reads are not
+//!   apply path: 11–30 ms for 100 000 items (up to ~70 ms on the loaded 2-core CI box) and
+//!   140–270 ms for 1 000 000 items of 100 bytes, once per `snapshot_logs` writes; reads are not
 //!   paused. A new or restarted node whose log starts before the leader's first kept entry
 //!   receives the snapshot (chunks of 8 MiB) and installs it with
 //!   [`cache_store::Store::import`] (an exact rebuild, so it evicts exactly like the others
@@ -70,7 +70,7 @@
 //!   it is no longer a voter and answers `SERVER_ERROR` until restarted.
 //! * Snapshot memory: each node keeps its current snapshot image (about the store's accounted
 //!   bytes) next to the store, so a node needs up to ~2x `-m` plus the bounded log. The export
-//!   pause grows linearly with the item count (~0.2–0.27 µs per item); a per-shard
+//!   pause grows linearly with the item count (~0.14–0.27 µs per item); a per-shard
 //!   copy-on-write export would spread it, not implemented.
 
 pub mod batch;

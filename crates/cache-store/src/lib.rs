@@ -46,9 +46,9 @@
 //! [`Store::import`] rebuilds it in place, so a replica installed from an image behaves exactly
 //! like the original afterwards, evictions included. Measured with
 //! `cargo run --release -p cache-store --example snapshot` (64 shards, 100-byte values, on the
-//! shared, loaded 2-core box): 100 000 items export in 13–29 ms (13.8 MiB), import 15–20 ms;
-//! 1 000 000 items export in 220–270 ms (138 MiB; ~160 ms of it into an already faulted-in
-//! buffer), import ~220 ms.
+//! shared, loaded 2-core box): 100 000 items export in 11–29 ms (13.8 MiB), import 12–20 ms;
+//! 1 000 000 items export in 140–270 ms (138 MiB; 90–160 ms into an already faulted-in
+//! buffer), import 115–230 ms.
 //!
 //! # Contract
 //! * Every mutating operation is **deterministic** given its arguments and `now` (unix seconds
