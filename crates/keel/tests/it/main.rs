@@ -40,3 +40,10 @@ pub fn start_memcached(extra: &[&str]) -> Server {
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
 }
+
+/// One Galera test at a time across every module (each runs three mariadbd, sometimes more, on
+/// two shared cores): take this guard first in every test that starts MariaDB.
+pub fn galera_lock() -> std::sync::MutexGuard<'static, ()> {
+    static GALERA: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    GALERA.lock().unwrap_or_else(|e| e.into_inner())
+}

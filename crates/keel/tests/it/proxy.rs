@@ -25,12 +25,7 @@ const MONITOR_PW: &str = "monitor-pw";
 const APP_USER: &str = "app";
 const APP_PW: &str = "app-pw";
 
-/// One Galera test at a time (each runs three mariadbd on two shared cores).
-static GALERA: Mutex<()> = Mutex::new(());
-
-fn galera_lock() -> std::sync::MutexGuard<'static, ()> {
-    GALERA.lock().unwrap_or_else(|e| e.into_inner())
-}
+use super::galera_lock;
 
 /// A free port below Linux's ephemeral range (32768-60999), so that no outgoing connection of
 /// another process takes it between this check and the server's bind (seen with rsync SST).

@@ -19,7 +19,6 @@ use std::process::{Command, Output};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn skip() -> bool {
     if std::env::var_os("KEEL_SKIP_TIER_TESTS").is_some() {
@@ -302,7 +301,7 @@ fn up_replicate_kill_one_clean_restart() {
     if skip() {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = super::galera_lock();
     let tier = Tier::new("basic");
     let secs = tier.up_ok();
     eprintln!("keel up from nothing: {secs:.1} s");
@@ -423,7 +422,7 @@ fn total_outage_keeps_every_acknowledged_commit() {
     if skip() {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = super::galera_lock();
     let tier = Tier::new("outage");
     tier.up_ok();
     tier.sql(0, "CREATE TABLE seafile_db.acked (id INT PRIMARY KEY)")
@@ -511,7 +510,7 @@ fn missing_data_after_outage_waits_then_force() {
     if skip() {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = super::galera_lock();
     let tier = Tier::new("missing");
     tier.up_ok();
     tier.sql(
@@ -572,7 +571,7 @@ fn unreachable_member_after_outage_waits_then_force() {
     if skip() {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = super::galera_lock();
     let tier = Tier::new("unreach");
     tier.up_ok();
     tier.sql(
@@ -726,7 +725,7 @@ fn proxies_and_clustered_caches_one_tier() {
     if skip() {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = super::galera_lock();
     let tier = Tier::new("full");
     let t = Instant::now();
     let o = tier.up_with(120, true);
