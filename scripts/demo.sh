@@ -4,25 +4,48 @@
 # db-proxy, and a keel cache; the three caches form one replicated cluster), then
 #   - write a row through node1's db-proxy and read it back through node3's,
 #   - set cache keys on node1's cache (pylibmc, the client seahub uses) and read them on node3's,
-# print where to connect, and stop the tier with `keel down`. KEEP=1 scripts/demo.sh leaves it
-# running (stop it later with the `keel down --dir …` line it prints).
-# Environment: KEEL_DEMO_DIR (default: a new /tmp/keel-demo.XXXXXX), BASE_PORT (default 17000).
+# print where to connect, create Seafile's databases (`keel db init-seafile`), stop the tier with
+# `keel down`, and END with the Seafile configuration for that tier (`keel seafile-config`: the
+# seafile.conf and seahub_settings.py parts for node1; the tier starts again with
+# `keel up --dir …` and the same settings). KEEP=1 scripts/demo.sh leaves it running (stop it later
+# with the `keel down --dir …` line it prints).
+# Environment: KEEL_DEMO_DIR (default: a new /tmp/keel-demo.XXXXXX), BASE_PORT (default 17000),
+# CARGO_TARGET_DIR (where cargo builds keel; default target/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ]; then scripts/install-deps.sh >/tmp/keel-install.log 2>&1 || { cat /tmp/keel-install.log; exit 1; }; fi
 cargo build --release -p keel
-keel=$PWD/target/release/keel
-dir=${KEEL_DEMO_DIR:-$(mktemp -d /tmp/keel-demo.XXXXXX)}
-stop() {
-    echo
-    echo "== stopping the tier: keel down --dir $dir"
-    "$keel" down --dir "$dir"
-}
-if [ "${KEEP:-0}" = 1 ]; then
-    trap 'echo; echo "the tier keeps running (KEEP=1); stop it with: $keel down --dir $dir"' EXIT
+keel=${CARGO_TARGET_DIR:-$PWD/target}/release/keel
+if [ -n "${KEEL_DEMO_DIR:-}" ]; then
+    dir=$KEEL_DEMO_DIR
 else
-    trap stop EXIT
+    dir=$(mktemp -d /tmp/keel-demo.XXXXXX)
+    chmod 755 "$dir" # mariadbd runs as mysql and must reach its node folder inside
 fi
+done=0
+seafile_config() {
+    echo
+    echo "== Seafile's settings for node1 of this tier: keel seafile-config --dir $dir --node node1 --redact"
+    "$keel" seafile-config --dir "$dir" --node node1 --redact
+    echo
+    echo "(node2 and node3: --node node2|node3, each pointing at its own proxy and cache; Seafile 12/13's"
+    echo " .env: add --format env; without --redact the password is printed, ready to paste)"
+}
+finish() {
+    echo
+    if [ "${KEEP:-0}" = 1 ]; then
+        if [ "$done" = 1 ]; then seafile_config; fi
+        echo "the tier keeps running (KEEP=1); stop it with: $keel down --dir $dir"
+    else
+        echo "== stopping the tier: keel down --dir $dir"
+        "$keel" down --dir "$dir"
+        if [ "$done" = 1 ]; then
+            seafile_config
+            echo "the tier is stopped; \`$keel up --dir $dir\` starts it again with these settings"
+        fi
+    fi
+}
+trap finish EXIT
 echo "== keel up --dir $dir"
 "$keel" up --dir "$dir" --base-port "${BASE_PORT:-17000}"
 echo
@@ -31,3 +54,7 @@ echo "== demo"
 echo
 echo "== keel status --dir $dir"
 "$keel" status --dir "$dir"
+echo
+echo "== keel db init-seafile --dir $dir   (Seafile's three databases, its user with exactly its grants)"
+"$keel" db init-seafile --dir "$dir"
+done=1

@@ -7,6 +7,7 @@ apt-get update
 apt-get install -y --no-install-recommends \
     build-essential pkg-config ca-certificates curl \
     memcached libmemcached-tools python3 python3-pylibmc python3-pymemcache python3-memcache \
+    python3-django python3-mysqldb \
     mariadb-server mariadb-client mariadb-backup galera-4 rsync socat haproxy sysbench
 # Package installs may start the stock services; keel's tests use their own instances on free
 # ports, so stop the stock ones (through their init scripts, never by process name).

@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 
-fn skip() -> bool {
+pub(crate) fn skip() -> bool {
     if std::env::var_os("KEEL_SKIP_TIER_TESTS").is_some() {
         eprintln!("KEEL_SKIP_TIER_TESTS is set: skipping a Galera tier test");
         return true;
@@ -52,19 +52,19 @@ fn free_base() -> u16 {
 
 /// A tier in a temp dir; dropping it stops it (`keel down`, then SIGKILL of whatever of ours
 /// is left: agents from their pid files, mariadbd from the pid file of each node).
-struct Tier {
-    dir: PathBuf,
-    base: u16,
+pub(crate) struct Tier {
+    pub(crate) dir: PathBuf,
+    pub(crate) base: u16,
 }
 
-fn keel(args: &[&str]) -> Output {
+pub(crate) fn keel(args: &[&str]) -> Output {
     Command::new(super::keel_bin())
         .args(args)
         .output()
         .expect("running keel")
 }
 
-fn show(o: &Output) -> String {
+pub(crate) fn show(o: &Output) -> String {
     format!(
         "status {}\n--- stdout\n{}\n--- stderr\n{}",
         o.status,
@@ -74,7 +74,7 @@ fn show(o: &Output) -> String {
 }
 
 impl Tier {
-    fn new(tag: &str) -> Tier {
+    pub(crate) fn new(tag: &str) -> Tier {
         let dir = std::env::temp_dir().join(format!("keel-tier-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir); // our own temp dir from an earlier run
         Tier {
@@ -82,14 +82,14 @@ impl Tier {
             base: free_base(),
         }
     }
-    fn d(&self) -> &str {
+    pub(crate) fn d(&self) -> &str {
         self.dir.to_str().unwrap()
     }
-    fn up(&self, timeout: u64) -> Output {
+    pub(crate) fn up(&self, timeout: u64) -> Output {
         self.up_with(timeout, false)
     }
     /// `keel up`, with the caches (a Raft cluster) or without (`--no-cache`, lighter).
-    fn up_with(&self, timeout: u64, caches: bool) -> Output {
+    pub(crate) fn up_with(&self, timeout: u64, caches: bool) -> Output {
         let base = self.base.to_string();
         let timeout = timeout.to_string();
         let mut args = vec![
@@ -106,7 +106,7 @@ impl Tier {
         }
         keel(&args)
     }
-    fn up_ok(&self) -> f64 {
+    pub(crate) fn up_ok(&self) -> f64 {
         let t = Instant::now();
         let o = self.up(120);
         assert!(
@@ -120,24 +120,24 @@ impl Tier {
     fn down(&self) -> Output {
         keel(&["down", "--dir", self.d(), "--timeout", "120"])
     }
-    fn status(&self) -> Value {
+    pub(crate) fn status(&self) -> Value {
         let o = keel(&["status", "--dir", self.d(), "--json"]);
         assert!(o.status.success(), "keel status failed\n{}", show(&o));
         serde_json::from_slice(&o.stdout).expect("status JSON")
     }
-    fn node(&self, i: usize) -> Value {
+    pub(crate) fn node(&self, i: usize) -> Value {
         self.status()["nodes"][i].clone()
     }
     fn sql_port(&self, i: usize) -> u16 {
         self.base + 10 * i as u16
     }
-    fn cache_port(&self, i: usize) -> u16 {
+    pub(crate) fn cache_port(&self, i: usize) -> u16 {
         self.base + 10 * i as u16 + 4
     }
-    fn proxy_port(&self, i: usize) -> u16 {
+    pub(crate) fn proxy_port(&self, i: usize) -> u16 {
         self.base + 10 * i as u16 + 5
     }
-    fn control_port(&self, i: usize) -> u16 {
+    pub(crate) fn control_port(&self, i: usize) -> u16 {
         self.base + 10 * i as u16 + 6
     }
     /// Runs SQL as the app user (from app.cnf) on node `i`.
@@ -145,7 +145,7 @@ impl Tier {
         self.sql_at(self.sql_port(i), 3, sql)
     }
     /// Runs SQL as the app user (from app.cnf) on `port` (a mariadbd or a db-proxy).
-    fn sql_at(&self, port: u16, connect_timeout: u64, sql: &str) -> Result<String, String> {
+    pub(crate) fn sql_at(&self, port: u16, connect_timeout: u64, sql: &str) -> Result<String, String> {
         let o = Command::new("mariadb")
             .arg(format!(
                 "--defaults-file={}",
@@ -163,7 +163,7 @@ impl Tier {
         }
     }
     /// Polls `keel status` until `ok` holds for the document, or fails with the last one.
-    fn wait_for(&self, what: &str, secs: u64, ok: impl Fn(&Value) -> bool) -> f64 {
+    pub(crate) fn wait_for(&self, what: &str, secs: u64, ok: impl Fn(&Value) -> bool) -> f64 {
         let t = Instant::now();
         loop {
             let s = self.status();
@@ -178,14 +178,14 @@ impl Tier {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-    fn all_synced(s: &Value, size: i64) -> bool {
+    pub(crate) fn all_synced(s: &Value, size: i64) -> bool {
         s["nodes"]
             .as_array()
             .unwrap()
             .iter()
             .all(|n| n["db"]["state"] == "Synced" && n["db"]["cluster_size"] == size)
     }
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         let mut out = String::new();
         for n in 1..=3 {
             let p = self.dir.join(format!("node{n}.agent.log"));
@@ -199,7 +199,7 @@ impl Tier {
         }
         out
     }
-    fn agent_pids(&self) -> Vec<i32> {
+    pub(crate) fn agent_pids(&self) -> Vec<i32> {
         (1..=3)
             .filter_map(|n| {
                 std::fs::read_to_string(self.dir.join(format!("node{n}.agent.pid"))).ok()
@@ -207,7 +207,7 @@ impl Tier {
             .filter_map(|s| s.trim().parse().ok())
             .collect()
     }
-    fn mariadbd_pids(&self) -> Vec<i32> {
+    pub(crate) fn mariadbd_pids(&self) -> Vec<i32> {
         (1..=3)
             .filter_map(|n| {
                 std::fs::read_to_string(self.dir.join(format!("node{n}/mysqld.pid"))).ok()
@@ -218,7 +218,7 @@ impl Tier {
     }
     /// SIGKILL to every agent and mariadbd of this tier (pids it recorded; verified by name
     /// so a recycled pid is left alone).
-    fn kill_all(&self) {
+    pub(crate) fn kill_all(&self) {
         let agents: Vec<i32> = self
             .agent_pids()
             .into_iter()
@@ -259,6 +259,77 @@ impl Tier {
             );
         }
     }
+
+    /// Stops node `i`'s agent cleanly (`POST /shutdown` on its control API, as `keel down` does
+    /// node by node: mariadbd shut down, cache and proxy stopped) and waits until the agent is
+    /// gone; `keel up` starts it again. Returns the seconds it took.
+    pub(crate) fn stop_node(&self, i: usize, secs: u64) -> f64 {
+        use std::io::{Read, Write};
+        let t = Instant::now();
+        let pid_file = self.dir.join(format!("node{}.agent.pid", i + 1));
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no agent pid in {}", pid_file.display()));
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.control_port(i)))
+            .unwrap_or_else(|e| panic!("node{}'s control API: {e}", i + 1));
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            s,
+            "POST /shutdown HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut reply = String::new();
+        let _ = s.read_to_string(&mut reply);
+        while comm(pid).as_deref() == Some("keel") {
+            assert!(
+                t.elapsed() < Duration::from_secs(secs),
+                "node{}'s agent (pid {pid}) did not stop within {secs} s after POST /shutdown \
+                 ({reply:?})\n{}",
+                i + 1,
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = std::fs::remove_file(&pid_file);
+        t.elapsed().as_secs_f64()
+    }
+
+    /// The pids of the tier's running caches (from the agents, verified by name).
+    pub(crate) fn cache_pids(&self) -> Vec<i32> {
+        self.status()["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|n| n["cache"]["pid"].as_i64())
+            .map(|p| p as i32)
+            .filter(|p| comm(*p).as_deref() == Some("keel"))
+            .collect()
+    }
+
+    /// A power loss of the whole tier: every cache, mariadbd and agent SIGKILLed at once (pids
+    /// read first and verified by name; caches and databases before their agents, so no agent
+    /// sees a child die and reacts), then waits like [`Tier::kill_all`] until the ports are free.
+    /// Returns the pids and the moment of the kill (seconds since the Unix epoch).
+    pub(crate) fn power_loss(&self) -> (Vec<i32>, f64) {
+        let caches = self.cache_pids();
+        let dbs = self.mariadbd_pids();
+        let agents: Vec<i32> = self
+            .agent_pids()
+            .into_iter()
+            .filter(|p| comm(*p).as_deref() == Some("keel"))
+            .collect();
+        let all: Vec<i32> = caches.iter().chain(&dbs).chain(&agents).copied().collect();
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        for pid in &all {
+            sigkill(*pid);
+        }
+        self.kill_all();
+        (all, at)
+    }
 }
 
 impl Drop for Tier {
@@ -275,7 +346,7 @@ impl Drop for Tier {
     }
 }
 
-fn comm(pid: i32) -> Option<String> {
+pub(crate) fn comm(pid: i32) -> Option<String> {
     let c = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     if stat
@@ -287,7 +358,7 @@ fn comm(pid: i32) -> Option<String> {
     Some(c.trim().to_owned())
 }
 
-fn sigkill(pid: i32) {
+pub(crate) fn sigkill(pid: i32) {
     // SAFETY: plain kill(2) on a pid this test's tier started and that was just verified by name.
     unsafe {
         libc::kill(pid, libc::SIGKILL);
@@ -674,7 +745,7 @@ fn unreachable_member_after_outage_waits_then_force() {
 }
 
 /// One memcached text command on `127.0.0.1:port`; reads until the reply's last line.
-fn mc(port: u16, cmd: &str) -> std::io::Result<String> {
+pub(crate) fn mc(port: u16, cmd: &str) -> std::io::Result<String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
