@@ -41,6 +41,34 @@
 //! a different node than the proxies that remembered. Keeping the choice in the replicated
 //! database gives both properties without any proxy-to-proxy protocol.
 //!
+//! # Which nodes take traffic
+//!
+//! Only the writer takes connections, and a node may be (or become) the writer only while its
+//! checks pass ([`health`]): `wsrep_ready=ON`, `wsrep_connected=ON`, `wsrep_cluster_status=Primary`,
+//! `wsrep_local_state=4` (Synced), `wsrep_desync=OFF`, `wsrep_reject_queries=NONE`, and it answers
+//! from the current primary view ([`health::stale`]). In Galera's terms:
+//!
+//! | node | its checks | traffic |
+//! | --- | --- | --- |
+//! | Synced, in the primary component | pass | the writer, or ready to become it |
+//! | **Donor** (state 2, `Donor/Desynced`: serving an SST or IST; with rsync it holds `FLUSH TABLES WITH READ LOCK`) | fail | none |
+//! | **Joining** (state 1; during an rsync SST its port is not even open, then `wsrep_ready=OFF`), **Joined** (state 3, catching up) | fail | none |
+//! | desynced (`wsrep_desync=ON`), `wsrep_reject_queries` set | fail | none |
+//! | **non-Primary** (lost quorum, partitioned away: `ERROR 1047` for queries) | fail | none |
+//! | hung (SIGSTOP) or dead | time out / refused | none |
+//!
+//! When the writer fails its checks `fall` times in a row (2 × 500 ms), every proxy closes its
+//! connections to it and the row moves to another node (above). A node coming back (a joiner now
+//! Synced, a donor done, a partition healed) is counted up only after `rise` passing checks in a
+//! row, and then takes no traffic at all while the writer stays healthy: no failback.
+//!
+//! Because a donor is unavailable, the writer must not become a donor just because another node
+//! restarts: `keel node` starts a joining mariadbd with `wsrep_sst_donor` naming every other node
+//! but the writer, plus a trailing comma so Galera may fall back to any node (see
+//! `galera::donor` and `node_agent`'s proxy module). Without it Galera takes the first Synced node
+//! in its member order (`wsrep_local_index`), which may well be the writer, and every proxy would
+//! move the writer role for the duration of the transfer.
+//!
 //! # Layout
 //! Pure cores: [`health`] (the six wsrep conditions, rise/fall), [`writer`] (the rule above),
 //! [`protocol`] (the few MySQL packets needed), [`metrics`] (Prometheus text). I/O: [`client`]

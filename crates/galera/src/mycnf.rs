@@ -108,6 +108,44 @@ pub fn render(
     s
 }
 
+/// The comment that marks the `wsrep_sst_donor` line keel manages (the line after it).
+pub const DONOR_MARK: &str =
+    "# keel node: state-transfer donors, not the db-proxy writer (rewritten at every start)";
+
+/// `cnf` with keel's `wsrep_sst_donor` line replaced: removed, then, when `donors` is given
+/// ([`crate::donor::preferred_donors`]), inserted again right after the `[mariadbd]` header, so a
+/// `wsrep_sst_donor` of the operator's (`database.extra`, rendered later in the section) still
+/// wins. Only the line keel marked is touched. The agent applies it just before it starts a
+/// mariadbd that joins (and with `None` before a bootstrap), while no mariadbd runs on the file.
+pub fn with_sst_donor(cnf: &str, donors: Option<&str>) -> String {
+    let mut out = String::with_capacity(cnf.len() + 128);
+    let mut after_mark = false;
+    let mut inserted = false;
+    for l in cnf.lines() {
+        if after_mark {
+            after_mark = false;
+            if l.trim_start().starts_with("wsrep_sst_donor") {
+                continue;
+            }
+        }
+        if l == DONOR_MARK {
+            after_mark = true;
+            continue;
+        }
+        out.push_str(l);
+        out.push('\n');
+        if !inserted && l.trim() == "[mariadbd]" {
+            inserted = true;
+            if let Some(d) = donors {
+                out.push_str(DONOR_MARK);
+                out.push('\n');
+                out.push_str(&format!("wsrep_sst_donor = {d}\n"));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +200,26 @@ address = "127.0.0.3"
         }
         assert!(cnf.contains(&format!("datadir = {}", dir.join("d/node2/data").display())));
         assert!(!render(&cfg, n2, &paths, None).contains("user ="));
+    }
+
+    #[test]
+    fn sst_donor_line_is_replaced_and_only_keels() {
+        let base = "[client]\nsocket = /s\n\n[mariadbd]\nport = 3306\nwsrep_sst_donor = ops,\n";
+        let with = with_sst_donor(base, Some("node2,node3,"));
+        assert_eq!(
+            with,
+            format!(
+                "[client]\nsocket = /s\n\n[mariadbd]\n{DONOR_MARK}\nwsrep_sst_donor = node2,node3,\nport = 3306\nwsrep_sst_donor = ops,\n"
+            )
+        );
+        // Applied again: one line, the new value; the operator's line (later: wins) is kept.
+        let again = with_sst_donor(&with, Some("node3,"));
+        assert_eq!(again.matches(DONOR_MARK).count(), 1);
+        assert!(again.contains(&format!("{DONOR_MARK}\nwsrep_sst_donor = node3,\n")));
+        assert!(!again.contains("node2"));
+        assert!(again.ends_with("wsrep_sst_donor = ops,\n"));
+        // None removes keel's line only and gives back the original file.
+        assert_eq!(with_sst_donor(&again, None), base);
+        assert_eq!(with_sst_donor(base, None), base);
     }
 }

@@ -9,6 +9,12 @@
 //! and a panicking proxy task is caught by tokio without taking the agent down. The trade-off: a
 //! crash of the agent process takes the proxy with it; `keel up` (or systemd) restarts the agent,
 //! which adopts the running mariadbd, so clients only reconnect.
+//!
+//! The agent also uses what the proxies know when it starts a mariadbd that joins:
+//! [`prefer_non_writer_donor`] writes `wsrep_sst_donor = <every other node but the writer>,` into
+//! the node's my.cnf (see [`galera::donor`] for why: a donor is `Donor/Desynced` and gets no
+//! traffic, so the writer as donor would move the role). The writer comes from this agent's own
+//! proxy, else from the peers' `GET /state` (their proxies' status).
 
 use crate::Shared;
 use cluster_config::{ClusterConfig, Node};
@@ -83,4 +89,68 @@ pub(crate) fn run(sh: Arc<Shared>, cfg: &ClusterConfig, node: &Node) {
     }
     sh.st().proxy.state = "stopped".into();
     rt.shutdown_timeout(Duration::from_secs(2));
+}
+
+/// The writer the db-proxies route to, as this agent can learn it right now: its own proxy's
+/// view first, else what the peers' proxies report in their `GET /state` (description order).
+/// `None` when nobody knows (no proxy runs, or none has read `keel_meta.writer` yet).
+pub(crate) fn known_writer(sh: &Shared, cfg: &ClusterConfig, me: &str) -> Option<String> {
+    if let Some(w) = sh.observer().and_then(|o| o.status().writer) {
+        return Some(w);
+    }
+    cfg.nodes.iter().filter(|n| n.name != me).find_map(|n| {
+        let (code, body) = crate::http::request(
+            &n.control_addr(),
+            "GET",
+            "/state",
+            Duration::from_millis(800),
+        )
+        .ok()?;
+        (code == 200).then_some(())?;
+        serde_json::from_str::<crate::NodeState>(&body)
+            .ok()?
+            .proxy
+            .status?
+            .writer
+    })
+}
+
+/// Just before a mariadbd starts: a joiner asks for its state transfer (SST or IST) from a node
+/// that is not the writer ([`galera::donor::preferred_donors`] written into its my.cnf by
+/// [`galera::mycnf::with_sst_donor`]), so restarting or re-seeding a node does not turn the
+/// writer into a donor and move the role; a bootstrap drops the line. Failures are logged and
+/// the start goes on (Galera then picks any donor).
+pub(crate) fn prefer_non_writer_donor(
+    sh: &Shared,
+    cfg: &ClusterConfig,
+    node: &Node,
+    cnf: &std::path::Path,
+    joining: bool,
+) {
+    let donors = if joining {
+        let writer = known_writer(sh, cfg, &node.name);
+        let members: Vec<&str> = cfg.nodes.iter().map(|n| n.name.as_str()).collect();
+        let donors = galera::donor::preferred_donors(&members, &node.name, writer.as_deref());
+        sh.log(&match (&donors, &writer) {
+            (Some(d), Some(w)) => format!("state transfer donors {d} (not the writer {w})"),
+            (None, Some(w)) => format!("no donor preference (writer {w})"),
+            _ => "no donor preference: the writer is not known".into(),
+        });
+        donors
+    } else {
+        None
+    };
+    let text = match std::fs::read_to_string(cnf) {
+        Ok(t) => t,
+        Err(e) => {
+            sh.error(format!("reading {}: {e}", cnf.display()));
+            return;
+        }
+    };
+    let new = galera::mycnf::with_sst_donor(&text, donors.as_deref());
+    if new != text {
+        if let Err(e) = std::fs::write(cnf, new) {
+            sh.error(format!("writing {}: {e}", cnf.display()));
+        }
+    }
 }

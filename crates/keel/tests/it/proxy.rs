@@ -7,6 +7,11 @@
 //! take a global lock, so only one cluster runs at a time on the two cores.
 //!
 //! Tests that need no database (error packets, connection limit) run on their own.
+//!
+//! Node states are provoked for real and asserted while they last: a donor (rsync SST with its
+//! helpers SIGSTOPped), a joiner, a non-Primary node (`gmcast.isolate=1`), a desynced and a
+//! SIGSTOPped node. The last test runs a `keel up` tier to check that the agents take a
+//! non-writer as SST donor.
 
 use db_proxy::client::Conn;
 use db_proxy::{Backend, Proxy, ProxyConfig};
@@ -1256,4 +1261,522 @@ fn galera_rolling_restart_with_drain() {
         );
         p1.shutdown().await;
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Donor, Joining, non-Primary: provoked for real, asserted while they last
+// ---------------------------------------------------------------------------------------------
+
+/// The processes below `pid` (children, grandchildren, …), found through /proc by parent pid.
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut links = Vec::new();
+    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid …": comm may hold anything, so split after its last ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<i32>().ok());
+        if let Some(pp) = ppid {
+            links.push((p, pp));
+        }
+    }
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(x) = todo.pop() {
+        for (c, pp) in &links {
+            if *pp == x && !out.contains(c) {
+                out.push(*c);
+                todo.push(*c);
+            }
+        }
+    }
+    out
+}
+
+/// SIGSTOPped helper processes of a mariadbd this test started (its SST script and rsync);
+/// SIGCONT on drop, so a failing test never leaves them stopped.
+struct Held(Vec<i32>);
+
+impl Held {
+    /// Waits (up to `deadline`) for `pid` to start a child, then stops every descendant, again
+    /// and again until no new one appears (a stopped process starts nothing more).
+    fn sst_helpers_of(pid: i32, deadline: Duration) -> Held {
+        let mut held = Held(Vec::new());
+        let start = Instant::now();
+        let mut quiet = 0;
+        while quiet < 5 {
+            assert!(
+                start.elapsed() < deadline,
+                "pid {pid} started no state-transfer helper within {deadline:?}"
+            );
+            let mut new = 0;
+            for p in descendants(pid) {
+                if !held.0.contains(&p) {
+                    // SAFETY: a descendant of a mariadbd this test spawned (found by parent pid).
+                    unsafe {
+                        libc::kill(p, libc::SIGSTOP);
+                    }
+                    held.0.push(p);
+                    new += 1;
+                }
+            }
+            quiet = if held.0.is_empty() || new > 0 { 0 } else { quiet + 1 };
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        held
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            // SAFETY: processes this test stopped (descendants of its own mariadbd).
+            unsafe {
+                libc::kill(*p, libc::SIGCONT);
+            }
+        }
+    }
+}
+
+impl Node {
+    fn status_var(&self, name: &str) -> Option<String> {
+        let o = self.sql(&format!("SHOW STATUS LIKE '{name}'")).ok()?;
+        o.split_whitespace().nth(1).map(str::to_string)
+    }
+
+    /// Stops the node and empties its datadir, so that its next start needs a full SST.
+    fn stop_and_wipe(&mut self) {
+        self.stop_clean();
+        let data = self.dir.join("data");
+        fs::remove_dir_all(&data).expect("remove datadir");
+        fs::create_dir_all(&data).expect("mkdir datadir");
+        let st = Command::new("chown")
+            .args(["mysql:mysql"])
+            .arg(&data)
+            .status()
+            .expect("chown");
+        assert!(st.success());
+    }
+}
+
+fn backend(p: &Proxy, name: &str) -> db_proxy::BackendStatus {
+    p.status()
+        .backends
+        .into_iter()
+        .find(|b| b.name == name)
+        .expect("backend")
+}
+
+/// A **Donor** and a **Joining** node get no traffic. A wiped node rejoins by rsync SST with the
+/// writer pinned as its donor (`wsrep_sst_donor`); the donor's SST helpers are SIGSTOPped so the
+/// state lasts while the test asserts, with `wsrep_local_state = 2` read on the donor directly at
+/// both ends of the window: the proxy marks the donor down (`Donor/Desynced`), moves the writer
+/// to the only Synced node, closes the connection open to the donor, and new connections and a
+/// commit go to the new writer; the joiner (in `JOINER` by its log, not answering SQL yet) is
+/// down and gets nothing. After SIGCONT the joiner comes up only once it is Synced, and neither
+/// it nor the former donor takes the writer role (no failback).
+#[test]
+fn galera_donor_and_joiner_get_no_traffic() {
+    let _g = galera_lock();
+    let mut cluster = Cluster::start();
+    let rt = rt();
+    rt.block_on(async {
+        cluster.nodes[0]
+            .sql("CREATE TABLE test_db.t (id INT PRIMARY KEY AUTO_INCREMENT, v INT)")
+            .expect("table");
+        let p1 = Proxy::start(proxy_config(&cluster)).await.expect("proxy");
+        let w = p1.wait_for_writer(Duration::from_secs(20)).await.expect("a writer");
+        let others: Vec<String> = cluster.nodes.iter().map(|n| n.name.clone()).filter(|n| *n != w).collect();
+        let (third, joiner) = (others[0].clone(), others[1].clone());
+        let (mut held_conn, n) = node_behind(p1.local_addr()).await.expect("through the proxy");
+        assert_eq!(n, w);
+
+        // The joiner needs a full SST, and may take it only from the writer.
+        tokio::task::block_in_place(|| cluster.node(&joiner).stop_and_wipe());
+        let joiner_total = backend(&p1, &joiner).connections_total;
+        let donor_pid = cluster.node(&w).pid();
+        let log_from = fs::metadata(cluster.node(&joiner).log()).map(|m| m.len() as usize).unwrap_or(0);
+        cluster.node(&joiner).spawn(&[format!("--wsrep_sst_donor={w}")]);
+        let t0 = Instant::now();
+        let hold = tokio::task::block_in_place(|| Held::sst_helpers_of(donor_pid, Duration::from_secs(30)));
+        let donor_state = |c: &Cluster| c.nodes.iter().find(|n| n.name == w).unwrap().local_state();
+        assert_eq!(donor_state(&cluster), Some(2), "the writer is the donor (wsrep_local_state)");
+        eprintln!("{w} donating to {joiner} {:?} after the joiner's start; {} SST helper(s) held", t0.elapsed(), hold.0.len());
+
+        // The donor is marked down and the writer moves to the only Synced node.
+        let why = eventually(Duration::from_secs(10), "donor down", || {
+            let b = backend(&p1, &w);
+            (b.health == db_proxy::State::Down).then(|| b.last_failure.unwrap_or_default())
+        })
+        .await;
+        assert!(why.contains("Donor/Desynced"), "{why}");
+        let nw = eventually(Duration::from_secs(10), "a new writer", || p1.writer().filter(|x| *x != w)).await;
+        assert_eq!(nw, third, "the only Synced node takes the role");
+        eprintln!("donor {w}: down and writer moved to {nw} {:?} after the SST began", t0.elapsed());
+        assert!(held_conn.query("SELECT 1").await.is_err(), "the connection to the donor was closed");
+        let donor_total = backend(&p1, &w).connections_total;
+        for i in 0..5 {
+            let (mut c, n) = node_behind(p1.local_addr()).await.expect("through the proxy");
+            assert_eq!(n, nw);
+            c.query(&format!("INSERT INTO t (v) VALUES ({i})")).await.expect("commit on the new writer");
+        }
+        let (d, j) = (backend(&p1, &w), backend(&p1, &joiner));
+        assert_eq!((d.connections_active, d.connections_total), (0, donor_total), "no traffic to the donor");
+        assert_eq!((j.connections_active, j.connections_total), (0, joiner_total), "no traffic to the joiner");
+        assert_eq!(j.health, db_proxy::State::Down, "{j:?}");
+        let joiner_log = fs::read_to_string(cluster.node(&joiner).log()).unwrap_or_default();
+        let joiner_log = joiner_log.get(log_from..).unwrap_or_default();
+        assert!(
+            joiner_log.contains("-> JOINER") && !joiner_log.contains("-> JOINED"),
+            "the joiner is receiving its state:\n{}",
+            tail(&cluster.node(&joiner).log(), 20)
+        );
+        eprintln!("joiner {joiner} as the proxy sees it: {:?} / {:?}", j.galera_state, j.last_failure);
+        assert_eq!(donor_state(&cluster), Some(2), "still the donor at the end of the window");
+
+        // Let the SST finish: the joiner comes up only when Synced; nobody takes the role back.
+        drop(hold);
+        let t1 = Instant::now();
+        let mut seen = Vec::new();
+        loop {
+            let j = backend(&p1, &joiner);
+            if let Some(f) = &j.last_failure {
+                if !seen.contains(f) {
+                    seen.push(f.clone());
+                }
+            }
+            if j.health == db_proxy::State::Up {
+                let node = cluster.node(&joiner);
+                let st = tokio::task::block_in_place(|| node.local_state());
+                assert_eq!(st, Some(4), "the proxy counts the joiner up only once it is Synced");
+                assert_eq!(j.galera_state.as_deref(), Some("Synced"));
+                break;
+            }
+            assert!(t1.elapsed() < Duration::from_secs(60), "joiner not up 60 s after SIGCONT:\n{}", cluster.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        eprintln!("joiner {joiner} up {:?} after SIGCONT; failures seen meanwhile: {seen:?}", t1.elapsed());
+        eventually(Duration::from_secs(20), "former donor up", || {
+            (backend(&p1, &w).health == db_proxy::State::Up).then_some(())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(p1.writer().as_deref(), Some(nw.as_str()), "no failback to the former donor or the joiner");
+        assert_eq!(backend(&p1, &joiner).connections_total, joiner_total, "the joiner got no traffic");
+        let (_c, n) = node_behind(p1.local_addr()).await.expect("through the proxy");
+        assert_eq!(n, nw);
+        let rows = cluster.node(&joiner).sql("SET SESSION wsrep_sync_wait=1; SELECT COUNT(*) FROM test_db.t").expect("count");
+        assert_eq!(rows.trim(), "5", "the joiner has the rows committed during its SST");
+        p1.shutdown().await;
+    });
+}
+
+/// A **non-Primary** node gets no traffic: the writer is cut off from the others
+/// (`gmcast.isolate=1`) and turns non-Primary (read on it directly); the proxy marks it down,
+/// moves the writer, closes the connection open to it and sends new connections and commits to
+/// the primary component. Healed (`gmcast.isolate=0`), it catches up and rejoins without taking
+/// the role back; whenever the proxy counts it up, it is Primary and Synced.
+#[test]
+fn galera_non_primary_node_gets_no_traffic() {
+    let _g = galera_lock();
+    let mut cluster = Cluster::start();
+    let rt = rt();
+    rt.block_on(async {
+        cluster.nodes[0]
+            .sql("CREATE TABLE test_db.t (id INT PRIMARY KEY AUTO_INCREMENT, v INT)")
+            .expect("table");
+        let p1 = Proxy::start(proxy_config(&cluster)).await.expect("proxy");
+        let w = p1.wait_for_writer(Duration::from_secs(20)).await.expect("a writer");
+        let (mut held_conn, n) = node_behind(p1.local_addr()).await.expect("through the proxy");
+        assert_eq!(n, w);
+        let isolated = |c: &Cluster| c.nodes.iter().find(|n| n.name == w).unwrap().status_var("wsrep_cluster_status");
+
+        cluster.node(&w).sql("SET GLOBAL wsrep_provider_options='gmcast.isolate=1'").expect("isolate");
+        let t0 = Instant::now();
+        let why = eventually(Duration::from_secs(30), "isolated writer down", || {
+            let b = backend(&p1, &w);
+            (b.health == db_proxy::State::Down).then(|| b.last_failure.unwrap_or_default())
+        })
+        .await;
+        let status = tokio::task::block_in_place(|| isolated(&cluster));
+        assert_eq!(status.as_deref(), Some("non-Primary"), "read on the isolated node");
+        assert!(why.contains("non-Primary"), "{why}");
+        let nw = eventually(Duration::from_secs(30), "a new writer", || p1.writer().filter(|x| *x != w)).await;
+        eprintln!("isolated writer {w}: down {:?}, new writer {nw}", t0.elapsed());
+        assert!(held_conn.query("SELECT 1").await.is_err(), "the connection to the isolated node was closed");
+        let total = backend(&p1, &w).connections_total;
+        for i in 0..5 {
+            let (mut c, n) = node_behind(p1.local_addr()).await.expect("through the proxy");
+            assert_eq!(n, nw);
+            c.query(&format!("INSERT INTO t (v) VALUES ({i})")).await.expect("commit in the primary component");
+        }
+        let b = backend(&p1, &w);
+        assert_eq!((b.connections_active, b.connections_total), (0, total), "no traffic to the non-Primary node");
+        let status = tokio::task::block_in_place(|| isolated(&cluster));
+        assert_eq!(status.as_deref(), Some("non-Primary"), "still non-Primary at the end of the window");
+
+        // Heal. Its catch-up donor is the third node, so that the writer stays Synced.
+        let third = cluster.nodes.iter().find(|n| n.name != w && n.name != nw).unwrap().name.clone();
+        cluster
+            .node(&w)
+            .sql(&format!("SET GLOBAL wsrep_sst_donor='{third},'; SET GLOBAL wsrep_provider_options='gmcast.isolate=0'"))
+            .expect("heal");
+        let t1 = Instant::now();
+        let mut seen = Vec::new();
+        loop {
+            let b = backend(&p1, &w);
+            if let Some(f) = &b.last_failure {
+                if !seen.contains(f) {
+                    seen.push(f.clone());
+                }
+            }
+            if b.health == db_proxy::State::Up && b.eligible {
+                let node = cluster.nodes.iter().find(|n| n.name == w).unwrap();
+                let (st, cs) = tokio::task::block_in_place(|| (node.local_state(), node.status_var("wsrep_cluster_status")));
+                assert_eq!((st, cs.as_deref()), (Some(4), Some("Primary")), "counted up only when Synced and Primary");
+                break;
+            }
+            assert!(t1.elapsed() < Duration::from_secs(60), "healed node not up within 60 s:\n{}", cluster.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        eprintln!("healed {w}: up again {:?} after gmcast.isolate=0; failures seen meanwhile: {seen:?}", t1.elapsed());
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(p1.writer().as_deref(), Some(nw.as_str()), "no failback to the healed node");
+        assert_eq!(backend(&p1, &w).connections_total, total, "the healed node got no traffic");
+        let rows = cluster.node(&w).sql("SET SESSION wsrep_sync_wait=1; SELECT COUNT(*) FROM test_db.t").expect("count");
+        assert_eq!(rows.trim(), "5", "the healed node caught up");
+        p1.shutdown().await;
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The agents' donor preference, in a `keel up` tier
+// ---------------------------------------------------------------------------------------------
+
+/// `/proc/PID/comm` of a live (non-zombie) process.
+fn comm(pid: i32) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    if stat
+        .rsplit_once(')')
+        .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+    {
+        return None;
+    }
+    Some(fs::read_to_string(format!("/proc/{pid}/comm")).ok()?.trim().to_owned())
+}
+
+/// A `keel up --no-cache` tier in its own folder; dropping it runs `keel down` and then SIGKILLs
+/// whatever of its own is left (agents and mariadbd from their pid files, checked by name).
+struct LocalTier {
+    dir: PathBuf,
+    base: u16,
+}
+
+impl LocalTier {
+    fn up() -> LocalTier {
+        // 30 consecutive free ports below the ephemeral range.
+        let base = loop {
+            let b = free_port();
+            if b < 31900 && (b..b + 30).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+                break b;
+            }
+        };
+        let dir = PathBuf::from(format!("/tmp/keel-proxy-tier-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let t = LocalTier { dir, base };
+        t.keel_up();
+        t
+    }
+    fn keel(&self, args: &[&str]) -> std::process::Output {
+        Command::new(crate::keel_bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running keel")
+    }
+    fn keel_up(&self) {
+        let (d, base) = (self.dir.display().to_string(), self.base.to_string());
+        let o = self.keel(&["up", "--dir", &d, "--base-port", &base, "--timeout", "120", "--no-cache"]);
+        assert!(
+            o.status.success(),
+            "keel up failed: {}\n{}\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr),
+            self.agent_logs()
+        );
+    }
+    fn status(&self) -> serde_json::Value {
+        let o = self.keel(&["status", "--dir", &self.dir.display().to_string(), "--json"]);
+        serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
+    }
+    fn control(&self, i: usize) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.base + 10 * i as u16 + 6))
+    }
+    fn node_dir(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("node{}", i + 1))
+    }
+    fn pid_in(&self, file: PathBuf, name: &str) -> Option<i32> {
+        let pid = fs::read_to_string(file).ok()?.trim().parse().ok()?;
+        (comm(pid).as_deref() == Some(name)).then_some(pid)
+    }
+    fn agent_pid(&self, i: usize) -> Option<i32> {
+        self.pid_in(self.dir.join(format!("node{}.agent.pid", i + 1)), "keel")
+    }
+    fn mariadbd_pid(&self, i: usize) -> Option<i32> {
+        self.pid_in(self.node_dir(i).join("mysqld.pid"), "mariadbd")
+    }
+    /// SQL as root over node `i`'s socket, `-N -B` output.
+    fn root_sql(&self, i: usize, q: &str) -> String {
+        let o = Command::new("/usr/bin/mariadb")
+            .arg(format!("--defaults-file={}", self.node_dir(i).join("my.cnf").display()))
+            .args(["--connect-timeout=5", "-N", "-B", "-e"])
+            .arg(format!("SET SESSION wsrep_sync_wait=0; {q}"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("mariadb client");
+        assert!(o.status.success(), "{q}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    }
+    fn drain(&self, node: &str, on: bool) {
+        let d = self.dir.display().to_string();
+        let o = if on {
+            self.keel(&["db", "drain", node, "--dir", &d, "--timeout", "30"])
+        } else {
+            self.keel(&["db", "undrain", node, "--dir", &d])
+        };
+        assert!(o.status.success(), "keel db drain {node}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    fn agent_logs(&self) -> String {
+        (0..3)
+            .map(|i| {
+                let p = self.dir.join(format!("node{}.agent.log", i + 1));
+                format!("--- {} ---\n{}\n", p.display(), tail(&p, 15))
+            })
+            .collect()
+    }
+}
+
+impl Drop for LocalTier {
+    fn drop(&mut self) {
+        let _ = self.keel(&["down", "--dir", &self.dir.display().to_string(), "--timeout", "60"]);
+        let pids: Vec<i32> = (0..3)
+            .flat_map(|i| [self.agent_pid(i), self.mariadbd_pid(i)])
+            .flatten()
+            .collect();
+        for p in &pids {
+            // SAFETY: an agent or mariadbd of this test's tier, from its pid file, checked by name.
+            unsafe {
+                libc::kill(*p, libc::SIGKILL);
+            }
+        }
+        let t = Instant::now();
+        while pids.iter().any(|p| comm(*p).is_some()) && t.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if std::thread::panicking() {
+            eprintln!("tier kept in {}:\n{}", self.dir.display(), self.agent_logs());
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// `keel node` prefers a non-writer as state-transfer donor: in a `keel up` tier whose writer is
+/// known, a non-writer node is stopped through its agent, its datadir emptied and its agent
+/// started again (`keel up`), so it needs a full SST. Its mariadbd asks for the other
+/// non-writer (`wsrep_sst_donor = <that node>,` in its my.cnf), Galera selects that node (read
+/// in the joiner's error log), and the writer (row epoch and every proxy's view) does not change.
+///
+/// Left to itself, Galera takes the Synced node with the lowest `wsrep_local_index` (the
+/// members' order in the view, which a rejoin does not change for the others), so the test
+/// first moves the writer there (drain the other two, undrain them): without the preference
+/// the writer would be the donor.
+#[test]
+fn galera_tier_sst_donor_is_not_the_writer() {
+    let _g = galera_lock();
+    let tier = LocalTier::up();
+    let names: Vec<String> = (1..=3).map(|i| format!("node{i}")).collect();
+    let index: Vec<i64> = (0..3)
+        .map(|i| tier.root_sql(i, "SHOW STATUS LIKE 'wsrep_local_index'").split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("wsrep_local_index"))
+        .collect();
+    let lowest = (0..3).min_by_key(|i| index[*i]).unwrap();
+    let s = tier.status();
+    if s["writer"].as_str() != Some(names[lowest].as_str()) {
+        for i in (0..3).filter(|i| *i != lowest) {
+            tier.drain(&names[i], true);
+        }
+        for i in (0..3).filter(|i| *i != lowest) {
+            tier.drain(&names[i], false);
+        }
+    }
+    let s = tier.status();
+    let w = s["writer"].as_str().expect("a writer").to_owned();
+    assert_eq!(w, names[lowest], "the writer is the node Galera would pick as donor: {index:?} {s:#}");
+    assert_eq!(s["writers_agree"], true, "{s:#}");
+    let epoch = |s: &serde_json::Value, i: usize| s["nodes"][i]["proxy"]["writer_epoch"].as_u64();
+    // The joiner: the last non-writer; the donor it should ask for: the other non-writer.
+    let x = (0..3).rev().find(|i| names[*i] != w).unwrap();
+    let y = (0..3).find(|i| names[*i] != w && *i != x).unwrap();
+    let epochs: Vec<Option<u64>> = (0..3).map(|i| epoch(&s, i)).collect();
+    assert!(epochs[y].is_some(), "{s:#}");
+
+    // Stop node x through its agent (clean stop of its mariadbd), empty its datadir.
+    let agent = tier.agent_pid(x).expect("agent pid");
+    let db = tier.mariadbd_pid(x).expect("mariadbd pid");
+    {
+        use std::io::{Read, Write};
+        let mut c = TcpStream::connect(tier.control(x)).expect("control API");
+        c.write_all(b"POST /shutdown HTTP/1.0\r\n\r\n").expect("POST /shutdown");
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out);
+        assert!(out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"), "{out}");
+    }
+    let t = Instant::now();
+    while comm(agent).is_some() || comm(db).is_some() {
+        assert!(t.elapsed() < Duration::from_secs(60), "node{} did not stop", x + 1);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let data = tier.node_dir(x).join("data");
+    for e in fs::read_dir(&data).expect("datadir") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            fs::remove_dir_all(&p).expect("rm");
+        } else {
+            fs::remove_file(&p).expect("rm");
+        }
+    }
+    let log = tier.node_dir(x).join("error.log");
+    let from = fs::metadata(&log).map(|m| m.len() as usize).unwrap_or(0);
+    let t = Instant::now();
+    tier.keel_up();
+    eprintln!("node{} rejoined by SST in {:.1} s (keel up)", x + 1, t.elapsed().as_secs_f64());
+
+    let text = fs::read_to_string(&log).expect("error log");
+    let text = text.get(from..).unwrap_or_default();
+    let request = format!("({}) requested state transfer from ", names[x]);
+    let line = text
+        .lines()
+        .find(|l| l.contains(&request))
+        .unwrap_or_else(|| panic!("no state transfer request in the joiner's log:\n{}", tail(&log, 40)));
+    assert!(!line.contains(&format!("({w})(")), "the writer {w} was selected as donor: {line}");
+    assert!(line.contains(&format!("{request}'{},'", names[y])), "asked for the non-writer: {line}");
+    assert!(line.contains("Selected ") && line.contains(&format!("({})(SYNCED) as donor", names[y])), "{line}");
+    assert!(text.contains("rsync SST"), "a full SST, by rsync:\n{}", tail(&log, 40));
+    let cnf = fs::read_to_string(tier.node_dir(x).join("my.cnf")).expect("my.cnf");
+    assert!(cnf.contains(&format!("wsrep_sst_donor = {},", names[y])), "{cnf}");
+    eprintln!("joiner's log: {}", line.trim());
+
+    // The writer did not change: same row epoch for the proxies that ran throughout, and every
+    // proxy (node x's new one included) names the same writer.
+    let s = tier.status();
+    assert_eq!(s["writer"].as_str(), Some(w.as_str()), "{s:#}");
+    assert_eq!(s["writers_agree"], true, "{s:#}");
+    for i in (0..3).filter(|i| *i != x) {
+        assert_eq!(epoch(&s, i), epochs[i], "node{}'s proxy saw a writer change: {s:#}", i + 1);
+    }
 }
