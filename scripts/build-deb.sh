@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build keel's Debian package (Debian 12, amd64) with cargo-deb:
-#   /usr/bin/keel, keel-node.service, /etc/default/keel, bash/zsh/fish completions, docs.
+#   /usr/bin/keel, keel-node.service, keel-db-proxy.service, /etc/default/keel{,-db-proxy},
+#   bash/zsh/fish completions, docs.
 # Usage: scripts/build-deb.sh [OUTPUT_DIR]      (default: target/debian)
 # Prints the path of the .deb. Installs cargo-deb with `cargo install --locked` when missing.
 # It never installs the package; check it with dpkg-deb -c / -I, or `dpkg -x FILE DIR`.

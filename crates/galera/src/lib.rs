@@ -3,14 +3,17 @@
 //! The pure core has no I/O and is where the subtle logic lives, so it is unit- and
 //! property-tested: [`position`] (`uuid:seqno`, the recovered position in the error log),
 //! [`grastate`] (`grastate.dat`), [`status`] (wsrep status and what makes a node healthy),
-//! [`bootstrap`] (which node may bootstrap the cluster, or why nobody may yet) and [`mycnf`]
-//! (a node's MariaDB configuration).
+//! [`bootstrap`] (which node may bootstrap the cluster, or why nobody may yet), [`donor`] (which
+//! nodes a joiner asks for its state transfer: not the db-proxy writer) and [`mycnf`] (a node's
+//! MariaDB configuration).
 //!
 //! [`process`] is the I/O side: initialise a datadir, start `mariadbd` in its own process group
 //! with its output in a log file, `--wsrep-recover`, status queries with a deadline, clean stop.
 //! Nothing here ever deletes a datadir.
 
+pub mod adopt;
 pub mod bootstrap;
+pub mod donor;
 pub mod grastate;
 pub mod mycnf;
 pub mod position;

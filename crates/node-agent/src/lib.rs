@@ -21,6 +21,7 @@
 //! proxy has its own small tokio runtime.
 //! The agent signals only processes it started, and never deletes data.
 
+pub mod adopt;
 pub mod cache;
 pub mod http;
 mod proxy;
@@ -51,6 +52,8 @@ pub enum AgentError {
         source: std::io::Error,
         owner: Option<String>,
     },
+    #[error(transparent)]
+    Adopt(#[from] adopt::AdoptError),
     #[error("writing {path}: {source}")]
     Write {
         path: PathBuf,
@@ -66,6 +69,8 @@ pub struct AgentOptions {
     pub cache_program: Option<PathBuf>,
     /// Run the node's db-proxy on its `proxy_port`.
     pub proxy: bool,
+    /// `--adopt`: take over a hand-built Galera node first ([`adopt`]).
+    pub adopt: Option<adopt::AdoptOptions>,
 }
 
 static SIGNALLED: AtomicBool = AtomicBool::new(false);
@@ -129,6 +134,8 @@ pub fn run(opts: AgentOptions) -> Result<(), AgentError> {
         None
     };
     let os_user = owner.map(|_| cfg.database.os_user.clone());
+    // Adoption of a hand-built node (`--adopt`), and the options it carried over.
+    let cfg = adopt::startup(cfg, &node, &paths, opts.adopt.as_ref(), owner)?;
 
     // The control port doubles as "only one agent per node": bind it first.
     let control = TcpListener::bind(node.control_addr()).map_err(|source| AgentError::Control {
@@ -346,9 +353,10 @@ fn peer_view(n: &Node) -> MemberView {
         Ok((code, _)) => MemberView::Unreachable {
             why: format!("agent at {} answered {code}", n.control_addr()),
         },
-        Err(e) => MemberView::Unreachable {
+        // While adopting, a hand-built node may still run there ([`adopt::foreign_peer`]).
+        Err(e) => adopt::foreign_peer(n).unwrap_or(MemberView::Unreachable {
             why: format!("its agent does not answer: {e}"),
-        },
+        }),
     }
 }
 
@@ -542,6 +550,7 @@ fn db_loop(
                 Phase::Joining
             },
         );
+        proxy::prefer_non_writer_donor(sh, cfg, node, &paths.cnf, mode == StartMode::Join);
         let mut m = match process::start(cfg, paths, mode.clone(), position.as_ref()) {
             Ok(m) => m,
             Err(e) => {

@@ -10,11 +10,14 @@
 //! * [`robustness`]: bad input, idle and greedy clients, connection limits, SIGTERM.
 //! * [`tier`]: the Galera tier (filled in by the tier work).
 
+mod adopt;
 mod clients;
 mod cluster;
+mod deploy;
 mod differential;
 mod proxy;
 mod robustness;
+mod seafile;
 mod tier;
 
 use std::path::{Path, PathBuf};
