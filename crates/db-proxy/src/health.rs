@@ -10,6 +10,7 @@
 //! freshly started proxy serves within one check.
 
 use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
 
 /// The wsrep variables a check reads (status plus the two global variables).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -107,6 +108,9 @@ fn or_missing(s: &str) -> &str {
 /// until now) still reports `Primary`/`Synced` from the view it had, for about a second, until it
 /// notices it was evicted. Its `wsrep_cluster_conf_id` is then lower than that of the nodes in the
 /// current primary component, so among up nodes only those with the highest conf_id are fresh.
+///
+/// For samples taken at the same moment (a one-off check of every node). The proxy's own checks
+/// run per node at different moments, so it uses [`stale_timed`].
 pub fn stale(samples: &[Option<&WsrepSample>], up: &[bool]) -> Vec<bool> {
     let conf = |i: usize| samples.get(i).copied().flatten().map_or(-1, |s| s.conf_id);
     let newest = (0..up.len())
@@ -115,6 +119,49 @@ pub fn stale(samples: &[Option<&WsrepSample>], up: &[bool]) -> Vec<bool> {
         .max()
         .unwrap_or(-1);
     (0..up.len()).map(|i| up[i] && conf(i) < newest).collect()
+}
+
+/// How long a view change may take to reach every member: within this time after the first
+/// node reported a new `wsrep_cluster_conf_id`, another node's older one is not held against it.
+pub const VIEW_CHANGE_GRACE: Duration = Duration::from_millis(300);
+
+/// [`stale`] for samples taken at different moments (each node is checked on its own clock):
+/// a node is stale only if its sample was taken at least `grace` after some up node first
+/// reported the newer view. Without this, a membership change (a non-writer leaving cleanly) that
+/// lands between two nodes' checks made the writer look stale for one check and moved the role.
+pub fn stale_timed(nodes: &[Option<TimedSample<'_>>], up: &[bool], grace: Duration) -> Vec<bool> {
+    let conf = |i: usize| {
+        nodes
+            .get(i)
+            .copied()
+            .flatten()
+            .map_or(-1, |s| s.sample.conf_id)
+    };
+    let newest = (0..up.len())
+        .filter(|i| up[*i])
+        .map(conf)
+        .max()
+        .unwrap_or(-1);
+    let first_seen = (0..up.len())
+        .filter(|i| up[*i] && conf(*i) == newest)
+        .filter_map(|i| nodes.get(i).copied().flatten().map(|s| s.conf_since))
+        .min();
+    (0..up.len())
+        .map(|i| {
+            let Some(n) = nodes.get(i).copied().flatten() else {
+                return false;
+            };
+            up[i] && conf(i) < newest && first_seen.is_some_and(|f| n.taken >= f + grace)
+        })
+        .collect()
+}
+
+/// A node's last sample with when it was taken and since when the node has reported its conf_id.
+#[derive(Debug, Clone, Copy)]
+pub struct TimedSample<'a> {
+    pub sample: &'a WsrepSample,
+    pub taken: Instant,
+    pub conf_since: Instant,
 }
 
 /// The result of one check.
@@ -173,6 +220,9 @@ pub struct Health {
     pub last_failure: Option<String>,
     /// The last sample a node answered with.
     pub last_sample: Option<WsrepSample>,
+    /// When `last_sample` was taken, and since when the node has reported its `conf_id`.
+    pub sample_at: Option<Instant>,
+    pub conf_since: Option<Instant>,
 }
 
 impl Default for Health {
@@ -183,6 +233,8 @@ impl Default for Health {
             failures: 0,
             last_failure: None,
             last_sample: None,
+            sample_at: None,
+            conf_since: None,
         }
     }
 }
@@ -194,9 +246,27 @@ impl Health {
 
     /// Feeds one check result; returns the new state when it changed.
     pub fn observe(&mut self, outcome: &CheckOutcome, t: Thresholds) -> Option<State> {
+        self.observe_at(outcome, t, Instant::now())
+    }
+
+    /// [`Health::observe`] of a check taken at `now`.
+    pub fn observe_at(
+        &mut self,
+        outcome: &CheckOutcome,
+        t: Thresholds,
+        now: Instant,
+    ) -> Option<State> {
         let rise = t.rise.max(1);
         let fall = t.fall.max(1);
         if let CheckOutcome::Sample(s) = outcome {
+            let same_conf = self
+                .last_sample
+                .as_ref()
+                .is_some_and(|l| l.conf_id == s.conf_id);
+            if !same_conf || self.conf_since.is_none() {
+                self.conf_since = Some(now);
+            }
+            self.sample_at = Some(now);
             self.last_sample = Some(s.clone());
         }
         let before = self.state;
@@ -299,6 +369,91 @@ mod tests {
         );
         assert_eq!(stale(&samples, &[false, true, true]), [false, false, false]);
         assert_eq!(stale(&[None, Some(&cur)], &[false, true]), [false, false]);
+    }
+
+    #[test]
+    fn a_view_change_between_two_checks_is_not_staleness() {
+        let mut old = synced();
+        old.conf_id = 3;
+        let mut cur = synced();
+        cur.conf_id = 4;
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let g = VIEW_CHANGE_GRACE;
+        // node0 was checked 10 ms after node1 first reported the new view: a race, not staleness.
+        let nodes = [
+            Some(TimedSample {
+                sample: &old,
+                taken: at(1010),
+                conf_since: at(0),
+            }),
+            Some(TimedSample {
+                sample: &cur,
+                taken: at(1000),
+                conf_since: at(1000),
+            }),
+            Some(TimedSample {
+                sample: &cur,
+                taken: at(1200),
+                conf_since: at(1200),
+            }),
+        ];
+        assert_eq!(
+            stale_timed(&nodes, &[true, true, true], g),
+            [false, false, false]
+        );
+        // Still the old view well after the others moved on (a resumed node): stale.
+        let nodes = [
+            Some(TimedSample {
+                sample: &old,
+                taken: at(2500),
+                conf_since: at(0),
+            }),
+            Some(TimedSample {
+                sample: &cur,
+                taken: at(2400),
+                conf_since: at(1000),
+            }),
+            Some(TimedSample {
+                sample: &cur,
+                taken: at(2450),
+                conf_since: at(1200),
+            }),
+        ];
+        assert_eq!(
+            stale_timed(&nodes, &[true, true, true], g),
+            [true, false, false]
+        );
+        // Down nodes neither count nor are stale; a missing sample is not stale.
+        assert_eq!(
+            stale_timed(&nodes, &[true, false, false], g),
+            [false, false, false]
+        );
+        assert_eq!(
+            stale_timed(&[None, nodes[1]], &[true, true], g),
+            [false, false]
+        );
+    }
+
+    #[test]
+    fn conf_since_follows_conf_changes() {
+        let t0 = Instant::now();
+        let mut a = synced();
+        a.conf_id = 3;
+        let mut b = synced();
+        b.conf_id = 4;
+        let mut h = Health::default();
+        let th = Thresholds::default();
+        h.observe_at(&CheckOutcome::Sample(a.clone()), th, t0);
+        h.observe_at(
+            &CheckOutcome::Sample(a),
+            th,
+            t0 + Duration::from_millis(500),
+        );
+        assert_eq!(h.conf_since, Some(t0));
+        h.observe_at(&CheckOutcome::Sample(b), th, t0 + Duration::from_secs(1));
+        assert_eq!(h.conf_since, Some(t0 + Duration::from_secs(1)));
+        assert_eq!(h.sample_at, Some(t0 + Duration::from_secs(1)));
     }
 
     #[test]

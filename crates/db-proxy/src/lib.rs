@@ -254,9 +254,18 @@ impl Shared {
     fn eligible(&self) -> Vec<bool> {
         let hs: Vec<Health> = self.health.iter().map(|h| h.lock().clone()).collect();
         let up: Vec<bool> = hs.iter().map(Health::is_up).collect();
-        let samples: Vec<Option<&health::WsrepSample>> =
-            hs.iter().map(|h| h.last_sample.as_ref()).collect();
-        let stale = health::stale(&samples, &up);
+        let nodes: Vec<Option<health::TimedSample<'_>>> = hs
+            .iter()
+            .map(|h| match (&h.last_sample, h.sample_at, h.conf_since) {
+                (Some(sample), Some(taken), Some(conf_since)) => Some(health::TimedSample {
+                    sample,
+                    taken,
+                    conf_since,
+                }),
+                _ => None,
+            })
+            .collect();
+        let stale = health::stale_timed(&nodes, &up, health::VIEW_CHANGE_GRACE);
         up.iter().zip(stale).map(|(u, s)| *u && !s).collect()
     }
 
