@@ -19,39 +19,10 @@ use serde_json::Value;
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub(crate) fn skip() -> bool {
-    if std::env::var_os("KEEL_SKIP_TIER_TESTS").is_some() {
-        eprintln!("KEEL_SKIP_TIER_TESTS is set: skipping a Galera test");
-        return true;
-    }
-    assert!(
-        Path::new("/usr/sbin/mariadbd").exists()
-            && Path::new("/usr/lib/galera/libgalera_smm.so").exists(),
-        "needs MariaDB and Galera: apt-get install mariadb-server mariadb-client galera-4 rsync \
-         (or set KEEL_SKIP_TIER_TESTS=1)"
-    );
-    false
-}
-
-/// `keel ARGS…` to completion.
-pub(crate) fn keel(args: &[&str]) -> Output {
-    Command::new(super::keel_bin())
-        .args(args)
-        .output()
-        .expect("running keel")
-}
-
-pub(crate) fn show(o: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+pub(crate) use super::tier::{comm, keel, show, skip};
 
 /// Runs SQL with the `mariadb` client and option file `cnf` (`-N -B`), plus `extra` arguments.
 pub(crate) fn sql(cnf: &Path, extra: &[&str], q: &str) -> Result<String, String> {
@@ -87,18 +58,6 @@ pub(crate) fn wait_until<T>(
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-pub(crate) fn comm(pid: i32) -> Option<String> {
-    let c = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    if stat
-        .rsplit_once(')')
-        .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-    {
-        return None;
-    }
-    Some(c.trim().to_owned())
 }
 
 pub(crate) fn signal(pid: i32, sig: i32) {

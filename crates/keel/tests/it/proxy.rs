@@ -31,6 +31,7 @@ const APP_USER: &str = "app";
 const APP_PW: &str = "app-pw";
 
 use super::galera_lock;
+use super::tier::{comm, Tier};
 
 /// A free port below Linux's ephemeral range (32768-60999), so that no outgoing connection of
 /// another process takes it between this check and the server's bind (seen with rsync SST).
@@ -1558,134 +1559,6 @@ fn galera_non_primary_node_gets_no_traffic() {
 // The agents' donor preference, in a `keel up` tier
 // ---------------------------------------------------------------------------------------------
 
-/// `/proc/PID/comm` of a live (non-zombie) process.
-fn comm(pid: i32) -> Option<String> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    if stat
-        .rsplit_once(')')
-        .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-    {
-        return None;
-    }
-    Some(fs::read_to_string(format!("/proc/{pid}/comm")).ok()?.trim().to_owned())
-}
-
-/// A `keel up --no-cache` tier in its own folder; dropping it runs `keel down` and then SIGKILLs
-/// whatever of its own is left (agents and mariadbd from their pid files, checked by name).
-struct LocalTier {
-    dir: PathBuf,
-    base: u16,
-}
-
-impl LocalTier {
-    fn up() -> LocalTier {
-        // 30 consecutive free ports below the ephemeral range.
-        let base = loop {
-            let b = free_port();
-            if b < 31900 && (b..b + 30).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
-                break b;
-            }
-        };
-        let dir = PathBuf::from(format!("/tmp/keel-proxy-tier-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        let t = LocalTier { dir, base };
-        t.keel_up();
-        t
-    }
-    fn keel(&self, args: &[&str]) -> std::process::Output {
-        Command::new(crate::keel_bin())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("running keel")
-    }
-    fn keel_up(&self) {
-        let (d, base) = (self.dir.display().to_string(), self.base.to_string());
-        let o = self.keel(&["up", "--dir", &d, "--base-port", &base, "--timeout", "120", "--no-cache"]);
-        assert!(
-            o.status.success(),
-            "keel up failed: {}\n{}\n{}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr),
-            self.agent_logs()
-        );
-    }
-    fn status(&self) -> serde_json::Value {
-        let o = self.keel(&["status", "--dir", &self.dir.display().to_string(), "--json"]);
-        serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
-    }
-    fn control(&self, i: usize) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.base + 10 * i as u16 + 6))
-    }
-    fn node_dir(&self, i: usize) -> PathBuf {
-        self.dir.join(format!("node{}", i + 1))
-    }
-    fn pid_in(&self, file: PathBuf, name: &str) -> Option<i32> {
-        let pid = fs::read_to_string(file).ok()?.trim().parse().ok()?;
-        (comm(pid).as_deref() == Some(name)).then_some(pid)
-    }
-    fn agent_pid(&self, i: usize) -> Option<i32> {
-        self.pid_in(self.dir.join(format!("node{}.agent.pid", i + 1)), "keel")
-    }
-    fn mariadbd_pid(&self, i: usize) -> Option<i32> {
-        self.pid_in(self.node_dir(i).join("mysqld.pid"), "mariadbd")
-    }
-    /// SQL as root over node `i`'s socket, `-N -B` output.
-    fn root_sql(&self, i: usize, q: &str) -> String {
-        let o = Command::new("/usr/bin/mariadb")
-            .arg(format!("--defaults-file={}", self.node_dir(i).join("my.cnf").display()))
-            .args(["--connect-timeout=5", "-N", "-B", "-e"])
-            .arg(format!("SET SESSION wsrep_sync_wait=0; {q}"))
-            .stdin(Stdio::null())
-            .output()
-            .expect("mariadb client");
-        assert!(o.status.success(), "{q}: {}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).trim().to_owned()
-    }
-    fn drain(&self, node: &str, on: bool) {
-        let d = self.dir.display().to_string();
-        let o = if on {
-            self.keel(&["db", "drain", node, "--dir", &d, "--timeout", "30"])
-        } else {
-            self.keel(&["db", "undrain", node, "--dir", &d])
-        };
-        assert!(o.status.success(), "keel db drain {node}: {}", String::from_utf8_lossy(&o.stderr));
-    }
-    fn agent_logs(&self) -> String {
-        (0..3)
-            .map(|i| {
-                let p = self.dir.join(format!("node{}.agent.log", i + 1));
-                format!("--- {} ---\n{}\n", p.display(), tail(&p, 15))
-            })
-            .collect()
-    }
-}
-
-impl Drop for LocalTier {
-    fn drop(&mut self) {
-        let _ = self.keel(&["down", "--dir", &self.dir.display().to_string(), "--timeout", "60"]);
-        let pids: Vec<i32> = (0..3)
-            .flat_map(|i| [self.agent_pid(i), self.mariadbd_pid(i)])
-            .flatten()
-            .collect();
-        for p in &pids {
-            // SAFETY: an agent or mariadbd of this test's tier, from its pid file, checked by name.
-            unsafe {
-                libc::kill(*p, libc::SIGKILL);
-            }
-        }
-        let t = Instant::now();
-        while pids.iter().any(|p| comm(*p).is_some()) && t.elapsed() < Duration::from_secs(20) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if std::thread::panicking() {
-            eprintln!("tier kept in {}:\n{}", self.dir.display(), self.agent_logs());
-        } else {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
 /// `keel node` prefers a non-writer as state-transfer donor: in a `keel up` tier whose writer is
 /// known, a non-writer node is stopped through its agent, its datadir emptied and its agent
 /// started again (`keel up`), so it needs a full SST. Its mariadbd asks for the other
@@ -1699,7 +1572,8 @@ impl Drop for LocalTier {
 #[test]
 fn galera_tier_sst_donor_is_not_the_writer() {
     let _g = galera_lock();
-    let tier = LocalTier::up();
+    let tier = Tier::new("donor");
+    tier.up_ok();
     let names: Vec<String> = (1..=3).map(|i| format!("node{i}")).collect();
     let index: Vec<i64> = (0..3)
         .map(|i| tier.root_sql(i, "SHOW STATUS LIKE 'wsrep_local_index'").split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("wsrep_local_index"))
@@ -1726,19 +1600,12 @@ fn galera_tier_sst_donor_is_not_the_writer() {
     assert!(epochs[y].is_some(), "{s:#}");
 
     // Stop node x through its agent (clean stop of its mariadbd), empty its datadir.
-    let agent = tier.agent_pid(x).expect("agent pid");
+    // Stop node x through its agent (clean stop of its mariadbd), empty its datadir.
     let db = tier.mariadbd_pid(x).expect("mariadbd pid");
-    {
-        use std::io::{Read, Write};
-        let mut c = TcpStream::connect(tier.control(x)).expect("control API");
-        c.write_all(b"POST /shutdown HTTP/1.0\r\n\r\n").expect("POST /shutdown");
-        let mut out = String::new();
-        let _ = c.read_to_string(&mut out);
-        assert!(out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"), "{out}");
-    }
+    tier.stop_node(x, 60);
     let t = Instant::now();
-    while comm(agent).is_some() || comm(db).is_some() {
-        assert!(t.elapsed() < Duration::from_secs(60), "node{} did not stop", x + 1);
+    while comm(db).is_some() {
+        assert!(t.elapsed() < Duration::from_secs(60), "node{}'s mariadbd did not stop", x + 1);
         std::thread::sleep(Duration::from_millis(100));
     }
     let data = tier.node_dir(x).join("data");
@@ -1753,7 +1620,7 @@ fn galera_tier_sst_donor_is_not_the_writer() {
     let log = tier.node_dir(x).join("error.log");
     let from = fs::metadata(&log).map(|m| m.len() as usize).unwrap_or(0);
     let t = Instant::now();
-    tier.keel_up();
+    tier.up_ok();
     eprintln!("node{} rejoined by SST in {:.1} s (keel up)", x + 1, t.elapsed().as_secs_f64());
 
     let text = fs::read_to_string(&log).expect("error log");

@@ -295,6 +295,36 @@ impl Tier {
         t.elapsed().as_secs_f64()
     }
 
+    /// Node `i`'s folder (`my.cnf`, `data/`, `error.log`).
+    pub(crate) fn node_dir(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("node{}", i + 1))
+    }
+    /// Node `i`'s running mariadbd (from its pid file, verified by name).
+    pub(crate) fn mariadbd_pid(&self, i: usize) -> Option<i32> {
+        let pid = std::fs::read_to_string(self.node_dir(i).join("mysqld.pid")).ok()?.trim().parse().ok()?;
+        (comm(pid).as_deref() == Some("mariadbd")).then_some(pid)
+    }
+    /// SQL as root over node `i`'s socket (`-N -B`, `wsrep_sync_wait=0`); panics on failure.
+    pub(crate) fn root_sql(&self, i: usize, q: &str) -> String {
+        let o = Command::new("mariadb")
+            .arg(format!("--defaults-file={}", self.node_dir(i).join("my.cnf").display()))
+            .args(["--connect-timeout=5", "-N", "-B", "-e"])
+            .arg(format!("SET SESSION wsrep_sync_wait=0; {q}"))
+            .output()
+            .expect("mariadb client");
+        assert!(o.status.success(), "{q}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    }
+    /// `keel db drain NODE` (waits until safe) or `keel db undrain NODE`; panics on failure.
+    pub(crate) fn drain(&self, node: &str, on: bool) {
+        let o = if on {
+            keel(&["db", "drain", node, "--dir", self.d(), "--timeout", "30"])
+        } else {
+            keel(&["db", "undrain", node, "--dir", self.d()])
+        };
+        assert!(o.status.success(), "keel db {}drain {node}\n{}", if on { "" } else { "un" }, show(&o));
+    }
+
     /// The pids of the tier's running caches (from the agents, verified by name).
     pub(crate) fn cache_pids(&self) -> Vec<i32> {
         self.status()["nodes"]
