@@ -18,8 +18,9 @@
 # standalone server) with a deadline, and are killed by pid on exit.
 #
 # Knobs (environment): DURATION=10s WARMUP=2s CONNS=8 DEPTHS="1 16" KEYS=100000 VALUE_SIZE=100
-# SERVER_THREADS=2 CATCHUP_KEYS=100000 CATCHUPS=3 KILLS=5 SKIP_BUILD=1 (use target/release/keel)
-# JSON_OUT=file (raw results, one JSON a line)
+# SERVER_THREADS=2 CATCHUP_KEYS=100000 CATCHUPS=3 KILLS=5 KINDS="write read" (load cases to run)
+# SKIP_BUILD=1 (use $KEEL, default target/release/keel; set KEEL=$CARGO_TARGET_DIR/release/keel for
+# another target dir) JSON_OUT=file (raw results, one JSON a line)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -34,6 +35,7 @@ SERVER_THREADS=${SERVER_THREADS:-2}
 CATCHUP_KEYS=${CATCHUP_KEYS:-100000}
 CATCHUPS=${CATCHUPS:-3}
 KILLS=${KILLS:-5}
+KINDS=${KINDS:-"write read"}
 KEEL=${KEEL:-target/release/keel}
 PY=/usr/bin/python3
 [[ -x $PY ]] || PY=python3
@@ -157,13 +159,17 @@ bench() {
 
 run_cases() { # TARGET PORT PID
     local t=$1 port=$2 pid=$3
-    bench "$t write c1 d1" "$port" "$pid" --get-ratio 0 --no-preload --connections 1 --pipeline 1
-    for d in $DEPTHS; do
-        bench "$t write c$CONNS d$d" "$port" "$pid" --get-ratio 0 --no-preload --connections "$CONNS" --pipeline "$d"
-    done
-    for d in $DEPTHS; do
-        bench "$t read c$CONNS d$d" "$port" "$pid" --get-ratio 1 --connections "$CONNS" --pipeline "$d"
-    done
+    if [[ " $KINDS " == *" write "* ]]; then
+        bench "$t write c1 d1" "$port" "$pid" --get-ratio 0 --no-preload --connections 1 --pipeline 1
+        for d in $DEPTHS; do
+            bench "$t write c$CONNS d$d" "$port" "$pid" --get-ratio 0 --no-preload --connections "$CONNS" --pipeline "$d"
+        done
+    fi
+    if [[ " $KINDS " == *" read "* ]]; then
+        for d in $DEPTHS; do
+            bench "$t read c$CONNS d$d" "$port" "$pid" --get-ratio 1 --connections "$CONNS" --pipeline "$d"
+        done
+    fi
 }
 
 echo "== logs and raw results in $LOG_DIR" >&2
@@ -183,6 +189,7 @@ run_cases follower "${CPORT[F]}" "${PID[node$F]}"
 for i in 1 2 3; do stop_one "node$i"; done
 
 # --- 4: catch-up ---------------------------------------------------------------------------------
+if ((CATCHUPS > 0)); then
 start_cluster
 L=$(leader_slot)
 echo "-- storing $CATCHUP_KEYS items in the cluster (load $(load1))" >&2
@@ -224,8 +231,11 @@ EOF
     echo "-- catch-up run $run: follower $F ready after $secs s with $items items (load $(load1))" >&2
     echo "{\"kind\":\"catchup\",\"run\":$run,\"keys\":$CATCHUP_KEYS,\"seconds\":$secs,\"items\":${items:-0},\"load1\":$(load1)}" >>"$RESULTS"
 done
+fi
 
 # --- 5: kill the leader -> first acknowledged write ------------------------------------------------
+# (reuses the catch-up cluster; started here when there was no catch-up)
+((CATCHUPS > 0 || KILLS == 0)) || start_cluster
 for run in $(seq 1 "$KILLS"); do
     L=$(leader_slot)
     F=$(( L % 3 + 1 ))

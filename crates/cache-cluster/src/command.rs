@@ -8,10 +8,44 @@
 //! result on every replica. This module must never look at a clock.
 
 use cache_store::{
-    ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, Expiry, GetOpts, ItemRef, Store, StoreMode, StoreOutcome,
-    StoreReq,
+    ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, Expiry, GetOpts, ItemRef, MetaInfo, MetaOrder, Store, StoreMode,
+    StoreOutcome, StoreReq,
 };
 use serde::{Deserialize, Serialize};
+
+/// Keys and values as one byte string (serde's default for `Vec<u8>` is a sequence, which
+/// bincode encodes in the same format but one element call at a time: slow for values).
+mod raw {
+    use serde::{de, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+                while let Some(b) = seq.next_element()? {
+                    out.push(b);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_byte_buf(V)
+    }
+}
 
 /// One write, as replicated through the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,7 +53,9 @@ pub enum Command {
     /// set/add/replace/append/prepend/cas and meta `ms`.
     Store {
         mode: StoreMode,
+        #[serde(with = "raw")]
         key: Vec<u8>,
+        #[serde(with = "raw")]
         value: Vec<u8>,
         flags: u32,
         expires_at: Expiry,
@@ -29,9 +65,13 @@ pub enum Command {
         vivify: Option<Expiry>,
     },
     /// Remove a key outright (oversized set).
-    Remove { key: Vec<u8> },
+    Remove {
+        #[serde(with = "raw")]
+        key: Vec<u8>,
+    },
     /// delete / meta `md`.
     Delete {
+        #[serde(with = "raw")]
         key: Vec<u8>,
         compare_cas: Option<u64>,
         invalidate: bool,
@@ -41,6 +81,7 @@ pub enum Command {
     },
     /// incr/decr / meta `ma`.
     Arith {
+        #[serde(with = "raw")]
         key: Vec<u8>,
         incr: bool,
         delta: u64,
@@ -48,25 +89,43 @@ pub enum Command {
         vivify: Option<(u64, Expiry)>,
         touch: Option<Expiry>,
         new_cas: Option<u64>,
+        /// Meta `ma`: the order of its `T`/`N` flags ([`MetaOrder::touch_after_vivify`]);
+        /// `None` for text/binary incr/decr (the store's default order for them).
+        touch_after_vivify: Option<bool>,
+        /// The item is still referenced by a reply the connection has not written yet (see
+        /// [`Store::arith_meta`]): decided by the accepting node, replicated with the command.
+        referenced: bool,
     },
     /// touch.
-    Touch { key: Vec<u8>, expires_at: Expiry },
+    Touch {
+        #[serde(with = "raw")]
+        key: Vec<u8>,
+        expires_at: Expiry,
+    },
     /// flush_all [delay].
     FlushAll { delay: u64 },
     /// A read that changes state (gat/gats/touch-by-get, meta `T`/`N`/`R`): applied through the log
     /// so every replica makes the same change; the item is copied out for the reply.
     GetMut {
+        #[serde(with = "raw")]
         key: Vec<u8>,
         touch: Option<Expiry>,
         no_lru_bump: bool,
         vivify: Option<Expiry>,
         recache_below: Option<u64>,
+        /// Meta `mg`: the order of its `T`/`N`/`R` flags (applied with [`Store::get_meta`]);
+        /// `None` for text/binary reads ([`Store::get`]).
+        order: Option<(bool, bool)>,
     },
     /// Background expiry, decided by the leader so that replicas reclaim the same items at the
     /// same point of the history (memory accounting, hence eviction, stays identical).
     Expire { first_shard: u32, count: u32 },
     /// Does nothing (used to probe the write path).
     Noop,
+    /// Several writes in one log entry (group commit: the writes a node queued while its
+    /// previous round was in flight), applied in order; the outcome is [`Outcome::Batch`] with
+    /// one outcome per command, in order.
+    Batch(Vec<Command>),
 }
 
 impl Command {
@@ -75,14 +134,29 @@ impl Command {
         opts.touch.is_some() || opts.vivify.is_some() || opts.recache_below.is_some()
     }
 
-    /// The command for a `get` with mutating options.
-    pub fn get_mut(key: &[u8], opts: &GetOpts) -> Command {
+    /// The command for a `get` with mutating options; `order` for a meta get.
+    pub fn get_mut(key: &[u8], opts: &GetOpts, order: Option<MetaOrder>) -> Command {
         Command::GetMut {
             key: key.to_vec(),
             touch: opts.touch,
             no_lru_bump: opts.no_lru_bump,
             vivify: opts.vivify,
             recache_below: opts.recache_below,
+            order: order.map(|o| (o.touch_after_vivify, o.recache_after_touch)),
+        }
+    }
+
+    /// Approximate payload bytes (keys and values) of the command, for log accounting.
+    pub fn payload_bytes(&self) -> usize {
+        match self {
+            Command::Store { key, value, .. } => key.len() + value.len(),
+            Command::Remove { key }
+            | Command::Delete { key, .. }
+            | Command::Arith { key, .. }
+            | Command::Touch { key, .. }
+            | Command::GetMut { key, .. } => key.len(),
+            Command::Batch(cmds) => cmds.iter().map(|c| c.payload_bytes() + 16).sum(),
+            Command::FlushAll { .. } | Command::Expire { .. } | Command::Noop => 0,
         }
     }
 
@@ -111,7 +185,8 @@ impl Command {
         }
     }
 
-    pub fn from_arith(req: &ArithReq<'_>) -> Command {
+    /// incr/decr/`ma`; `order` for a meta `ma` (else the store's default order for incr/decr).
+    pub fn from_arith(req: &ArithReq<'_>, order: Option<MetaOrder>, referenced: bool) -> Command {
         Command::Arith {
             key: req.key.to_vec(),
             incr: req.incr,
@@ -120,6 +195,8 @@ impl Command {
             vivify: req.vivify,
             touch: req.touch,
             new_cas: req.new_cas,
+            touch_after_vivify: order.map(|o| o.touch_after_vivify),
+            referenced,
         }
     }
 }
@@ -136,7 +213,9 @@ pub struct Request {
 /// An item copied out of the store (for replies to mutating reads).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemCopy {
+    #[serde(with = "raw")]
     pub key: Vec<u8>,
+    #[serde(with = "raw")]
     pub value: Vec<u8>,
     pub flags: u32,
     pub cas: u64,
@@ -146,9 +225,22 @@ pub struct ItemCopy {
     pub stale: bool,
     pub win: bool,
     pub win_already_sent: bool,
+    /// Meta gets: what the store reported besides the item ([`MetaInfo`]).
+    pub created: bool,
+    pub prior_expires_at: Expiry,
 }
 
 impl ItemCopy {
+    /// The item and what a meta get reported about it.
+    pub fn of_meta(it: &ItemRef<'_>, info: MetaInfo) -> ItemCopy {
+        ItemCopy { created: info.created, prior_expires_at: info.prior_expires_at, ..ItemCopy::of(it) }
+    }
+
+    /// What a meta get reported besides the item.
+    pub fn info(&self) -> MetaInfo {
+        MetaInfo { created: self.created, prior_expires_at: self.prior_expires_at }
+    }
+
     pub fn of(it: &ItemRef<'_>) -> ItemCopy {
         ItemCopy {
             key: it.key.to_vec(),
@@ -161,6 +253,8 @@ impl ItemCopy {
             stale: it.stale,
             win: it.win,
             win_already_sent: it.win_already_sent,
+            created: false,
+            prior_expires_at: it.expires_at,
         }
     }
 
@@ -191,11 +285,14 @@ pub enum Outcome {
     TooLarge,
     OutOfMemory,
     Deleted,
-    Arith { value: u64, cas: u64, expires_at: Expiry },
+    /// `created`/`prior_expires_at`: see [`MetaInfo`].
+    Arith { value: u64, cas: u64, expires_at: Expiry, created: bool, prior_expires_at: Expiry },
     NonNumeric,
     Touched(bool),
     Item(Option<ItemCopy>),
     Expired(u64),
+    /// The outcomes of a [`Command::Batch`], in order.
+    Batch(Vec<Outcome>),
     /// Membership entries, blank entries, flush_all, remove, noop.
     #[default]
     Done,
@@ -221,13 +318,15 @@ impl Outcome {
         }
     }
 
-    pub fn to_arith(&self) -> ArithOutcome {
+    pub fn to_arith(&self) -> (ArithOutcome, MetaInfo) {
         match *self {
-            Outcome::Arith { value, cas, expires_at } => ArithOutcome::Ok { value, cas, expires_at },
-            Outcome::NotFound => ArithOutcome::NotFound,
-            Outcome::NonNumeric => ArithOutcome::NonNumeric,
-            Outcome::Exists => ArithOutcome::Exists,
-            _ => ArithOutcome::OutOfMemory,
+            Outcome::Arith { value, cas, expires_at, created, prior_expires_at } => {
+                (ArithOutcome::Ok { value, cas, expires_at }, MetaInfo { created, prior_expires_at })
+            }
+            Outcome::NotFound => (ArithOutcome::NotFound, MetaInfo::default()),
+            Outcome::NonNumeric => (ArithOutcome::NonNumeric, MetaInfo::default()),
+            Outcome::Exists => (ArithOutcome::Exists, MetaInfo::default()),
+            _ => (ArithOutcome::OutOfMemory, MetaInfo::default()),
         }
     }
 }
@@ -279,7 +378,7 @@ pub fn apply(store: &Store, cmd: &Command, now: u64) -> Outcome {
                 DeleteOutcome::Exists => Outcome::Exists,
             }
         }
-        Command::Arith { key, incr, delta, compare_cas, vivify, touch, new_cas } => {
+        Command::Arith { key, incr, delta, compare_cas, vivify, touch, new_cas, touch_after_vivify, referenced } => {
             let req = ArithReq {
                 key,
                 incr: *incr,
@@ -289,12 +388,22 @@ pub fn apply(store: &Store, cmd: &Command, now: u64) -> Outcome {
                 touch: *touch,
                 new_cas: *new_cas,
             };
-            match store.arith(&req, now) {
-                ArithOutcome::Ok { value, cas, expires_at } => Outcome::Arith { value, cas, expires_at },
-                ArithOutcome::NotFound => Outcome::NotFound,
-                ArithOutcome::NonNumeric => Outcome::NonNumeric,
-                ArithOutcome::Exists => Outcome::Exists,
-                ArithOutcome::OutOfMemory => Outcome::OutOfMemory,
+            // `Store::arith`'s order for incr/decr, the request's for `ma`.
+            let order = MetaOrder { touch_after_vivify: touch_after_vivify.unwrap_or(true), recache_after_touch: false };
+            match store.arith_meta(&req, order, *referenced, now) {
+                (ArithOutcome::Ok { value, cas, expires_at }, info) => Outcome::Arith {
+                    value,
+                    cas,
+                    expires_at,
+                    created: info.created,
+                    prior_expires_at: info.prior_expires_at,
+                },
+                (o, _) => match o {
+                    ArithOutcome::NotFound => Outcome::NotFound,
+                    ArithOutcome::NonNumeric => Outcome::NonNumeric,
+                    ArithOutcome::Exists => Outcome::Exists,
+                    ArithOutcome::OutOfMemory | ArithOutcome::Ok { .. } => Outcome::OutOfMemory,
+                },
             }
         }
         Command::Touch { key, expires_at } => Outcome::Touched(store.touch(key, *expires_at, now)),
@@ -302,9 +411,15 @@ pub fn apply(store: &Store, cmd: &Command, now: u64) -> Outcome {
             store.flush_all(*delay, now);
             Outcome::Done
         }
-        Command::GetMut { key, touch, no_lru_bump, vivify, recache_below } => {
+        Command::GetMut { key, touch, no_lru_bump, vivify, recache_below, order } => {
             let opts = GetOpts { touch: *touch, no_lru_bump: *no_lru_bump, vivify: *vivify, recache_below: *recache_below };
-            Outcome::Item(store.get(key, now, opts, |it| ItemCopy::of(&it)))
+            Outcome::Item(match order {
+                None => store.get(key, now, opts, |it| ItemCopy::of(&it)),
+                Some((touch_after_vivify, recache_after_touch)) => {
+                    let order = MetaOrder { touch_after_vivify: *touch_after_vivify, recache_after_touch: *recache_after_touch };
+                    store.get_meta(key, now, opts, order, |it, info| ItemCopy::of_meta(&it, info))
+                }
+            })
         }
         Command::Expire { first_shard, count } => {
             let shards = store.config().shards.max(1);
@@ -315,5 +430,73 @@ pub fn apply(store: &Store, cmd: &Command, now: u64) -> Outcome {
             Outcome::Expired(n)
         }
         Command::Noop => Outcome::Done,
+        Command::Batch(cmds) => Outcome::Batch(cmds.iter().map(|c| apply(store, c, now)).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys and values travel as byte strings: same bytes as serde's default sequence encoding
+    /// (so mixed versions still understand each other), and a batch round-trips.
+    #[test]
+    fn commands_round_trip_and_keep_the_wire_format() {
+        #[derive(Serialize)]
+        struct Plain {
+            key: Vec<u8>,
+        }
+        let key = b"some key".to_vec();
+        let raw = bincode::serialize(&Command::Remove { key: key.clone() }).unwrap();
+        let plain = bincode::serialize(&Plain { key }).unwrap();
+        assert_eq!(&raw[4..], &plain[..], "variant tag, then the key as a length-prefixed byte string");
+        let batch = Command::Batch(vec![
+            Command::from_store(&StoreReq {
+                mode: StoreMode::Set,
+                key: b"k",
+                value: &[0, 1, 2, 255],
+                flags: 7,
+                expires_at: 9,
+                compare_cas: Some(3),
+                invalidate: false,
+                new_cas: None,
+                vivify: None,
+            }),
+            Command::Touch { key: b"t".to_vec(), expires_at: 5 },
+            Command::Noop,
+        ]);
+        let bytes = bincode::serialize(&batch).unwrap();
+        assert_eq!(bincode::deserialize::<Command>(&bytes).unwrap(), batch);
+    }
+
+    #[test]
+    fn batch_applies_in_order_with_one_outcome_each() {
+        let store = Store::new(cache_store::StoreConfig {
+            mem_limit: 1 << 20,
+            item_size_max: 1 << 16,
+            shards: 4,
+            reads_mutate: false,
+        });
+        let set = |v: &'static [u8]| Command::from_store(&StoreReq {
+            mode: StoreMode::Set,
+            key: b"k",
+            value: v,
+            flags: 0,
+            expires_at: 0,
+            compare_cas: None,
+            invalidate: false,
+            new_cas: None,
+            vivify: None,
+        });
+        let incr = Command::from_arith(
+            &ArithReq { key: b"k", incr: true, delta: 2, compare_cas: None, vivify: None, touch: None, new_cas: None },
+            None,
+            false,
+        );
+        let out = apply(&store, &Command::Batch(vec![set(b"1"), incr.clone(), set(b"x"), incr]), 100);
+        let Outcome::Batch(outs) = out else { panic!("{out:?}") };
+        assert_eq!(outs.len(), 4);
+        assert!(matches!(outs[1], Outcome::Arith { value: 3, .. }), "{outs:?}");
+        assert_eq!(outs[3], Outcome::NonNumeric);
     }
 }

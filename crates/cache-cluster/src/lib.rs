@@ -22,11 +22,22 @@
 //!   follower forwards writes to the leader over the inter-node transport and replies when the
 //!   leader answers. Retries happen only when the write provably did not reach a leader
 //!   (unreachable at connect time, or "not leader"), so an `incr` is never applied twice.
+//! * **Group commit**: a node's client writes go through one proposer task (`node::propose_loop`)
+//!   that turns everything queued since its last round into one entry ([`Command::Batch`],
+//!   applied in order, one [`Outcome`] per command), one round at a time (which keeps the queue's
+//!   order in the log, also through forwarding: the leader runs forwarded batches concurrently).
+//!   Pipelining rounds on the leader (appending the next before the previous commits) was tried
+//!   and dropped: it made the in-process linearizability check intractable in some runs, not
+//!   understood yet. A connection that pipelines writes queues them in request order
+//!   ([`Cluster::write`] queues before it returns its future), so they share entries and apply
+//!   in its order; errors (no quorum, timeout) reach every write of the round.
 //! * **Reads are linearizable by default** (read index): the leader confirms its leadership with a
 //!   quorum round and the reader waits until its replica has applied up to the commit index fixed
 //!   by that round. Rounds are **batched** ([`batch::Coalescer`]): all reads that arrive while a
 //!   round is running share the next one, on the leader and on each follower (a follower asks the
-//!   leader for the index once per batch, then reads locally). [`ReadMode::Local`] is the opt-in
+//!   leader for the index once per batch, then reads locally). A connection's reads of one
+//!   received batch of requests share one barrier ([`ReadFence`], see
+//!   [`Cluster::get_fenced`]). [`ReadMode::Local`] is the opt-in
 //!   mode that serves reads from the local replica without a round (may be stale by the
 //!   replication lag; never older than what the node applied when it joined).
 //! * **Failure**: heartbeat 50 ms, election timeout 200–400 ms, so a dead leader is replaced and
@@ -63,6 +74,8 @@
 //!   request id, Nagle off, writes batched per connection ([`transport`]); no HTTP.
 //!
 //! # Known limits
+//! * Every node must run the same keel version: the replicated [`Command`]/[`Outcome`] encoding
+//!   (bincode) has no versioning (e.g. [`Command::Batch`] and the meta-order fields are new).
 //! * If a majority of nodes lose their state at the same time (restart together) the cluster's
 //!   data is lost and a new cluster forms; a surviving minority node stays in the old cluster and
 //!   refuses service until it is restarted (documented, not detected).
@@ -87,7 +100,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use command::{Command, ItemCopy, Outcome, Request};
-pub use node::Cluster;
+pub use node::{Cluster, ReadFence};
 pub use status::{ClusterStatus, MemberStatus};
 pub use storage::SnapshotInfo;
 

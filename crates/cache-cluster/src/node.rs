@@ -11,12 +11,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cache_store::{ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, Expiry, GetOpts, ItemRef, Store, StoreOutcome, StoreReq};
+use cache_store::{
+    ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, Expiry, GetOpts, ItemRef, MetaInfo, MetaOrder, Store, StoreOutcome,
+    StoreReq,
+};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Raft, RaftMetrics, ServerState, SnapshotPolicy};
 use parking_lot::Mutex;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::batch::Coalescer;
@@ -49,11 +52,46 @@ struct Inner {
     ready: AtomicBool,
     leader_reads: Coalescer,
     follower_reads: Coalescer,
+    /// Client writes waiting for the proposer ([`propose_loop`]).
+    proposals: mpsc::UnboundedSender<Proposal>,
     join_lock: tokio::sync::Mutex<()>,
     /// Last successful reply from each peer address (leader's quorum check).
     contact: Arc<Mutex<HashMap<String, Instant>>>,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// One client write queued for the proposer: the command, when it was queued (its deadline is
+/// counted from there), and where its outcome goes.
+struct Proposal {
+    cmd: Command,
+    queued: Instant,
+    tx: oneshot::Sender<Result<Outcome, ClusterError>>,
+}
+
+/// Most commands one group-commit entry carries.
+const GROUP_MAX_CMDS: usize = 4096;
+/// Most payload bytes (keys and values) one group-commit entry carries (a single larger command
+/// still goes alone).
+const GROUP_MAX_BYTES: usize = 4 << 20;
+
+/// A connection's read fence: whether a read barrier that began after every request the
+/// connection currently holds was received has completed. Reads of one received batch share it
+/// (the connection invalidates it when it receives more input and after each of its writes).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReadFence {
+    valid: bool,
+}
+
+impl ReadFence {
+    /// Require a new barrier for the next read.
+    pub fn invalidate(&mut self) {
+        self.valid = false;
+    }
+
+    pub fn is_valid(&self) -> bool {
+        self.valid
+    }
 }
 
 fn new_id(slot: u16) -> NodeId {
@@ -145,6 +183,7 @@ impl Cluster {
         let raft = Raft::new(id, rcfg, net, log.clone(), sm).await.map_err(raft_err)?;
         let metrics = raft.metrics();
         let (stop, _) = watch::channel(false);
+        let (proposals, proposals_rx) = mpsc::unbounded_channel();
 
         let inner = Arc::new(Inner {
             cfg,
@@ -162,6 +201,7 @@ impl Cluster {
             ready: AtomicBool::new(false),
             leader_reads: Coalescer::default(),
             follower_reads: Coalescer::default(),
+            proposals,
             join_lock: tokio::sync::Mutex::new(()),
             contact,
             stop,
@@ -173,6 +213,7 @@ impl Cluster {
             tokio::spawn(watch_ready(inner.clone())),
             tokio::spawn(expiry_loop(inner.clone())),
             tokio::spawn(log_bytes_loop(inner.clone())),
+            tokio::spawn(propose_loop(inner.clone(), proposals_rx)),
         ];
         inner.tasks.lock().extend(tasks);
         Ok(Cluster { inner })
@@ -220,8 +261,9 @@ impl Cluster {
     }
 
     /// Replicate one write and return its outcome (applied on a majority, and on the leader).
-    pub async fn write(&self, cmd: Command) -> Result<Outcome, ClusterError> {
-        self.inner.write(cmd).await
+    /// Writes queued while the node's previous round is in flight share one log entry.
+    pub fn write(&self, cmd: Command) -> impl std::future::Future<Output = Result<Outcome, ClusterError>> {
+        self.inner.write(cmd)
     }
 
     /// Linearizable read barrier: after `Ok`, the local store reflects every write acknowledged
@@ -232,14 +274,48 @@ impl Cluster {
 
     /// A read (`f` sees the item while locked). Mutating options go through the log.
     pub async fn get<R>(&self, key: &[u8], opts: GetOpts, f: impl FnOnce(ItemRef<'_>) -> R) -> Result<Option<R>, ClusterError> {
+        self.get_fenced(&mut ReadFence::default(), key, opts, None, |it, _| f(it)).await
+    }
+
+    /// A read that reuses `fence` (skips the barrier while it is valid, and validates it after
+    /// taking one). `order`: a meta get (`mg`), applied with [`Store::get_meta`] in the request's
+    /// flag order; `f` also gets what the store reported ([`MetaInfo`]). Mutating options go
+    /// through the log (and invalidate the fence).
+    pub async fn get_fenced<R>(
+        &self,
+        fence: &mut ReadFence,
+        key: &[u8],
+        opts: GetOpts,
+        order: Option<MetaOrder>,
+        f: impl FnOnce(ItemRef<'_>, MetaInfo) -> R,
+    ) -> Result<Option<R>, ClusterError> {
         if Command::get_mutates(&opts) {
-            return match self.write(Command::get_mut(key, &opts)).await? {
-                Outcome::Item(Some(item)) => Ok(Some(f(item.as_ref()))),
+            fence.invalidate();
+            let info = |item: &crate::ItemCopy| {
+                if order.is_some() { item.info() } else { MetaInfo { created: false, prior_expires_at: item.expires_at } }
+            };
+            return match self.write(Command::get_mut(key, &opts, order)).await? {
+                Outcome::Item(Some(item)) => Ok(Some(f(item.as_ref(), info(&item)))),
                 _ => Ok(None),
             };
         }
-        self.read_barrier().await?;
-        Ok(self.inner.store.get(key, self.inner.read_now(), opts, f))
+        if fence.valid {
+            if !self.is_ready() {
+                return Err(ClusterError::NotReady);
+            }
+        } else {
+            self.read_barrier().await?;
+            fence.valid = true;
+        }
+        let now = self.inner.read_now();
+        let store = &self.inner.store;
+        Ok(match order {
+            Some(order) => store.get_meta(key, now, opts, order, f),
+            None => store.get(key, now, opts, |it| {
+                let prior = it.expires_at;
+                f(it, MetaInfo { created: false, prior_expires_at: prior })
+            }),
+        })
     }
 
     pub async fn store_item(&self, req: &StoreReq<'_>) -> Result<StoreOutcome, ClusterError> {
@@ -255,7 +331,19 @@ impl Cluster {
     }
 
     pub async fn arith(&self, req: &ArithReq<'_>) -> Result<ArithOutcome, ClusterError> {
-        Ok(self.write(Command::from_arith(req)).await?.to_arith())
+        Ok(self.write(Command::from_arith(req, None, false)).await?.to_arith().0)
+    }
+
+    /// incr/decr/`ma` with memcached's exact semantics ([`Store::arith_meta`]): `order` for a meta
+    /// `ma` (`None`: the order of [`Store::arith`]), `referenced` when an unwritten reply of the
+    /// connection still holds the item.
+    pub async fn arith_meta(
+        &self,
+        req: &ArithReq<'_>,
+        order: Option<MetaOrder>,
+        referenced: bool,
+    ) -> Result<(ArithOutcome, MetaInfo), ClusterError> {
+        Ok(self.write(Command::from_arith(req, order, referenced)).await?.to_arith())
     }
 
     pub async fn touch(&self, key: &[u8], expires_at: Expiry) -> Result<bool, ClusterError> {
@@ -414,11 +502,25 @@ impl Inner {
         }
     }
 
-    async fn write(&self, cmd: Command) -> Result<Outcome, ClusterError> {
-        if !self.ready.load(Relaxed) {
-            return Err(ClusterError::NotReady);
-        }
-        let deadline = self.op_deadline();
+    /// Queue a client write for the proposer and wait for its outcome. The command is queued
+    /// before this returns its future (so a connection's writes enter the log in the order it
+    /// issued them, even when it awaits them concurrently).
+    fn write(&self, cmd: Command) -> impl std::future::Future<Output = Result<Outcome, ClusterError>> {
+        let rx = if !self.ready.load(Relaxed) {
+            Err(ClusterError::NotReady)
+        } else {
+            let (tx, rx) = oneshot::channel();
+            match self.proposals.send(Proposal { cmd, queued: Instant::now(), tx }) {
+                Ok(()) => Ok(rx),
+                Err(_) => Err(ClusterError::Shutdown),
+            }
+        };
+        async move { rx?.await.map_err(|_| ClusterError::Shutdown)? }
+    }
+
+    /// Replicate `cmd` now (the proposer's round): on the leader directly, else forwarded to it;
+    /// retried while it provably did not reach a leader.
+    async fn replicate(&self, cmd: Command, deadline: Instant) -> Result<Outcome, ClusterError> {
         loop {
             let leader = self.wait_leader(deadline).await?;
             let r = if leader == self.id {
@@ -673,6 +775,78 @@ async fn startup(inner: Arc<Inner>) {
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The proposer: takes every client write queued on this node (up to [`GROUP_MAX_CMDS`] /
+/// [`GROUP_MAX_BYTES`]) and replicates them as one entry ([`Command::Batch`], applied in order),
+/// one round at a time, so the writes that arrive while a round is in flight share the next
+/// one. One round at a time also keeps the queue's order in the log: a connection's writes are
+/// applied in the order it issued them, on the leader and through forwarding alike.
+async fn propose_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Proposal>) {
+    let mut stop = inner.stop.subscribe();
+    let mut carry: Option<Proposal> = None;
+    loop {
+        let first = match carry.take() {
+            Some(p) => p,
+            None => tokio::select! {
+                p = rx.recv() => match p { Some(p) => p, None => return },
+                _ = stop.changed() => return,
+            },
+        };
+        let oldest = first.queued;
+        let mut bytes = first.cmd.payload_bytes();
+        let mut batch = vec![first];
+        while batch.len() < GROUP_MAX_CMDS && bytes < GROUP_MAX_BYTES {
+            match rx.try_recv() {
+                Ok(p) => {
+                    bytes += p.cmd.payload_bytes();
+                    if bytes > GROUP_MAX_BYTES {
+                        carry = Some(p);
+                        break;
+                    }
+                    batch.push(p);
+                }
+                Err(_) => break,
+            }
+        }
+        // Waiters whose client left need no round.
+        batch.retain(|p| !p.tx.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        let deadline = oldest + inner.cfg.op_timeout;
+        let (mut cmds, txs): (Vec<Command>, Vec<_>) = batch.into_iter().map(|p| (p.cmd, p.tx)).unzip();
+        let cmd = if cmds.len() == 1 { cmds.pop().expect("one command") } else { Command::Batch(cmds) };
+        deliver(txs, inner.replicate(cmd, deadline).await);
+    }
+}
+
+/// Hand a round's outcome to its waiters: one outcome each for a batch (in order).
+fn deliver(txs: Vec<oneshot::Sender<Result<Outcome, ClusterError>>>, r: Result<Outcome, ClusterError>) {
+    if txs.len() == 1 {
+        if let Some(tx) = txs.into_iter().next() {
+            let _ = tx.send(r);
+        }
+        return;
+    }
+    let n = txs.len();
+    match r {
+        Ok(Outcome::Batch(outs)) if outs.len() == n => {
+            for (tx, o) in txs.into_iter().zip(outs) {
+                let _ = tx.send(Ok(o));
+            }
+        }
+        Ok(_) => {
+            for tx in txs {
+                let _ = tx.send(Err(ClusterError::Codec("batch outcome mismatch".into())));
+            }
+        }
+        Err(e) => {
+            for tx in txs {
+                let _ = tx.send(Err(e.clone()));
+            }
+        }
     }
 }
 

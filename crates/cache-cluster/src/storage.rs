@@ -108,17 +108,8 @@ struct LogInner {
 
 /// Approximate memory of one entry: its keys and values plus a fixed overhead.
 pub fn entry_bytes(e: &Entry<TypeConfig>) -> u64 {
-    use crate::command::Command;
     let payload = match &e.payload {
-        EntryPayload::Normal(req) => match &req.cmd {
-            Command::Store { key, value, .. } => key.len() + value.len(),
-            Command::Remove { key }
-            | Command::Delete { key, .. }
-            | Command::Arith { key, .. }
-            | Command::Touch { key, .. }
-            | Command::GetMut { key, .. } => key.len(),
-            _ => 0,
-        },
+        EntryPayload::Normal(req) => req.cmd.payload_bytes(),
         _ => 0,
     };
     payload as u64 + 128

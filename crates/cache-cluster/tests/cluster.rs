@@ -279,3 +279,60 @@ async fn latency_figures() {
     eprintln!("FIGURE replicated set throughput, 64 writers: {:.0} ops/s", 19200.0 / t.elapsed().as_secs_f64());
     tc.shutdown().await;
 }
+
+/// Group commit: writes queued together (as a pipelining connection queues them) share log
+/// entries, apply in the order they were queued, and each gets its own outcome; a cas conflict or
+/// an add on an existing key inside the batch fails alone. On a follower too (forwarded batch).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queued_writes_share_entries_and_keep_their_order() {
+    let tc = TestCluster::start(3).await;
+    let leader = tc.leader_slot().await;
+    let follower = if leader == 1 { 2 } else { 1 };
+    for (slot, p) in [(leader, "L"), (follower, "F")] {
+        let n = tc.node(slot);
+        let k = |s: &str| format!("{p}{s}").into_bytes();
+        let (a, b, c) = (k("a"), k("b"), k("c"));
+        let before = n.status().applied;
+        let set = |key: &[u8], v: &[u8]| Command::from_store(&plain_req(key, v));
+        let arith = |key: &[u8]| {
+            Command::from_arith(
+                &ArithReq { key, incr: true, delta: 5, compare_cas: None, vivify: None, touch: None, new_cas: None },
+                None,
+                false,
+            )
+        };
+        let cmds = vec![
+            set(&a, b"1"),
+            Command::from_store(&StoreReq { mode: StoreMode::Add, ..plain_req(&a, b"2") }),
+            arith(&a),
+            Command::from_store(&StoreReq { compare_cas: Some(u64::MAX - 1), ..plain_req(&a, b"x") }),
+            set(&b, b"q"),
+            arith(&b),
+            Command::from_store(&StoreReq { mode: StoreMode::Append, ..plain_req(&a, b"z") }),
+            Command::Remove { key: c.clone() },
+        ];
+        let n_cmds = cmds.len() as u64;
+        // Queued before any is awaited (`write` queues when called).
+        let futs: Vec<_> = cmds.into_iter().map(|c| n.write(c)).collect();
+        let mut outs = Vec::new();
+        for f in futs {
+            outs.push(f.await.unwrap());
+        }
+        assert!(matches!(outs[0], Outcome::Stored { .. }), "{outs:?}");
+        assert_eq!(outs[1], Outcome::NotStored);
+        assert!(matches!(outs[2], Outcome::Arith { value: 6, .. }), "{outs:?}");
+        assert_eq!(outs[3], Outcome::Exists);
+        assert!(matches!(outs[4], Outcome::Stored { .. }));
+        assert_eq!(outs[5], Outcome::NonNumeric);
+        assert!(matches!(outs[6], Outcome::Stored { .. }));
+        assert_eq!(outs[7], Outcome::Done);
+        // Fewer entries than writes (the first goes alone, the rest queue behind it; the
+        // leader's expiry entries may interleave).
+        let used = n.status().applied - before;
+        assert!(used < n_cmds, "{n_cmds} queued writes took {used} entries");
+        for m in tc.nodes() {
+            assert_eq!(get(&m, &format!("{p}a")).await.unwrap().as_deref(), Some(&b"6z"[..]));
+        }
+    }
+    tc.shutdown().await;
+}

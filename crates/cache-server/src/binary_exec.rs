@@ -31,6 +31,25 @@ pub async fn process(input: &[u8], ctx: &Ctx, session: &mut Session, out: &mut V
     }
 }
 
+/// Classify the first request in `input` for the connection's scheduler (cluster mode, see
+/// [`crate::text_exec::Kind`]); `None` if it is incomplete.
+pub fn classify(input: &[u8], ctx: &Ctx) -> Option<(crate::text_exec::Kind, usize)> {
+    use crate::text_exec::Kind;
+    let limits = ctx.settings.limits();
+    Some(match binary::parse(input, &limits) {
+        Parse::Incomplete => return None,
+        Parse::Error { consumed, .. } => (Kind::Other, consumed),
+        Parse::Request { req, consumed } => (match req.command {
+            Command::Get { .. } => Kind::Read,
+            Command::Store { key, value, .. } if ctx.item_fits(key.len(), value.len()) => Kind::Write,
+            Command::Delete { .. } => Kind::Write,
+            // A miss with an initial value is followed by a second write (an add): not pure.
+            Command::Arith { exptime, .. } if exptime == NO_CREATE => Kind::Write,
+            _ => Kind::Other,
+        }, consumed),
+    })
+}
+
 /// A success reply without body (suppressed for quiet opcodes).
 fn ok_empty(out: &mut Vec<u8>, req: &Request<'_>, quiet: bool, cas: u64) {
     if !quiet {
@@ -72,7 +91,7 @@ async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut 
     match req.command {
         Command::Get { key, quiet, with_key } => {
             stats.cmd_get += 1;
-            let hit = try_op!(out, req, ctx.get(key, GetOpts::default(), |it| write_hit(out, req, &it, with_key, true)).await);
+            let hit = try_op!(out, req, ctx.get(&mut session.fence, key, GetOpts::default(), |it| write_hit(out, req, &it, with_key, true)).await);
             if hit.is_some() {
                 stats.get_hits += 1;
             } else {
@@ -83,7 +102,7 @@ async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut 
         Command::Gat { key, exptime: e, quiet, with_key } => {
             stats.cmd_touch += 1;
             let opts = GetOpts { touch: Some(exptime(e, now)), ..GetOpts::default() };
-            let hit = try_op!(out, req, ctx.get(key, opts, |it| write_hit(out, req, &it, with_key, true)).await);
+            let hit = try_op!(out, req, ctx.get(&mut session.fence, key, opts, |it| write_hit(out, req, &it, with_key, true)).await);
             if hit.is_some() {
                 stats.touch_hits += 1;
             } else {
@@ -94,7 +113,7 @@ async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut 
         Command::Touch { key, exptime: e } => {
             stats.cmd_touch += 1;
             let opts = GetOpts { touch: Some(exptime(e, now)), ..GetOpts::default() };
-            let hit = try_op!(out, req, ctx.get(key, opts, |it| write_hit(out, req, &it, false, false)).await);
+            let hit = try_op!(out, req, ctx.get(&mut session.fence, key, opts, |it| write_hit(out, req, &it, false, false)).await);
             if hit.is_some() {
                 stats.touch_hits += 1;
             } else {
@@ -103,7 +122,7 @@ async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut 
             }
         }
         Command::Store { op, quiet, key, flags, exptime: e, value } => {
-            if !ctx.store.item_fits(key.len(), value.len()) {
+            if !ctx.item_fits(key.len(), value.len()) {
                 too_large(ctx, req, op, key, out).await;
                 return Flow::default();
             }

@@ -5,10 +5,22 @@
 //! while replies are unwritten, so a client that does not read its replies stalls only itself and
 //! the memory it can pin is bounded by one read and [`OUT_HIGH_WATER`] of replies (plus the one
 //! request being answered). Idle connections hold no read buffer at all.
+//!
+//! Cluster mode, where a write waits for a Raft commit and a read for a read barrier: a run of
+//! consecutive pure writes ([`text_exec::Kind::Write`]) is executed concurrently (each is queued
+//! for replication when it starts, in request order, so they share the node's next log entry and
+//! apply in order; replies are assembled in request order), and every other request starts only
+//! after every earlier one finished. Reads of one received batch share one read barrier (the
+//! session's read fence, invalidated when input arrives and after every request that is not a
+//! plain read).
 
 use std::io;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
@@ -16,10 +28,13 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::stats::ConnInfo;
+use crate::text_exec::Kind;
 use crate::{binary_exec, text_exec, Ctx, Session, Step};
 
 /// Replies are flushed to the socket once this many bytes are pending, even mid-batch.
 pub const OUT_HIGH_WATER: usize = 256 * 1024;
+/// Most requests one concurrent run of pure writes holds (cluster mode).
+const MAX_WRITE_RUN: usize = 1024;
 /// Bytes reserved for each read.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -77,10 +92,34 @@ async fn run(
                 break;
             }
             let p = *proto.get_or_insert(if buf[0] == 0x80 { Proto::Binary } else { Proto::Text });
+            let mut invalidate = false;
+            if ctx.cluster.is_some() {
+                match classify(p, &buf, ctx, &unsent) {
+                    None => break,
+                    Some((Kind::Write, consumed)) => {
+                        let n = run_writes(p, &buf, consumed, ctx, &mut session, &mut unsent, &mut out).await;
+                        if n > 0 {
+                            buf.advance(n);
+                            session.fence.invalidate();
+                            if out.len() >= OUT_HIGH_WATER {
+                                write_out(stream, &mut out, &mut session).await?;
+                            }
+                            continue;
+                        }
+                        // A single write: executed below like any request.
+                        invalidate = true;
+                    }
+                    Some((Kind::Read, _)) => {}
+                    Some((Kind::Other, _)) => invalidate = true,
+                }
+            }
             let step = match p {
                 Proto::Text => text_exec::process(&buf, ctx, &mut session, &mut unsent, &mut out).await,
                 Proto::Binary => binary_exec::process(&buf, ctx, &mut session, &mut out).await,
             };
+            if invalidate {
+                session.fence.invalidate();
+            }
             match step {
                 Step::Done { consumed, flow } => {
                     buf.advance(consumed.min(buf.len()));
@@ -129,6 +168,8 @@ async fn run(
         match stream.try_read_buf(&mut buf) {
             Ok(0) => return Ok(()),
             Ok(n) => {
+                // Requests received from now on may follow writes the current fence missed.
+                session.fence.invalidate();
                 session.stats.bytes_read += n as u64;
                 info.last_cmd.store(ctx.now(), Relaxed);
             }
@@ -136,6 +177,92 @@ async fn run(
             Err(e) => return Err(e),
         }
     }
+}
+
+fn classify(p: Proto, input: &[u8], ctx: &Ctx, unsent: &text_exec::Unsent) -> Option<(Kind, usize)> {
+    match p {
+        Proto::Text => text_exec::classify(input, ctx, unsent),
+        Proto::Binary => binary_exec::classify(input, ctx),
+    }
+}
+
+/// Cluster mode: execute the run of consecutive pure writes at the start of `buf` (the first
+/// takes `first` bytes) concurrently, append their replies in order, and return the bytes they
+/// took; 0 (nothing done) when the run is a single write.
+async fn run_writes(
+    p: Proto,
+    buf: &[u8],
+    first: usize,
+    ctx: &Ctx,
+    session: &mut Session,
+    unsent: &mut text_exec::Unsent,
+    out: &mut Vec<u8>,
+) -> usize {
+    let mut starts = vec![0];
+    let mut end = first;
+    while starts.len() < MAX_WRITE_RUN && end < buf.len() {
+        match classify(p, &buf[end..], ctx, unsent) {
+            Some((Kind::Write, n)) => {
+                starts.push(end);
+                end += n;
+            }
+            _ => break,
+        }
+    }
+    if starts.len() == 1 {
+        return 0;
+    }
+    let id = session.id;
+    // Each write runs on its own session counters, pin list and reply buffer. Every one is
+    // polled once, in order, before any is polled again, so each queues its command in request
+    // order (the executors do not wait before queueing a pure write).
+    let futs: Vec<_> = starts
+        .iter()
+        .map(|&at| {
+            let input = &buf[at..];
+            let mut u = unsent.clone();
+            async move {
+                let mut s = Session { id, ..Session::default() };
+                let mut o = Vec::new();
+                let _ = match p {
+                    Proto::Text => text_exec::process(input, ctx, &mut s, &mut u, &mut o).await,
+                    Proto::Binary => binary_exec::process(input, ctx, &mut s, &mut o).await,
+                };
+                (s, u, o)
+            }
+        })
+        .collect();
+    for (mut s, u, o) in join_ordered(futs).await {
+        ctx.stats.counters.absorb(&mut s.stats);
+        unsent.keep_common(&u);
+        out.extend_from_slice(&o);
+    }
+    end
+}
+
+/// Await every future; on each wake-up poll the unfinished ones in order (so the first poll of
+/// future `i` happens before the first poll of `i + 1`). Results in input order.
+async fn join_ordered<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
+    let mut futs: Vec<Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
+    let mut outs: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    let mut left = futs.len();
+    std::future::poll_fn(|cx| {
+        for (f, o) in futs.iter_mut().zip(outs.iter_mut()) {
+            if o.is_none() {
+                if let Poll::Ready(v) = f.as_mut().poll(cx) {
+                    *o = Some(v);
+                    left -= 1;
+                }
+            }
+        }
+        if left == 0 {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    outs.into_iter().map(|o| o.expect("every future finished")).collect()
 }
 
 /// Close after a final reply without losing it: closing a socket that still has unread input
@@ -162,4 +289,61 @@ async fn write_out(stream: &mut TcpStream, out: &mut Vec<u8>, session: &mut Sess
     session.stats.bytes_written += out.len() as u64;
     out.clear();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Every future is first polled in input order (which is what queues pipelined writes in
+    /// request order), and the results come back in input order whatever order they finish in.
+    #[tokio::test]
+    async fn join_ordered_polls_in_order_and_keeps_order() {
+        let log = Mutex::new(Vec::new());
+        let futs: Vec<_> = (0..5u64)
+            .map(|i| {
+                let log = &log;
+                async move {
+                    log.lock().unwrap().push(i);
+                    // Later ones finish first.
+                    tokio::time::sleep(std::time::Duration::from_millis(10 * (5 - i))).await;
+                    i * 10
+                }
+            })
+            .collect();
+        assert_eq!(join_ordered(futs).await, vec![0, 10, 20, 30, 40]);
+        assert_eq!(*log.lock().unwrap(), vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn classify_sorts_requests() {
+        let ctx = Ctx::new(crate::Settings::default());
+        let unsent = text_exec::Unsent::default();
+        let k = |input: &[u8]| classify(Proto::Text, input, &ctx, &unsent);
+        assert_eq!(k(b"set a 0 0 1\r\nx\r\nget a\r\n"), Some((Kind::Write, 16)));
+        assert_eq!(k(b"set a 0 0 1\r\nx"), None);
+        assert_eq!(k(b"get a b\r\n"), Some((Kind::Read, 9)));
+        assert_eq!(k(b"gat 10 a\r\n").map(|x| x.0), Some(Kind::Other));
+        assert_eq!(k(b"incr a 1\r\n").map(|x| x.0), Some(Kind::Write));
+        assert_eq!(k(b"mg a v\r\n").map(|x| x.0), Some(Kind::Read));
+        assert_eq!(k(b"mg a v T30\r\n").map(|x| x.0), Some(Kind::Other));
+        assert_eq!(k(b"ms a 1 c\r\nx\r\n").map(|x| x.0), Some(Kind::Write));
+        assert_eq!(k(b"flush_all\r\n").map(|x| x.0), Some(Kind::Other));
+        assert_eq!(k(b"mn\r\n").map(|x| x.0), Some(Kind::Other));
+        assert_eq!(k(b"bogus\r\n").map(|x| x.0), Some(Kind::Other));
+        // A value larger than memcached's read buffer makes it flush its replies: not pure.
+        let mut big = b"set a 0 0 20000\r\n".to_vec();
+        big.extend(vec![b'x'; 20000]);
+        big.extend_from_slice(b"\r\n");
+        assert_eq!(k(&big).map(|x| x.0), Some(Kind::Other));
+        // Binary: a get is a read, a quiet set a write, an incr that may create is not pure.
+        let get = [0x80u8, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b'k'];
+        assert_eq!(classify(Proto::Binary, &get, &ctx, &unsent), Some((Kind::Read, 25)));
+        let mut incr = vec![0x80u8, 0x05, 0, 1, 20, 0, 0, 0, 0, 0, 0, 21, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        incr.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b'k']);
+        assert_eq!(classify(Proto::Binary, &incr, &ctx, &unsent).map(|x| x.0), Some(Kind::Other));
+        incr[40..44].copy_from_slice(&[0xff; 4]);
+        assert_eq!(classify(Proto::Binary, &incr, &ctx, &unsent).map(|x| x.0), Some(Kind::Write));
+    }
 }

@@ -20,9 +20,10 @@ pub use config::Settings;
 pub use server::Server;
 pub use stats::{LocalStats, ServerStats};
 
-use cache_cluster::{Cluster, ClusterError};
+use cache_cluster::{Cluster, ClusterError, ReadFence};
 use cache_store::{
-    ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, Expiry, GetOpts, ItemRef, Store, StoreOutcome, StoreReq,
+    ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, Expiry, GetOpts, ItemRef, MetaInfo, MetaOrder, Store,
+    StoreOutcome, StoreReq,
 };
 
 /// Everything a connection needs to execute requests; cheap to clone.
@@ -69,6 +70,11 @@ impl Ctx {
         }
     }
 
+    /// Whether an item with this key and value size fits the item size limit (`-I`).
+    pub fn item_fits(&self, key_len: usize, value_len: usize) -> bool {
+        self.store.item_fits(key_len, value_len)
+    }
+
     /// Current time in unix seconds (memcached's clock has one-second resolution).
     pub fn now(&self) -> u64 {
         self.stats.clock.now()
@@ -79,10 +85,34 @@ impl Ctx {
     // replicated log and reads wait for a read barrier, so they may fail with `Unavailable`.
 
     /// Read a live item; `f` runs while the item is locked (copy what you need into your reply).
-    pub async fn get<R>(&self, key: &[u8], opts: GetOpts, f: impl FnOnce(ItemRef<'_>) -> R) -> OpResult<Option<R>> {
+    /// `fence` is the connection's read fence (cluster mode: reads of one received batch share
+    /// one read barrier).
+    pub async fn get<R>(
+        &self,
+        fence: &mut ReadFence,
+        key: &[u8],
+        opts: GetOpts,
+        f: impl FnOnce(ItemRef<'_>) -> R,
+    ) -> OpResult<Option<R>> {
         match &self.cluster {
             None => Ok(self.store.get(key, self.now(), opts, f)),
-            Some(c) => Ok(c.get(key, opts, f).await?),
+            Some(c) => Ok(c.get_fenced(fence, key, opts, None, |it, _| f(it)).await?),
+        }
+    }
+
+    /// A meta get (`mg`): `T`, `N` and `R` applied in the request's flag `order`
+    /// ([`Store::get_meta`]); `f` also learns whether the item was created and its prior expiry.
+    pub async fn get_meta<R>(
+        &self,
+        fence: &mut ReadFence,
+        key: &[u8],
+        opts: GetOpts,
+        order: MetaOrder,
+        f: impl FnOnce(ItemRef<'_>, MetaInfo) -> R,
+    ) -> OpResult<Option<R>> {
+        match &self.cluster {
+            None => Ok(self.store.get_meta(key, self.now(), opts, order, f)),
+            Some(c) => Ok(c.get_fenced(fence, key, opts, Some(order), f).await?),
         }
     }
 
@@ -96,7 +126,10 @@ impl Ctx {
     /// Remove a key outright (an oversized set removes the old value).
     pub async fn remove(&self, key: &[u8]) -> OpResult<()> {
         match &self.cluster {
-            None => Ok(self.store.remove(key, self.now())),
+            None => {
+                self.store.remove(key, self.now());
+                Ok(())
+            }
             Some(c) => Ok(c.remove(key).await?),
         }
     }
@@ -109,9 +142,24 @@ impl Ctx {
     }
 
     pub async fn arith(&self, req: &ArithReq<'_>) -> OpResult<ArithOutcome> {
+        Ok(self.arith_meta(req, None, false).await?.0)
+    }
+
+    /// incr/decr/`ma` with memcached's exact semantics ([`Store::arith_meta`]): `order` is a meta
+    /// `ma`'s flag order (`None`: [`Store::arith`]'s), `referenced` whether an unwritten reply of
+    /// this connection still holds the item.
+    pub async fn arith_meta(
+        &self,
+        req: &ArithReq<'_>,
+        order: Option<MetaOrder>,
+        referenced: bool,
+    ) -> OpResult<(ArithOutcome, MetaInfo)> {
         match &self.cluster {
-            None => Ok(self.store.arith(req, self.now())),
-            Some(c) => Ok(c.arith(req).await?),
+            None => {
+                let order = order.unwrap_or(MetaOrder { touch_after_vivify: true, recache_after_touch: false });
+                Ok(self.store.arith_meta(req, order, referenced, self.now()))
+            }
+            Some(c) => Ok(c.arith_meta(req, order, referenced).await?),
         }
     }
 
@@ -124,7 +172,10 @@ impl Ctx {
 
     pub async fn flush_all(&self, delay: u64) -> OpResult<()> {
         match &self.cluster {
-            None => Ok(self.store.flush_all(delay, self.now())),
+            None => {
+                self.store.flush_all(delay, self.now());
+                Ok(())
+            }
             Some(c) => Ok(c.flush_all(delay).await?),
         }
     }
@@ -164,6 +215,9 @@ pub struct Session {
     pub stats: LocalStats,
     /// Connection id (for `stats conns`).
     pub id: u64,
+    /// Cluster mode: the connection's read fence (see [`ReadFence`]); the connection invalidates
+    /// it when it receives input and after each write.
+    pub fence: ReadFence,
 }
 
 /// Run a future that is known to complete without waiting (local store operations never wait),

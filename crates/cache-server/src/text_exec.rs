@@ -16,11 +16,8 @@
 //!   `b` comes back in base64 (memcached: raw). Other commands echo `k` in the request's form,
 //!   as memcached does.
 //! * mg and ma apply `T`, `N` and `R` in request order and show `t` as of its position, like
-//!   memcached, through the store's order-aware `get_meta`/`arith_meta`. In cluster mode the
-//!   replicated commands do not carry the order yet: there the store's fixed order applies (`R`
-//!   is judged before `T`; a `t` shows the expiry after the command, except for an item `mg`
-//!   just created with `N`, where the order is replayed), and `ma` does not learn whether it
-//!   created the item (so `q` silences that reply too, and the hit is counted).
+//!   memcached, through the store's order-aware `get_meta`/`arith_meta` (reached through `Ctx`,
+//!   so a cluster node, whose replicated commands carry the order, answers exactly the same).
 //! * `mg` flags after an over-long `O` token are not applied by memcached (it stops at the error);
 //!   keel executes the whole command before answering `CLIENT_ERROR opaque token too long`.
 //! * `lru_crawler`, `lru`, `watch`, `slabs` (no slab allocator) answer `ERROR`; `shutdown` answers
@@ -37,7 +34,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use cache_store::{
     resolve_exptime, ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, Expiry, GetOpts, ItemRef, MetaInfo, MetaOrder,
-    Store, StoreMode, StoreOutcome, StoreReq, REALTIME_MAXDELTA,
+    StoreMode, StoreOutcome, StoreReq, REALTIME_MAXDELTA,
 };
 use memcache_proto::meta::{self, put_echo_flags, put_key_flag, put_num_flag, put_ttl_flag};
 use memcache_proto::text::{self, put_u64, Data, GetCmd, Keys, Request, StoreCmd, StoreRequest};
@@ -54,7 +51,7 @@ const OPAQUE_TOO_LONG: &[u8] = b"CLIENT_ERROR opaque token too long\r\n";
 /// and an item referenced that way is never rewritten in place by incr/decr/`ma` (memcached's
 /// `do_add_delta` links a new item instead: unpadded, fresh state bits, `T` not applied). Keys
 /// are kept as hashes; the list is cleared whenever memcached would write its replies.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Unsent {
     pinned: Vec<u64>,
 }
@@ -80,6 +77,59 @@ impl Unsent {
     fn is_pinned(&self, key: &[u8]) -> bool {
         !self.pinned.is_empty() && self.pinned.contains(&cache_store::hash_key(key))
     }
+    /// Keep only the pins `other` also has: merges the copies that concurrently executed writes
+    /// worked on (writes only ever unpin).
+    pub fn keep_common(&mut self, other: &Unsent) {
+        self.pinned.retain(|p| other.pinned.contains(p));
+    }
+}
+
+/// How the connection may schedule a request (cluster mode, see `conn`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A plain read: no state change, no effect on the connection's state.
+    Read,
+    /// A pure write: one replicated command whose reply depends only on its outcome, no effect
+    /// on the connection's state besides unpinning its key and counters, and no `swallow`/flush:
+    /// consecutive ones may run concurrently (issued in order, replies in order).
+    Write,
+    /// Anything else: runs alone, after every earlier request finished.
+    Other,
+}
+
+/// Classify the first request in `input` without executing it: its kind and the input bytes it
+/// takes (exact for [`Kind::Write`]), or `None` if it is incomplete.
+pub fn classify(input: &[u8], ctx: &Ctx, unsent: &Unsent) -> Option<(Kind, usize)> {
+    let limits = memcache_proto::Limits {
+        item_size_max: ctx.settings.item_size_max,
+        max_line: ctx.settings.max_line,
+        ..Default::default()
+    };
+    let (req, consumed) = match text::parse(input, &limits) {
+        Parse::Incomplete => return None,
+        Parse::Error { consumed, .. } => return Some((Kind::Other, consumed)),
+        Parse::Request { req, consumed } => (req, consumed),
+    };
+    let small = !replies_flushed_after(consumed, 0);
+    let fits = |key: &[u8], data: &Data<'_>, len: usize| {
+        small && matches!(data, Data::Value(_)) && ctx.item_fits(key.len(), len)
+    };
+    let kind = match req {
+        Request::Get { cmd, .. } if !cmd.touches() => Kind::Read,
+        Request::Store(r) if fits(r.key, &r.data, r.len) => Kind::Write,
+        Request::Delete { .. } | Request::Touch { .. } => Kind::Write,
+        Request::Arith { key, .. } if !unsent.is_pinned(key) => Kind::Write,
+        Request::Meta(m) => match m.cmd {
+            meta::Cmd::Get if m.flags.ttl.is_none() && m.flags.vivify.is_none() && m.flags.recache.is_none() => Kind::Read,
+            meta::Cmd::Debug => Kind::Read,
+            meta::Cmd::Set if fits(m.key.as_bytes(), &m.data, m.len) => Kind::Write,
+            meta::Cmd::Delete => Kind::Write,
+            meta::Cmd::Arith if !unsent.is_pinned(m.key.as_bytes()) => Kind::Write,
+            _ => Kind::Other,
+        },
+        _ => Kind::Other,
+    };
+    Some((kind, consumed))
 }
 
 /// Handle the first request in `input`, appending replies to `out`.
@@ -157,13 +207,12 @@ async fn execute(req: Request<'_>, ctx: &Ctx, session: &mut Session, unsent: &mu
         },
         Request::Arith { incr, key, delta, noreply } => {
             let r = ArithReq { key, incr, delta, compare_cas: None, vivify: None, touch: None, new_cas: None };
-            let outcome = match local_store(ctx).filter(|_| unsent.is_pinned(key)) {
-                Some(store) => {
-                    unsent.unpin(key);
-                    store.arith_meta(&r, MetaOrder::default(), true, now).0
-                }
-                None => try_op!(out, noreply, ctx.arith(&r).await),
-            };
+            // An item an unwritten `mg` reply holds is not rewritten in place (see `Unsent`).
+            let referenced = unsent.is_pinned(key);
+            if referenced {
+                unsent.unpin(key);
+            }
+            let (outcome, _) = try_op!(out, noreply, ctx.arith_meta(&r, None, referenced).await);
             match outcome {
                 ArithOutcome::Ok { value, .. } => {
                     if incr {
@@ -259,7 +308,7 @@ async fn get(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, cmd: GetCmd, e
             return;
         }
         let hit = ctx
-            .get(key, opts, |it| {
+            .get(&mut session.fence, key, opts, |it| {
                 text::encode_value(out, it.key, it.flags, it.value, if with_cas { Some(it.cas) } else { None })
             })
             .await;
@@ -356,7 +405,7 @@ async fn store(ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: &mut 
             too_large(ctx, out, r.key, is_set, r.noreply).await;
             return Flow { close: false, swallow: r.len + 2 };
         }
-        _ if !ctx.store.item_fits(r.key.len(), r.len) => {
+        _ if !ctx.item_fits(r.key.len(), r.len) => {
             too_large(ctx, out, r.key, is_set, r.noreply).await;
             return Flow::default();
         }
@@ -471,7 +520,7 @@ async fn meta_debug(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &met
     let binary = m.key.is_binary();
     let opts = GetOpts { no_lru_bump: true, ..GetOpts::default() };
     let hit = ctx
-        .get(key, opts, |it| {
+        .get(&mut session.fence, key, opts, |it| {
             out.extend_from_slice(b"ME ");
             if item_key_binary(it.key, binary) {
                 meta::base64_encode(it.key, out);
@@ -530,13 +579,6 @@ fn meta_order(m: &meta::Request<'_>) -> MetaOrder {
     MetaOrder { touch_after_vivify: t > n && n.is_some(), recache_after_touch: r > t && t.is_some() }
 }
 
-/// The store to run a meta command on with memcached's exact flag order (`Store::get_meta`,
-/// `Store::arith_meta`): standalone only. In cluster mode the replicated commands carry plain
-/// `GetOpts`/`ArithReq`, without the order (see the module notes).
-fn local_store(ctx: &Ctx) -> Option<&Store> {
-    ctx.cluster.is_none().then_some(&*ctx.store)
-}
-
 /// Whether `k` shows an item's key in base64 (plus ` b`). memcached 1.6.18 decides by a per-item
 /// bit set when `ms` stored the item with `b`; keel keeps no such bit, so it uses base64 only
 /// when the request itself used `b` and the key is not printable ASCII (a binary key).
@@ -558,8 +600,7 @@ async fn meta_get(ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: &m
     let start = out.len();
     // memcached walks the flags in request order: `T` sets the expiry, `N` sets it on an item
     // this command created, `t` shows the expiry as of that point.
-    let mut final_exp: Option<Expiry> = None;
-    let mut render = |it: ItemRef<'_>, info: MetaInfo| {
+    let render = |it: ItemRef<'_>, info: MetaInfo| {
         let mut exp = info.prior_expires_at;
         if f.value {
             out.extend_from_slice(b"VA ");
@@ -599,43 +640,20 @@ async fn meta_get(ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: &m
             out.extend_from_slice(it.value);
             out.extend_from_slice(b"\r\n");
         }
-        final_exp = Some(exp).filter(|&e| info.created && e != it.expires_at);
     };
-    let hit = match local_store(ctx) {
-        Some(store) => Ok(store.get_meta(key, now, opts, meta_order(m), render)),
-        // Cluster mode: the store applies the flags in its fixed order; recognise an item `mg`
-        // just created with `N` and replay the `t`/`T`/`N` order for it.
-        None => {
-            ctx.get(key, opts, move |it| {
-                let created = opts.vivify.is_some()
-                    && it.win
-                    && !it.win_already_sent
-                    && !it.stale
-                    && !it.fetched_before
-                    && it.value.is_empty()
-                    && it.flags == 0;
-                let prior = if created { 0 } else { it.expires_at };
-                render(it, MetaInfo { created, prior_expires_at: prior })
-            })
-            .await
-        }
-    };
-    let hit = match hit {
+    let hit = match ctx.get_meta(&mut session.fence, key, opts, meta_order(m), render).await {
         Ok(h) => h.is_some(),
         Err(e) => {
             server_error(out, false, &e);
             return;
         }
     };
-    if let (Some(e), None) = (final_exp, local_store(ctx)) {
-        try_op!(out, false, ctx.touch(key, e).await);
-    }
     if f.opaque_too_long {
         out.truncate(start);
         out.extend_from_slice(OPAQUE_TOO_LONG);
         return;
     }
-    if hit && local_store(ctx).is_some() {
+    if hit {
         // The reply keeps a reference to the item until it is written.
         unsent.pin(key);
     }
@@ -668,7 +686,7 @@ async fn meta_set(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta:
             too_large(ctx, out, key, true, false).await;
             return Flow { close: false, swallow: m.len + 2 };
         }
-        _ if !ctx.store.item_fits(key.len(), m.len) => {
+        _ if !ctx.item_fits(key.len(), m.len) => {
             too_large(ctx, out, key, true, false).await;
             return Flow::default();
         }
@@ -788,25 +806,11 @@ async fn meta_arith(ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: 
         touch: f.ttl.map(|t| meta_exptime(t, now)),
         new_cas: None,
     };
-    let (outcome, info) = match local_store(ctx) {
-        Some(store) => {
-            let referenced = unsent.is_pinned(key);
-            let r = store.arith_meta(&req, meta_order(m), referenced, now);
-            if referenced && matches!(r.0, ArithOutcome::Ok { .. }) {
-                unsent.unpin(key);
-            }
-            r
-        }
-        // Cluster mode: no creation report and no prior expiry (see the module notes).
-        None => {
-            let o = try_op!(out, false, ctx.arith(&req).await);
-            let prior = match o {
-                ArithOutcome::Ok { expires_at, .. } => expires_at,
-                _ => 0,
-            };
-            (o, MetaInfo { created: false, prior_expires_at: prior })
-        }
-    };
+    let referenced = unsent.is_pinned(key);
+    let (outcome, info) = try_op!(out, false, ctx.arith_meta(&req, Some(meta_order(m)), referenced).await);
+    if referenced && matches!(outcome, ArithOutcome::Ok { .. }) {
+        unsent.unpin(key);
+    }
     let st = &mut session.stats;
     match outcome {
         ArithOutcome::NonNumeric => out.extend_from_slice(NON_NUMERIC),

@@ -15,6 +15,10 @@
 //!   `KEEL_TEST_CLUSTER_READ=local` (reads served from the local replica) it finds violations.
 //! * [`restarted_node_catches_up_100k_keys_then_answers_them_all`].
 //! * [`minority_refuses_writes_promptly_and_no_acknowledged_write_is_lost`].
+//! * [`pipelined_batches_answer_like_standalone_on_leader_and_follower`]: one pipelined batch of
+//!   mixed text/meta requests (cas conflict, add on an existing key, incr on a pinned item,
+//!   read-your-write, `mg` flag order) and one of binary quiet ops get byte-identical replies
+//!   (CAS masked) from a standalone `keel cache` and from a cluster's leader and follower.
 //!
 //! The tests of this module run one at a time (a module lock): each runs three servers, and the
 //! timing assertions (prompt refusal) should not measure another cluster test's load. Every wait
@@ -1156,4 +1160,168 @@ fn request_reply_item(c: &mut TextClient) -> io::Result<Option<Vec<u8>>> {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "no END"));
     }
     Ok(Some(data))
+}
+
+// ------------------------------------------------------------------------------------------
+// 5. Pipelined batches: the cluster answers exactly like a standalone server.
+// ------------------------------------------------------------------------------------------
+
+/// A pipelined batch of text and meta requests on keys prefixed with `p`: writes that the
+/// cluster runs concurrently (set, add on an existing key, cas conflict, incr, append, noreply,
+/// meta set/delete/arith with `q`), reads between them (read-your-write within one batch), an
+/// incr of an item an unwritten `mg` reply holds, and `mg`/`ma` whose `T`/`N` order matters.
+fn text_batch(p: &str) -> Vec<u8> {
+    let mut b = String::new();
+    for line in [
+        "set {p}a 5 0 1\r\n1\r\n",
+        "get {p}a\r\n",
+        "add {p}a 0 0 1\r\n2\r\n",
+        "incr {p}a 5\r\n",
+        "cas {p}a 0 0 1 999999999\r\nx\r\n",
+        "append {p}a 0 0 2\r\nzz\r\n",
+        "prepend {p}nope 0 0 1\r\ny\r\n",
+        "gets {p}a\r\n",
+        "delete {p}b\r\n",
+        "set {p}b 0 0 1 noreply\r\nq\r\n",
+        "incr {p}b 1\r\n",
+        "touch {p}b 100\r\n",
+        "set {p}n 0 0 2\r\n10\r\n",
+        "mg {p}n v\r\n",
+        "incr {p}n 1\r\n",
+        "mg {p}n v s c\r\n",
+        "ms {p}m 2 T0 c\r\nhi\r\n",
+        "ms {p}m 2 I\r\nho\r\n",
+        "md {p}m q\r\n",
+        "md {p}m q\r\n",
+        "mg {p}m v\r\n",
+        "ma {p}c N0 J13 v\r\n",
+        "ma {p}c q\r\n",
+        "ma {p}c MD D4 v t\r\n",
+        "mg {p}c v\r\n",
+        "mg {p}x N30 T60 t v\r\n",
+        "mg {p}y T60 N30 t v\r\n",
+        "ma {p}z N60 T30 J7 t v\r\n",
+        "decr {p}missing 1\r\n",
+        "get {p}a {p}b {p}c {p}n\r\n",
+    ] {
+        b.push_str(&line.replace("{p}", p));
+    }
+    b.into_bytes()
+}
+
+/// Replies with CAS values masked (they are numbered differently by each server) and remaining
+/// TTLs (`t<secs>`) rounded to 10 s (a second may tick between servers).
+fn mask_text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .split("\r\n")
+        .map(|line| {
+            let mut parts: Vec<String> = line.split(' ').map(str::to_string).collect();
+            if parts[0] == "VALUE" && parts.len() == 5 {
+                parts[4] = "#".into();
+            }
+            for t in parts.iter_mut().skip(1) {
+                let num = |s: &str| s.len() > 1 && s[1..].bytes().all(|b| b.is_ascii_digit());
+                if t.starts_with('c') && num(t) {
+                    *t = "c#".into();
+                } else if t.starts_with('t') && num(t) {
+                    let secs: u64 = t[1..].parse().unwrap_or(0);
+                    *t = format!("t~{}", (secs + 5) / 10 * 10);
+                }
+            }
+            parts.join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+/// One binary request (memcached's binary protocol header + extras + key + value).
+fn bin_req(opcode: u8, key: &[u8], extras: &[u8], value: &[u8], opaque: u32, cas: u64) -> Vec<u8> {
+    let mut r = vec![0x80, opcode];
+    r.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    r.push(extras.len() as u8);
+    r.extend_from_slice(&[0, 0, 0]);
+    r.extend_from_slice(&((extras.len() + key.len() + value.len()) as u32).to_be_bytes());
+    r.extend_from_slice(&opaque.to_be_bytes());
+    r.extend_from_slice(&cas.to_be_bytes());
+    r.extend_from_slice(extras);
+    r.extend_from_slice(key);
+    r.extend_from_slice(value);
+    r
+}
+
+/// Binary quiet writes (success replies suppressed, errors not), a cas conflict, a non-numeric
+/// incr, a get after the writes and a miss, ended by a noop.
+fn binary_batch(p: &str) -> Vec<u8> {
+    let k = |s: &str| format!("{p}{s}").into_bytes();
+    let set_extras = [0u8, 0, 0, 7, 0, 0, 0, 0]; // flags 7, no expiry
+    let incr_extras = |delta: u64| {
+        let mut e = delta.to_be_bytes().to_vec();
+        e.extend_from_slice(&0u64.to_be_bytes());
+        e.extend_from_slice(&u32::MAX.to_be_bytes()); // do not create
+        e
+    };
+    let mut b = Vec::new();
+    b.extend(bin_req(0x11, &k("1"), &set_extras, b"1", 1, 0)); // SetQ
+    b.extend(bin_req(0x11, &k("2"), &set_extras, b"a", 2, 0)); // SetQ
+    b.extend(bin_req(0x12, &k("1"), &set_extras, b"9", 3, 0)); // AddQ: exists -> error
+    b.extend(bin_req(0x15, &k("1"), &incr_extras(2), b"", 4, 0)); // IncrementQ: quiet
+    b.extend(bin_req(0x05, &k("2"), &incr_extras(1), b"", 5, 0)); // Increment: non-numeric
+    b.extend(bin_req(0x01, &k("1"), &set_extras, b"x", 6, 999_999_999)); // Set with a wrong CAS
+    b.extend(bin_req(0x00, &k("1"), b"", b"", 7, 0)); // Get: 3
+    b.extend(bin_req(0x14, &k("2"), b"", b"", 8, 0)); // DeleteQ
+    b.extend(bin_req(0x0c, &k("2"), b"", b"", 9, 0)); // GetK: miss
+    b.extend(bin_req(0x0a, b"", b"", b"", 10, 0)); // Noop
+    b
+}
+
+/// Split binary responses, CAS zeroed; `None` while the noop's response has not arrived.
+fn split_binary(bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 24 <= bytes.len() {
+        let body = u32::from_be_bytes(bytes[i + 8..i + 12].try_into().unwrap()) as usize;
+        if i + 24 + body > bytes.len() {
+            return None;
+        }
+        let mut r = bytes[i..i + 24 + body].to_vec();
+        r[16..24].fill(0);
+        let noop = r[1] == 0x0a;
+        out.push(r);
+        i += 24 + body;
+        if noop {
+            return Some(out);
+        }
+    }
+    None
+}
+
+#[test]
+fn pipelined_batches_answer_like_standalone_on_leader_and_follower() {
+    let _g = serial();
+    let standalone = crate::start_keel(&["-t", "2"]);
+    let c = start_cluster();
+    let leader = c.leader(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    let follower = c.slots().into_iter().find(|&s| s != leader).unwrap();
+    for (slot, p) in [(leader, "L"), (follower, "F")] {
+        let text = text_batch(p);
+        let mut s = standalone.connect().unwrap();
+        let want = mask_text(&s.round_trip_mn(&text).unwrap().bytes);
+        let mut n = TextClient::connect(c.addr(slot)).unwrap();
+        let got = mask_text(&n.round_trip_mn(&text).unwrap().bytes);
+        assert!(!want.contains("SERVER_ERROR"), "{want}");
+        assert_eq!(got, want, "text batch on slot {slot} (leader {leader}) differs from standalone");
+        // The reads inside the batch saw the batch's own writes (on the follower too).
+        assert!(want.contains(&format!("VALUE {p}a 5 3\r\n6zz")), "{want}");
+
+        let bin = binary_batch(p);
+        let mut s = standalone.connect().unwrap();
+        s.send(&bin).unwrap();
+        let want = split_binary(&s.read_until(|b| split_binary(b).is_some()).unwrap().bytes).unwrap();
+        let mut n = TextClient::connect(c.addr(slot)).unwrap();
+        n.send(&bin).unwrap();
+        let got = split_binary(&n.read_until(|b| split_binary(b).is_some()).unwrap().bytes).unwrap();
+        // Add error, incr error, set-with-cas error, get hit, get miss, noop.
+        assert_eq!(want.len(), 6, "{want:?}");
+        assert_eq!(got, want, "binary batch on slot {slot} differs from standalone");
+    }
 }
