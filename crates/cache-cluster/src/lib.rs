@@ -147,6 +147,9 @@ pub enum ClusterError {
     Raft(String),
     #[error("cluster shutting down")]
     Shutdown,
+    /// The node stopped while the write was queued or in flight: it may still be committed.
+    #[error("cluster node stopped during the write (outcome unknown)")]
+    StoppedMidWrite,
     #[error("cluster config: {0}")]
     Config(String),
     #[error("cluster io: {0}")]

@@ -515,7 +515,8 @@ impl Inner {
                 Err(_) => Err(ClusterError::Shutdown),
             }
         };
-        async move { rx?.await.map_err(|_| ClusterError::Shutdown)? }
+        // The proposer gone with the write taken: it may have reached the leader's log.
+        async move { rx?.await.map_err(|_| ClusterError::StoppedMidWrite)? }
     }
 
     /// Replicate `cmd` now (the proposer's round): on the leader directly, else forwarded to it;

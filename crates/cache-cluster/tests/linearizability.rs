@@ -1,15 +1,15 @@
 //! Linearizability check of single-key histories (set/get/cas/incr) from concurrent clients on
 //! different nodes, while a nemesis stops, restarts and isolates nodes.
 //!
-//! The checker is a Wing–Gong/Lowe search with memoisation over (linearized set, state), like
-//! Knossos/Porcupine, for a register whose value is `None` (missing) or a number. Written values
-//! are unique multiples of 1 << 20 and counters are incremented far less than that between two
-//! sets, so a value identifies the version that wrote it, and `cas` (token from a `gets`) is
-//! modelled as compare-and-set on that value. Operations that failed (timeout, SERVER_ERROR) may
-//! or may not have happened: they stay pending to the end and may be linearized anywhere after
-//! their call, or dropped.
+//! The checker is [`test_harness::lin`] (shared with the real-process test in the keel crate).
+//! Written values are unique multiples of 1 << 20 and counters are incremented far less than
+//! that between two sets, so a value identifies the version that wrote it, and `cas` (token from
+//! a `gets`) is modelled as compare-and-set on that value. Operations that failed (timeout,
+//! SERVER_ERROR) may or may not have happened: they stay pending to the end; errors that prove
+//! the write never reached a leader's log (`ClusterError::certainly_not_applied`) are not
+//! recorded.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,288 +19,7 @@ use cache_store::{ArithOutcome, ArithReq, GetOpts, StoreOutcome, StoreReq};
 use parking_lot::Mutex;
 
 use crate::common::*;
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Op {
-    Set(u64),
-    Get,
-    Cas { expect: u64, new: u64 },
-    Incr(u64),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Ret {
-    Ok,
-    Value(Option<u64>),
-    Stored,
-    Exists,
-    NotFound,
-    Incr(Option<u64>),
-    /// Failed: outcome unknown.
-    Unknown,
-}
-
-#[derive(Clone, Debug)]
-pub struct Event {
-    pub call: u64,
-    /// `u64::MAX` for unknown outcomes.
-    pub ret: u64,
-    pub op: Op,
-    pub out: Ret,
-}
-
-type State = Option<u64>;
-
-/// Possible next states after linearizing `e` at `s` (empty: not allowed here); for an
-/// operation with an unknown outcome, including "it did not happen" (`s` itself).
-fn step(s: State, e: &Event) -> Vec<State> {
-    let unknown = e.out == Ret::Unknown;
-    let mut v = Vec::new();
-    match (&e.op, &e.out) {
-        (Op::Set(x), Ret::Ok | Ret::Unknown) => v.push(Some(*x)),
-        (Op::Get, Ret::Value(x)) if *x == s => v.push(s),
-        (Op::Get, Ret::Unknown) => v.push(s),
-        (Op::Cas { expect, new }, out) => {
-            let matches = s == Some(*expect);
-            match out {
-                Ret::Stored if matches => v.push(Some(*new)),
-                Ret::Exists if s.is_some() && !matches => v.push(s),
-                Ret::NotFound if s.is_none() => v.push(s),
-                Ret::Unknown if matches => v.push(Some(*new)),
-                _ => {}
-            }
-        }
-        (Op::Incr(d), out) => match (s, out) {
-            (Some(x), Ret::Incr(Some(n))) if x.wrapping_add(*d) == *n => v.push(Some(*n)),
-            (None, Ret::Incr(None)) => v.push(None),
-            (Some(x), Ret::Unknown) => v.push(Some(x.wrapping_add(*d))),
-            _ => {}
-        },
-        _ => {}
-    }
-    if unknown {
-        v.push(s); // it may not have happened at all
-    }
-    v
-}
-
-/// [`step`] without the "did not happen" outcome of an unknown operation.
-fn happened(s: State, e: &Event) -> Vec<State> {
-    let mut v = step(s, e);
-    if e.out == Ret::Unknown {
-        v.pop();
-    }
-    v
-}
-
-/// Whether the history is linearizable from `init`.
-///
-/// Sound reductions keep long histories with failed operations tractable:
-/// * an operation with an unknown outcome is only ever linearized as having **happened**; the
-///   search succeeds once every known operation is linearized (the unknown ones left did not
-///   happen). This is the same as placing "did not happen" anywhere, without `2^k` places;
-/// * **no unobserved maybe-writes**: right after unknown operations happened, an unconditional
-///   overwrite (a `set`) may not follow before some known operation has looked at the value.
-///   Removing unknown operations that are directly overwritten leaves every observation as it
-///   was, so if any linearization exists, one without that pattern does;
-/// * **symmetry**: identical unknown operations (the same `incr`, all timed out) are
-///   interchangeable, so among those that may go next only the earliest-called one is tried
-///   (swapping two in a linearization gives another valid one: neither constrains real time by
-///   a return, and an operation allowed at a point stays allowed later);
-/// * known outcomes are tried before unknown ones, earliest return first (order only).
-///
-/// Cost per search state is the concurrency window, not the history length: known operations
-/// are sorted by call time and scanned from the first one not yet linearized only while they
-/// could go next, and the memo key is a 128-bit Zobrist hash of the linearized set.
-pub fn check(events: &[Event], init: State) -> bool {
-    struct Ctx<'a> {
-        ev: &'a [Event],
-        /// Known operations by call time.
-        known: Vec<usize>,
-        unknown: Vec<usize>,
-        /// For each unknown op, the earlier-called identical unknown ops.
-        twins: Vec<Vec<usize>>,
-        zobrist: Vec<u128>,
-        done: Vec<bool>,
-        memo: HashSet<(u128, State, bool)>,
-    }
-    fn overwrites(e: &Event) -> bool {
-        matches!(e.op, Op::Set(_))
-    }
-    impl Ctx<'_> {
-        /// `first`: position in `known` of the first known op not linearized; `left`: known ops
-        /// not linearized; `hash`: Zobrist hash of the linearized set; `fresh`: unknown ops
-        /// happened since the last known one.
-        fn go(&mut self, first: usize, left: usize, hash: u128, s: State, fresh: bool) -> bool {
-            if left == 0 {
-                return true;
-            }
-            if !self.memo.insert((hash, s, fresh)) {
-                return false;
-            }
-            let ev = self.ev;
-            // An op can go next if it was called before every pending known op returned (an
-            // unknown op never returned). Known ops called after the smallest such return
-            // cannot lower it (they return even later): the scan stops there.
-            let mut min_ret = u64::MAX;
-            let mut end = first;
-            while end < self.known.len() {
-                let i = self.known[end];
-                if ev[i].call > min_ret {
-                    break;
-                }
-                if !self.done[i] {
-                    min_ret = min_ret.min(ev[i].ret);
-                }
-                end += 1;
-            }
-            // Earliest return first: the most constrained operation is the likeliest next one
-            // (trying a long-running one early only leads to distant dead ends).
-            let mut cand: Vec<usize> = self.known[first..end]
-                .iter()
-                .copied()
-                .filter(|&i| !self.done[i] && ev[i].call <= min_ret && !(fresh && overwrites(&ev[i])))
-                .collect();
-            cand.sort_by_key(|&i| (ev[i].ret, i));
-            for i in cand {
-                for s2 in step(s, &ev[i]) {
-                    self.done[i] = true;
-                    let mut next = first;
-                    while next < self.known.len() && self.done[self.known[next]] {
-                        next += 1;
-                    }
-                    let ok = self.go(next, left - 1, hash ^ self.zobrist[i], s2, false);
-                    self.done[i] = false;
-                    if ok {
-                        return true;
-                    }
-                }
-            }
-            for k in 0..self.unknown.len() {
-                let i = self.unknown[k];
-                if self.done[i] || ev[i].call > min_ret || (fresh && overwrites(&ev[i])) {
-                    continue;
-                }
-                if self.twins[i].iter().any(|&j| !self.done[j] && ev[j].call <= min_ret) {
-                    continue;
-                }
-                for s2 in happened(s, &ev[i]) {
-                    self.done[i] = true;
-                    let ok = self.go(first, left, hash ^ self.zobrist[i], s2, true);
-                    self.done[i] = false;
-                    if ok {
-                        return true;
-                    }
-                }
-            }
-            false
-        }
-    }
-    let n = events.len();
-    let mut known: Vec<usize> = (0..n).filter(|&i| events[i].out != Ret::Unknown).collect();
-    known.sort_by_key(|&i| (events[i].call, i));
-    let unknown: Vec<usize> = (0..n).filter(|&i| events[i].out == Ret::Unknown).collect();
-    let mut twins = vec![Vec::new(); n];
-    for &i in &unknown {
-        twins[i] = unknown
-            .iter()
-            .copied()
-            .filter(|&j| j != i && events[j].op == events[i].op && (events[j].call, j) < (events[i].call, i))
-            .collect();
-    }
-    // Deterministic pseudo-random keys (splitmix64).
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = || {
-        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = x;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    let zobrist = (0..n).map(|_| (u128::from(next()) << 64) | u128::from(next())).collect();
-    let left = known.len();
-    let mut c = Ctx { ev: events, known, unknown, twins, zobrist, done: vec![false; n], memo: HashSet::new() };
-    c.go(0, left, 0, init, false)
-}
-
-/// Offline check of a dumped history (`LIN_DUMP=dir` writes them):
-/// `LIN_CHECK_FILE=dir/r0.txt cargo test … -- --ignored check_dumped_history`.
-#[test]
-#[ignore]
-fn check_dumped_history() {
-    let Some(path) = std::env::var_os("LIN_CHECK_FILE") else { return };
-    let text = std::fs::read_to_string(path).unwrap();
-    let num = |s: &str| -> u64 { s.trim_matches(|c: char| !c.is_ascii_digit()).parse().unwrap() };
-    let events: Vec<Event> = text
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            let op = if f[2] == "Get" {
-                Op::Get
-            } else if let Some(x) = f[2].strip_prefix("Set(") {
-                Op::Set(num(x))
-            } else if let Some(x) = f[2].strip_prefix("Incr(") {
-                Op::Incr(num(x))
-            } else {
-                let nums: Vec<u64> = f[2].split(|c: char| !c.is_ascii_digit()).filter(|x| !x.is_empty()).map(|x| x.parse().unwrap()).collect();
-                Op::Cas { expect: nums[0], new: nums[1] }
-            };
-            let out = match f[3] {
-                "Ok" => Ret::Ok,
-                "Unknown" => Ret::Unknown,
-                "Stored" => Ret::Stored,
-                "Exists" => Ret::Exists,
-                "NotFound" => Ret::NotFound,
-                "Value(None)" => Ret::Value(None),
-                "Incr(None)" => Ret::Incr(None),
-                o if o.starts_with("Value") => Ret::Value(Some(num(o))),
-                o => Ret::Incr(Some(num(o))),
-            };
-            Event { call: f[0].parse().unwrap(), ret: f[1].parse().unwrap(), op, out }
-        })
-        .collect();
-    let t = Instant::now();
-    let ok = std::thread::Builder::new().stack_size(512 << 20).spawn(move || check(&events, None)).unwrap().join().unwrap();
-    eprintln!("dumped history: linearizable = {ok} ({:?})", t.elapsed());
-    assert!(ok);
-}
-
-#[test]
-fn checker_accepts_and_rejects() {
-    let e = |call, ret, op, out| Event { call, ret, op, out };
-    // Sequential history.
-    let h = vec![
-        e(0, 1, Op::Set(5), Ret::Ok),
-        e(2, 3, Op::Get, Ret::Value(Some(5))),
-        e(4, 5, Op::Incr(1), Ret::Incr(Some(6))),
-        e(6, 7, Op::Cas { expect: 6, new: 9 }, Ret::Stored),
-        e(8, 9, Op::Get, Ret::Value(Some(9))),
-    ];
-    assert!(check(&h, None));
-    // Stale read after a completed write: not linearizable.
-    let h = vec![e(0, 1, Op::Set(5), Ret::Ok), e(2, 3, Op::Set(7), Ret::Ok), e(4, 5, Op::Get, Ret::Value(Some(5)))];
-    assert!(!check(&h, None));
-    // Concurrent write and read: either value is fine.
-    let h = vec![e(0, 10, Op::Set(5), Ret::Ok), e(2, 3, Op::Get, Ret::Value(None))];
-    assert!(check(&h, None));
-    // Lost increment: two incrs both returning 6.
-    let h = vec![
-        e(0, 1, Op::Set(5), Ret::Ok),
-        e(2, 5, Op::Incr(1), Ret::Incr(Some(6))),
-        e(3, 6, Op::Incr(1), Ret::Incr(Some(6))),
-    ];
-    assert!(!check(&h, None));
-    // An unknown write may or may not have happened.
-    let h = vec![e(0, u64::MAX, Op::Set(5), Ret::Unknown), e(2, 3, Op::Get, Ret::Value(None)), e(4, 5, Op::Get, Ret::Value(Some(5)))];
-    assert!(check(&h, None));
-    // ... but it cannot un-happen.
-    let h = vec![
-        e(0, u64::MAX, Op::Set(5), Ret::Unknown),
-        e(2, 3, Op::Get, Ret::Value(Some(5))),
-        e(4, 5, Op::Get, Ret::Value(None)),
-    ];
-    assert!(!check(&h, None));
-}
+use test_harness::lin::{self, Event, Op, Ret, Verdict};
 
 struct Recorder {
     start: Instant,
@@ -487,13 +206,17 @@ async fn linearizable_under_stops_restarts_and_partitions() {
         total += h.len();
         eprintln!("FIGURE linearizability: key {key}: {} ops ({known} with known outcome)", h.len());
         if let Some(dir) = std::env::var_os("LIN_DUMP") {
-            let text: String = h.iter().map(|e| format!("{}\t{}\t{:?}\t{:?}\n", e.call, e.ret, e.op, e.out)).collect();
-            std::fs::write(std::path::Path::new(&dir).join(format!("{key}.txt")), text).unwrap();
+            std::fs::write(std::path::Path::new(&dir).join(format!("{key}.txt")), lin::format_dump(h)).unwrap();
         }
-        // Deep recursion on long histories: check on a thread with a big stack.
-        let h2 = h.clone();
-        let ok = std::thread::Builder::new().stack_size(512 << 20).spawn(move || check(&h2, None)).unwrap().join().unwrap();
-        assert!(ok, "history of {key} is not linearizable: {h:?}");
+        let t = Instant::now();
+        let verdict = lin::check(h, None, 20_000_000);
+        eprintln!("linearizability: key {key}: {} ops checked in {:.2} s: {verdict:?}", h.len(), t.elapsed().as_secs_f64());
+        if verdict != Verdict::Linearizable {
+            let mut sorted = h.clone();
+            sorted.sort_by_key(|e| e.call);
+            let tail: Vec<String> = sorted.iter().rev().take(60).rev().map(|e| format!("{e:?}")).collect();
+            panic!("history of {key}: {verdict:?} ({} ops; LIN_DUMP=dir keeps it); last events:\n  {}", h.len(), tail.join("\n  "));
+        }
     }
     assert!(total > 200, "too few operations to mean anything: {total}");
     tc.shutdown().await;

@@ -13,6 +13,7 @@
 pub mod binary;
 pub mod client;
 pub mod cluster;
+pub mod lin;
 pub mod rng;
 pub mod server;
 
