@@ -535,6 +535,9 @@ fn single_key_histories_are_linearizable_under_kill_pause_restart() {
     );
     let mut violations = Vec::new();
     for (key, h) in &events {
+        if let Some(dir) = std::env::var_os("LIN_DUMP") {
+            std::fs::write(std::path::Path::new(&dir).join(format!("{key}.txt")), lin::format_dump(h)).unwrap();
+        }
         let t = Instant::now();
         let verdict = lin::check(h, None, 20_000_000);
         eprintln!("linearizability: key {key}: {} ops checked in {:.2} s: {verdict:?}", h.len(), t.elapsed().as_secs_f64());
