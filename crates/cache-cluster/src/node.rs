@@ -52,6 +52,9 @@ struct Inner {
     ready: AtomicBool,
     leader_reads: Coalescer,
     follower_reads: Coalescer,
+    /// The leader's read lease, if it has one ([`Lease`]).
+    lease: parking_lot::RwLock<Option<Lease>>,
+    read_rounds: AtomicU64,
     /// Client writes waiting for the proposer ([`propose_loop`]).
     proposals: mpsc::UnboundedSender<Proposal>,
     join_lock: tokio::sync::Mutex<()>,
@@ -59,6 +62,20 @@ struct Inner {
     contact: Arc<Mutex<HashMap<String, Instant>>>,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// A leader's read lease: a read-index round that began at `until - read_lease` confirmed with a
+/// majority that this node led `term`. Every voter that answered refuses to vote for anyone else
+/// for `election_max_ms` after that heartbeat (openraft's follower lease), and this node refuses
+/// votes itself until `until` (see `handle`), so no other leader can exist before `until`: the
+/// leader's applied index then covers every write acknowledged so far (a write is acknowledged
+/// after the leader applied it; writes of earlier terms are covered by `target`, the round's own
+/// read index), and may serve as the read index without another round.
+#[derive(Clone, Copy, Debug)]
+struct Lease {
+    term: u64,
+    until: Instant,
+    target: u64,
 }
 
 /// One client write queued for the proposer: the command, when it was queued (its deadline is
@@ -201,6 +218,8 @@ impl Cluster {
             ready: AtomicBool::new(false),
             leader_reads: Coalescer::default(),
             follower_reads: Coalescer::default(),
+            lease: parking_lot::RwLock::new(None),
+            read_rounds: AtomicU64::new(0),
             proposals,
             join_lock: tokio::sync::Mutex::new(()),
             contact,
@@ -555,20 +574,50 @@ impl Inner {
     }
 
     /// One leader read-index round: confirm leadership with a quorum; returns the number of
-    /// entries the reader must have applied.
+    /// entries the reader must have applied. Success renews the read lease.
     async fn leader_round(self: Arc<Self>) -> Result<u64, ClusterError> {
         if !self.is_leader() {
             return Err(ClusterError::NotLeader(self.metrics.borrow().current_leader));
         }
         self.check_quorum()?;
+        self.read_rounds.fetch_add(1, Relaxed);
+        let began = Instant::now();
+        let term = self.metrics.borrow().current_term;
         match tokio::time::timeout(self.cfg.op_timeout, self.raft.get_read_log_id()).await {
             Err(_) => Err(ClusterError::Timeout("read index")),
-            Ok(Ok((read, _applied))) => Ok(read.map(|l| l.index + 1).unwrap_or(0)),
+            Ok(Ok((read, _applied))) => {
+                let target = read.map(|l| l.index + 1).unwrap_or(0);
+                if !self.cfg.read_lease.is_zero() {
+                    let lease = Lease { term, until: began + self.cfg.read_lease, target };
+                    let mut slot = self.lease.write();
+                    if slot.is_none_or(|l| l.term != term || l.until < lease.until) {
+                        *slot = Some(lease);
+                    }
+                }
+                Ok(target)
+            }
             Ok(Err(e)) => Err(raft_err(e)),
         }
     }
 
+    /// The read lease, if it holds now: this node still leads the lease's term and the lease
+    /// has not run out.
+    fn lease_now(&self) -> Option<Lease> {
+        let l = (*self.lease.read())?;
+        let m = self.metrics.borrow();
+        let leads = m.state == ServerState::Leader && m.current_leader == Some(self.id) && m.current_term == l.term;
+        (leads && Instant::now() < l.until).then_some(l)
+    }
+
     async fn leader_read_index(self: &Arc<Self>) -> Result<u64, ClusterError> {
+        if let Some(l) = self.lease_now() {
+            // Everything acknowledged so far is applied here (or covered by the lease's own
+            // read index); checked again after reading, so the index was taken inside the lease.
+            let index = l.target.max(*self.applied_rx.borrow());
+            if self.lease_now().is_some() {
+                return Ok(index);
+            }
+        }
         let me = self.clone();
         self.leader_reads.wait(move || me.clone().leader_round()).await
     }
@@ -696,6 +745,7 @@ impl Inner {
             members,
             log_entries: self.log.len() as u64,
             snapshot_index: self.progress.snap.lock().index,
+            read_rounds: self.read_rounds.load(Relaxed),
         }
     }
 }
@@ -981,6 +1031,9 @@ async fn handle(inner: &Arc<Inner>, rpc: Rpc) -> Reply {
         Rpc::AppendEntries(_, req) => {
             Reply::AppendEntries(inner.raft.append_entries(req).await.map_err(|e| e.to_string()))
         }
+        // While its read lease holds, a leader gives no vote: no other leader may exist before
+        // the lease runs out (the followers that confirmed it refuse votes on their own).
+        Rpc::Vote(..) if inner.lease_now().is_some() => Reply::Vote(Err("leader lease holds".into())),
         Rpc::Vote(_, req) => Reply::Vote(inner.raft.vote(req).await.map_err(|e| e.to_string())),
         Rpc::InstallSnapshot(_, req) => {
             Reply::InstallSnapshot(inner.raft.install_snapshot(req).await.map_err(|e| e.to_string()))

@@ -43,6 +43,10 @@ pub struct ClusterStatus {
     /// Log index + 1 covered by this node's current snapshot (0 = none yet).
     #[serde(default)]
     pub snapshot_index: u64,
+    /// Read-index rounds this node ran as leader (a heartbeat round to a majority each); with
+    /// the read lease most leader and follower reads need none.
+    #[serde(default)]
+    pub read_rounds: u64,
 }
 
 impl ClusterStatus {
@@ -62,6 +66,7 @@ impl ClusterStatus {
             ("cluster_members", self.members.iter().filter(|m| m.voter).count().to_string()),
             ("cluster_log_entries", self.log_entries.to_string()),
             ("cluster_snapshot_index", self.snapshot_index.to_string()),
+            ("cluster_read_rounds", self.read_rounds.to_string()),
         ]
     }
 }

@@ -11,6 +11,40 @@ use cache_cluster::{Cluster, ClusterError, Command, Outcome};
 use cache_store::{ArithOutcome, ArithReq, GetOpts, StoreMode, StoreOutcome, StoreReq};
 use common::*;
 
+/// Reads in a row on the leader and on a follower: with the read lease (default) the leader runs
+/// a read-index round about once per lease (100 ms), not once per read; without it, one per read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn read_lease_saves_rounds_and_reads_stay_current() {
+    for lease in [true, false] {
+        let tc = if lease {
+            TestCluster::start(3).await
+        } else {
+            TestCluster::start_with(3, |c| c.read_lease = Duration::ZERO).await
+        };
+        let leader = tc.node(tc.leader_slot().await);
+        let follower = tc.nodes().into_iter().find(|n| n.id() != leader.id()).unwrap();
+        let before = leader.status().read_rounds;
+        let t = Instant::now();
+        let n = 400;
+        for i in 0..n {
+            // A write on one node, then a read on each: every read sees it.
+            let (w, r) = if i % 2 == 0 { (&leader, &follower) } else { (&follower, &leader) };
+            set(w, "k", &i.to_string()).await.unwrap();
+            assert_eq!(get(r, "k").await.unwrap().as_deref(), Some(i.to_string().as_bytes()), "read {i} (lease {lease})");
+            assert_eq!(get(w, "k").await.unwrap().as_deref(), Some(i.to_string().as_bytes()), "read {i} (lease {lease})");
+        }
+        let rounds = leader.status().read_rounds - before;
+        let lease_periods = (t.elapsed().as_millis() / 100) as u64 + 2;
+        eprintln!("FIGURE read lease {lease}: {} reads, {rounds} read-index rounds in {:?}", 2 * n, t.elapsed());
+        if lease {
+            assert!(rounds <= lease_periods * 2, "{rounds} rounds for {} reads in {:?}", 2 * n, t.elapsed());
+        } else {
+            assert!(rounds >= n as u64, "{rounds} rounds for {} reads without a lease", 2 * n);
+        }
+        tc.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_elect_and_replicate() {
     let tc = TestCluster::start(3).await;
