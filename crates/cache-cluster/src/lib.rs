@@ -50,6 +50,11 @@
 //!   for a candidate with an equal log and be deposed mid-lease); the lease is dropped on any term
 //!   change. Clocks are monotonic and the lease is a quarter of the followers' window, so rate
 //!   drift between hosts does not matter. `cluster_read_rounds` in `stats` counts the rounds.
+//!   **Waiting instead of refusing**: libmemcached and python-memcached report `SERVER_ERROR` on
+//!   a `get` as a miss, so a refused read looks like a lost key to Seafile. A read therefore
+//!   retries "no leader to ask" errors until [`ClusterConfig::op_timeout`], and requests on a
+//!   node that is catching up wait up to [`ClusterConfig::ready_wait`] (writes stay queued in
+//!   order; the proposer waits) before `SERVER_ERROR cluster node not ready`.
 //!   [`ReadMode::Local`] is the opt-in
 //!   mode that serves reads from the local replica without a round (may be stale by the
 //!   replication lag; never older than what the node applied when it joined).
@@ -229,6 +234,9 @@ pub struct ClusterConfig {
     /// `election_min_ms` (followers refuse to vote for `election_max_ms` after a heartbeat, and
     /// the leader refuses votes while its lease holds); the default is half of it.
     pub read_lease: Duration,
+    /// How long a request waits for this node to become ready (a restarted node catching up)
+    /// before it is refused with `SERVER_ERROR cluster node not ready`.
+    pub ready_wait: Duration,
     /// How long to wait for every peer before bootstrapping with a majority.
     pub bootstrap_grace: Duration,
     /// Bound on a join (learner catch-up + membership change).
@@ -258,6 +266,7 @@ impl ClusterConfig {
             election_min_ms: 200,
             election_max_ms: 400,
             read_lease: Duration::from_millis(100),
+            ready_wait: Duration::from_secs(2),
             bootstrap_grace: Duration::from_secs(3),
             join_timeout: Duration::from_secs(60),
             snapshot_logs: 50_000,

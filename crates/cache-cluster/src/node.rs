@@ -525,14 +525,12 @@ impl Inner {
     /// before this returns its future (so a connection's writes enter the log in the order it
     /// issued them, even when it awaits them concurrently).
     fn write(&self, cmd: Command) -> impl std::future::Future<Output = Result<Outcome, ClusterError>> {
-        let rx = if !self.ready.load(Relaxed) {
-            Err(ClusterError::NotReady)
-        } else {
-            let (tx, rx) = oneshot::channel();
-            match self.proposals.send(Proposal { cmd, queued: Instant::now(), tx }) {
-                Ok(()) => Ok(rx),
-                Err(_) => Err(ClusterError::Shutdown),
-            }
+        // Queued even while this node catches up: the proposer waits (bounded) until it is
+        // ready, so a restarted node holds writes instead of refusing them, in their order.
+        let (tx, rx) = oneshot::channel();
+        let rx = match self.proposals.send(Proposal { cmd, queued: Instant::now(), tx }) {
+            Ok(()) => Ok(rx),
+            Err(_) => Err(ClusterError::Shutdown),
         };
         // The proposer gone with the write taken: it may have reached the leader's log.
         async move { rx?.await.map_err(|_| ClusterError::StoppedMidWrite)? }
@@ -637,19 +635,55 @@ impl Inner {
     }
 
     async fn read_barrier(self: &Arc<Self>) -> Result<(), ClusterError> {
-        if !self.ready.load(Relaxed) {
-            return Err(ClusterError::NotReady);
-        }
+        // A node catching up holds reads rather than refusing them: libmemcached (pylibmc,
+        // Seafile's C clients) and python-memcached report a `SERVER_ERROR` answer to `get` as a
+        // miss, so a refusal would look like a lost key.
+        self.until_ready(Instant::now() + self.cfg.ready_wait).await?;
         if self.cfg.read_mode == ReadMode::Local {
             return Ok(());
         }
-        let target = if self.is_leader() {
-            self.leader_read_index().await?
-        } else {
-            let me = self.clone();
-            self.follower_reads.wait(move || me.clone().follower_round()).await?
-        };
-        self.wait_applied(target, self.op_deadline()).await
+        // For the same reason a read rides out a change of leader: errors that only say "no
+        // leader to ask right now" are retried until the deadline (a read has no effect, so a
+        // retry is always safe); a leader that knows it is cut off still refuses at once.
+        let deadline = self.op_deadline();
+        loop {
+            let r = if self.is_leader() {
+                self.leader_read_index().await
+            } else {
+                let me = self.clone();
+                self.follower_reads.wait(move || me.clone().follower_round()).await
+            };
+            match r {
+                Ok(target) => return self.wait_applied(target, deadline).await,
+                Err(
+                    ClusterError::NotLeader(_)
+                    | ClusterError::NoLeader
+                    | ClusterError::Unreachable(_)
+                    | ClusterError::ConnectionLost
+                    | ClusterError::Raft(_)
+                    | ClusterError::Remote(_),
+                ) if Instant::now() + Duration::from_millis(10) < deadline && !self.isolated.load(Relaxed) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Wait until this node is ready (a voter that has caught up), at most until `deadline`.
+    async fn until_ready(&self, deadline: Instant) -> Result<(), ClusterError> {
+        let mut m = self.metrics.clone();
+        loop {
+            if self.ready.load(Relaxed) {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ClusterError::NotReady);
+            }
+            // The flag follows the metrics; poll too in case it flipped between checks.
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(20)), m.changed()).await;
+        }
     }
 
     async fn wait_applied(&self, target: u64, deadline: Instant) -> Result<(), ClusterError> {
@@ -866,7 +900,17 @@ async fn propose_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Proposa
         if batch.is_empty() {
             continue;
         }
-        let deadline = oldest + inner.cfg.op_timeout;
+        // The deadline counts from the oldest write's arrival (a round stuck on an unreachable
+        // leader must not push the next one's refusal further out), or from readiness when the
+        // node had to catch up first.
+        let mut deadline = oldest + inner.cfg.op_timeout;
+        if !inner.ready.load(Relaxed) {
+            if inner.until_ready(oldest + inner.cfg.ready_wait).await.is_err() {
+                deliver(batch.into_iter().map(|p| p.tx).collect(), Err(ClusterError::NotReady));
+                continue;
+            }
+            deadline = Instant::now() + inner.cfg.op_timeout;
+        }
         let (mut cmds, txs): (Vec<Command>, Vec<_>) = batch.into_iter().map(|p| (p.cmd, p.tx)).unzip();
         let cmd = if cmds.len() == 1 { cmds.pop().expect("one command") } else { Command::Batch(cmds) };
         deliver(txs, inner.replicate(cmd, deadline).await);

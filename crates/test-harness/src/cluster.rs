@@ -58,6 +58,17 @@ impl NodeProc {
     }
 }
 
+/// Whether every thread of `pid` is in the stopped state (`T` in `/proc/PID/task/TID/stat`).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+    tasks.filter_map(Result::ok).all(|t| {
+        std::fs::read_to_string(t.path().join("stat"))
+            .ok()
+            .and_then(|st| st.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('T')))
+            .unwrap_or(true) // a thread that just exited
+    })
+}
+
 /// A running `keel cache` cluster; every node is killed and reaped on drop.
 pub struct CacheCluster {
     bin: PathBuf,
@@ -254,7 +265,18 @@ impl CacheCluster {
     /// SIGSTOP `slot` (the whole process: every thread stops, sockets stay open).
     pub fn pause(&self, slot: u16) -> Result<(), Error> {
         let n = self.node(slot).ok_or_else(|| Error { message: format!("keel cluster: node {slot} is not running") })?;
-        n.signal(libc::SIGSTOP, true).map_err(|e| self.failure(&format!("SIGSTOP node {slot}: {e}")))
+        n.signal(libc::SIGSTOP, true).map_err(|e| self.failure(&format!("SIGSTOP node {slot}: {e}")))?;
+        // kill(2) returns before the threads stop: wait until every one of them is stopped, so
+        // the node can no longer answer anything once this returns.
+        let pid = n.child.id();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !all_threads_stopped(pid) {
+            if Instant::now() >= deadline {
+                return Err(self.failure(&format!("node {slot} (pid {pid}) not stopped 5 s after SIGSTOP")));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        Ok(())
     }
 
     /// SIGCONT `slot`.
