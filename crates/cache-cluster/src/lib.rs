@@ -34,9 +34,11 @@
 //!   in its order; errors (no quorum, timeout) reach every write of the round.
 //! * **Reads are linearizable by default** (read index): the leader confirms its leadership with a
 //!   quorum round and the reader waits until its replica has applied up to the commit index fixed
-//!   by that round. Rounds are **batched** ([`batch::Coalescer`]): all reads that arrive while a
-//!   round is running share the next one, on the leader and on each follower (a follower asks the
-//!   leader for the index once per batch, then reads locally). A connection's reads of one
+//!   by that round. Rounds are **batched** ([`batch::Coalescer`]): reads share rounds, and a
+//!   read never joins a round that started before it; up to three rounds run at once, so a read
+//!   that arrives while one is in flight starts the next at once (about one round trip, not two),
+//!   on the leader and on each follower (a follower asks the leader for the index once per
+//!   batch, then reads locally). A connection's reads of one
 //!   received batch of requests share one barrier ([`ReadFence`], see
 //!   [`Cluster::get_fenced`]).
 //!   **Read lease**: a successful round also gives the leader a lease of
