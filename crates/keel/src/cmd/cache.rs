@@ -61,6 +61,11 @@ pub struct Args {
     /// `local` (served from this replica without a round trip; may lag by a few milliseconds).
     #[arg(long = "cluster-read", value_parser = ["linearizable", "local"], default_value = "linearizable")]
     pub cluster_read: String,
+    /// Cluster mode: threads of the runtime that runs Raft (replication, the proposer, peer
+    /// connections); client connections keep their own `-t` threads. One is fastest on small
+    /// machines (fewer cross-thread wake-ups; see docs/benchmarks.md).
+    #[arg(long = "cluster-threads", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub cluster_threads: u16,
 }
 
 pub fn settings_from(args: &Args) -> Result<Settings> {
@@ -152,7 +157,7 @@ pub fn run(args: Args) -> Result<()> {
     // this runtime runs maintenance, signals and, in cluster mode, Raft.
     let _ = threads;
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(if cluster_cfg.is_some() { 2 } else { 1 })
+        .worker_threads(if cluster_cfg.is_some() { usize::from(args.cluster_threads) } else { 1 })
         .enable_all()
         .build()
         .context("building the runtime")?;
