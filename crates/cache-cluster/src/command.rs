@@ -477,17 +477,7 @@ mod tests {
             shards: 4,
             reads_mutate: false,
         });
-        let set = |v: &'static [u8]| Command::from_store(&StoreReq {
-            mode: StoreMode::Set,
-            key: b"k",
-            value: v,
-            flags: 0,
-            expires_at: 0,
-            compare_cas: None,
-            invalidate: false,
-            new_cas: None,
-            vivify: None,
-        });
+        let set = |v: &'static [u8]| Command::from_store(&StoreReq::set(b"k", v));
         let incr = Command::from_arith(
             &ArithReq { key: b"k", incr: true, delta: 2, compare_cas: None, vivify: None, touch: None, new_cas: None },
             None,

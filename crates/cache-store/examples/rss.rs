@@ -42,17 +42,7 @@ fn main() {
         use std::fmt::Write;
         key.clear();
         let _ = write!(key, "key:{i:07}");
-        let r = StoreReq {
-            mode: StoreMode::Set,
-            key: key.as_bytes(),
-            value: &value,
-            flags: 0,
-            expires_at: 0,
-            compare_cas: None,
-            invalidate: false,
-            new_cas: None,
-            vivify: None,
-        };
+        let r = StoreReq::set(key.as_bytes(), &value);
         if !matches!(store.store(&r, now), StoreOutcome::Stored { .. }) {
             eprintln!("store failed at {i}");
             std::process::exit(1);
@@ -157,17 +147,7 @@ fn main() {
         use std::fmt::Write;
         key.clear();
         let _ = write!(key, "key:{i:07}");
-        let r = StoreReq {
-            mode: StoreMode::Set,
-            key: key.as_bytes(),
-            value: &value,
-            flags: 0,
-            expires_at: 0,
-            compare_cas: None,
-            invalidate: false,
-            new_cas: None,
-            vivify: None,
-        };
+        let r = StoreReq::set(key.as_bytes(), &value);
         small.store(&r, now);
     }
     let st = small.stats();

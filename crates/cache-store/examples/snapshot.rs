@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use cache_store::{Store, StoreConfig, StoreMode, StoreReq};
+use cache_store::{Store, StoreConfig, StoreReq};
 
 fn main() {
     let counts: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
@@ -16,17 +16,7 @@ fn main() {
         let value = [b'v'; 100];
         for i in 0..n {
             let key = format!("key:{i:07}");
-            let r = StoreReq {
-                mode: StoreMode::Set,
-                key: key.as_bytes(),
-                value: &value,
-                flags: 0,
-                expires_at: 0,
-                compare_cas: None,
-                invalidate: false,
-                new_cas: None,
-                vivify: None,
-            };
+            let r = StoreReq::set(key.as_bytes(), &value);
             s.store(&r, 1_700_000_000);
         }
         let mut best = f64::MAX;

@@ -182,6 +182,24 @@ pub struct StoreReq<'a> {
     pub vivify: Option<Expiry>,
 }
 
+impl<'a> StoreReq<'a> {
+    /// A plain `set` of `value` under `key`: flags 0, no expiry, no compare; other requests
+    /// start from it (`StoreReq { mode: StoreMode::Add, ..StoreReq::set(k, v) }`).
+    pub fn set(key: &'a [u8], value: &'a [u8]) -> StoreReq<'a> {
+        StoreReq {
+            mode: StoreMode::Set,
+            key,
+            value,
+            flags: 0,
+            expires_at: 0,
+            compare_cas: None,
+            invalidate: false,
+            new_cas: None,
+            vivify: None,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoreOutcome {
     /// Stored, with the new item's CAS.

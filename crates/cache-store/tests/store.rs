@@ -585,15 +585,9 @@ fn exact_replica_under_eviction_pressure() {
         let key = format!("key:{i:07}");
         let val = vec![b'a' + (i % 26) as u8; 20 + (i % 90) as usize];
         let r = StoreReq {
-            mode: StoreMode::Set,
-            key: key.as_bytes(),
-            value: &val,
             flags: i,
             expires_at: if i % 7 == 3 { now + 3 } else { 0 },
-            compare_cas: None,
-            invalidate: false,
-            new_cas: None,
-            vivify: None,
+            ..StoreReq::set(key.as_bytes(), &val)
         };
         s.store(&r, now)
     };

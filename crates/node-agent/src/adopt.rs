@@ -347,17 +347,7 @@ fn peer_uuids(cfg: &ClusterConfig, me: &Node) -> Vec<(String, String)> {
         .iter()
         .filter(|n| n.name != me.name)
         .filter_map(|n| {
-            let (code, body) = crate::http::request(
-                &n.control_addr(),
-                "GET",
-                "/state",
-                Duration::from_millis(800),
-            )
-            .ok()?;
-            if code != 200 {
-                return None;
-            }
-            let st: crate::NodeState = serde_json::from_str(&body).ok()?;
+            let st = crate::peer_state(n).ok()?;
             let uuid = match &st.report.history {
                 galera::History::At(p) => Some(p.uuid.clone()),
                 _ => None,

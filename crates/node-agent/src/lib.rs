@@ -337,24 +337,37 @@ fn gather(sh: &Shared, cfg: &ClusterConfig, me: &str) -> Vec<(String, MemberView
         .collect()
 }
 
+/// Why a peer agent's state could not be had ([`peer_state`]).
+pub(crate) enum PeerStateError {
+    /// No answer (connection refused, timeout).
+    Down(String),
+    /// An answer other than 200.
+    Status(u16),
+    /// A 200 whose body is not a [`NodeState`].
+    Bad(String),
+}
+
+/// A peer agent's `GET /state` (800 ms budget): what every cluster-wide decision of this
+/// agent reads about the other nodes.
+pub(crate) fn peer_state(n: &Node) -> Result<NodeState, PeerStateError> {
+    match http::request(&n.control_addr(), "GET", "/state", Duration::from_millis(800)) {
+        Ok((200, body)) => serde_json::from_str(&body).map_err(|e| PeerStateError::Bad(e.to_string())),
+        Ok((code, _)) => Err(PeerStateError::Status(code)),
+        Err(e) => Err(PeerStateError::Down(e.to_string())),
+    }
+}
+
 fn peer_view(n: &Node) -> MemberView {
-    match http::request(
-        &n.control_addr(),
-        "GET",
-        "/state",
-        Duration::from_millis(800),
-    ) {
-        Ok((200, body)) => match serde_json::from_str::<NodeState>(&body) {
-            Ok(st) => MemberView::Reported(st.report),
-            Err(e) => MemberView::Unreachable {
-                why: format!("bad state from {}: {e}", n.control_addr()),
-            },
+    match peer_state(n) {
+        Ok(st) => MemberView::Reported(st.report),
+        Err(PeerStateError::Bad(e)) => MemberView::Unreachable {
+            why: format!("bad state from {}: {e}", n.control_addr()),
         },
-        Ok((code, _)) => MemberView::Unreachable {
+        Err(PeerStateError::Status(code)) => MemberView::Unreachable {
             why: format!("agent at {} answered {code}", n.control_addr()),
         },
         // While adopting, a hand-built node may still run there ([`adopt::foreign_peer`]).
-        Err(e) => adopt::foreign_peer(n).unwrap_or(MemberView::Unreachable {
+        Err(PeerStateError::Down(e)) => adopt::foreign_peer(n).unwrap_or(MemberView::Unreachable {
             why: format!("its agent does not answer: {e}"),
         }),
     }
@@ -370,21 +383,9 @@ fn wait_for_eviction(sh: &Shared, cfg: &ClusterConfig, node: &Node) -> bool {
     let mut said = false;
     while start.elapsed() < Duration::from_secs(30) {
         let still_counted = cfg.nodes.iter().filter(|n| n.name != node.name).any(|n| {
-            match http::request(
-                &n.control_addr(),
-                "GET",
-                "/state",
-                Duration::from_millis(800),
-            ) {
-                Ok((200, body)) => serde_json::from_str::<NodeState>(&body).is_ok_and(|st| {
-                    st.report.primary
-                        && st
-                            .db
-                            .wsrep
-                            .is_some_and(|w| w.incoming_addresses.contains(&me))
-                }),
-                _ => false,
-            }
+            peer_state(n).is_ok_and(|st| {
+                st.report.primary && st.db.wsrep.is_some_and(|w| w.incoming_addresses.contains(&me))
+            })
         });
         if !still_counted {
             if said {

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use cache_cluster::{Cluster, ClusterConfig, ClusterError, ClusterStatus};
-use cache_store::{GetOpts, StoreConfig, StoreMode, StoreOutcome, StoreReq};
+use cache_store::{GetOpts, StoreConfig, StoreOutcome, StoreReq};
 
 /// Load-heavy and timing-sensitive tests hold this so they never run at the same time on a small
 /// CI box: 100 000-write loads would starve the linearizability test, whose operations then time
@@ -112,17 +112,7 @@ impl TestCluster {
 }
 
 pub fn plain_req<'a>(key: &'a [u8], value: &'a [u8]) -> StoreReq<'a> {
-    StoreReq {
-        mode: StoreMode::Set,
-        key,
-        value,
-        flags: 0,
-        expires_at: 0,
-        compare_cas: None,
-        invalidate: false,
-        new_cas: None,
-        vivify: None,
-    }
+    StoreReq::set(key, value)
 }
 
 pub async fn set(n: &Cluster, key: &str, value: &str) -> Result<StoreOutcome, ClusterError> {

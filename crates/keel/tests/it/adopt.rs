@@ -28,8 +28,9 @@ pub(crate) use super::tier::{comm, keel, show, skip};
 pub(crate) fn sql(cnf: &Path, extra: &[&str], q: &str) -> Result<String, String> {
     let o = Command::new("mariadb")
         .arg(format!("--defaults-file={}", cnf.display()))
+        .arg("--connect-timeout=3") // before `extra`, which may override it (the last one wins)
         .args(extra)
-        .args(["--connect-timeout=3", "-N", "-B", "-e", q])
+        .args(["-N", "-B", "-e", q])
         .output()
         .map_err(|e| e.to_string())?;
     if o.status.success() {

@@ -146,21 +146,8 @@ impl Tier {
     }
     /// Runs SQL as the app user (from app.cnf) on `port` (a mariadbd or a db-proxy).
     pub(crate) fn sql_at(&self, port: u16, connect_timeout: u64, sql: &str) -> Result<String, String> {
-        let o = Command::new("mariadb")
-            .arg(format!(
-                "--defaults-file={}",
-                self.dir.join("app.cnf").display()
-            ))
-            .arg(format!("--port={port}"))
-            .arg(format!("--connect-timeout={connect_timeout}"))
-            .args(["-N", "-B", "-e", sql])
-            .output()
-            .map_err(|e| e.to_string())?;
-        if o.status.success() {
-            Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        } else {
-            Err(String::from_utf8_lossy(&o.stderr).trim().to_owned())
-        }
+        let (port, timeout) = (format!("--port={port}"), format!("--connect-timeout={connect_timeout}"));
+        super::adopt::sql(&self.dir.join("app.cnf"), &[&port, &timeout], sql)
     }
     /// Polls `keel status` until `ok` holds for the document, or fails with the last one.
     pub(crate) fn wait_for(&self, what: &str, secs: u64, ok: impl Fn(&Value) -> bool) -> f64 {
