@@ -5,6 +5,12 @@ mod cmd;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc: the cache cluster's write path allocates and frees
+/// batch buffers per round, and glibc kept returning those pages to the kernel and faulting
+/// them back (10 % of the leader's samples in `clear_page`; see docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "keel", version, about = "A highly available cache and database tier for Seafile clusters")]
 struct Cli {
