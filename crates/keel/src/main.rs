@@ -5,11 +5,25 @@ mod cmd;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc instead of glibc's malloc: the cache cluster's write path allocates and frees
-/// batch buffers per round, and glibc kept returning those pages to the kernel and faulting
-/// them back (10 % of the leader's samples in `clear_page`; see docs/benchmarks.md).
+/// mimalloc instead of glibc's malloc, and freed memory kept for reuse instead of handed back to
+/// the kernel (see [`keep_freed_memory`]). The cache cluster's in-memory Raft log grows until a
+/// snapshot purges it, then grows again; with memory returned to the kernel in between, every
+/// cycle faulted its pages back in (up to 14 % of the leader's samples in `clear_page`), and
+/// replicated writes ran 200-210k ops/s instead of ~320k (docs/benchmarks.md, "Allocator").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Never purge freed pages (mimalloc's `purge_delay = -1`). The process's footprint stays at its
+/// peak, as memcached's slabs do; the peak itself is unchanged (the log and the store reach it
+/// every cycle anyway). `MIMALLOC_PURGE_DELAY` in the environment still wins.
+fn keep_freed_memory() {
+    // `mi_option_purge_delay` in mimalloc v2's `mimalloc.h` (libmimalloc-sys exports no name for it).
+    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets a global option; mimalloc reads it on each purge decision.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    }
+}
 
 #[derive(Parser)]
 #[command(name = "keel", version, about = "A highly available cache and database tier for Seafile clusters")]
@@ -49,6 +63,7 @@ enum Command {
 }
 
 fn main() {
+    keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Cache(args) => cmd::cache::run(args),
