@@ -251,6 +251,9 @@ pub struct ClusterConfig {
     /// Entries already in a snapshot that stay in the log (a follower lagging by less than this
     /// behind the snapshot catches up from the log instead of receiving the snapshot).
     pub snapshot_keep_logs: u64,
+    /// Most group-commit rounds of client writes the leader's proposer has in flight at once
+    /// (appended, not yet applied); 1 = one round at a time. A follower forwards one at a time.
+    pub write_pipeline: usize,
     /// The replica's store (`reads_mutate` is forced to `false`).
     pub store: cache_store::StoreConfig,
     pub clock: ClockFn,
@@ -274,6 +277,7 @@ impl ClusterConfig {
             snapshot_logs: 50_000,
             snapshot_keep_logs: 1_000,
             snapshot_log_bytes: (store.mem_limit as u64 / 2).clamp(16 << 20, 512 << 20),
+            write_pipeline: 4,
             store,
             clock: system_clock(),
         }

@@ -5,7 +5,7 @@
 //! Every client-facing wait is bounded by [`ClusterConfig::op_timeout`]; nothing here may hang a
 //! connection or panic on a peer's input.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -55,6 +55,8 @@ struct Inner {
     /// The leader's read lease, if it has one ([`Lease`]).
     lease: parking_lot::RwLock<Option<Lease>>,
     read_rounds: AtomicU64,
+    write_rounds: AtomicU64,
+    write_rounds_pipelined: AtomicU64,
     /// Client writes waiting for the proposer ([`propose_loop`]).
     proposals: mpsc::UnboundedSender<Proposal>,
     join_lock: tokio::sync::Mutex<()>,
@@ -220,6 +222,8 @@ impl Cluster {
             follower_reads: Coalescer::default(),
             lease: parking_lot::RwLock::new(None),
             read_rounds: AtomicU64::new(0),
+            write_rounds: AtomicU64::new(0),
+            write_rounds_pipelined: AtomicU64::new(0),
             proposals,
             join_lock: tokio::sync::Mutex::new(()),
             contact,
@@ -780,6 +784,8 @@ impl Inner {
             log_entries: self.log.len() as u64,
             snapshot_index: self.progress.snap.lock().index,
             read_rounds: self.read_rounds.load(Relaxed),
+            write_rounds: self.write_rounds.load(Relaxed),
+            write_rounds_pipelined: self.write_rounds_pipelined.load(Relaxed),
         }
     }
 }
@@ -863,17 +869,118 @@ async fn startup(inner: Arc<Inner>) {
     }
 }
 
+/// A round the leader's proposer appended and has not seen applied yet.
+struct InFlight {
+    rx: <<TypeConfig as openraft::RaftTypeConfig>::Responder as openraft::raft::responder::Responder<TypeConfig>>::Receiver,
+    cmd: Command,
+    txs: Vec<oneshot::Sender<Result<Outcome, ClusterError>>>,
+    deadline: Instant,
+}
+
+/// How an in-flight round ended.
+enum RoundEnd {
+    Done(Result<Outcome, ClusterError>),
+    /// The Raft core was no longer leader when the round reached it: certainly not applied.
+    Refused(Option<NodeId>),
+}
+
+impl Inner {
+    /// Wait for the outcome of a round the leader appended, bounded by its deadline; a leader
+    /// that loses contact with its majority meanwhile answers within the election timeout.
+    /// Cancel-safe (the receiver is polled by reference).
+    async fn round_end(&self, f: &mut InFlight) -> RoundEnd {
+        let quorum_lost = async {
+            loop {
+                if self.check_quorum().is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        };
+        let left = f.deadline.saturating_duration_since(Instant::now());
+        let r = tokio::time::timeout(left, async {
+            tokio::select! {
+                r = &mut f.rx => Some(r),
+                _ = quorum_lost => None,
+            }
+        })
+        .await;
+        RoundEnd::Done(match r {
+            Err(_) => Err(ClusterError::Timeout("commit")),
+            Ok(None) => Err(ClusterError::QuorumLost),
+            Ok(Some(Err(_))) => Err(ClusterError::Raft("raft core stopped".into())),
+            Ok(Some(Ok(Ok(resp)))) => Ok(resp.data),
+            Ok(Some(Ok(Err(ClientWriteError::ForwardToLeader(f))))) => return RoundEnd::Refused(f.leader_id),
+            Ok(Some(Ok(Err(e)))) => Err(raft_err(e)),
+        })
+    }
+
+    /// Settle every round in flight, in log order (`first`: the front round, already ended). A
+    /// refused round (it never entered the log) is retried through [`Inner::replicate`] only if
+    /// no later round was applied (or may have been): otherwise retrying would apply it after
+    /// writes queued behind it, so it is refused to its clients instead (certainly not applied,
+    /// `SERVER_ERROR`).
+    async fn settle(&self, first: Option<(InFlight, RoundEnd)>, inflight: &mut VecDeque<InFlight>) {
+        let mut ends: Vec<(InFlight, RoundEnd)> = first.into_iter().collect();
+        while let Some(mut f) = inflight.pop_front() {
+            let end = self.round_end(&mut f).await;
+            ends.push((f, end));
+        }
+        let last_entered = ends.iter().rposition(|(_, e)| matches!(e, RoundEnd::Done(_)));
+        for (i, (f, end)) in ends.into_iter().enumerate() {
+            match end {
+                RoundEnd::Done(r) => deliver(f.txs, r),
+                RoundEnd::Refused(l) if last_entered.is_some_and(|k| i < k) => deliver(f.txs, Err(ClusterError::NotLeader(l))),
+                RoundEnd::Refused(_) => {
+                    let r = self.replicate(f.cmd, f.deadline).await;
+                    deliver(f.txs, r);
+                }
+            }
+        }
+    }
+
+    /// The front round ended: deliver it, or settle everything if it was refused.
+    async fn front_ended(&self, f: InFlight, end: RoundEnd, inflight: &mut VecDeque<InFlight>) {
+        match end {
+            RoundEnd::Done(r) => deliver(f.txs, r),
+            refused => self.settle(Some((f, refused)), inflight).await,
+        }
+    }
+}
+
 /// The proposer: takes every client write queued on this node (up to [`GROUP_MAX_CMDS`] /
-/// [`GROUP_MAX_BYTES`]) and replicates them as one entry ([`Command::Batch`], applied in order),
-/// one round at a time, so the writes that arrive while a round is in flight share the next
-/// one. One round at a time also keeps the queue's order in the log: a connection's writes are
-/// applied in the order it issued them, on the leader and through forwarding alike.
+/// [`GROUP_MAX_BYTES`]) and replicates them as one entry ([`Command::Batch`], applied in order).
+/// On the leader, up to [`ClusterConfig::write_pipeline`] rounds are in flight: each is handed to the Raft
+/// core in queue order (so the log keeps it) and the next batch forms while earlier ones
+/// replicate; outcomes are delivered in log order. A follower forwards one round at a time,
+/// which keeps its queue's order through the leader. Either way a connection's writes are
+/// applied in the order it issued them.
 async fn propose_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Proposal>) {
     let mut stop = inner.stop.subscribe();
     let mut carry: Option<Proposal> = None;
+    let mut inflight: VecDeque<InFlight> = std::collections::VecDeque::new();
     loop {
         let first = match carry.take() {
             Some(p) => p,
+            None if inflight.len() >= inner.cfg.write_pipeline.max(1) => {
+                let mut f = inflight.pop_front().expect("rounds in flight");
+                let end = inner.round_end(&mut f).await;
+                inner.front_ended(f, end, &mut inflight).await;
+                continue;
+            }
+            None if !inflight.is_empty() => {
+                let front = inflight.front_mut().expect("rounds in flight");
+                tokio::select! {
+                    biased;
+                    p = rx.recv() => match p { Some(p) => p, None => { inner.settle(None, &mut inflight).await; return } },
+                    end = inner.round_end(front) => {
+                        let f = inflight.pop_front().expect("rounds in flight");
+                        inner.front_ended(f, end, &mut inflight).await;
+                        continue;
+                    }
+                    _ = stop.changed() => return,
+                }
+            }
             None => tokio::select! {
                 p = rx.recv() => match p { Some(p) => p, None => return },
                 _ = stop.changed() => return,
@@ -913,6 +1020,28 @@ async fn propose_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Proposa
         }
         let (mut cmds, txs): (Vec<Command>, Vec<_>) = batch.into_iter().map(|p| (p.cmd, p.tx)).unzip();
         let cmd = if cmds.len() == 1 { cmds.pop().expect("one command") } else { Command::Batch(cmds) };
+        if inner.is_leader() {
+            if let Err(e) = inner.check_quorum() {
+                deliver(txs, Err(e));
+                continue;
+            }
+            let req = Request { now: (inner.cfg.clock)(), cmd: cmd.clone() };
+            match inner.raft.client_write_ff(req).await {
+                Ok(rx) => {
+                    inner.write_rounds.fetch_add(1, Relaxed);
+                    if !inflight.is_empty() {
+                        inner.write_rounds_pipelined.fetch_add(1, Relaxed);
+                    }
+                    inflight.push_back(InFlight { rx, cmd, txs, deadline })
+                }
+                Err(e) => deliver(txs, Err(raft_err(e))),
+            }
+            continue;
+        }
+        // Not the leader: earlier rounds first (they were appended while this node led), then
+        // this one forwarded, alone.
+        inner.settle(None, &mut inflight).await;
+        inner.write_rounds.fetch_add(1, Relaxed);
         deliver(txs, inner.replicate(cmd, deadline).await);
     }
 }

@@ -47,6 +47,13 @@ pub struct ClusterStatus {
     /// the read lease most leader and follower reads need none.
     #[serde(default)]
     pub read_rounds: u64,
+    /// Group-commit rounds of client writes this node's proposer started (appended as leader, or
+    /// forwarded to the leader).
+    #[serde(default)]
+    pub write_rounds: u64,
+    /// Of those, rounds the leader appended while an earlier one was still in flight (pipelined).
+    #[serde(default)]
+    pub write_rounds_pipelined: u64,
 }
 
 impl ClusterStatus {
@@ -67,6 +74,8 @@ impl ClusterStatus {
             ("cluster_log_entries", self.log_entries.to_string()),
             ("cluster_snapshot_index", self.snapshot_index.to_string()),
             ("cluster_read_rounds", self.read_rounds.to_string()),
+            ("cluster_write_rounds", self.write_rounds.to_string()),
+            ("cluster_write_rounds_pipelined", self.write_rounds_pipelined.to_string()),
         ]
     }
 }

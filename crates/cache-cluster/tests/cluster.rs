@@ -370,3 +370,44 @@ async fn queued_writes_share_entries_and_keep_their_order() {
     }
     tc.shutdown().await;
 }
+
+/// A connection that keeps writing while earlier writes replicate: the leader pipelines the
+/// rounds (several in flight), a follower forwards them one at a time; either way every write
+/// is applied once and in the order it was queued (an append chain shows the order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_rounds_keep_queue_order() {
+    let tc = TestCluster::start(3).await;
+    let leader = tc.leader_slot().await;
+    let follower = if leader == 1 { 2 } else { 1 };
+    for (slot, p) in [(leader, "L"), (follower, "F")] {
+        let n = tc.node(slot);
+        let key = format!("{p}chain").into_bytes();
+        n.write(Command::from_store(&plain_req(&key, b"^"))).await.unwrap();
+        let before = n.status();
+        let mut futs = Vec::new();
+        let mut want = b"^".to_vec();
+        for i in 0..3000u32 {
+            let part = format!("{i},");
+            want.extend_from_slice(part.as_bytes());
+            futs.push(n.write(Command::from_store(&StoreReq { mode: StoreMode::Append, ..plain_req(&key, part.as_bytes()) })));
+            if i % 25 == 24 {
+                // Let the proposer start a round with what is queued so far.
+                tokio::task::yield_now().await;
+            }
+        }
+        for f in futs {
+            let o = f.await.unwrap();
+            assert!(matches!(o, Outcome::Stored { .. }), "{o:?}");
+        }
+        let after = n.status();
+        let rounds = after.write_rounds - before.write_rounds;
+        assert!(rounds > 1, "3000 writes in {rounds} round(s)");
+        if slot == leader {
+            assert!(after.write_rounds_pipelined > before.write_rounds_pipelined, "no round was pipelined ({rounds} rounds)");
+        }
+        for m in tc.nodes() {
+            assert_eq!(get(&m, &format!("{p}chain")).await.unwrap(), Some(want.clone()), "node {}", m.id());
+        }
+    }
+    tc.shutdown().await;
+}

@@ -66,6 +66,10 @@ pub struct Args {
     /// machines (fewer cross-thread wake-ups; see docs/benchmarks.md).
     #[arg(long = "cluster-threads", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub cluster_threads: u16,
+    /// Cluster mode: most group-commit rounds of writes the leader has in flight at once (1: one
+    /// round at a time). More overlap replication with the next batch forming (docs/benchmarks.md).
+    #[arg(long = "cluster-write-pipeline", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub cluster_write_pipeline: u16,
 }
 
 pub fn settings_from(args: &Args) -> Result<Settings> {
@@ -121,6 +125,7 @@ pub fn run(args: Args) -> Result<()> {
                 bail!("--cluster-id {id} is not one of the slots in --cluster-peers");
             }
             let mut cfg = cache_cluster::ClusterConfig::new(*id, peers, cache_server::store_config(&settings));
+            cfg.write_pipeline = usize::from(args.cluster_write_pipeline);
             if args.cluster_read == "local" {
                 cfg.read_mode = cache_cluster::ReadMode::Local;
             }
