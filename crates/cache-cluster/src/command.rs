@@ -7,6 +7,8 @@
 //! `exptime` once), and the log entry carries the leader's `now`, so [`apply`] gives the same
 //! result on every replica. This module must never look at a clock.
 
+use std::sync::Arc;
+
 use cache_store::{
     ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, Expiry, GetOpts, ItemRef, MetaInfo, MetaOrder, Store, StoreMode,
     StoreOutcome, StoreReq,
@@ -207,7 +209,9 @@ pub struct Request {
     /// Unix seconds chosen by the leader. Apply uses `max(now, previous entry's now)`, so time
     /// never runs backwards on a replica, even across leader changes with skewed clocks.
     pub now: u64,
-    pub cmd: Command,
+    /// Shared, not copied: openraft clones entries to replicate and to apply them (an `Arc`
+    /// serializes as the command itself, so the wire format is unchanged).
+    pub cmd: Arc<Command>,
 }
 
 /// An item copied out of the store (for replies to mutating reads).

@@ -491,7 +491,7 @@ impl Inner {
         }
     }
 
-    async fn leader_write(&self, cmd: Command, deadline: Instant) -> Result<Outcome, ClusterError> {
+    async fn leader_write(&self, cmd: Arc<Command>, deadline: Instant) -> Result<Outcome, ClusterError> {
         if !self.is_leader() {
             return Err(ClusterError::NotLeader(self.metrics.borrow().current_leader));
         }
@@ -542,7 +542,7 @@ impl Inner {
 
     /// Replicate `cmd` now (the proposer's round): on the leader directly, else forwarded to it;
     /// retried while it provably did not reach a leader.
-    async fn replicate(&self, cmd: Command, deadline: Instant) -> Result<Outcome, ClusterError> {
+    async fn replicate(&self, cmd: Arc<Command>, deadline: Instant) -> Result<Outcome, ClusterError> {
         loop {
             let leader = self.wait_leader(deadline).await?;
             let r = if leader == self.id {
@@ -552,7 +552,7 @@ impl Inner {
                     None => Err(ClusterError::NoLeader),
                     Some(addr) => {
                         let left = deadline.saturating_duration_since(Instant::now());
-                        match self.peers.get(&addr).call(&Rpc::Write(cmd.clone()), left).await {
+                        match self.peers.get(&addr).call(&Rpc::Write(Arc::clone(&cmd)), left).await {
                             Ok(Reply::Write(r)) => r.map_err(ClusterError::from),
                             Ok(_) => Err(ClusterError::Codec("unexpected reply".into())),
                             Err(e) => Err(e),
@@ -872,7 +872,7 @@ async fn startup(inner: Arc<Inner>) {
 /// A round the leader's proposer appended and has not seen applied yet.
 struct InFlight {
     rx: <<TypeConfig as openraft::RaftTypeConfig>::Responder as openraft::raft::responder::Responder<TypeConfig>>::Receiver,
-    cmd: Command,
+    cmd: Arc<Command>,
     txs: Vec<oneshot::Sender<Result<Outcome, ClusterError>>>,
     deadline: Instant,
 }
@@ -1019,13 +1019,13 @@ async fn propose_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Proposa
             deadline = Instant::now() + inner.cfg.op_timeout;
         }
         let (mut cmds, txs): (Vec<Command>, Vec<_>) = batch.into_iter().map(|p| (p.cmd, p.tx)).unzip();
-        let cmd = if cmds.len() == 1 { cmds.pop().expect("one command") } else { Command::Batch(cmds) };
+        let cmd = Arc::new(if cmds.len() == 1 { cmds.pop().expect("one command") } else { Command::Batch(cmds) });
         if inner.is_leader() {
             if let Err(e) = inner.check_quorum() {
                 deliver(txs, Err(e));
                 continue;
             }
-            let req = Request { now: (inner.cfg.clock)(), cmd: cmd.clone() };
+            let req = Request { now: (inner.cfg.clock)(), cmd: Arc::clone(&cmd) };
             match inner.raft.client_write_ff(req).await {
                 Ok(rx) => {
                     inner.write_rounds.fetch_add(1, Relaxed);
@@ -1089,7 +1089,7 @@ async fn expiry_loop(inner: Arc<Inner>) {
             _ = stop.changed() => return,
         }
         if inner.is_leader() && inner.ready.load(Relaxed) {
-            let cmd = Command::Expire { first_shard: next, count: per_tick };
+            let cmd = Arc::new(Command::Expire { first_shard: next, count: per_tick });
             if inner.leader_write(cmd, inner.op_deadline()).await.is_ok() {
                 next = (next + per_tick) % shards;
             }

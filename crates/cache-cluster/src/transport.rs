@@ -43,7 +43,7 @@ pub enum Rpc {
     Vote(NodeId, VoteRequest<NodeId>),
     InstallSnapshot(NodeId, InstallSnapshotRequest<TypeConfig>),
     /// A client write forwarded by a follower to the leader.
-    Write(Command),
+    Write(Arc<Command>),
     /// A follower asks the leader for a linearizable read index.
     ReadIndex,
     /// Startup probe: who are you, are you part of a cluster, who leads?
