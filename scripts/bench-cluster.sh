@@ -12,6 +12,9 @@
 #      on the same ports; time until it reports `cluster_ready 1`           [<= 2 s for 100 000]
 #   5. kill -9 of the leader -> first acknowledged write on a surviving node (a client writing in
 #      a loop to a follower), KILLS times
+# and, for every load case, the CPU time per operation of the server processes (all three nodes
+# summed for the cluster) and of the client over the measured window: what a replicated
+# operation costs, whichever process pays it.
 #
 # Servers listen on free loopback ports, each in its own process group (setsid) with its output in
 # a log under $LOG_DIR, are polled for readiness (`stats` -> `cluster_ready 1`, or `version` for the
@@ -146,7 +149,8 @@ leader_slot() {
 
 load1() { cut -d' ' -f1 /proc/loadavg; }
 
-# bench NAME PORT PID ARGS...: one `keel bench cache` run, appended to $RESULTS.
+# bench NAME PORT PIDS ARGS...: one `keel bench cache` run, appended to $RESULTS (PIDS: the server
+# processes whose CPU time is summed, comma-separated).
 bench() {
     local name=$1 port=$2 pid=$3
     shift 3
@@ -182,9 +186,11 @@ stop_one standalone
 start_cluster
 L=$(leader_slot)
 F=$(( L % 3 + 1 ))
-run_cases leader "${CPORT[L]}" "${PID[node$L]}"
+# CPU is summed over the three nodes (`--server-pid a,b,c`): the cost of a replicated operation.
+ALL_NODES="${PID[node1]},${PID[node2]},${PID[node3]}"
+run_cases leader "${CPORT[L]}" "$ALL_NODES"
 [[ $(leader_slot) == "$L" ]] || echo "bench-cluster: note: the leader changed during the leader runs" >&2
-run_cases follower "${CPORT[F]}" "${PID[node$F]}"
+run_cases follower "${CPORT[F]}" "$ALL_NODES"
 [[ $(leader_slot) == "$L" ]] || echo "bench-cluster: note: the leader changed during the follower runs" >&2
 for i in 1 2 3; do stop_one "node$i"; done
 
@@ -283,15 +289,20 @@ load = {r["name"]: r for r in rows if r["kind"] == "load"}
 print(f"Load: `keel bench cache`, {dur} measured per case, {vs}-byte values, server threads {threads}; "
       f"1-min load average during the runs {min(r['load1'] for r in load.values()):.2f}..{max(r['load1'] for r in load.values()):.2f}")
 print()
-print("| case | standalone ops/s | leader ops/s | leader/standalone | follower ops/s | follower/standalone | p50 / p99 / p99.9 µs standalone | leader | follower | errors s / l / f |")
-print("|---|---:|---:|---:|---:|---:|---|---|---|---|")
+print("| case | standalone ops/s | leader ops/s | leader/standalone | follower ops/s | follower/standalone | p50 / p99 / p99.9 µs standalone | leader | follower | CPU µs/op server(s) + client: standalone / leader / follower | errors s / l / f |")
+print("|---|---:|---:|---:|---:|---:|---|---|---|---|---|")
 cases = [n.split(" ", 1)[1] for n in load if n.startswith("standalone ")]
 for c in cases:
     s, l, f = (load.get(f"{t} {c}") for t in ("standalone", "leader", "follower"))
     ops = lambda r: r["report"]["ops_per_sec"] if r else float("nan")
     lat = lambda r: " / ".join(f"{r['report']['latency_us'][q]:.0f}" for q in ("p50", "p99", "p999")) if r else "-"
     err = lambda r: str(r["report"]["errors"]) if r else "-"
-    print(f"| {c} | {ops(s):,.0f} | {ops(l):,.0f} | {ops(l)/ops(s):.2f} | {ops(f):,.0f} | {ops(f)/ops(s):.2f} | {lat(s)} | {lat(l)} | {lat(f)} | {err(s)} / {err(l)} / {err(f)} |")
+    def cpu(r):
+        rep = r["report"] if r else {}
+        if not rep.get("server_cpu_s") or not rep.get("ops"):
+            return "-"
+        return f"{rep['server_cpu_s'] * 1e6 / rep['ops']:.2f} + {(rep.get('client_cpu_s') or 0) * 1e6 / rep['ops']:.2f}"
+    print(f"| {c} | {ops(s):,.0f} | {ops(l):,.0f} | {ops(l)/ops(s):.2f} | {ops(f):,.0f} | {ops(f)/ops(s):.2f} | {lat(s)} | {lat(l)} | {lat(f)} | {cpu(s)} / {cpu(l)} / {cpu(f)} | {err(s)} / {err(l)} / {err(f)} |")
 cu = [r for r in rows if r["kind"] == "catchup"]
 if cu:
     secs = [r["seconds"] for r in cu]

@@ -31,7 +31,7 @@ pub fn process_cpu_seconds(pid: Option<u32>) -> Option<f64> {
 /// CPU seconds used in the measured window.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CpuWindow {
-    /// By the server (if its pid was given and readable).
+    /// By the server's processes (if pids were given and all readable), summed.
     pub server: Option<f64>,
     /// By this client process.
     pub client: Option<f64>,
@@ -39,7 +39,7 @@ pub struct CpuWindow {
 
 /// Spawns a thread that samples CPU times at `from` and at `to`; join it for the differences.
 pub fn sample_window(
-    server_pid: Option<u32>,
+    server_pid: Vec<u32>,
     from: Instant,
     to: Instant,
 ) -> std::thread::JoinHandle<CpuWindow> {
@@ -51,10 +51,16 @@ pub fn sample_window(
             }
         };
         sleep_until(from);
-        let s0 = server_pid.and_then(|p| process_cpu_seconds(Some(p)));
+        let servers = || -> Option<f64> {
+            if server_pid.is_empty() {
+                return None;
+            }
+            server_pid.iter().map(|p| process_cpu_seconds(Some(*p))).sum()
+        };
+        let s0 = servers();
         let c0 = process_cpu_seconds(None);
         sleep_until(to);
-        let s1 = server_pid.and_then(|p| process_cpu_seconds(Some(p)));
+        let s1 = servers();
         let c1 = process_cpu_seconds(None);
         CpuWindow {
             server: s0.zip(s1).map(|(a, b)| b - a),

@@ -92,9 +92,9 @@ pub struct Config {
     pub warmup: Duration,
     /// Store every key once before the run (so gets hit).
     pub preload: bool,
-    /// The server's process id, if it runs on this machine: its CPU time over the measured window
-    /// is then reported.
-    pub server_pid: Option<u32>,
+    /// The server's process ids, if it runs on this machine: their CPU time over the measured
+    /// window is then reported (summed: e.g. every node of a cluster).
+    pub server_pid: Vec<u32>,
 }
 
 /// Settings of a fill.
@@ -166,7 +166,7 @@ pub struct Report {
     pub latency_us: LatencyUs,
     /// Seconds the pre-load took (0 if none).
     pub preload_s: f64,
-    /// CPU seconds the server used in the measured window (needs `server_pid`).
+    /// CPU seconds the server (all its `server_pid` processes) used in the measured window.
     pub server_cpu_s: Option<f64>,
     /// Server CPU microseconds per operation.
     pub server_cpu_us_per_op: Option<f64>,
@@ -340,7 +340,7 @@ pub fn run(cfg: &Config) -> Result<Report, Error> {
     }
     let start = Instant::now();
     let (measure_from, end) = (start + cfg.warmup, start + cfg.warmup + cfg.duration);
-    let sampler = cpu::sample_window(cfg.server_pid, measure_from, end);
+    let sampler = cpu::sample_window(cfg.server_pid.clone(), measure_from, end);
     let (_conns, st) = drive_threads(conns, cfg.threads, Until::Time { measure_from, end }, &tpl)?;
     let cpu = sampler.join().unwrap_or_default();
     let c = st.counters;

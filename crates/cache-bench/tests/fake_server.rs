@@ -87,7 +87,7 @@ fn config(server: SocketAddr) -> Config {
         duration: Duration::from_millis(400),
         warmup: Duration::from_millis(100),
         preload: true,
-        server_pid: Some(std::process::id()),
+        server_pid: vec![std::process::id()],
     }
 }
 

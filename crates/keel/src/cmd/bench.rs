@@ -51,9 +51,10 @@ pub struct CacheArgs {
     #[arg(long, value_name = "N")]
     pub rss_items: Option<u64>,
     /// Process id of the server, when it runs on this machine: report its CPU time per operation
-    /// over the measured window (read from /proc).
-    #[arg(long, value_name = "PID")]
-    pub server_pid: Option<u32>,
+    /// over the measured window (read from /proc). Several (`--server-pid 1,2,3` or repeated):
+    /// their CPU time summed, e.g. every node of a cache cluster.
+    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
