@@ -1,7 +1,7 @@
 //! The replicated log's payload: owned, serialisable write commands, their outcomes, and the one
 //! deterministic function that applies a command to a [`Store`].
 //!
-//! Every mutation that [`cache_server::Ctx`]'s item methods perform has a [`Command`] variant,
+//! Every mutation that `cache_server::Ctx`'s item methods perform has a [`Command`] variant,
 //! including reads that mutate (`gat`/`touch`-style gets, meta `N`/`R` win tokens). Expiry times
 //! in commands are already **absolute** (the node that accepted the request resolved the client's
 //! `exptime` once), and the log entry carries the leader's `now`, so [`apply`] gives the same
@@ -104,7 +104,7 @@ pub enum Command {
         key: Vec<u8>,
         expires_at: Expiry,
     },
-    /// flush_all [delay].
+    /// flush_all `[delay]`.
     FlushAll { delay: u64 },
     /// A read that changes state (gat/gats/touch-by-get, meta `T`/`N`/`R`): applied through the log
     /// so every replica makes the same change; the item is copied out for the reply.

@@ -24,18 +24,22 @@
 //!   (unreachable at connect time, or "not leader"), so an `incr` is never applied twice.
 //! * **Group commit**: a node's client writes go through one proposer task (`node::propose_loop`)
 //!   that turns everything queued since its last round into one entry ([`Command::Batch`],
-//!   applied in order, one [`Outcome`] per command), one round at a time (which keeps the queue's
-//!   order in the log, also through forwarding: the leader runs forwarded batches concurrently).
-//!   Pipelining rounds on the leader (appending the next before the previous commits) was tried
-//!   and dropped: it made the in-process linearizability check intractable in some runs (since
-//!   traced to the old checker, which blew up on many unknown outcomes, and to the test counting
-//!   writes in flight on a stopped node as not applied; worth trying again). A connection that pipelines writes queues them in request order
+//!   applied in order, one [`Outcome`] per command). On the leader, up to
+//!   [`ClusterConfig::write_pipeline`] rounds (default 4) are in flight: each is handed to the
+//!   Raft core in queue order (`Raft::client_write_ff`), so the log keeps the queue's order, and
+//!   the next batch forms while earlier ones replicate; outcomes are delivered in log order. A
+//!   round the core refused (leadership lost before it was appended: certainly not applied) is
+//!   retried through the new leader only if no round behind it entered the log; otherwise it is
+//!   refused to its clients, so a retry can never apply it after writes queued behind it. A
+//!   follower forwards one round at a time (the leader runs forwarded batches concurrently), which
+//!   keeps its queue's order. A connection that pipelines writes queues them in request order
 //!   ([`Cluster::write`] queues before it returns its future), so they share entries and apply
-//!   in its order; errors (no quorum, timeout) reach every write of the round.
+//!   in its order; errors (no quorum, timeout) reach every write of the round. Log entries share
+//!   their command (`Arc`), so openraft's clones for replication and apply copy no values.
 //! * **Reads are linearizable by default** (read index): the leader confirms its leadership with a
 //!   quorum round and the reader waits until its replica has applied up to the commit index fixed
 //!   by that round. Rounds are **batched** ([`batch::Coalescer`]): reads share rounds, and a
-//!   read never joins a round that started before it; up to three rounds run at once, so a read
+//!   read never joins a round that started before it; up to eight rounds run at once, so a read
 //!   that arrives while one is in flight starts the next at once (about one round trip, not two),
 //!   on the leader and on each follower (a follower asks the leader for the index once per
 //!   batch, then reads locally). A connection's reads of one

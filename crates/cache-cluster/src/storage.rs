@@ -5,7 +5,7 @@
 //! (see the crate docs), so it never needs the vote or log it had before, and Raft's safety holds
 //! without fsync.
 //!
-//! The state machine applies [`Request`]s with `now = max(entry.now, previous now)`, so replicas
+//! The state machine applies [`Request`](crate::Request)s with `now = max(entry.now, previous now)`, so replicas
 //! see the same monotonic clock; it must never read the local clock.
 //!
 //! # Log compaction (snapshots)
