@@ -17,11 +17,10 @@ use std::path::{Path, PathBuf};
 /// Everything that can be wrong with a cluster description.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read cluster description {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// (The I/O error is in the message, not a `source`: printed as an error chain it would
+    /// appear twice.)
+    #[error("cannot read cluster description {path}: {err}")]
+    Read { path: PathBuf, err: std::io::Error },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{path}: {} problem(s):\n{}", .problems.len(), FieldErrors(.problems))]
@@ -324,9 +323,9 @@ pub const SEAFILE_DATABASES: [&str; 3] = ["ccnet_db", "seafile_db", "seahub_db"]
 impl ClusterConfig {
     /// Reads, parses and validates the description at `path`.
     pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            err,
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let base = if base.as_os_str().is_empty() {

@@ -78,7 +78,18 @@ impl ProxyConfig {
         let me = cluster
             .node(name)
             .map_err(|e| ProxyError::Config(e.to_string()))?;
-        let listen = resolve(&me.proxy_addr())?;
+        let mut cfg = ProxyConfig::from_cluster_at(cluster, resolve(&me.proxy_addr())?)?;
+        cfg.name = Some(name.into());
+        Ok(cfg)
+    }
+
+    /// A proxy of a host that is not a node of the description (an app server of Seafile's
+    /// layout (b)): listens on `listen`, forwards to every node's `sql_port`, checks as
+    /// `[users.monitor]`; it has no node name.
+    pub fn from_cluster_at(
+        cluster: &ClusterConfig,
+        listen: SocketAddr,
+    ) -> Result<ProxyConfig, ProxyError> {
         let mut backends = Vec::new();
         for n in &cluster.nodes {
             backends.push(Backend {
@@ -89,9 +100,12 @@ impl ProxyConfig {
         let pw = cluster
             .monitor_password()
             .map_err(|e| ProxyError::Config(e.to_string()))?;
-        let mut cfg = ProxyConfig::new(listen, backends, &cluster.users.monitor.name, &pw);
-        cfg.name = Some(name.into());
-        Ok(cfg)
+        Ok(ProxyConfig::new(
+            listen,
+            backends,
+            &cluster.users.monitor.name,
+            &pw,
+        ))
     }
 
     /// Checks the settings for mistakes that would make the proxy misbehave.
@@ -165,6 +179,18 @@ mod tests {
         assert!(!cfg.monitor_password.is_empty());
         assert!(cfg.validate().is_ok());
         assert!(ProxyConfig::from_cluster(&cluster, "nope").is_err());
+        assert_eq!(cfg.name.as_deref(), Some("app2"));
+        // An app server's own proxy: same backends and monitor user, its own address, no name.
+        let app = ProxyConfig::from_cluster_at(&cluster, "127.0.0.1:3306".parse().unwrap())
+            .expect("app server proxy");
+        assert_eq!(app.listen, "127.0.0.1:3306".parse().unwrap());
+        assert_eq!(app.backends, cfg.backends);
+        assert_eq!(
+            (app.monitor_user.as_str(), app.monitor_password.as_str()),
+            (cfg.monitor_user.as_str(), cfg.monitor_password.as_str())
+        );
+        assert_eq!(app.name, None);
+        assert!(app.validate().is_ok());
     }
 
     #[test]

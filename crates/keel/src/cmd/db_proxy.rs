@@ -12,10 +12,12 @@ use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The cluster description (TOML); with --name, gives listen address, backends and monitor user.
+    /// The cluster description (TOML): gives the backends and the monitor user, and with --name
+    /// the listen address. Without --name (a host that is not a node of the description, such as
+    /// an app server of Seafile's layout (b)) --listen is needed.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// This node's name in the cluster description.
+    /// This node's name in the cluster description (its proxy_port is the listen address).
     #[arg(long)]
     pub name: Option<String>,
     /// Listen address for clients (overrides the description's proxy_port).
@@ -58,13 +60,18 @@ pub struct Args {
 
 fn build_config(args: &Args) -> anyhow::Result<ProxyConfig> {
     let mut cfg = if let Some(path) = &args.config {
-        let Some(name) = &args.name else {
-            bail!("--config needs --name NODE")
-        };
-        let cluster = cluster_config::ClusterConfig::load(path)
-            .with_context(|| format!("reading the cluster description {}", path.display()))?;
-        let mut cfg =
-            ProxyConfig::from_cluster(&cluster, name).context("building the proxy settings")?;
+        if args.name.is_none() && args.listen.is_none() {
+            bail!("--config needs --name NODE (a node of the description) or --listen ADDR (a host outside it, e.g. an app server)");
+        }
+        let cluster = cluster_config::ClusterConfig::load(path)?;
+        let mut cfg = match (&args.name, args.listen) {
+            (Some(name), _) => ProxyConfig::from_cluster(&cluster, name),
+            (None, listen) => ProxyConfig::from_cluster_at(
+                &cluster,
+                listen.context("--listen ADDR is needed without --name")?,
+            ),
+        }
+        .context("building the proxy settings")?;
         if let Some(l) = args.listen {
             cfg.listen = l;
         }

@@ -532,9 +532,10 @@ fn deploy_md_followed_on_three_loopback_hosts() {
         let listen = "127.0.0.14:3306";
         let exec = exec
             .replace("${KEEL_CONFIG}", &run.cfg())
-            .replace("${KEEL_PROXY_NODE}", "app1")
             .replace("${KEEL_PROXY_LISTEN}", listen)
             .replace("$KEEL_PROXY_ARGS", "");
+        // No node name: the app server is not in the description.
+        assert!(!exec.contains('$') && !exec.contains("--name"), "{exec}");
         let mut words = exec.split_whitespace();
         assert_eq!(words.next(), Some("/usr/bin/keel"));
         let log = root.join("app-server-proxy.log");

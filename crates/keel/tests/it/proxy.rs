@@ -485,6 +485,33 @@ impl CliProxy {
         }
     }
 
+    /// `keel db-proxy --config cluster.toml --listen ADDR` without `--name`: the proxy of a host
+    /// outside the description (an app server of Seafile's layout (b), `keel-db-proxy.service`).
+    fn start_app_server(c: &Cluster) -> CliProxy {
+        let (path, _) = c.write_description();
+        let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let log = fs::File::create(c.dir.join("app-proxy.log")).expect("log");
+        let child = Command::new(crate::keel_bin())
+            .arg("db-proxy")
+            .arg("--config")
+            .arg(&path)
+            .arg("--listen")
+            .arg(listen.to_string())
+            .arg("--metrics-listen")
+            .arg(metrics.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn keel db-proxy");
+        CliProxy {
+            child,
+            listen,
+            metrics,
+        }
+    }
+
     /// `keel db-proxy` with explicit flags; `dir` holds the password file and the log.
     fn start_with_flags(dir: &Path, backends: &[(&str, u16)], extra: &[&str]) -> CliProxy {
         let pw = dir.join("monitor.pw");
@@ -736,6 +763,15 @@ fn cli_with_flags_serves_metrics_status_and_errors() {
     assert_eq!(typed.backends[0].health, db_proxy::State::Down);
     assert!(typed.no_writer_reason.unwrap_or_default().contains("a:"));
     drop(p);
+    // A description alone is not enough: it needs a node name or an address to listen on.
+    let out = Command::new(crate::keel_bin())
+        .args(["db-proxy", "--config"])
+        .arg(dir.join("no-such-description.toml"))
+        .output()
+        .expect("run keel db-proxy");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--config needs --name NODE") && err.contains("--listen ADDR"), "{err}");
     let _ = fs::remove_dir_all(&dir);
 }
 
@@ -760,10 +796,16 @@ fn galera_one_writer_desync_sigstop_drain() {
         let p2 = CliProxy::start_from_description(&cluster, 1);
         let w2 = eventually(Duration::from_secs(20), "the CLI proxy's writer", || p2.writer()).await;
         assert_eq!(w, w2, "both proxies name the same writer");
+        // And an app server's own proxy (description without --name, its own --listen).
+        let p3 = CliProxy::start_app_server(&cluster);
+        let w3 = eventually(Duration::from_secs(20), "the app server proxy's writer", || p3.writer()).await;
+        assert_eq!(w, w3, "the app server's proxy names the same writer");
         for _ in 0..5 {
             let (_c, n) = node_behind(p1.local_addr()).await.expect("through proxy 1");
             assert_eq!(n, w);
             let (_c, n) = node_behind(p2.listen).await.expect("through the CLI proxy");
+            assert_eq!(n, w);
+            let (_c, n) = node_behind(p3.listen).await.expect("through the app server's proxy");
             assert_eq!(n, w);
         }
         // A slow client that never reads its 50 MB result does not stall the others, and
