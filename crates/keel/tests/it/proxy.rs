@@ -459,20 +459,16 @@ struct CliProxy {
 }
 
 impl CliProxy {
-    /// `keel db-proxy --config cluster.toml --name NODE` (the way `keel node` will run it).
-    fn start_from_description(c: &Cluster, node: usize) -> CliProxy {
-        let (path, proxies) = c.write_description();
+    /// `keel db-proxy ARGS… --metrics-listen <free port>`, output to `log`; `listen` is where
+    /// it takes clients.
+    fn spawn(log: &Path, listen: SocketAddr, args: &[std::ffi::OsString]) -> CliProxy {
         let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let log = fs::File::create(c.dir.join("cli-proxy.log")).expect("log");
+        let log = fs::File::create(log).expect("log");
         let child = Command::new(crate::keel_bin())
             .arg("db-proxy")
-            .arg("--config")
-            .arg(&path)
-            .arg("--name")
-            .arg(&c.nodes[node].name)
+            .args(args)
             .arg("--metrics-listen")
             .arg(metrics.to_string())
-            .args(["--drain-timeout-ms", "3000"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -480,9 +476,23 @@ impl CliProxy {
             .expect("spawn keel db-proxy");
         CliProxy {
             child,
-            listen: proxies[node],
+            listen,
             metrics,
         }
+    }
+
+    /// `keel db-proxy --config cluster.toml --name NODE` (the way `keel node` will run it).
+    fn start_from_description(c: &Cluster, node: usize) -> CliProxy {
+        let (path, proxies) = c.write_description();
+        let args = [
+            "--config".into(),
+            path.into_os_string(),
+            "--name".into(),
+            c.nodes[node].name.clone().into(),
+            "--drain-timeout-ms".into(),
+            "3000".into(),
+        ];
+        CliProxy::spawn(&c.dir.join("cli-proxy.log"), proxies[node], &args)
     }
 
     /// `keel db-proxy --config cluster.toml --listen ADDR` without `--name`: the proxy of a host
@@ -490,26 +500,13 @@ impl CliProxy {
     fn start_app_server(c: &Cluster) -> CliProxy {
         let (path, _) = c.write_description();
         let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let log = fs::File::create(c.dir.join("app-proxy.log")).expect("log");
-        let child = Command::new(crate::keel_bin())
-            .arg("db-proxy")
-            .arg("--config")
-            .arg(&path)
-            .arg("--listen")
-            .arg(listen.to_string())
-            .arg("--metrics-listen")
-            .arg(metrics.to_string())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn keel db-proxy");
-        CliProxy {
-            child,
-            listen,
-            metrics,
-        }
+        let args = [
+            "--config".into(),
+            path.into_os_string(),
+            "--listen".into(),
+            listen.to_string().into(),
+        ];
+        CliProxy::spawn(&c.dir.join("app-proxy.log"), listen, &args)
     }
 
     /// `keel db-proxy` with explicit flags; `dir` holds the password file and the log.
@@ -517,31 +514,14 @@ impl CliProxy {
         let pw = dir.join("monitor.pw");
         fs::write(&pw, format!("{MONITOR_PW}\n")).expect("pw file");
         let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let log = fs::File::create(dir.join("cli-proxy.log")).expect("log");
-        let mut cmd = Command::new(crate::keel_bin());
-        cmd.arg("db-proxy")
-            .arg("--listen")
-            .arg(listen.to_string())
-            .arg("--metrics-listen")
-            .arg(metrics.to_string())
-            .args(["--monitor-user", MONITOR_USER, "--monitor-password-file"])
-            .arg(&pw)
-            .args(extra);
+        let mut args: Vec<std::ffi::OsString> = vec!["--listen".into(), listen.to_string().into()];
+        args.extend(["--monitor-user", MONITOR_USER, "--monitor-password-file"].map(Into::into));
+        args.push(pw.into_os_string());
+        args.extend(extra.iter().map(Into::into));
         for (name, port) in backends {
-            cmd.arg("--backend").arg(format!("{name}=127.0.0.1:{port}"));
+            args.extend(["--backend".into(), format!("{name}=127.0.0.1:{port}").into()]);
         }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn keel db-proxy");
-        CliProxy {
-            child,
-            listen,
-            metrics,
-        }
+        CliProxy::spawn(&dir.join("cli-proxy.log"), listen, &args)
     }
 
     /// Waits until the metrics endpoint answers.
