@@ -167,6 +167,7 @@ pub fn run(args: Args) -> Result<()> {
         .build()
         .context("building the runtime")?;
     rt.block_on(async move {
+        let shutdown = super::shutdown_signals()?;
         let cluster = match cluster_cfg {
             Some(cfg) => {
                 let slot = cfg.slot;
@@ -181,7 +182,7 @@ pub fn run(args: Args) -> Result<()> {
             }
             None => None,
         };
-        let served = server.run(shutdown_signal()).await;
+        let served = server.run(shutdown).await;
         if let Some(c) = cluster {
             c.shutdown().await;
         }
@@ -191,19 +192,6 @@ pub fn run(args: Args) -> Result<()> {
         eprintln!("keel cache: shut down");
     }
     Ok(())
-}
-
-/// Completes on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }
 
 /// setgid/setuid to `user` (only meaningful when running as root).

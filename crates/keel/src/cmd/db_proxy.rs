@@ -124,16 +124,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     rt.block_on(async {
+        let shutdown = super::shutdown_signals()?;
         let proxy = Proxy::start(cfg).await.context("starting the proxy")?;
         if let Some(m) = proxy.metrics_addr() {
             eprintln!("keel db-proxy: metrics and status on http://{m}/metrics, /status");
         }
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("installing the SIGTERM handler")?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        shutdown.await;
         eprintln!("keel db-proxy: stopping");
         proxy.shutdown().await;
         Ok(())
