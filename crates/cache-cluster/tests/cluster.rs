@@ -373,7 +373,8 @@ async fn queued_writes_share_entries_and_keep_their_order() {
 
 /// A connection that keeps writing while earlier writes replicate: the leader pipelines the
 /// rounds (several in flight), a follower forwards them one at a time; either way every write
-/// is applied once and in the order it was queued (an append chain shows the order).
+/// is applied once and in the order it was queued (an append chain shows the order), on every
+/// node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_rounds_keep_queue_order() {
     let tc = TestCluster::start(3).await;
@@ -386,25 +387,36 @@ async fn pipelined_rounds_keep_queue_order() {
         let before = n.status();
         let mut futs = Vec::new();
         let mut want = b"^".to_vec();
-        for i in 0..3000u32 {
-            let part = format!("{i},");
-            want.extend_from_slice(part.as_bytes());
-            futs.push(n.write(Command::from_store(&StoreReq { mode: StoreMode::Append, ..plain_req(&key, part.as_bytes()) })));
-            if i % 25 == 24 {
-                // Let the proposer start a round with what is queued so far.
+        // Groups of 25 appends, each queued as soon as the proposer has started a round with
+        // the previous one (so the next round forms while that one replicates), until the
+        // leader shows an overlapping round (at least 40 groups either way).
+        let mut i = 0u32;
+        for group in 1.. {
+            let started = n.status().write_rounds;
+            for _ in 0..25 {
+                let part = format!("{i},");
+                i += 1;
+                want.extend_from_slice(part.as_bytes());
+                let req = StoreReq { mode: StoreMode::Append, ..plain_req(&key, part.as_bytes()) };
+                futs.push(n.write(Command::from_store(&req)));
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while n.status().write_rounds == started {
+                assert!(Instant::now() < deadline, "group {group}: no round started within 5 s");
                 tokio::task::yield_now().await;
             }
+            let overlapped = n.status().write_rounds_pipelined > before.write_rounds_pipelined;
+            if group >= 40 && (slot != leader || overlapped) {
+                break;
+            }
+            assert!(group < 2000, "no pipelined round on the leader in {group} groups");
         }
         for f in futs {
             let o = f.await.unwrap();
             assert!(matches!(o, Outcome::Stored { .. }), "{o:?}");
         }
-        let after = n.status();
-        let rounds = after.write_rounds - before.write_rounds;
-        assert!(rounds > 1, "3000 writes in {rounds} round(s)");
-        if slot == leader {
-            assert!(after.write_rounds_pipelined > before.write_rounds_pipelined, "no round was pipelined ({rounds} rounds)");
-        }
+        let rounds = n.status().write_rounds - before.write_rounds;
+        assert!(rounds >= 40, "{i} writes in {rounds} round(s)");
         for m in tc.nodes() {
             assert_eq!(get(&m, &format!("{p}chain")).await.unwrap(), Some(want.clone()), "node {}", m.id());
         }
