@@ -958,7 +958,7 @@ impl Inner {
 async fn propose_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Proposal>) {
     let mut stop = inner.stop.subscribe();
     let mut carry: Option<Proposal> = None;
-    let mut inflight: VecDeque<InFlight> = std::collections::VecDeque::new();
+    let mut inflight: VecDeque<InFlight> = VecDeque::new();
     loop {
         let first = match carry.take() {
             Some(p) => p,

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use cache_store::{GetOpts, Store, StoreConfig, StoreMode, StoreOutcome, StoreReq};
+use cache_store::{GetOpts, Store, StoreConfig, StoreOutcome, StoreReq};
 
 fn vm_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -101,18 +101,7 @@ fn main() {
     let t = Instant::now();
     for _ in 0..rounds {
         for k in &keys {
-            let r = StoreReq {
-                mode: StoreMode::Set,
-                key: k,
-                value: &value,
-                flags: 0,
-                expires_at: 0,
-                compare_cas: None,
-                invalidate: false,
-                new_cas: None,
-                vivify: None,
-            };
-            store.store(&r, now);
+            store.store(&StoreReq::set(k, &value), now);
         }
     }
     println!(

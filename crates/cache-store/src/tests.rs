@@ -14,17 +14,7 @@ fn store() -> Store {
 }
 
 fn req<'a>(mode: StoreMode, key: &'a [u8], value: &'a [u8]) -> StoreReq<'a> {
-    StoreReq {
-        mode,
-        key,
-        value,
-        flags: 0,
-        expires_at: 0,
-        compare_cas: None,
-        invalidate: false,
-        new_cas: None,
-        vivify: None,
-    }
+    StoreReq { mode, ..StoreReq::set(key, value) }
 }
 
 fn set(s: &Store, key: &[u8], value: &[u8], now: u64) -> u64 {
