@@ -162,6 +162,16 @@ impl Command {
         }
     }
 
+    /// Approximate heap memory the command holds in the log: its keys and values plus, per
+    /// command, the enum itself and the allocator's share of its key and value blocks.
+    pub fn mem_bytes(&self) -> usize {
+        const PER_COMMAND: usize = std::mem::size_of::<Command>() + 32;
+        match self {
+            Command::Batch(cmds) => cmds.iter().map(|c| c.mem_bytes()).sum::<usize>() + 32,
+            c => c.payload_bytes() + PER_COMMAND,
+        }
+    }
+
     pub fn from_store(req: &StoreReq<'_>) -> Command {
         Command::Store {
             mode: req.mode,

@@ -249,8 +249,10 @@ pub struct ClusterConfig {
     pub join_timeout: Duration,
     /// Build a snapshot (and compact the log) every this many applied entries.
     pub snapshot_logs: u64,
-    /// Also build a snapshot when the entries since the last one hold more than this many bytes
-    /// of keys and values (large values would otherwise let the log grow far beyond the store).
+    /// Also build a snapshot when the entries since the last one hold more than
+    /// [`snapshot_trigger_bytes`] (twice the store's bytes, at least 32 MiB) of memory; this is
+    /// its upper bound (large values or a big store would otherwise let the log grow far beyond
+    /// the store).
     pub snapshot_log_bytes: u64,
     /// Entries already in a snapshot that stay in the log (a follower lagging by less than this
     /// behind the snapshot catches up from the log instead of receiving the snapshot).
@@ -279,13 +281,27 @@ impl ClusterConfig {
             bootstrap_grace: Duration::from_secs(3),
             join_timeout: Duration::from_secs(60),
             snapshot_logs: 50_000,
-            snapshot_keep_logs: 1_000,
+            snapshot_keep_logs: 200,
             snapshot_log_bytes: (store.mem_limit as u64 / 2).clamp(16 << 20, 512 << 20),
             write_pipeline: 4,
             store,
             clock: system_clock(),
         }
     }
+}
+
+/// Smallest log size that triggers a snapshot by bytes (unless `snapshot_log_bytes` is smaller).
+pub const SNAPSHOT_LOG_BYTES_FLOOR: u64 = 32 << 20;
+
+/// How many bytes of log ([`storage::entry_bytes`]) past the last snapshot trigger the next
+/// one: twice the store's accounted bytes, at least [`SNAPSHOT_LOG_BYTES_FLOOR`], at most `cap`
+/// ([`ClusterConfig::snapshot_log_bytes`]). A snapshot costs time in proportion to the store,
+/// so tying the trigger to the store's size keeps that cost per write constant (about half an
+/// export of an item per write) while the log stays near the store's size instead of growing to
+/// the cap: a log that keeps growing makes every write land on fresh pages the kernel must zero,
+/// which cost the leader a quarter of its CPU (docs/benchmarks.md, session 5).
+pub fn snapshot_trigger_bytes(store_bytes: u64, cap: u64) -> u64 {
+    store_bytes.saturating_mul(2).max(SNAPSHOT_LOG_BYTES_FLOOR).min(cap)
 }
 
 /// Parse `1=127.0.0.1:7101,2=127.0.0.1:7102,3=…` (the `--cluster-peers` syntax).
@@ -323,6 +339,20 @@ mod tests {
         assert!(parse_peers("x=127.0.0.1:1").is_err());
         assert!(parse_peers("1=a:1,1=b:2").is_err());
         assert!(parse_peers("").is_err());
+    }
+
+    #[test]
+    fn snapshot_trigger_follows_the_store() {
+        const MB: u64 = 1 << 20;
+        // Small or empty store: the floor.
+        assert_eq!(snapshot_trigger_bytes(0, 512 * MB), SNAPSHOT_LOG_BYTES_FLOOR);
+        assert_eq!(snapshot_trigger_bytes(10 * MB, 512 * MB), SNAPSHOT_LOG_BYTES_FLOOR);
+        // Twice the store, up to the cap.
+        assert_eq!(snapshot_trigger_bytes(100 * MB, 512 * MB), 200 * MB);
+        assert_eq!(snapshot_trigger_bytes(400 * MB, 512 * MB), 512 * MB);
+        assert_eq!(snapshot_trigger_bytes(u64::MAX, 512 * MB), 512 * MB);
+        // A cap below the floor wins.
+        assert_eq!(snapshot_trigger_bytes(100 * MB, MB), MB);
     }
 
     #[test]

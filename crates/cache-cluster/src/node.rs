@@ -1103,7 +1103,8 @@ async fn expiry_loop(inner: Arc<Inner>) {
 /// above the threshold (checks at most every 20 ms), and every 100 ms anyway.
 async fn log_bytes_loop(inner: Arc<Inner>) {
     let alert = inner.log.alert().clone();
-    alert.threshold.store(inner.cfg.snapshot_log_bytes, Relaxed);
+    let threshold = || crate::snapshot_trigger_bytes(inner.store.used_bytes(), inner.cfg.snapshot_log_bytes);
+    alert.threshold.store(threshold(), Relaxed);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stop = inner.stop.subscribe();
@@ -1116,7 +1117,9 @@ async fn log_bytes_loop(inner: Arc<Inner>) {
         // Triggering while a build runs is harmless (openraft ignores it), and retrying covers
         // a trigger openraft dropped (e.g. while it was installing a snapshot).
         let snap = inner.metrics.borrow().snapshot;
-        if inner.log.bytes_after(snap.map(|l| l.index)) > inner.cfg.snapshot_log_bytes {
+        let limit = threshold();
+        alert.threshold.store(limit, Relaxed);
+        if inner.log.bytes_after(snap.map(|l| l.index)) > limit {
             let _ = inner.raft.trigger().snapshot().await;
         }
         // Rate limit: appends may keep signalling while the log stays above the threshold.

@@ -102,14 +102,15 @@ struct LogInner {
     log: BTreeMap<u64, Entry<TypeConfig>>,
     last_purged: Option<LogId<NodeId>>,
     committed: Option<LogId<NodeId>>,
-    /// Payload bytes of the entries held (see [`entry_bytes`]).
+    /// Approximate memory of the entries held (see [`entry_bytes`]).
     bytes: u64,
 }
 
-/// Approximate memory of one entry: its keys and values plus a fixed overhead.
+/// Approximate memory of one entry: its commands' keys, values and per-command overhead
+/// ([`Command::mem_bytes`](crate::Command::mem_bytes)) plus the entry's own.
 pub fn entry_bytes(e: &Entry<TypeConfig>) -> u64 {
     let payload = match &e.payload {
-        EntryPayload::Normal(req) => req.cmd.payload_bytes(),
+        EntryPayload::Normal(req) => req.cmd.mem_bytes(),
         _ => 0,
     };
     payload as u64 + 128

@@ -1259,6 +1259,11 @@ impl Store {
         n
     }
 
+    /// Accounted bytes of the items stored (`stats`' `bytes`), without locking a shard.
+    pub fn used_bytes(&self) -> u64 {
+        self.used.0.load(Ordering::Acquire)
+    }
+
     /// Number of shards (valid `expire_shard` indexes are `0..shard_count()`).
     pub fn shard_count(&self) -> usize {
         self.shards.len()
