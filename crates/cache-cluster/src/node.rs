@@ -611,14 +611,18 @@ impl Inner {
         (leads && Instant::now() < l.until).then_some(l)
     }
 
+    /// The read index from the read lease alone, if it holds (no round trip).
+    fn lease_read_index(&self) -> Option<u64> {
+        let l = self.lease_now()?;
+        // Everything acknowledged so far is applied here (or covered by the lease's own read
+        // index); checked again after reading, so the index was taken inside the lease.
+        let index = l.target.max(*self.applied_rx.borrow());
+        self.lease_now().map(|_| index)
+    }
+
     async fn leader_read_index(self: &Arc<Self>) -> Result<u64, ClusterError> {
-        if let Some(l) = self.lease_now() {
-            // Everything acknowledged so far is applied here (or covered by the lease's own
-            // read index); checked again after reading, so the index was taken inside the lease.
-            let index = l.target.max(*self.applied_rx.borrow());
-            if self.lease_now().is_some() {
-                return Ok(index);
-            }
+        if let Some(index) = self.lease_read_index() {
+            return Ok(index);
         }
         let me = self.clone();
         self.leader_reads.wait(move || me.clone().leader_round()).await
@@ -1183,6 +1187,13 @@ async fn serve_peer(inner: Arc<Inner>, stream: TcpStream) {
         match rpc {
             Rpc::AppendEntries(to, req) => {
                 let _ = ae_tx.send((id, to, req));
+            }
+            // A follower's read index, answered at once while the read lease holds (a task of
+            // its own would add a hop to every follower read).
+            Rpc::ReadIndex if let Some(index) = inner.lease_read_index() => {
+                if let Ok(f) = encode(id, &Reply::ReadIndex(Ok(index))) {
+                    let _ = out_tx.send(f);
+                }
             }
             rpc => {
                 let (inner, out) = (inner.clone(), out_tx.clone());

@@ -93,10 +93,21 @@ async fn run(
             }
             let p = *proto.get_or_insert(if buf[0] == 0x80 { Proto::Binary } else { Proto::Text });
             let mut invalidate = false;
+            // Cluster mode classifies each request first; a text request is executed as parsed.
+            let mut parsed = None;
             if ctx.cluster.is_some() {
-                match classify(p, &buf, ctx, &unsent) {
-                    None => break,
-                    Some((Kind::Write, consumed)) => {
+                let (kind, consumed, req) = match p {
+                    Proto::Text => match text_exec::classify_parsed(&buf, ctx, &unsent) {
+                        None => break,
+                        Some(c) => c,
+                    },
+                    Proto::Binary => match binary_exec::classify(&buf, ctx) {
+                        None => break,
+                        Some((kind, consumed)) => (kind, consumed, None),
+                    },
+                };
+                match kind {
+                    Kind::Write => {
                         let n = run_writes(p, &buf, consumed, ctx, &mut session, &mut unsent, &mut out).await;
                         if n > 0 {
                             buf.advance(n);
@@ -109,13 +120,17 @@ async fn run(
                         // A single write: executed below like any request.
                         invalidate = true;
                     }
-                    Some((Kind::Read, _)) => {}
-                    Some((Kind::Other, _)) => invalidate = true,
+                    Kind::Read => {}
+                    Kind::Other => invalidate = true,
                 }
+                parsed = req.map(|req| (req, consumed));
             }
-            let step = match p {
-                Proto::Text => text_exec::process(&buf, ctx, &mut session, &mut unsent, &mut out).await,
-                Proto::Binary => binary_exec::process(&buf, ctx, &mut session, &mut out).await,
+            let step = match (p, parsed) {
+                (Proto::Text, Some((req, consumed))) => {
+                    text_exec::process_parsed(req, consumed, ctx, &mut session, &mut unsent, &mut out).await
+                }
+                (Proto::Text, None) => text_exec::process(&buf, ctx, &mut session, &mut unsent, &mut out).await,
+                (Proto::Binary, _) => binary_exec::process(&buf, ctx, &mut session, &mut out).await,
             };
             if invalidate {
                 session.fence.invalidate();

@@ -100,6 +100,12 @@ pub enum Kind {
 /// Classify the first request in `input` without executing it: its kind and the input bytes it
 /// takes (exact for [`Kind::Write`]), or `None` if it is incomplete.
 pub fn classify(input: &[u8], ctx: &Ctx, unsent: &Unsent) -> Option<(Kind, usize)> {
+    classify_parsed(input, ctx, unsent).map(|(kind, consumed, _)| (kind, consumed))
+}
+
+/// [`classify`], also returning the parsed request (`None` for a protocol error), so the
+/// connection can execute it with [`process_parsed`] without parsing it twice.
+pub fn classify_parsed<'a>(input: &'a [u8], ctx: &Ctx, unsent: &Unsent) -> Option<(Kind, usize, Option<Request<'a>>)> {
     let limits = memcache_proto::Limits {
         item_size_max: ctx.settings.item_size_max,
         max_line: ctx.settings.max_line,
@@ -107,14 +113,14 @@ pub fn classify(input: &[u8], ctx: &Ctx, unsent: &Unsent) -> Option<(Kind, usize
     };
     let (req, consumed) = match text::parse(input, &limits) {
         Parse::Incomplete => return None,
-        Parse::Error { consumed, .. } => return Some((Kind::Other, consumed)),
+        Parse::Error { consumed, .. } => return Some((Kind::Other, consumed, None)),
         Parse::Request { req, consumed } => (req, consumed),
     };
     let small = !replies_flushed_after(consumed, 0);
     let fits = |key: &[u8], data: &Data<'_>, len: usize| {
         small && matches!(data, Data::Value(_)) && ctx.item_fits(key.len(), len)
     };
-    let kind = match req {
+    let kind = match &req {
         Request::Get { cmd, .. } if !cmd.touches() => Kind::Read,
         Request::Store(r) if fits(r.key, &r.data, r.len) => Kind::Write,
         Request::Delete { .. } | Request::Touch { .. } => Kind::Write,
@@ -129,7 +135,20 @@ pub fn classify(input: &[u8], ctx: &Ctx, unsent: &Unsent) -> Option<(Kind, usize
         },
         _ => Kind::Other,
     };
-    Some((kind, consumed))
+    Some((kind, consumed, Some(req)))
+}
+
+/// Execute a request [`classify_parsed`] returned (it took `consumed` bytes of input).
+pub async fn process_parsed(
+    req: Request<'_>,
+    consumed: usize,
+    ctx: &Ctx,
+    session: &mut Session,
+    unsent: &mut Unsent,
+    out: &mut Vec<u8>,
+) -> Step {
+    let flow = execute(req, ctx, session, unsent, out).await;
+    Step::Done { consumed, flow }
 }
 
 /// Handle the first request in `input`, appending replies to `out`.
@@ -149,10 +168,7 @@ pub async fn process(input: &[u8], ctx: &Ctx, session: &mut Session, unsent: &mu
             out.extend_from_slice(&reply);
             Step::Done { consumed, flow: Flow { close, swallow } }
         }
-        Parse::Request { req, consumed } => {
-            let flow = execute(req, ctx, session, unsent, out).await;
-            Step::Done { consumed, flow }
-        }
+        Parse::Request { req, consumed } => process_parsed(req, consumed, ctx, session, unsent, out).await,
     }
 }
 
