@@ -22,6 +22,8 @@
 #
 # Knobs (environment): DURATION=10s WARMUP=2s CONNS=8 DEPTHS="1 16" KEYS=100000 VALUE_SIZE=100
 # SERVER_THREADS=2 CATCHUP_KEYS=100000 CATCHUPS=3 KILLS=5 KINDS="write read" (load cases to run)
+# REPEAT=1 (the load cases, standalone then a fresh cluster, this many times; the table shows the
+# median and, for REPEAT > 1, the range of the per-repetition ratios)
 # SKIP_BUILD=1 (use $KEEL, default target/release/keel; set KEEL=$CARGO_TARGET_DIR/release/keel for
 # another target dir) JSON_OUT=file (raw results, one JSON a line)
 set -euo pipefail
@@ -39,6 +41,8 @@ CATCHUP_KEYS=${CATCHUP_KEYS:-100000}
 CATCHUPS=${CATCHUPS:-3}
 KILLS=${KILLS:-5}
 KINDS=${KINDS:-"write read"}
+REPEAT=${REPEAT:-1}
+REP=1
 KEEL=${KEEL:-target/release/keel}
 PY=/usr/bin/python3
 [[ -x $PY ]] || PY=python3
@@ -158,7 +162,7 @@ bench() {
     local out
     out=$("$KEEL" bench cache --server "127.0.0.1:$port" --duration "$DURATION" --warmup "$WARMUP" \
         --value-size "$VALUE_SIZE" --keys "$KEYS" --server-pid "$pid" --json "$@") || die "bench $name failed"
-    echo "{\"kind\":\"load\",\"name\":\"$name\",\"load1\":$(load1),\"report\":$out}" >>"$RESULTS"
+    echo "{\"kind\":\"load\",\"name\":\"$name\",\"rep\":$REP,\"load1\":$(load1),\"report\":$out}" >>"$RESULTS"
 }
 
 run_cases() { # TARGET PORT PID
@@ -179,6 +183,8 @@ run_cases() { # TARGET PORT PID
 echo "== logs and raw results in $LOG_DIR" >&2
 
 # --- 1-3: load, standalone then cluster ----------------------------------------------------------
+for REP in $(seq 1 "$REPEAT"); do
+((REPEAT == 1)) || echo "== repetition $REP of $REPEAT" >&2
 start_standalone
 run_cases standalone "$SPORT" "${PID[standalone]}"
 stop_one standalone
@@ -193,6 +199,7 @@ run_cases leader "${CPORT[L]}" "$ALL_NODES"
 run_cases follower "${CPORT[F]}" "$ALL_NODES"
 [[ $(leader_slot) == "$L" ]] || echo "bench-cluster: note: the leader changed during the follower runs" >&2
 for i in 1 2 3; do stop_one "node$i"; done
+done
 
 # --- 4: catch-up ---------------------------------------------------------------------------------
 if ((CATCHUPS > 0)); then
@@ -285,9 +292,20 @@ echo "keel $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --qui
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 dur, threads, vs = sys.argv[2], sys.argv[3], sys.argv[4]
-load = {r["name"]: r for r in rows if r["kind"] == "load"}
+runs = {}
+for r in rows:
+    if r["kind"] == "load":
+        runs.setdefault(r["name"], []).append(r)
+reps = max(len(v) for v in runs.values())
+def median_run(rs):
+    # The repetition with the median throughput (its latency and CPU figures are shown).
+    rs = sorted(rs, key=lambda r: r["report"]["ops_per_sec"])
+    return rs[(len(rs) - 1) // 2]
+load = {n: median_run(rs) for n, rs in runs.items()}
+loads = [r["load1"] for rs in runs.values() for r in rs]
 print(f"Load: `keel bench cache`, {dur} measured per case, {vs}-byte values, server threads {threads}; "
-      f"1-min load average during the runs {min(r['load1'] for r in load.values()):.2f}..{max(r['load1'] for r in load.values()):.2f}")
+      f"1-min load average during the runs {min(loads):.2f}..{max(loads):.2f}"
+      + (f"; {reps} repetitions (fresh servers each): median run shown, ratio ranges over the repetitions in brackets" if reps > 1 else ""))
 print()
 print("| case | standalone ops/s | leader ops/s | leader/standalone | follower ops/s | follower/standalone | p50 / p99 / p99.9 µs standalone | leader | follower | CPU µs/op server(s) + client: standalone / leader / follower | errors s / l / f |")
 print("|---|---:|---:|---:|---:|---:|---|---|---|---|---|")
@@ -302,7 +320,16 @@ for c in cases:
         if not rep.get("server_cpu_s") or not rep.get("ops"):
             return "-"
         return f"{rep['server_cpu_s'] * 1e6 / rep['ops']:.2f} + {(rep.get('client_cpu_s') or 0) * 1e6 / rep['ops']:.2f}"
-    print(f"| {c} | {ops(s):,.0f} | {ops(l):,.0f} | {ops(l)/ops(s):.2f} | {ops(f):,.0f} | {ops(f)/ops(s):.2f} | {lat(s)} | {lat(l)} | {lat(f)} | {cpu(s)} / {cpu(l)} / {cpu(f)} | {err(s)} / {err(l)} / {err(f)} |")
+    def ratio(t):
+        r = load.get(f"{t} {c}")
+        text = f"{ops(r)/ops(s):.2f}"
+        if reps > 1:
+            by_rep = {x["rep"]: x["report"]["ops_per_sec"] for x in runs.get(f"standalone {c}", [])}
+            rs = [x["report"]["ops_per_sec"] / by_rep[x["rep"]] for x in runs.get(f"{t} {c}", []) if x["rep"] in by_rep]
+            if rs:
+                text += f" ({min(rs):.2f}-{max(rs):.2f})"
+        return text
+    print(f"| {c} | {ops(s):,.0f} | {ops(l):,.0f} | {ratio('leader')} | {ops(f):,.0f} | {ratio('follower')} | {lat(s)} | {lat(l)} | {lat(f)} | {cpu(s)} / {cpu(l)} / {cpu(f)} | {err(s)} / {err(l)} / {err(f)} |")
 cu = [r for r in rows if r["kind"] == "catchup"]
 if cu:
     secs = [r["seconds"] for r in cu]
