@@ -48,6 +48,8 @@ struct Inner {
     applied_rx: watch::Receiver<u64>,
     log: LogStore,
     peers: Peers,
+    /// Connections for follower read-index requests, one set per thread ([`Inner::read_peer`]).
+    read_peers: Mutex<HashMap<std::thread::ThreadId, Peers>>,
     isolated: Arc<AtomicBool>,
     ready: AtomicBool,
     leader_reads: Coalescer,
@@ -216,6 +218,7 @@ impl Cluster {
             applied_rx,
             log,
             peers,
+            read_peers: Mutex::default(),
             isolated,
             ready: AtomicBool::new(false),
             leader_reads: Coalescer::default(),
@@ -636,10 +639,21 @@ impl Inner {
         }
         let addr = self.node_addr(leader).ok_or(ClusterError::NoLeader)?;
         let left = deadline.saturating_duration_since(Instant::now());
-        match self.peers.get(&addr).call(&Rpc::ReadIndex, left).await? {
+        match self.read_peer(&addr).call(&Rpc::ReadIndex, left).await? {
             Reply::ReadIndex(r) => r.map_err(ClusterError::from),
             _ => Err(ClusterError::Codec("unexpected reply".into())),
         }
+    }
+
+    /// The connection a follower read round on this thread uses to ask `addr` for the read
+    /// index. One per thread: a round runs on the thread of the client connection that started
+    /// it (a `keel cache` worker), and a connection made there is served there too, so the
+    /// request and its answer need no hand-off to the Raft runtime's thread and back (two
+    /// cross-thread wake-ups per round on a busy machine).
+    fn read_peer(&self, addr: &str) -> Arc<crate::transport::Peer> {
+        let thread = std::thread::current().id();
+        let mut map = self.read_peers.lock();
+        map.entry(thread).or_insert_with(|| Peers::new(self.isolated.clone(), self.contact.clone())).get(addr)
     }
 
     async fn read_barrier(self: &Arc<Self>) -> Result<(), ClusterError> {
