@@ -42,7 +42,9 @@
 //!   read never joins a round that started before it; up to eight rounds run at once, so a read
 //!   that arrives while one is in flight starts the next at once (about one round trip, not two),
 //!   on the leader and on each follower (a follower asks the leader for the index once per
-//!   batch, then reads locally). A connection's reads of one
+//!   batch, then reads locally; the leader answers from its lease inline, and the follower asks
+//!   over a connection of the asking thread's own, so a round needs no hand-off between
+//!   threads). A connection's reads of one
 //!   received batch of requests share one barrier ([`ReadFence`], see
 //!   [`Cluster::get_fenced`]).
 //!   **Read lease**: a successful round also gives the leader a lease of
@@ -100,7 +102,9 @@
 //!   [`cache_store::Store::import`] (an exact rebuild, so it evicts exactly like the others
 //!   afterwards), then the log tail: 100 000 keys catch up in ~30–90 ms.
 //! * **Transport**: persistent TCP connections with length-prefixed bincode frames, multiplexed by
-//!   request id, Nagle off, writes batched per connection ([`transport`]); no HTTP.
+//!   request id, Nagle off, writes batched per connection ([`transport`]); no HTTP. Raft traffic
+//!   and forwarded writes share one connection per peer; follower read-index requests use one
+//!   per peer and client thread.
 //!
 //! # Known limits
 //! * Every node must run the same keel version: the replicated [`Command`]/[`Outcome`] encoding
