@@ -104,6 +104,44 @@ struct LogInner {
     committed: Option<LogId<NodeId>>,
     /// Approximate memory of the entries held (see [`entry_bytes`]).
     bytes: u64,
+    /// Each held entry's [`entry_bytes`], computed once when it is appended (summing a range
+    /// again walks only these, not every command of every entry).
+    sizes: BTreeMap<u64, u64>,
+}
+
+impl LogInner {
+    fn insert(&mut self, e: Entry<TypeConfig>) {
+        let (index, size) = (e.log_id.index, entry_bytes(&e));
+        self.bytes += size;
+        if let Some(old) = self.sizes.insert(index, size) {
+            self.bytes = self.bytes.saturating_sub(old);
+        }
+        self.log.insert(index, e);
+    }
+
+    /// Drop the entries from `index` on (a conflicting suffix).
+    fn truncate_from(&mut self, index: u64) {
+        self.log.split_off(&index);
+        let removed: u64 = self.sizes.split_off(&index).values().sum();
+        self.bytes = self.bytes.saturating_sub(removed);
+    }
+
+    /// Detach the entries up to and including `index` (the caller frees them outside the lock).
+    fn purge_through(&mut self, index: u64) -> BTreeMap<u64, Entry<TypeConfig>> {
+        let keep = self.log.split_off(&(index + 1));
+        let keep_sizes = self.sizes.split_off(&(index + 1));
+        let purged: u64 = std::mem::replace(&mut self.sizes, keep_sizes).values().sum();
+        self.bytes = self.bytes.saturating_sub(purged);
+        std::mem::replace(&mut self.log, keep)
+    }
+
+    /// Bytes of the entries after `index` (all of them for `None`).
+    fn bytes_after(&self, index: Option<u64>) -> u64 {
+        match index {
+            None => self.bytes,
+            Some(i) => self.bytes.saturating_sub(self.sizes.range(..=i).map(|(_, b)| b).sum()),
+        }
+    }
 }
 
 /// Approximate memory of one entry: its commands' keys, values and per-command overhead
@@ -116,9 +154,6 @@ pub fn entry_bytes(e: &Entry<TypeConfig>) -> u64 {
     payload as u64 + 128
 }
 
-fn sum_bytes<'a>(it: impl Iterator<Item = &'a Entry<TypeConfig>>) -> u64 {
-    it.map(entry_bytes).sum()
-}
 
 /// The in-memory Raft log; cheap to clone (it is its own reader).
 #[derive(Clone, Debug)]
@@ -163,11 +198,7 @@ impl LogStore {
     /// Approximate bytes of the entries after log index `index` (those a snapshot at `index`
     /// would let the log drop are the others). Walks only the entries up to `index`.
     pub fn bytes_after(&self, index: Option<u64>) -> u64 {
-        let inner = self.inner.lock();
-        match index {
-            None => inner.bytes,
-            Some(i) => inner.bytes.saturating_sub(sum_bytes(inner.log.range(..=i).map(|(_, e)| e))),
-        }
+        self.inner.lock().bytes_after(index)
     }
 }
 
@@ -223,10 +254,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let bytes = {
             let mut inner = self.inner.lock();
             for e in entries {
-                inner.bytes += entry_bytes(&e);
-                if let Some(old) = inner.log.insert(e.log_id.index, e) {
-                    inner.bytes = inner.bytes.saturating_sub(entry_bytes(&old));
-                }
+                inner.insert(e);
             }
             inner.bytes
         };
@@ -240,8 +268,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         let mut inner = self.inner.lock();
-        let removed = inner.log.split_off(&log_id.index);
-        inner.bytes = inner.bytes.saturating_sub(sum_bytes(removed.values()));
+        inner.truncate_from(log_id.index);
         Ok(())
     }
 
@@ -249,11 +276,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Detach the purged prefix under the lock, free it (every entry's key and value) after.
         let purged = {
             let mut inner = self.inner.lock();
-            let keep = inner.log.split_off(&(log_id.index + 1));
             inner.last_purged = Some(log_id);
-            let purged = std::mem::replace(&mut inner.log, keep);
-            inner.bytes = inner.bytes.saturating_sub(sum_bytes(purged.values()));
-            purged
+            inner.purge_through(log_id.index)
         };
         drop(purged);
         Ok(())
@@ -614,6 +638,45 @@ mod tests {
         d.seek(SeekFrom::Start(100)).await.unwrap();
         assert!(d.write_all(b"x").await.is_err());
         assert_eq!(d.into_shared().len(), 12);
+    }
+
+    /// The byte count follows appends, overwrites, truncation and purges, and `bytes_after`
+    /// agrees with summing the entries themselves.
+    #[test]
+    fn log_bytes_follow_appends_truncates_and_purges() {
+        use openraft::{CommittedLeaderId, LogId};
+        let entry = |index: u64, value_len: usize| Entry::<TypeConfig> {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(crate::command::Request {
+                now: 0,
+                cmd: Arc::new(crate::Command::Batch(vec![crate::Command::Remove { key: vec![b'k'; value_len] }; 3])),
+            }),
+        };
+        let direct = |inner: &LogInner, after: u64| -> u64 {
+            inner.log.range(after + 1..).map(|(_, e)| entry_bytes(e)).sum()
+        };
+        let mut inner = LogInner::default();
+        for i in 1..=10 {
+            inner.insert(entry(i, i as usize * 10));
+        }
+        assert_eq!(inner.bytes, direct(&inner, 0));
+        // Overwriting an index replaces its size.
+        inner.insert(entry(5, 1000));
+        assert_eq!(inner.bytes, direct(&inner, 0));
+        for after in [0, 3, 5, 10] {
+            assert_eq!(inner.bytes_after(Some(after)), direct(&inner, after), "after {after}");
+        }
+        inner.truncate_from(8);
+        assert_eq!(inner.log.len(), 7);
+        assert_eq!(inner.bytes, direct(&inner, 0));
+        let purged = inner.purge_through(3);
+        assert_eq!(purged.len(), 3);
+        assert_eq!(inner.log.keys().copied().collect::<Vec<_>>(), vec![4, 5, 6, 7]);
+        assert_eq!(inner.bytes, direct(&inner, 0));
+        assert_eq!(inner.bytes_after(Some(5)), direct(&inner, 5));
+        assert_eq!(inner.bytes_after(None), inner.bytes);
+        inner.purge_through(7);
+        assert_eq!((inner.bytes, inner.sizes.len()), (0, 0));
     }
 
     #[test]
