@@ -1168,6 +1168,14 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
 
 /// Serve one peer connection. AppendEntries are handled in arrival order by one task (a
 /// replication stream is ordered); everything else runs concurrently.
+/// Queue the reply to request `id` on a peer connection's writer (a connection already gone
+/// drops it: the peer fails its waiters itself).
+fn send_reply(out: &mpsc::UnboundedSender<Vec<u8>>, id: u64, reply: &Reply) {
+    if let Ok(f) = encode(id, reply) {
+        let _ = out.send(f);
+    }
+}
+
 async fn serve_peer(inner: Arc<Inner>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let (mut r, w) = stream.into_split();
@@ -1182,9 +1190,7 @@ async fn serve_peer(inner: Arc<Inner>, stream: TcpStream) {
             } else {
                 Reply::AppendEntries(inner2.raft.append_entries(req).await.map_err(|e| e.to_string()))
             };
-            if let Ok(f) = encode(id, &reply) {
-                let _ = out2.send(f);
-            }
+            send_reply(&out2, id, &reply);
         }
     });
     let mut stop = inner.stop.subscribe();
@@ -1205,17 +1211,12 @@ async fn serve_peer(inner: Arc<Inner>, stream: TcpStream) {
             // A follower's read index, answered at once while the read lease holds (a task of
             // its own would add a hop to every follower read).
             Rpc::ReadIndex if let Some(index) = inner.lease_read_index() => {
-                if let Ok(f) = encode(id, &Reply::ReadIndex(Ok(index))) {
-                    let _ = out_tx.send(f);
-                }
+                send_reply(&out_tx, id, &Reply::ReadIndex(Ok(index)));
             }
             rpc => {
                 let (inner, out) = (inner.clone(), out_tx.clone());
                 tokio::spawn(async move {
-                    let reply = handle(&inner, rpc).await;
-                    if let Ok(f) = encode(id, &reply) {
-                        let _ = out.send(f);
-                    }
+                    send_reply(&out, id, &handle(&inner, rpc).await);
                 });
             }
         }

@@ -24,9 +24,9 @@
 //!   with [`cache_store::Store::import`], which swaps the whole store in place atomically (the
 //!   server's handle to the store stays valid).
 //! * Memory: the log holds at most about `snapshot_logs + snapshot_keep_logs` entries, and also
-//!   about `snapshot_log_bytes` of keys and values since the last snapshot (large values: the
-//!   node triggers a snapshot early, see `node.rs`); the current snapshot image is about the size
-//!   of the store's accounted bytes.
+//!   about [`snapshot_trigger_bytes`](crate::snapshot_trigger_bytes) of memory since the last
+//!   snapshot (twice the store's bytes, at least 32 MiB: the node triggers a snapshot early, see
+//!   `node.rs`); the current snapshot image is about the size of the store's accounted bytes.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -153,7 +153,6 @@ pub fn entry_bytes(e: &Entry<TypeConfig>) -> u64 {
     };
     payload as u64 + 128
 }
-
 
 /// The in-memory Raft log; cheap to clone (it is its own reader).
 #[derive(Clone, Debug)]

@@ -96,16 +96,7 @@ async fn run(
             // Cluster mode classifies each request first; a text request is executed as parsed.
             let mut parsed = None;
             if ctx.cluster.is_some() {
-                let (kind, consumed, req) = match p {
-                    Proto::Text => match text_exec::classify_parsed(&buf, ctx, &unsent) {
-                        None => break,
-                        Some(c) => c,
-                    },
-                    Proto::Binary => match binary_exec::classify(&buf, ctx) {
-                        None => break,
-                        Some((kind, consumed)) => (kind, consumed, None),
-                    },
-                };
+                let Some((kind, consumed, req)) = classify(p, &buf, ctx, &unsent) else { break };
                 match kind {
                     Kind::Write => {
                         let n = run_writes(p, &buf, consumed, ctx, &mut session, &mut unsent, &mut out).await;
@@ -194,10 +185,17 @@ async fn run(
     }
 }
 
-fn classify(p: Proto, input: &[u8], ctx: &Ctx, unsent: &text_exec::Unsent) -> Option<(Kind, usize)> {
+/// The first request's kind, the bytes it takes and, for text, the request as parsed (so it is
+/// executed without parsing it again); `None` if it is incomplete.
+fn classify<'a>(
+    p: Proto,
+    input: &'a [u8],
+    ctx: &Ctx,
+    unsent: &text_exec::Unsent,
+) -> Option<(Kind, usize, Option<memcache_proto::text::Request<'a>>)> {
     match p {
         Proto::Text => text_exec::classify(input, ctx, unsent),
-        Proto::Binary => binary_exec::classify(input, ctx),
+        Proto::Binary => binary_exec::classify(input, ctx).map(|(kind, consumed)| (kind, consumed, None)),
     }
 }
 
@@ -217,7 +215,7 @@ async fn run_writes(
     let mut end = first;
     while starts.len() < MAX_WRITE_RUN && end < buf.len() {
         match classify(p, &buf[end..], ctx, unsent) {
-            Some((Kind::Write, n)) => {
+            Some((Kind::Write, n, _)) => {
                 starts.push(end);
                 end += n;
             }
@@ -336,7 +334,7 @@ mod tests {
     fn classify_sorts_requests() {
         let ctx = Ctx::new(crate::Settings::default());
         let unsent = text_exec::Unsent::default();
-        let k = |input: &[u8]| classify(Proto::Text, input, &ctx, &unsent);
+        let k = |input: &[u8]| classify(Proto::Text, input, &ctx, &unsent).map(|(kind, n, _)| (kind, n));
         assert_eq!(k(b"set a 0 0 1\r\nx\r\nget a\r\n"), Some((Kind::Write, 16)));
         assert_eq!(k(b"set a 0 0 1\r\nx"), None);
         assert_eq!(k(b"get a b\r\n"), Some((Kind::Read, 9)));
@@ -355,7 +353,7 @@ mod tests {
         assert_eq!(k(&big).map(|x| x.0), Some(Kind::Other));
         // Binary: a get is a read, a quiet set a write, an incr that may create is not pure.
         let get = [0x80u8, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b'k'];
-        assert_eq!(classify(Proto::Binary, &get, &ctx, &unsent), Some((Kind::Read, 25)));
+        assert_eq!(classify(Proto::Binary, &get, &ctx, &unsent).map(|(kind, n, _)| (kind, n)), Some((Kind::Read, 25)));
         let mut incr = vec![0x80u8, 0x05, 0, 1, 20, 0, 0, 0, 0, 0, 0, 21, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         incr.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b'k']);
         assert_eq!(classify(Proto::Binary, &incr, &ctx, &unsent).map(|x| x.0), Some(Kind::Other));

@@ -97,15 +97,11 @@ pub enum Kind {
     Other,
 }
 
-/// Classify the first request in `input` without executing it: its kind and the input bytes it
-/// takes (exact for [`Kind::Write`]), or `None` if it is incomplete.
-pub fn classify(input: &[u8], ctx: &Ctx, unsent: &Unsent) -> Option<(Kind, usize)> {
-    classify_parsed(input, ctx, unsent).map(|(kind, consumed, _)| (kind, consumed))
-}
-
-/// [`classify`], also returning the parsed request (`None` for a protocol error), so the
-/// connection can execute it with [`process_parsed`] without parsing it twice.
-pub fn classify_parsed<'a>(input: &'a [u8], ctx: &Ctx, unsent: &Unsent) -> Option<(Kind, usize, Option<Request<'a>>)> {
+/// Classify the first request in `input` without executing it: its kind, the input bytes it
+/// takes (exact for [`Kind::Write`]) and the parsed request (`None` for a protocol error), so the
+/// connection can execute it with [`process_parsed`] without parsing it twice; `None` if it is
+/// incomplete.
+pub fn classify<'a>(input: &'a [u8], ctx: &Ctx, unsent: &Unsent) -> Option<(Kind, usize, Option<Request<'a>>)> {
     let limits = memcache_proto::Limits {
         item_size_max: ctx.settings.item_size_max,
         max_line: ctx.settings.max_line,
@@ -138,7 +134,7 @@ pub fn classify_parsed<'a>(input: &'a [u8], ctx: &Ctx, unsent: &Unsent) -> Optio
     Some((kind, consumed, Some(req)))
 }
 
-/// Execute a request [`classify_parsed`] returned (it took `consumed` bytes of input).
+/// Execute a request [`classify`] returned (it took `consumed` bytes of input).
 pub async fn process_parsed(
     req: Request<'_>,
     consumed: usize,

@@ -1282,7 +1282,7 @@ impl Store {
             s.get_expired += g.c.get_expired;
             s.get_flushed += g.c.get_flushed;
         }
-        s.bytes = self.used.0.load(Ordering::Acquire);
+        s.bytes = self.used_bytes();
         s
     }
 
