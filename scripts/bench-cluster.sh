@@ -8,6 +8,9 @@
 #   2. replicated write throughput, CONNS connections x depth 1 and 16      [>= 50 % of standalone]
 #   3. linearizable read throughput (the default read mode), same shapes,
 #      on the leader and on a follower                                      [>= 80 % of standalone]
+#   3b. mixed: CONNS/2 connections reading and CONNS/2 writing (depth 1) at once on one node: with
+#      follower read leases the leader acknowledges a write only once every lease holder has it,
+#      so this is where follower reads cost writes something
 #   4. catch-up: CATCHUP_KEYS items of VALUE_SIZE bytes stored, a follower killed -9 and restarted
 #      on the same ports; time until it reports `cluster_ready 1`           [<= 2 s for 100 000]
 #   5. kill -9 of the leader -> first acknowledged write on a surviving node (a client writing in
@@ -21,7 +24,9 @@
 # standalone server) with a deadline, and are killed by pid on exit.
 #
 # Knobs (environment): DURATION=10s WARMUP=2s CONNS=8 DEPTHS="1 16" KEYS=100000 VALUE_SIZE=100
-# SERVER_THREADS=2 CATCHUP_KEYS=100000 CATCHUPS=3 KILLS=5 KINDS="write read" (load cases to run)
+# SERVER_THREADS=2 CATCHUP_KEYS=100000 CATCHUPS=3 KILLS=5 KINDS="write read mixed" (load cases)
+# NODE_ARGS="" (extra `keel cache` arguments for the cluster's nodes, e.g.
+# "--cluster-follower-leases off")
 # REPEAT=1 (the load cases, standalone then a fresh cluster, this many times; the table shows the
 # median and, for REPEAT > 1, the range of the per-repetition ratios)
 # SKIP_BUILD=1 (use $KEEL, default target/release/keel; set KEEL=$CARGO_TARGET_DIR/release/keel for
@@ -40,7 +45,8 @@ SERVER_THREADS=${SERVER_THREADS:-2}
 CATCHUP_KEYS=${CATCHUP_KEYS:-100000}
 CATCHUPS=${CATCHUPS:-3}
 KILLS=${KILLS:-5}
-KINDS=${KINDS:-"write read"}
+KINDS=${KINDS:-"write read mixed"}
+NODE_ARGS=${NODE_ARGS:-}
 REPEAT=${REPEAT:-1}
 REP=1
 KEEL=${KEEL:-target/release/keel}
@@ -131,7 +137,7 @@ new_cluster_ports() {
 start_node() {
     local i=$1
     setsid "$KEEL" cache -l 127.0.0.1 -p "${CPORT[i]}" -t "$SERVER_THREADS" -m 1024 -U 0 \
-        --cluster-id "$i" --cluster-peers "$PEERS" </dev/null >>"$LOG_DIR/node$i.log" 2>&1 &
+        --cluster-id "$i" --cluster-peers "$PEERS" $NODE_ARGS </dev/null >>"$LOG_DIR/node$i.log" 2>&1 &
     PID[node$i]=$!
 }
 start_cluster() {
@@ -165,6 +171,22 @@ bench() {
     echo "{\"kind\":\"load\",\"name\":\"$name\",\"rep\":$REP,\"load1\":$(load1),\"report\":$out}" >>"$RESULTS"
 }
 
+# bench_mixed NAME PORT: CONNS/2 connections of `get` and CONNS/2 of `set` (depth 1) at once;
+# two result rows, "NAME mixed read ..." and "NAME mixed write ..." (no CPU figures: the two
+# clients' windows overlap).
+bench_mixed() {
+    local t=$1 port=$2 half=$((CONNS / 2 > 0 ? CONNS / 2 : 1)) out rpid
+    echo "-- $t mixed c$half+c$half d1 (load $(load1))" >&2
+    local common=(--server "127.0.0.1:$port" --duration "$DURATION" --warmup "$WARMUP" --value-size "$VALUE_SIZE"
+        --keys "$KEYS" --connections "$half" --pipeline 1 --json)
+    "$KEEL" bench cache "${common[@]}" --get-ratio 1 >"$LOG_DIR/mixed-read.json" &
+    rpid=$!
+    out=$("$KEEL" bench cache "${common[@]}" --get-ratio 0 --no-preload) || die "bench $t mixed writes failed"
+    wait "$rpid" || die "bench $t mixed reads failed"
+    echo "{\"kind\":\"load\",\"name\":\"$t mixed read c$half d1 (+ c$half writes)\",\"rep\":$REP,\"load1\":$(load1),\"report\":$(cat "$LOG_DIR/mixed-read.json")}" >>"$RESULTS"
+    echo "{\"kind\":\"load\",\"name\":\"$t mixed write c$half d1 (+ c$half reads)\",\"rep\":$REP,\"load1\":$(load1),\"report\":$out}" >>"$RESULTS"
+}
+
 run_cases() { # TARGET PORT PID
     local t=$1 port=$2 pid=$3
     if [[ " $KINDS " == *" write "* ]]; then
@@ -177,6 +199,9 @@ run_cases() { # TARGET PORT PID
         for d in $DEPTHS; do
             bench "$t read c$CONNS d$d" "$port" "$pid" --get-ratio 1 --connections "$CONNS" --pipeline "$d"
         done
+    fi
+    if [[ " $KINDS " == *" mixed "* ]]; then
+        bench_mixed "$t" "$port"
     fi
 }
 

@@ -18,6 +18,7 @@ use openraft::raft::{
 use openraft::{AnyError, BasicNode};
 use parking_lot::Mutex;
 
+use crate::lease::LeaseGate;
 use crate::transport::{Peer, Reply, Rpc};
 use crate::{ClusterError, NodeId, TypeConfig};
 
@@ -47,13 +48,20 @@ impl Peers {
 /// Creates one [`Network`] per replication target.
 pub struct NetworkFactory {
     pub peers: Peers,
+    /// Follower read leases: appends hold back the commit index and report matches.
+    pub gate: Arc<LeaseGate>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = Network;
 
     async fn new_client(&mut self, _target: NodeId, node: &BasicNode) -> Network {
-        Network { target: _target, peer: self.peers.get(&node.addr), contact: self.peers.contact.clone() }
+        Network {
+            target: _target,
+            peer: self.peers.get(&node.addr),
+            contact: self.peers.contact.clone(),
+            gate: self.gate.clone(),
+        }
     }
 }
 
@@ -61,6 +69,7 @@ pub struct Network {
     target: NodeId,
     peer: Arc<Peer>,
     contact: Arc<Mutex<HashMap<String, Instant>>>,
+    gate: Arc<LeaseGate>,
 }
 
 type RpcResult<T, E = openraft::error::Infallible> = Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
@@ -96,12 +105,29 @@ impl Network {
 }
 
 impl RaftNetwork<TypeConfig> for Network {
+    /// Follower read leases ([`crate::lease`]): the commit index sent is held back to what every
+    /// lease holder has, and the answer tells the lease table what the target now holds.
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
-        match self.call(&Rpc::AppendEntries(self.target, rpc), option.hard_ttl()).await? {
+        let term = rpc.vote.leader_id().term;
+        let last = rpc.entries.last().map(|e| e.log_id).or(rpc.prev_log_id);
+        {
+            let now = Instant::now();
+            let mut t = self.gate.table.lock();
+            rpc.leader_commit = t.clamp(term, rpc.leader_commit, now);
+            t.sending(self.target, term, now);
+        }
+        let r = self.call(&Rpc::AppendEntries(self.target, rpc), option.hard_ttl()).await;
+        let matched = match &r {
+            Ok(Reply::AppendEntries(Ok(AppendEntriesResponse::Success))) => last,
+            Ok(Reply::AppendEntries(Ok(AppendEntriesResponse::PartialSuccess(m)))) => *m,
+            _ => None,
+        };
+        self.gate.answered(self.target, term, matched);
+        match r? {
             Reply::AppendEntries(Ok(r)) => Ok(r),
             Reply::AppendEntries(Err(s)) => Err(remote_err(s)),
             Reply::WrongNode => Err(wrong_node()),

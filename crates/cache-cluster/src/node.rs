@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use crate::batch::Coalescer;
 use crate::command::{Command, Outcome, Request};
 use crate::network::{NetworkFactory, Peers};
+use crate::lease::LeaseGate;
 use crate::status::{ClusterStatus, MemberStatus};
 use crate::storage::{LogStore, Progress, StateMachine};
 use crate::transport::{decode, encode, read_frame, writer_loop, HelloInfo, Reply, Rpc, WireError};
@@ -56,6 +57,16 @@ struct Inner {
     follower_reads: Coalescer,
     /// The leader's read lease, if it has one ([`Lease`]).
     lease: parking_lot::RwLock<Option<Lease>>,
+    /// Follower read leases: as leader, the table of holders ([`crate::lease`]).
+    gate: Arc<LeaseGate>,
+    /// As follower, the read lease this node holds from the leader, if any.
+    follower_lease: Mutex<Option<FollowerLease>>,
+    /// One lease request at a time; `lease_renewing` marks a renewal in the background.
+    lease_lock: tokio::sync::Mutex<()>,
+    lease_renewing: AtomicBool,
+    /// After a refused or failed lease request, reads use read-index rounds until then.
+    lease_retry_at: Mutex<Option<Instant>>,
+    lease_reads: AtomicU64,
     read_rounds: AtomicU64,
     write_rounds: AtomicU64,
     write_rounds_pipelined: AtomicU64,
@@ -80,6 +91,18 @@ struct Lease {
     term: u64,
     until: Instant,
     target: u64,
+}
+
+/// A follower's read lease ([`crate::lease`]): granted by `leader` in `term`, usable until
+/// `until` (counted from before the request, [`crate::lease::follower_lease`]) once the replica
+/// has applied `index`; renewed in the background from `renew_at`.
+#[derive(Clone, Copy, Debug)]
+struct FollowerLease {
+    leader: NodeId,
+    term: u64,
+    until: Instant,
+    renew_at: Instant,
+    index: u64,
 }
 
 /// One client write queued for the proposer: the command, when it was queued (its deadline is
@@ -196,11 +219,12 @@ impl Cluster {
         let (applied_tx, applied_rx) = watch::channel(0u64);
         let progress = Arc::new(Progress::new(applied_tx));
         let log = LogStore::new(progress.clone());
-        let sm = StateMachine::new(store.clone(), progress.clone());
+        let gate = Arc::new(LeaseGate::default());
+        let sm = StateMachine::new(store.clone(), progress.clone(), gate.clone());
         let isolated = Arc::new(AtomicBool::new(false));
         let contact: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
         let peers = Peers::new(isolated.clone(), contact.clone());
-        let net = NetworkFactory { peers: peers.clone() };
+        let net = NetworkFactory { peers: peers.clone(), gate: gate.clone() };
         let raft = Raft::new(id, rcfg, net, log.clone(), sm).await.map_err(raft_err)?;
         let metrics = raft.metrics();
         let (stop, _) = watch::channel(false);
@@ -224,6 +248,12 @@ impl Cluster {
             leader_reads: Coalescer::default(),
             follower_reads: Coalescer::default(),
             lease: parking_lot::RwLock::new(None),
+            gate,
+            follower_lease: Mutex::new(None),
+            lease_lock: tokio::sync::Mutex::new(()),
+            lease_renewing: AtomicBool::new(false),
+            lease_retry_at: Mutex::new(None),
+            lease_reads: AtomicU64::new(0),
             read_rounds: AtomicU64::new(0),
             write_rounds: AtomicU64::new(0),
             write_rounds_pipelined: AtomicU64::new(0),
@@ -240,6 +270,7 @@ impl Cluster {
             tokio::spawn(expiry_loop(inner.clone())),
             tokio::spawn(log_bytes_loop(inner.clone())),
             tokio::spawn(propose_loop(inner.clone(), proposals_rx)),
+            tokio::spawn(heartbeat_loop(inner.clone())),
         ];
         inner.tasks.lock().extend(tasks);
         Ok(Cluster { inner })
@@ -668,6 +699,16 @@ impl Inner {
         // leader to ask right now" are retried until the deadline (a read has no effect, so a
         // retry is always safe); a leader that knows it is cut off still refuses at once.
         let deadline = self.op_deadline();
+        if self.cfg.follower_leases && !self.is_leader() {
+            let target = match self.follower_lease_target() {
+                Some(t) => Some(t),
+                None => self.acquire_lease().await,
+            };
+            if let Some(target) = target {
+                self.lease_reads.fetch_add(1, Relaxed);
+                return self.wait_applied(target, deadline).await;
+            }
+        }
         loop {
             let r = if self.is_leader() {
                 self.leader_read_index().await
@@ -690,6 +731,97 @@ impl Inner {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Under this follower's read lease, the applied count a read that starts now must wait for:
+    /// the lease's index and everything in the log (every entry any node made visible is in a
+    /// holder's log, [`crate::lease`]). None without a lease that holds now. Half-way through
+    /// the lease a renewal starts in the background.
+    fn follower_lease_target(self: &Arc<Self>) -> Option<u64> {
+        let l = (*self.follower_lease.lock())?;
+        let now = Instant::now();
+        {
+            let m = self.metrics.borrow();
+            if now >= l.until || m.current_term != l.term || m.current_leader != Some(l.leader) {
+                return None;
+            }
+        }
+        if now >= l.renew_at && !self.lease_renewing.swap(true, Relaxed) {
+            let me = self.clone();
+            tokio::spawn(async move {
+                let _one = me.lease_lock.lock().await;
+                let _ = me.request_lease().await;
+                me.lease_renewing.store(false, Relaxed);
+            });
+        }
+        Some(l.index.max(self.log.last_count()))
+    }
+
+    /// Get a read lease now (readers without one share the request); None if the leader
+    /// refused or could not be asked (reads then use read-index rounds for a while).
+    async fn acquire_lease(self: &Arc<Self>) -> Option<u64> {
+        let backing_off = || self.lease_retry_at.lock().is_some_and(|t| Instant::now() < t);
+        if backing_off() {
+            return None;
+        }
+        let _one = self.lease_lock.lock().await;
+        if let Some(t) = self.follower_lease_target() {
+            return Some(t);
+        }
+        if backing_off() {
+            return None;
+        }
+        if self.request_lease().await.is_err() {
+            *self.lease_retry_at.lock() = Some(Instant::now() + self.cfg.read_lease / 4);
+            return None;
+        }
+        self.follower_lease_target()
+    }
+
+    /// Ask the leader for a read lease (or its renewal).
+    async fn request_lease(&self) -> Result<(), ClusterError> {
+        let (leader, term) = {
+            let m = self.metrics.borrow();
+            (m.current_leader, m.current_term)
+        };
+        let leader = leader.filter(|&l| l != self.id).ok_or(ClusterError::NoLeader)?;
+        let addr = self.node_addr(leader).ok_or(ClusterError::NoLeader)?;
+        let asked = Instant::now();
+        match self.read_peer(&addr).call(&Rpc::Lease { id: self.id, term }, self.cfg.read_lease).await? {
+            Reply::Lease(Ok(index)) => {
+                let until = asked + crate::lease::follower_lease(self.cfg.read_lease);
+                let renew_at = asked + self.cfg.read_lease / 2;
+                let mut slot = self.follower_lease.lock();
+                match &mut *slot {
+                    Some(l) if l.leader == leader && l.term == term => {
+                        l.until = l.until.max(until);
+                        l.renew_at = l.renew_at.max(renew_at);
+                        l.index = l.index.max(index);
+                    }
+                    other => *other = Some(FollowerLease { leader, term, until, renew_at, index }),
+                }
+                Ok(())
+            }
+            Reply::Lease(Err(e)) => Err(e.into()),
+            _ => Err(ClusterError::Codec("unexpected reply".into())),
+        }
+    }
+
+    /// As leader, grant follower `id` (which knows `term`) a read lease, inside this node's own
+    /// read lease only ([`crate::lease`], rule 3). None when that does not hold now (a round
+    /// renews it first).
+    fn try_grant(&self, id: NodeId, term: u64) -> Option<Result<u64, WireError>> {
+        if !self.cfg.follower_leases {
+            return Some(Err(WireError::Other("follower leases are off".into())));
+        }
+        let l = self.lease_now()?;
+        if l.term != term {
+            return Some(Err(WireError::Other(crate::lease::Refusal::Term.to_string())));
+        }
+        let read_index = l.target.max(*self.applied_rx.borrow());
+        let r = self.gate.table.lock().grant(id, term, Instant::now(), self.cfg.read_lease, read_index);
+        self.lease_now()?;
+        Some(r.map_err(|e| WireError::Other(e.to_string())))
     }
 
     /// Wait until this node is ready (a voter that has caught up), at most until `deadline`.
@@ -802,6 +934,7 @@ impl Inner {
             log_entries: self.log.len() as u64,
             snapshot_index: self.progress.snap.lock().index,
             read_rounds: self.read_rounds.load(Relaxed),
+            lease_reads: self.lease_reads.load(Relaxed),
             write_rounds: self.write_rounds.load(Relaxed),
             write_rounds_pipelined: self.write_rounds_pipelined.load(Relaxed),
         }
@@ -812,18 +945,41 @@ impl Inner {
 async fn watch_ready(inner: Arc<Inner>) {
     let mut m = inner.metrics.clone();
     let mut stop = inner.stop.subscribe();
+    let mut led = false;
     loop {
-        let voter = {
+        let (voter, leads) = {
             let mm = m.borrow_and_update();
-            mm.running_state.is_ok() && mm.membership_config.membership().voter_ids().any(|v| v == inner.id)
+            let voter = mm.running_state.is_ok() && mm.membership_config.membership().voter_ids().any(|v| v == inner.id);
+            (voter, mm.state == ServerState::Leader)
         };
         inner.ready.store(voter, Relaxed);
+        // Leases this node granted as leader stop holding back its applies once it no longer
+        // leads (their holders' own clocks still bound them; see `crate::lease`).
+        if led && !leads {
+            inner.gate.step_down();
+        }
+        led = leads;
         tokio::select! {
             r = m.changed() => if r.is_err() { break },
             _ = stop.changed() => break,
         }
     }
     inner.ready.store(false, Relaxed);
+}
+
+/// Send a heartbeat when a commit index held back for a lease holder may now go out (else
+/// followers would learn it only with the next append or heartbeat).
+async fn heartbeat_loop(inner: Arc<Inner>) {
+    let mut stop = inner.stop.subscribe();
+    loop {
+        tokio::select! {
+            _ = inner.gate.heartbeat_wanted() => {}
+            _ = stop.changed() => break,
+        }
+        if inner.is_leader() {
+            let _ = inner.raft.trigger().heartbeat().await;
+        }
+    }
 }
 
 /// Startup: join an existing cluster, or bootstrap a new one when no peer is part of one.
@@ -1213,6 +1369,10 @@ async fn serve_peer(inner: Arc<Inner>, stream: TcpStream) {
             Rpc::ReadIndex if let Some(index) = inner.lease_read_index() => {
                 send_reply(&out_tx, id, &Reply::ReadIndex(Ok(index)));
             }
+            // Likewise a follower's read lease, granted inside the leader's own lease.
+            Rpc::Lease { id: who, term } if let Some(r) = inner.try_grant(who, term) => {
+                send_reply(&out_tx, id, &Reply::Lease(r));
+            }
             rpc => {
                 let (inner, out) = (inner.clone(), out_tx.clone());
                 tokio::spawn(async move {
@@ -1251,6 +1411,18 @@ async fn handle(inner: &Arc<Inner>, rpc: Rpc) -> Reply {
                 Err(ClusterError::NotLeader(inner.metrics.borrow().current_leader))
             };
             Reply::ReadIndex(r.map_err(WireError::from))
+        }
+        Rpc::Lease { id, term } => {
+            // No lease of its own right now: a read-index round renews it, then grant.
+            let r = if !inner.is_leader() {
+                Err(WireError::NotLeader(inner.metrics.borrow().current_leader))
+            } else {
+                match inner.leader_read_index().await {
+                    Ok(_) => inner.try_grant(id, term).unwrap_or(Err(WireError::Other("no leader lease".into()))),
+                    Err(e) => Err(WireError::from(e)),
+                }
+            };
+            Reply::Lease(r)
         }
         Rpc::Hello => Reply::Hello(inner.hello()),
         Rpc::Join { id, addr } => Reply::Join(inner.handle_join(id, addr).await.map_err(WireError::from)),

@@ -47,6 +47,9 @@ pub struct ClusterStatus {
     /// the read lease most leader and follower reads need none.
     #[serde(default)]
     pub read_rounds: u64,
+    /// Linearizable reads this node served as a follower under a read lease (no round trip).
+    #[serde(default)]
+    pub lease_reads: u64,
     /// Group-commit rounds of client writes this node's proposer started (appended as leader, or
     /// forwarded to the leader).
     #[serde(default)]
@@ -74,6 +77,7 @@ impl ClusterStatus {
             ("cluster_log_entries", self.log_entries.to_string()),
             ("cluster_snapshot_index", self.snapshot_index.to_string()),
             ("cluster_read_rounds", self.read_rounds.to_string()),
+            ("cluster_lease_reads", self.lease_reads.to_string()),
             ("cluster_write_rounds", self.write_rounds.to_string()),
             ("cluster_write_rounds_pipelined", self.write_rounds_pipelined.to_string()),
         ]

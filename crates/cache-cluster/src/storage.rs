@@ -189,6 +189,12 @@ impl LogStore {
         self.len() == 0
     }
 
+    /// The applied count (log index + 1) of the last entry this log holds (or compacted).
+    pub fn last_count(&self) -> u64 {
+        let i = self.inner.lock();
+        i.log.keys().next_back().map(|k| k + 1).or(i.last_purged.map(|l| l.index + 1)).unwrap_or(0)
+    }
+
     /// Approximate bytes held by the log.
     pub fn bytes(&self) -> u64 {
         self.inner.lock().bytes
@@ -428,11 +434,14 @@ pub struct StateMachine {
     inner: Arc<Mutex<SmInner>>,
     progress: Arc<Progress>,
     current: Arc<Mutex<Option<Current>>>,
+    /// Follower read leases: on the leader, an entry is applied (made visible) only once every
+    /// lease holder has it ([`crate::lease`]).
+    gate: Arc<crate::lease::LeaseGate>,
 }
 
 impl StateMachine {
-    pub fn new(store: Arc<cache_store::Store>, progress: Arc<Progress>) -> StateMachine {
-        StateMachine { store, inner: Arc::default(), progress, current: Arc::default() }
+    pub fn new(store: Arc<cache_store::Store>, progress: Arc<Progress>, gate: Arc<crate::lease::LeaseGate>) -> StateMachine {
+        StateMachine { store, inner: Arc::default(), progress, current: Arc::default(), gate }
     }
 }
 
@@ -506,7 +515,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut out = Vec::new();
+        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        if let Some(last) = entries.last() {
+            self.gate.wait_release(last.log_id.index + 1).await;
+        }
+        let mut out = Vec::with_capacity(entries.len());
         let mut inner = self.inner.lock();
         let mut now = self.progress.last_now.load(Relaxed);
         for e in entries {

@@ -50,6 +50,9 @@ pub enum Rpc {
     Hello,
     /// A (re)started node asks the leader to make it a voter, replacing older ids of its slot.
     Join { id: NodeId, addr: String },
+    /// A follower asks the leader for a read lease ([`crate::lease`]), naming itself and the
+    /// term it knows.
+    Lease { id: NodeId, term: u64 },
 }
 
 /// Errors carried back over the wire.
@@ -105,6 +108,8 @@ pub enum Reply {
     ReadIndex(Result<u64, WireError>),
     Hello(HelloInfo),
     Join(Result<(), WireError>),
+    /// A granted lease: the applied count the holder must reach before it serves reads.
+    Lease(Result<u64, WireError>),
     /// A Raft RPC addressed to an id that is not this node's.
     WrongNode,
 }

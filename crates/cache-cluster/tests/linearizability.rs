@@ -199,6 +199,13 @@ async fn linearizable_under_stops_restarts_and_partitions() {
     for c in clients {
         c.await.unwrap();
     }
+    // Followers served reads under their read leases (the path this history checks too),
+    // unless this is the local-reads control.
+    let lease_reads: u64 = tc.nodes().iter().map(|n| n.status().lease_reads).sum();
+    eprintln!("FIGURE linearizability: {lease_reads} follower lease reads on the final nodes");
+    if std::env::var_os("LIN_LOCAL_READS").is_none() {
+        assert!(lease_reads > 0, "no follower read used a lease");
+    }
     let events = std::mem::take(&mut *rec.events.lock());
     let mut total = 0;
     for (key, h) in &events {

@@ -70,6 +70,11 @@ pub struct Args {
     /// round at a time). More overlap replication with the next batch forming (docs/benchmarks.md).
     #[arg(long = "cluster-write-pipeline", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub cluster_write_pipeline: u16,
+    /// Cluster mode: followers serve linearizable reads under a read lease from the leader (`on`,
+    /// default: no round trip to the leader per read; the leader then acknowledges a write once
+    /// every lease holder has it) or ask the leader for a read index per batch of reads (`off`).
+    #[arg(long = "cluster-follower-leases", value_parser = ["on", "off"], default_value = "on")]
+    pub cluster_follower_leases: String,
 }
 
 pub fn settings_from(args: &Args) -> Result<Settings> {
@@ -126,6 +131,7 @@ pub fn run(args: Args) -> Result<()> {
             }
             let mut cfg = cache_cluster::ClusterConfig::new(*id, peers, cache_server::store_config(&settings));
             cfg.write_pipeline = usize::from(args.cluster_write_pipeline);
+            cfg.follower_leases = args.cluster_follower_leases == "on";
             if args.cluster_read == "local" {
                 cfg.read_mode = cache_cluster::ReadMode::Local;
             }
