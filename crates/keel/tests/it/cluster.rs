@@ -558,6 +558,15 @@ fn single_key_histories_are_linearizable_under_kill_pause_restart() {
     );
     assert!(faults.len() >= 6, "too few faults to mean anything: {faults:?}");
     assert!(known >= 1000, "too few operations with a known outcome to mean anything: {known}");
+    // Followers served reads under their read leases: the histories checked that path too.
+    let lease_reads: u64 = (1..=3u16)
+        .filter_map(|s| c.stats(s).ok())
+        .filter_map(|st| st.get("cluster_lease_reads").and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    eprintln!("FIGURE cluster: linearizability: {lease_reads} follower lease reads on the final nodes");
+    if read_mode == "linearizable" {
+        assert!(lease_reads > 0, "no follower read used a read lease");
+    }
 }
 
 // ------------------------------------------------------------------------------------------
