@@ -11,6 +11,9 @@
 #   3b. mixed: CONNS/2 connections reading and CONNS/2 writing (depth 1) at once on one node: with
 #      follower read leases the leader acknowledges a write only once every lease holder has it,
 #      so this is where follower reads cost writes something
+#   3c. ceiling: three standalone servers, each sent every write by a client of its own
+#      (replication with no coordination at all), CONNS connections x each depth: the most any
+#      three-replica design can reach on this machine when all replicas share it
 #   4. catch-up: CATCHUP_KEYS items of VALUE_SIZE bytes stored, a follower killed -9 and restarted
 #      on the same ports; time until it reports `cluster_ready 1`           [<= 2 s for 100 000]
 #   5. kill -9 of the leader -> first acknowledged write on a surviving node (a client writing in
@@ -45,7 +48,7 @@ SERVER_THREADS=${SERVER_THREADS:-2}
 CATCHUP_KEYS=${CATCHUP_KEYS:-100000}
 CATCHUPS=${CATCHUPS:-3}
 KILLS=${KILLS:-5}
-KINDS=${KINDS:-"write read mixed"}
+KINDS=${KINDS:-"write read mixed ceiling"}
 NODE_ARGS=${NODE_ARGS:-}
 REPEAT=${REPEAT:-1}
 REP=1
@@ -187,6 +190,37 @@ bench_mixed() {
     echo "{\"kind\":\"load\",\"name\":\"$t mixed write c$half d1 (+ c$half reads)\",\"rep\":$REP,\"load1\":$(load1),\"report\":$out}" >>"$RESULTS"
 }
 
+# ceiling_cases: three standalone servers; for each depth, three clients at once, one per server,
+# each writing the same kind of stream; the replicated rate is the slowest server's.
+ceiling_cases() {
+    local i d port deadline
+    local -a ports bp
+    for i in 1 2 3; do
+        ports[i]=$(free_port)
+        setsid "$KEEL" cache -l 127.0.0.1 -p "${ports[i]}" -t "$SERVER_THREADS" -m 1024 -U 0 </dev/null >"$LOG_DIR/ceiling$i.log" 2>&1 &
+        PID[ceiling$i]=$!
+    done
+    for i in 1 2 3; do
+        deadline=$((SECONDS + 10))
+        until [[ -n $(stat_of "${ports[i]}" pid) ]]; do
+            ((SECONDS < deadline)) || die "ceiling server $i not ready"
+            sleep 0.02
+        done
+    done
+    for d in $DEPTHS; do
+        echo "-- ceiling write c$CONNS d$d on three servers at once (load $(load1))" >&2
+        for i in 1 2 3; do
+            "$KEEL" bench cache --server "127.0.0.1:${ports[i]}" --duration "$DURATION" --warmup "$WARMUP" \
+                --value-size "$VALUE_SIZE" --keys "$KEYS" --get-ratio 0 --no-preload --connections "$CONNS" \
+                --pipeline "$d" --json >"$LOG_DIR/ceiling$i.json" &
+            bp[i]=$!
+        done
+        for i in 1 2 3; do wait "${bp[i]}" || die "ceiling bench $i failed"; done
+        echo "{\"kind\":\"ceiling\",\"name\":\"write c$CONNS d$d\",\"rep\":$REP,\"load1\":$(load1),\"servers\":[$(cat "$LOG_DIR"/ceiling{1,2,3}.json | tr '\n' ',' | sed 's/,$//')]}" >>"$RESULTS"
+    done
+    for i in 1 2 3; do stop_one "ceiling$i"; done
+}
+
 run_cases() { # TARGET PORT PID
     local t=$1 port=$2 pid=$3
     if [[ " $KINDS " == *" write "* ]]; then
@@ -213,6 +247,7 @@ for REP in $(seq 1 "$REPEAT"); do
 start_standalone
 run_cases standalone "$SPORT" "${PID[standalone]}"
 stop_one standalone
+[[ " $KINDS " != *" ceiling "* ]] || ceiling_cases
 
 start_cluster
 L=$(leader_slot)
@@ -355,6 +390,21 @@ for c in cases:
                 text += f" ({min(rs):.2f}-{max(rs):.2f})"
         return text
     print(f"| {c} | {ops(s):,.0f} | {ops(l):,.0f} | {ratio('leader')} | {ops(f):,.0f} | {ratio('follower')} | {lat(s)} | {lat(l)} | {lat(f)} | {cpu(s)} / {cpu(l)} / {cpu(f)} | {err(s)} / {err(l)} / {err(f)} |")
+ce = {}
+for r in rows:
+    if r["kind"] == "ceiling":
+        ce.setdefault(r["name"], []).append(r)
+if ce:
+    parts = []
+    for name, rs in ce.items():
+        by_rep = {x["rep"]: x["report"]["ops_per_sec"] for x in runs.get(f"standalone {name}", [])}
+        ratios = sorted(min(s["ops_per_sec"] for s in r["servers"]) / by_rep[r["rep"]] for r in rs if r["rep"] in by_rep)
+        if ratios:
+            med = ratios[(len(ratios) - 1) // 2]
+            parts.append(f"{name} {med:.2f}" + (f" ({ratios[0]:.2f}-{ratios[-1]:.2f})" if len(ratios) > 1 else ""))
+    print()
+    print("Ceiling for any three-replica design on this machine (three standalone servers, each sent every write "
+          "by a client of its own, no coordination; the slowest server's rate / one standalone server's): " + ", ".join(parts))
 cu = [r for r in rows if r["kind"] == "catchup"]
 if cu:
     secs = [r["seconds"] for r in cu]

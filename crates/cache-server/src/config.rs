@@ -2,23 +2,23 @@
 
 use std::net::IpAddr;
 
-/// Settings of one cache server (memcached's flags in brackets).
+/// Settings of one cache server (memcached's flags in parentheses).
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// Addresses to listen on [`-l`]; port [`-p`], 0 = pick a free one.
+    /// Addresses to listen on (`-l`); port (`-p`), 0 = pick a free one.
     pub listen: Vec<IpAddr>,
     pub port: u16,
-    /// UDP port [`-U`]; accepted for compatibility, UDP is not served (0 = off).
+    /// UDP port (`-U`); accepted for compatibility, UDP is not served (0 = off).
     pub udp_port: u16,
-    /// Memory limit in bytes [`-m`, MiB].
+    /// Memory limit in bytes (`-m`, MiB).
     pub mem_limit: usize,
-    /// Maximum simultaneous connections [`-c`].
+    /// Maximum simultaneous connections (`-c`).
     pub max_conns: usize,
-    /// Worker threads [`-t`].
+    /// Worker threads (`-t`).
     pub threads: usize,
-    /// Largest item in bytes [`-I`].
+    /// Largest item in bytes (`-I`).
     pub item_size_max: usize,
-    /// Verbosity [`-v`, `-vv`, `-vvv`].
+    /// Verbosity (`-v`, `-vv`, `-vvv`).
     pub verbose: u8,
     /// Longest non-retrieval command line.
     pub max_line: usize,

@@ -64,6 +64,13 @@ impl TestCluster {
         self.nodes().iter().map(|n| n.status()).collect()
     }
 
+    /// The current leader and one follower (waits for a leader).
+    pub async fn leader_and_follower(&self) -> (Cluster, Cluster) {
+        let leader = self.node(self.leader_slot().await);
+        let follower = self.nodes().into_iter().find(|n| n.id() != leader.id()).expect("a follower");
+        (leader, follower)
+    }
+
     /// The slot of the current leader (waits for one).
     pub async fn leader_slot(&self) -> u16 {
         let deadline = Instant::now() + Duration::from_secs(10);
