@@ -41,12 +41,11 @@
 //!   by that round. Rounds are **batched** ([`batch::Coalescer`]): reads share rounds, and a
 //!   read never joins a round that started before it; up to eight rounds run at once, so a read
 //!   that arrives while one is in flight starts the next at once (about one round trip, not two),
-//!   on the leader and on each follower (a follower asks the leader for the index once per
-//!   batch, then reads locally; the leader answers from its lease inline, and the follower asks
-//!   over a connection of the asking thread's own, so a round needs no hand-off between
-//!   threads). A connection's reads of one
-//!   received batch of requests share one barrier ([`ReadFence`], see
-//!   [`Cluster::get_fenced`]).
+//!   on the leader and on each follower without a lease (such a follower asks the leader for
+//!   the index once per batch, then reads locally; the leader answers from its lease inline,
+//!   and the follower asks over a connection of the asking thread's own, so a round needs no
+//!   hand-off between threads). A connection's reads of one received batch of requests share
+//!   one barrier ([`ReadFence`], see [`Cluster::get_fenced`]).
 //!   **Read lease**: a successful round also gives the leader a lease of
 //!   [`ClusterConfig::read_lease`] (100 ms; counted from before the round began). While it holds,
 //!   the leader's read index is its own applied index (every acknowledged write was applied on the

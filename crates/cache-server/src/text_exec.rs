@@ -355,7 +355,7 @@ async fn get(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, cmd: GetCmd, e
 /// buffer; a data block that reaches past it is read (`conn_nread`) or discarded
 /// (`conn_swallow`) straight from the socket, exactly to its end, so the buffer is empty when
 /// the request completes and `reset_cmd_handler` writes the replies (`conn_mwrite`) before
-/// reading on. Those replies can no longer be dropped by a later error (see [`unsent_start`]),
+/// reading on. Those replies can no longer be dropped by a later error (see `unsent_start`),
 /// so the connection writes them out at that point too. (A shorter request may or may not
 /// end memcached's buffer, depending on how its reads fell; that is not modelled.)
 pub fn replies_flushed_after(consumed: usize, swallow: usize) -> bool {

@@ -38,7 +38,7 @@ struct NodeProc {
 impl NodeProc {
     fn signal(&self, sig: i32, group: bool) -> io::Result<()> {
         if self.reaped {
-            return Err(io::Error::new(io::ErrorKind::Other, "process already reaped"));
+            return Err(io::Error::other("process already reaped"));
         }
         let pid = self.child.id() as libc::pid_t;
         // SAFETY: kill(2) has no memory-safety preconditions; the pid is our unreaped child and
@@ -426,7 +426,7 @@ pub fn stats_of(addr: SocketAddr, timeout: Duration) -> io::Result<Stats> {
         }
         buf.extend_from_slice(&chunk[..n]);
         if buf.starts_with(b"SERVER_ERROR") || buf.starts_with(b"ERROR") {
-            return Err(io::Error::new(io::ErrorKind::Other, String::from_utf8_lossy(&buf).trim().to_string()));
+            return Err(io::Error::other(String::from_utf8_lossy(&buf).trim().to_string()));
         }
     }
     Ok(String::from_utf8_lossy(&buf)

@@ -274,7 +274,7 @@ impl Server {
     /// Send `signal` to the server process itself (not the group).
     pub fn signal(&self, signal: i32) -> io::Result<()> {
         if self.reaped.is_some() {
-            return Err(io::Error::new(io::ErrorKind::Other, "process already reaped"));
+            return Err(io::Error::other("process already reaped"));
         }
         // SAFETY: kill(2) has no memory-safety preconditions; the pid is our unreaped child.
         if unsafe { libc::kill(self.child.id() as libc::pid_t, signal) } != 0 {
