@@ -700,13 +700,21 @@ impl Inner {
         // retry is always safe); a leader that knows it is cut off still refuses at once.
         let deadline = self.op_deadline();
         if self.cfg.follower_leases && !self.is_leader() {
-            let target = match self.follower_lease_target() {
-                Some(t) => Some(t),
+            let lease = match self.follower_lease_target() {
+                Some(l) => Some(l),
                 None => self.acquire_lease().await,
             };
-            if let Some(target) = target {
-                self.lease_reads.fetch_add(1, Relaxed);
-                return self.wait_applied(target, deadline).await;
+            // The target was fixed inside the lease, so waiting past its end would still be
+            // safe; but entries that do not commit by then suggest this node is cut off, and
+            // the read-index path below then fails fast instead of at the deadline.
+            if let Some((target, until)) = lease {
+                match self.wait_applied(target, deadline.min(until)).await {
+                    Err(ClusterError::Timeout(_)) if until < deadline => {}
+                    r => {
+                        self.lease_reads.fetch_add(u64::from(r.is_ok()), Relaxed);
+                        return r;
+                    }
+                }
             }
         }
         loop {
@@ -735,9 +743,9 @@ impl Inner {
 
     /// Under this follower's read lease, the applied count a read that starts now must wait for:
     /// the lease's index and everything in the log (every entry any node made visible is in a
-    /// holder's log, [`crate::lease`]). None without a lease that holds now. Half-way through
-    /// the lease a renewal starts in the background.
-    fn follower_lease_target(self: &Arc<Self>) -> Option<u64> {
+    /// holder's log, [`crate::lease`]), and when the lease ends. None without a lease that holds
+    /// now. Half-way through the lease a renewal starts in the background.
+    fn follower_lease_target(self: &Arc<Self>) -> Option<(u64, Instant)> {
         let l = (*self.follower_lease.lock())?;
         let now = Instant::now();
         {
@@ -754,12 +762,12 @@ impl Inner {
                 me.lease_renewing.store(false, Relaxed);
             });
         }
-        Some(l.index.max(self.log.last_count()))
+        Some((l.index.max(self.log.last_count()), l.until))
     }
 
     /// Get a read lease now (readers without one share the request); None if the leader
     /// refused or could not be asked (reads then use read-index rounds for a while).
-    async fn acquire_lease(self: &Arc<Self>) -> Option<u64> {
+    async fn acquire_lease(self: &Arc<Self>) -> Option<(u64, Instant)> {
         let backing_off = || self.lease_retry_at.lock().is_some_and(|t| Instant::now() < t);
         if backing_off() {
             return None;
