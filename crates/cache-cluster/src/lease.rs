@@ -10,13 +10,15 @@
 //! 1. **Nothing becomes visible anywhere before every holder has it in its log.** A holder's
 //!    log index is the leader's `matched` for it (from append responses). The leader applies an
 //!    entry (and so acknowledges it, or lets a leader read see it) only once every holder whose
-//!    lease has not run out has matched it ([`Holders::blocking`]), and the commit index it
+//!    lease has not run out has matched it ([`Holders::release`]), and the commit index it
 //!    sends followers is held back to the lowest holder's match ([`Holders::clamp`]), so no
 //!    follower applies it earlier either. An expired holder stops counting: its own clock ran
 //!    out first, since it counts its lease from before it asked and for less time
 //!    ([`follower_lease`]).
 //! 2. **A new holder first catches up with everything already visible**: `G` is at least every
-//!    commit index sent so far and the leader's read index ([`Holders::grant`]).
+//!    commit index sent so far, every entry the leader's state machine was cleared to apply (the
+//!    clearance and a grant take the same lock, so an entry cleared just before a grant is not
+//!    missed by it) and the leader's read index ([`Holders::grant`]).
 //! 3. **No other leader exists while a lease holds.** The leader grants only inside its own read
 //!    lease (100 ms from a quorum heartbeat whose voters refuse votes for `election_max_ms`,
 //!    400 ms); a holder's lease ends at most `lease` after the grant, so it has run out before
@@ -76,13 +78,20 @@ struct Follower {
     pending_since: Option<Instant>,
 }
 
+impl Follower {
+    /// Whether its lease has not run out at `now`.
+    fn holds(&self, now: Instant) -> bool {
+        self.until.is_some_and(|u| u > now)
+    }
+}
+
 /// The leader's lease table for one term.
 #[derive(Default, Debug)]
 pub struct Holders {
     term: u64,
     followers: HashMap<NodeId, Follower>,
     /// Highest applied count (log index + 1) any node may have made visible: commit indexes
-    /// sent (after clamping).
+    /// sent (after clamping) and entries the leader was cleared to apply ([`Holders::release`]).
     exposed: u64,
     /// The held-back commit index last sent, while one was held back.
     held: Option<Option<LogId<NodeId>>>,
@@ -103,8 +112,7 @@ impl Holders {
 
     /// This node stopped leading: no lease it granted counts any more.
     pub fn step_down(&mut self) {
-        let term = self.term;
-        *self = Holders { term, ..Holders::default() };
+        *self = Holders { term: self.term, ..Holders::default() };
     }
 
     /// Grant (or renew) follower `id` a lease until `now + lease`, if it is close enough behind.
@@ -125,8 +133,7 @@ impl Holders {
         Ok(read_index.max(self.exposed))
     }
 
-    /// An append carrying entries up to `last` (or a heartbeat, `last` = its previous log id) is
-    /// about to be sent to `id`.
+    /// An append (or heartbeat) of `term` is about to be sent to `id`.
     pub fn sending(&mut self, id: NodeId, term: u64, now: Instant) {
         if self.at_term(term) {
             let f = self.followers.entry(id).or_default();
@@ -153,7 +160,7 @@ impl Holders {
     /// allow a higher one (a heartbeat should carry it). Asks once per hold.
     pub fn take_released(&mut self, now: Instant) -> bool {
         let Some(sent) = self.held else { return false };
-        let bound = self.followers.values().filter(|f| f.until.is_some_and(|u| u > now)).map(|f| f.matched).min();
+        let bound = self.followers.values().filter(|f| f.holds(now)).map(|f| f.matched).min();
         if bound.is_none_or(|b| b > sent) {
             self.held = None;
             return true;
@@ -169,10 +176,9 @@ impl Holders {
         }
         let mut c = commit;
         for f in self.followers.values_mut() {
-            if f.until.is_some_and(|u| u <= now) {
+            if !f.holds(now) {
                 f.until = None;
-            }
-            if f.until.is_some() && f.matched < c {
+            } else if f.matched < c {
                 c = f.matched;
             }
         }
@@ -181,13 +187,20 @@ impl Holders {
         c
     }
 
-    /// Whether entries up to applied count `upto` may be applied (made visible) at `now`: None
-    /// if so, else the earliest time a holder that lacks them loses its lease.
-    pub fn blocking(&self, upto: u64, now: Instant) -> Option<Instant> {
-        self.followers
+    /// Clear entries up to applied count `upto` to be applied (made visible) at `now`: None if
+    /// every holder has them (they count as exposed from here on, so a later grant covers them),
+    /// else the earliest time a holder that lacks them loses its lease.
+    pub fn release(&mut self, upto: u64, now: Instant) -> Option<Instant> {
+        let blocked = self
+            .followers
             .values()
-            .filter_map(|f| f.until.filter(|&u| u > now && count(f.matched) < upto))
-            .min()
+            .filter(|f| f.holds(now) && count(f.matched) < upto)
+            .filter_map(|f| f.until)
+            .min();
+        if blocked.is_none() {
+            self.exposed = self.exposed.max(upto);
+        }
+        blocked
     }
 }
 
@@ -224,13 +237,13 @@ impl LeaseGate {
     }
 
     /// Wait until entries up to applied count `upto` may become visible (see
-    /// [`Holders::blocking`]); returns at once when no lease holder lacks them.
+    /// [`Holders::release`]); returns at once when no lease holder lacks them.
     pub async fn wait_release(&self, upto: u64) {
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let Some(until) = self.table.lock().blocking(upto, Instant::now()) else { return };
+            let Some(until) = self.table.lock().release(upto, Instant::now()) else { return };
             tokio::select! {
                 _ = notified => {}
                 _ = tokio::time::sleep_until(until.into()) => {}
@@ -261,7 +274,7 @@ mod tests {
         let now = Instant::now();
         h.answered(2, 1, lid(5));
         assert_eq!(h.clamp(1, lid(9), now), lid(9));
-        assert_eq!(h.blocking(10, now), None);
+        assert_eq!(h.release(10, now), None);
         assert!(!h.take_released(now));
     }
 
@@ -277,14 +290,14 @@ mod tests {
         h.answered(3, 1, lid(8));
         assert_eq!(h.clamp(1, lid(8), now), lid(4));
         assert!(!h.take_released(now), "node 2 has not moved");
-        assert_eq!(h.blocking(9, now), Some(now + L));
-        assert_eq!(h.blocking(5, now), None);
+        assert_eq!(h.release(9, now), Some(now + L));
+        assert_eq!(h.release(5, now), None);
         h.answered(2, 1, lid(6));
         assert!(h.take_released(now), "6 may go out now");
         assert!(!h.take_released(now), "asked once");
         assert_eq!(h.clamp(1, lid(8), now), lid(6));
         h.answered(2, 1, lid(8));
-        assert_eq!(h.blocking(9, now), None);
+        assert_eq!(h.release(9, now), None);
         assert!(h.take_released(now));
         assert_eq!(h.clamp(1, lid(8), now), lid(8));
         assert!(!h.take_released(now));
@@ -296,9 +309,9 @@ mod tests {
         let now = Instant::now();
         h.answered(2, 1, lid(4));
         h.grant(2, 1, now, L, 5).unwrap();
-        assert!(h.blocking(7, now).is_some());
+        assert!(h.release(7, now).is_some());
         let later = now + L;
-        assert_eq!(h.blocking(7, later), None);
+        assert_eq!(h.release(7, later), None);
         assert_eq!(h.clamp(1, lid(6), later), lid(6));
     }
 
@@ -311,6 +324,16 @@ mod tests {
         // Commit 20 went out (no holders): anything up to 20 may be visible on node 3.
         assert_eq!(h.clamp(1, lid(20), now), lid(20));
         assert_eq!(h.grant(2, 1, now, L, 12), Ok(21));
+    }
+
+    #[test]
+    fn a_grant_covers_entries_cleared_for_apply() {
+        let mut h = Holders::default();
+        let now = Instant::now();
+        h.answered(2, 1, lid(3));
+        // Entries up to 10 cleared (no holders yet) but not applied, nor sent as committed.
+        assert_eq!(h.release(10, now), None);
+        assert_eq!(h.grant(2, 1, now, L, 4), Ok(10), "the new holder must wait for them");
     }
 
     #[test]
@@ -333,11 +356,11 @@ mod tests {
         h.answered(2, 1, lid(4));
         h.grant(2, 1, now, L, 5).unwrap();
         h.step_down();
-        assert_eq!(h.blocking(9, now), None);
+        assert_eq!(h.release(9, now), None);
         h.answered(2, 1, lid(4));
         h.grant(2, 1, now, L, 5).unwrap();
         assert_eq!(h.grant(2, 0, now, L, 5), Err(Refusal::Term));
         h.answered(2, 2, lid(4));
-        assert_eq!(h.blocking(9, now), None, "term 2 starts with no holders");
+        assert_eq!(h.release(9, now), None, "term 2 starts with no holders");
     }
 }

@@ -95,13 +95,12 @@ struct Lease {
 
 /// A follower's read lease ([`crate::lease`]): granted by `leader` in `term`, usable until
 /// `until` (counted from before the request, [`crate::lease::follower_lease`]) once the replica
-/// has applied `index`; renewed in the background from `renew_at`.
+/// has applied `index`; renewed in the background once half of `read_lease` has passed.
 #[derive(Clone, Copy, Debug)]
 struct FollowerLease {
     leader: NodeId,
     term: u64,
     until: Instant,
-    renew_at: Instant,
     index: u64,
 }
 
@@ -754,7 +753,9 @@ impl Inner {
                 return None;
             }
         }
-        if now >= l.renew_at && !self.lease_renewing.swap(true, Relaxed) {
+        // Granted at `until - follower_lease(read_lease)`: renew from half the lease on.
+        let renew_at = l.until - (crate::lease::follower_lease(self.cfg.read_lease) - self.cfg.read_lease / 2);
+        if now >= renew_at && !self.lease_renewing.swap(true, Relaxed) {
             let me = self.clone();
             tokio::spawn(async move {
                 let _one = me.lease_lock.lock().await;
@@ -798,15 +799,13 @@ impl Inner {
         match self.read_peer(&addr).call(&Rpc::Lease { id: self.id, term }, self.cfg.read_lease).await? {
             Reply::Lease(Ok(index)) => {
                 let until = asked + crate::lease::follower_lease(self.cfg.read_lease);
-                let renew_at = asked + self.cfg.read_lease / 2;
                 let mut slot = self.follower_lease.lock();
                 match &mut *slot {
                     Some(l) if l.leader == leader && l.term == term => {
                         l.until = l.until.max(until);
-                        l.renew_at = l.renew_at.max(renew_at);
                         l.index = l.index.max(index);
                     }
-                    other => *other = Some(FollowerLease { leader, term, until, renew_at, index }),
+                    other => *other = Some(FollowerLease { leader, term, until, index }),
                 }
                 Ok(())
             }
@@ -1420,18 +1419,12 @@ async fn handle(inner: &Arc<Inner>, rpc: Rpc) -> Reply {
             };
             Reply::ReadIndex(r.map_err(WireError::from))
         }
-        Rpc::Lease { id, term } => {
-            // No lease of its own right now: a read-index round renews it, then grant.
-            let r = if !inner.is_leader() {
-                Err(WireError::NotLeader(inner.metrics.borrow().current_leader))
-            } else {
-                match inner.leader_read_index().await {
-                    Ok(_) => inner.try_grant(id, term).unwrap_or(Err(WireError::Other("no leader lease".into()))),
-                    Err(e) => Err(WireError::from(e)),
-                }
-            };
-            Reply::Lease(r)
-        }
+        // No lease of its own right now: a read-index round renews it (and refuses if this node
+        // does not lead), then grant.
+        Rpc::Lease { id, term } => Reply::Lease(match inner.leader_read_index().await {
+            Ok(_) => inner.try_grant(id, term).unwrap_or(Err(WireError::Other("no leader lease".into()))),
+            Err(e) => Err(WireError::from(e)),
+        }),
         Rpc::Hello => Reply::Hello(inner.hello()),
         Rpc::Join { id, addr } => Reply::Join(inner.handle_join(id, addr).await.map_err(WireError::from)),
     }
