@@ -73,6 +73,9 @@ struct Inner {
     /// Client writes waiting for the proposer ([`propose_loop`]).
     proposals: mpsc::UnboundedSender<Proposal>,
     join_lock: tokio::sync::Mutex<()>,
+    /// Test hook ([`Cluster::fail_next_promotion`]): as leader, fail the next join after it
+    /// added the learner and before the membership change.
+    fail_promotion: AtomicBool,
     /// Last successful reply from each peer address (leader's quorum check).
     contact: Arc<Mutex<HashMap<String, Instant>>>,
     stop: watch::Sender<bool>,
@@ -258,6 +261,7 @@ impl Cluster {
             write_rounds_pipelined: AtomicU64::new(0),
             proposals,
             join_lock: tokio::sync::Mutex::new(()),
+            fail_promotion: AtomicBool::new(false),
             contact,
             stop,
             tasks: Mutex::new(Vec::new()),
@@ -419,6 +423,13 @@ impl Cluster {
     #[doc(hidden)]
     pub fn set_isolated(&self, on: bool) {
         self.inner.isolated.store(on, Relaxed);
+    }
+
+    /// Test hook: as leader, let the next join fail after the new node was added as a learner
+    /// and before it was made a voter (as when leadership moves between the two steps).
+    #[doc(hidden)]
+    pub fn fail_next_promotion(&self) {
+        self.inner.fail_promotion.store(true, Relaxed);
     }
 
     /// Number of log entries held in memory.
@@ -860,6 +871,13 @@ impl Inner {
         }
     }
 
+    /// Whether this node is a voter of a uniform (not joint) configuration.
+    fn settled(&self) -> bool {
+        let m = self.metrics.borrow();
+        let mem = m.membership_config.membership();
+        mem.get_joint_config().len() == 1 && mem.voter_ids().any(|v| v == self.id)
+    }
+
     fn hello(&self) -> HelloInfo {
         let m = self.metrics.borrow();
         let initialized = m.membership_config.membership().nodes().next().is_some();
@@ -875,15 +893,27 @@ impl Inner {
             return Err(ClusterError::NotLeader(self.metrics.borrow().current_leader));
         }
         let _g = self.join_lock.lock().await;
-        let voters: BTreeSet<NodeId> = self.metrics.borrow().membership_config.membership().voter_ids().collect();
-        if voters.contains(&id) {
+        let (voters, settled) = {
+            let m = self.metrics.borrow();
+            let mem = m.membership_config.membership();
+            let voters: BTreeSet<NodeId> = mem.voter_ids().collect();
+            let settled = mem.get_joint_config().len() == 1 && voters.contains(&id);
+            (voters, settled)
+        };
+        if settled {
             return Ok(());
         }
+        // A node asks again while it is a learner or its promotion stopped half-way (a joint
+        // configuration left when a leader lost office between the two steps): adding an
+        // existing learner changes nothing, and the membership change below completes either.
         let t = self.cfg.join_timeout;
         match tokio::time::timeout(t, self.raft.add_learner(id, BasicNode { addr }, true)).await {
             Err(_) => return Err(ClusterError::Timeout("join: learner catch-up")),
             Ok(Err(e)) => return Err(raft_err(e)),
             Ok(Ok(_)) => {}
+        }
+        if self.fail_promotion.swap(false, Relaxed) {
+            return Err(ClusterError::Timeout("join: membership change (test hook)"));
         }
         let new: BTreeSet<NodeId> = voters.into_iter().filter(|v| slot_of(*v) != slot_of(id)).chain([id]).collect();
         match tokio::time::timeout(t, self.raft.change_membership(ChangeMembers::ReplaceAllVoters(new), false)).await {
@@ -989,7 +1019,11 @@ async fn heartbeat_loop(inner: Arc<Inner>) {
     }
 }
 
-/// Startup: join an existing cluster, or bootstrap a new one when no peer is part of one.
+/// Startup: join an existing cluster, or bootstrap a new one when no peer is part of one. Ends
+/// once this node is a voter of a settled (not joint) configuration: a node that was added as a
+/// learner but not promoted (the leader lost office, or the change failed, between the two
+/// steps) keeps asking the current leader until it is, instead of staying a learner that never
+/// answers clients.
 async fn startup(inner: Arc<Inner>) {
     let start = Instant::now();
     let others: Vec<(u16, String)> =
@@ -999,8 +1033,9 @@ async fn startup(inner: Arc<Inner>) {
         if *inner.stop.borrow() {
             return;
         }
-        if inner.hello().initialized {
-            return; // someone made us a member (bootstrap by a peer, or our join went through)
+        let me = inner.hello();
+        if me.initialized && inner.settled() {
+            return; // a voter: bootstrapped (by us or a peer), or our join went through
         }
         let mut probes = Vec::new();
         for (_, addr) in &others {
@@ -1013,14 +1048,20 @@ async fn startup(inner: Arc<Inner>) {
                 infos.push(h);
             }
         }
-        if let Some(leader_addr) = infos.iter().find(|h| h.initialized).and_then(|h| h.leader_addr.clone()) {
+        // Whom to ask: the leader a member peer names, else (already a learner) the one we know.
+        let leader_addr = infos
+            .iter()
+            .find(|h| h.initialized)
+            .and_then(|h| h.leader_addr.clone())
+            .or_else(|| me.leader_addr.clone().filter(|_| me.initialized));
+        if let Some(leader_addr) = leader_addr {
             let p = inner.peers.get(&leader_addr);
             let rpc = Rpc::Join { id: inner.id, addr: inner.addr.clone() };
             match p.call(&rpc, inner.cfg.join_timeout).await {
                 Ok(Reply::Join(Ok(()))) => {
                     // Wait for the membership entry to reach us; the loop then ends above.
                     let _ = tokio::time::timeout(Duration::from_secs(5), async {
-                        while !inner.hello().initialized {
+                        while !inner.settled() {
                             tokio::time::sleep(Duration::from_millis(10)).await;
                         }
                     })
@@ -1030,7 +1071,7 @@ async fn startup(inner: Arc<Inner>) {
             }
             continue;
         }
-        if !infos.iter().any(|h| h.initialized) {
+        if !me.initialized && !infos.iter().any(|h| h.initialized) {
             let mut fresh: BTreeMap<NodeId, BasicNode> = infos
                 .iter()
                 .filter_map(|h| {

@@ -185,6 +185,30 @@ async fn restarted_node_catches_up_100k_keys_before_serving() {
     tc.shutdown().await;
 }
 
+/// A join that stops half-way (the new node was added as a learner, then the leader failed the
+/// membership change, as when it loses office between the two steps) does not leave the node a
+/// learner that never answers: it asks again until it is a voter, and the old id is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_join_stopped_after_the_learner_step_is_completed_on_retry() {
+    let _serial = SERIAL.lock().await;
+    let mut tc = TestCluster::start(3).await;
+    let leader_slot = tc.leader_slot().await;
+    let victim = if leader_slot == 3 { 2 } else { 3 };
+    set(&tc.node(leader_slot), "before", "1").await.unwrap();
+    let old_id = tc.node(victim).id();
+    tc.node(leader_slot).fail_next_promotion();
+    tc.stop(victim).await;
+    let fresh = tc.restart(victim).await;
+    fresh.wait_ready(Duration::from_secs(10)).await.expect("a half-joined node must become a voter");
+    assert_eq!(get(&fresh, "before").await.unwrap().as_deref(), Some(&b"1"[..]));
+    set(&fresh, "after", "2").await.unwrap();
+    let st = tc.node(leader_slot).status();
+    let voters: Vec<_> = st.members.iter().filter(|m| m.voter).map(|m| m.id).collect();
+    assert_eq!(voters.len(), 3, "{st:?}");
+    assert!(voters.contains(&fresh.id()) && !voters.contains(&old_id), "{st:?}");
+    tc.shutdown().await;
+}
+
 /// Follower read leases: a follower reads under a lease; cut off, it costs the leader's writes at
 /// most its lease (100 ms), and it never answers with a value older than an acknowledged write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
