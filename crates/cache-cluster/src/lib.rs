@@ -83,7 +83,10 @@
 //!   executor turns every [`ClusterError`] into `SERVER_ERROR <message>`.
 //! * **Restart safety without a disk**: nothing is persisted. A node always starts under a **new**
 //!   Raft id (`slot << 48 | generation`), asks the leader to join, is added as a learner, catches up,
-//!   and then replaces its slot's old id in the voter set (joint consensus). Because an id is never
+//!   and then replaces its slot's old id in the voter set (joint consensus). Until it is a voter of
+//!   a settled (not joint) configuration it keeps asking whoever leads: a join that stopped
+//!   half-way (the leader lost office, or the change failed, after the learner step) is completed
+//!   by the next request instead of leaving a learner that never answers clients. Because an id is never
 //!   reused, a restarted node can never vote twice in a term or forget an entry it acknowledged,
 //!   which is what durable vote+log would otherwise be needed for. It answers clients only once it
 //!   is a voter (so it has applied everything up to the membership change), and linearizable reads
