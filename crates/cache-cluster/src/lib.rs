@@ -86,7 +86,10 @@
 //!   and then replaces its slot's old id in the voter set (joint consensus). Until it is a voter of
 //!   a settled (not joint) configuration it keeps asking whoever leads: a join that stopped
 //!   half-way (the leader lost office, or the change failed, after the learner step) is completed
-//!   by the next request instead of leaving a learner that never answers clients. Because an id is never
+//!   by the next request instead of leaving a learner that never answers clients. A node that
+//!   dies while catching up does not hold up its successor: the leader drops the dead joiner's
+//!   catch-up wait as soon as a newer node of the same slot asks, and removes learners of the
+//!   slot that never finished once the new node is a voter. Because an id is never
 //!   reused, a restarted node can never vote twice in a term or forget an entry it acknowledged,
 //!   which is what durable vote+log would otherwise be needed for. It answers clients only once it
 //!   is a voter (so it has applied everything up to the membership change), and linearizable reads

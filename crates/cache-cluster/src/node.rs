@@ -76,6 +76,13 @@ struct Inner {
     /// Test hook ([`Cluster::fail_next_promotion`]): as leader, fail the next join after it
     /// added the learner and before the membership change.
     fail_promotion: AtomicBool,
+    /// Test hook ([`Cluster::stall_next_catch_up`]): as leader, never see the next joiner as
+    /// caught up.
+    stall_catch_up: AtomicBool,
+    /// As leader, the id that most recently asked to join, per slot: an older joiner of the same
+    /// slot (its process died mid-join and was restarted) gives way at once instead of holding
+    /// the join lock until its catch-up times out.
+    joiners: Mutex<HashMap<u16, NodeId>>,
     /// Last successful reply from each peer address (leader's quorum check).
     contact: Arc<Mutex<HashMap<String, Instant>>>,
     stop: watch::Sender<bool>,
@@ -262,6 +269,8 @@ impl Cluster {
             proposals,
             join_lock: tokio::sync::Mutex::new(()),
             fail_promotion: AtomicBool::new(false),
+            stall_catch_up: AtomicBool::new(false),
+            joiners: Mutex::new(HashMap::new()),
             contact,
             stop,
             tasks: Mutex::new(Vec::new()),
@@ -430,6 +439,13 @@ impl Cluster {
     #[doc(hidden)]
     pub fn fail_next_promotion(&self) {
         self.inner.fail_promotion.store(true, Relaxed);
+    }
+
+    /// Test hook: as leader, never consider the next joining node caught up (as when it died
+    /// while it was catching up), so its join waits until it times out or is superseded.
+    #[doc(hidden)]
+    pub fn stall_next_catch_up(&self) {
+        self.inner.stall_catch_up.store(true, Relaxed);
     }
 
     /// Number of log entries held in memory.
@@ -892,7 +908,13 @@ impl Inner {
         if !self.is_leader() {
             return Err(ClusterError::NotLeader(self.metrics.borrow().current_leader));
         }
+        let slot = slot_of(id);
+        self.joiners.lock().insert(slot, id);
+        let superseded = || self.joiners.lock().get(&slot) != Some(&id);
         let _g = self.join_lock.lock().await;
+        if superseded() {
+            return Err(ClusterError::Remote("join: a newer node of the same slot is joining".into()));
+        }
         let (voters, settled) = {
             let m = self.metrics.borrow();
             let mem = m.membership_config.membership();
@@ -907,20 +929,60 @@ impl Inner {
         // configuration left when a leader lost office between the two steps): adding an
         // existing learner changes nothing, and the membership change below completes either.
         let t = self.cfg.join_timeout;
-        match tokio::time::timeout(t, self.raft.add_learner(id, BasicNode { addr }, true)).await {
-            Err(_) => return Err(ClusterError::Timeout("join: learner catch-up")),
+        let deadline = Instant::now() + t;
+        let added = match tokio::time::timeout(t, self.raft.add_learner(id, BasicNode { addr }, false)).await {
+            Err(_) => return Err(ClusterError::Timeout("join: adding the learner")),
             Ok(Err(e)) => return Err(raft_err(e)),
-            Ok(Ok(_)) => {}
+            Ok(Ok(r)) => r.log_id.index,
+        };
+        // Catch-up: the learner has everything up to the entry that added it. Given up at once
+        // when a newer node of the same slot asks to join (this one died meanwhile).
+        let stall = self.stall_catch_up.swap(false, Relaxed);
+        let mut m = self.metrics.clone();
+        loop {
+            let caught_up = {
+                let mm = m.borrow_and_update();
+                let matched = mm.replication.as_ref().and_then(|r| r.get(&id).cloned()).flatten();
+                matched.is_some_and(|l| l.index >= added)
+            };
+            if caught_up && !stall {
+                break;
+            }
+            if superseded() {
+                return Err(ClusterError::Remote("join: a newer node of the same slot is joining".into()));
+            }
+            if !self.is_leader() {
+                return Err(ClusterError::NotLeader(self.metrics.borrow().current_leader));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ClusterError::Timeout("join: learner catch-up"));
+            }
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(50)), m.changed()).await;
         }
         if self.fail_promotion.swap(false, Relaxed) {
             return Err(ClusterError::Timeout("join: membership change (test hook)"));
         }
-        let new: BTreeSet<NodeId> = voters.into_iter().filter(|v| slot_of(*v) != slot_of(id)).chain([id]).collect();
-        match tokio::time::timeout(t, self.raft.change_membership(ChangeMembers::ReplaceAllVoters(new), false)).await {
-            Err(_) => Err(ClusterError::Timeout("join: membership change")),
-            Ok(Err(e)) => Err(raft_err(e)),
-            Ok(Ok(_)) => Ok(()),
+        let new: BTreeSet<NodeId> = voters.into_iter().filter(|v| slot_of(*v) != slot).chain([id]).collect();
+        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+        match tokio::time::timeout(left, self.raft.change_membership(ChangeMembers::ReplaceAllVoters(new), false)).await {
+            Err(_) => return Err(ClusterError::Timeout("join: membership change")),
+            Ok(Err(e)) => return Err(raft_err(e)),
+            Ok(Ok(_)) => {}
         }
+        // Learners of this slot left by joins that never finished (their processes are gone):
+        // drop them, so the leader stops replicating to them and `keel status` lists members only.
+        let stale: BTreeSet<NodeId> = {
+            let m = self.metrics.borrow();
+            let mem = m.membership_config.membership();
+            let voters: BTreeSet<NodeId> = mem.voter_ids().collect();
+            mem.nodes().map(|(n, _)| *n).filter(|n| slot_of(*n) == slot && *n != id && !voters.contains(n)).collect()
+        };
+        if !stale.is_empty() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.raft.change_membership(ChangeMembers::RemoveNodes(stale), false))
+                .await;
+        }
+        Ok(())
     }
 
     fn status(&self) -> ClusterStatus {

@@ -209,6 +209,43 @@ async fn a_join_stopped_after_the_learner_step_is_completed_on_retry() {
     tc.shutdown().await;
 }
 
+/// A node that dies while catching up does not hold up its successor: the leader gives up the
+/// dead joiner's catch-up as soon as a newer node of the same slot asks (instead of after the
+/// join timeout, 60 s), and drops the dead learner from the membership once the new one is a voter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_that_dies_while_joining_gives_way_to_its_successor() {
+    let _serial = SERIAL.lock().await;
+    let mut tc = TestCluster::start(3).await;
+    let leader_slot = tc.leader_slot().await;
+    let leader = tc.node(leader_slot);
+    let victim = if leader_slot == 3 { 2 } else { 3 };
+    leader.stall_next_catch_up();
+    tc.stop(victim).await;
+    let dying = tc.restart(victim).await;
+    let dying_id = dying.id();
+    // The leader has added it as a learner and waits for a catch-up it will never see.
+    wait_until(Duration::from_secs(5), || {
+        let st = leader.status();
+        async move { st.members.iter().any(|m| m.id == dying_id && !m.voter) }
+    })
+    .await;
+    assert!(!dying.is_ready(), "{:?}", dying.status());
+    tc.stop(victim).await;
+    let fresh = tc.restart(victim).await;
+    fresh.wait_ready(Duration::from_secs(10)).await.expect("the successor must not wait for the dead joiner");
+    set(&fresh, "k", "v").await.unwrap();
+    let fresh_id = fresh.id();
+    wait_until(Duration::from_secs(5), || {
+        let st = leader.status();
+        async move {
+            let voters: Vec<_> = st.members.iter().filter(|m| m.voter).map(|m| m.id).collect();
+            voters.len() == 3 && voters.contains(&fresh_id) && !st.members.iter().any(|m| m.id == dying_id)
+        }
+    })
+    .await;
+    tc.shutdown().await;
+}
+
 /// Follower read leases: a follower reads under a lease; cut off, it costs the leader's writes at
 /// most its lease (100 ms), and it never answers with a value older than an acknowledged write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
