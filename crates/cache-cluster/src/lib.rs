@@ -86,7 +86,9 @@
 //!   and then replaces its slot's old id in the voter set (joint consensus). Until it is a voter of
 //!   a settled (not joint) configuration it keeps asking whoever leads: a join that stopped
 //!   half-way (the leader lost office, or the change failed, after the learner step) is completed
-//!   by the next request instead of leaving a learner that never answers clients. A node that
+//!   (or a joint configuration of old and new voters, which needs majorities of both and so
+//!   survives fewer failures) by the next request, instead of leaving a learner that never
+//!   answers clients; the voters kept are those of the configuration being moved to. A node that
 //!   dies while catching up does not hold up its successor: the leader drops the dead joiner's
 //!   catch-up wait as soon as a newer node of the same slot asks, and removes learners of the
 //!   slot that never finished once the new node is a voter. Because an id is never

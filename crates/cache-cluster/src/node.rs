@@ -79,6 +79,9 @@ struct Inner {
     /// Test hook ([`Cluster::stall_next_catch_up`]): as leader, never see the next joiner as
     /// caught up.
     stall_catch_up: AtomicBool,
+    /// Test hook ([`Cluster::stop_next_promotion_half_way`]): as leader, abandon the next
+    /// membership change once its joint configuration is in the log.
+    half_promotion: AtomicBool,
     /// As leader, the id that most recently asked to join, per slot: an older joiner of the same
     /// slot (its process died mid-join and was restarted) gives way at once instead of holding
     /// the join lock until its catch-up times out.
@@ -270,6 +273,7 @@ impl Cluster {
             join_lock: tokio::sync::Mutex::new(()),
             fail_promotion: AtomicBool::new(false),
             stall_catch_up: AtomicBool::new(false),
+            half_promotion: AtomicBool::new(false),
             joiners: Mutex::new(HashMap::new()),
             contact,
             stop,
@@ -446,6 +450,13 @@ impl Cluster {
     #[doc(hidden)]
     pub fn stall_next_catch_up(&self) {
         self.inner.stall_catch_up.store(true, Relaxed);
+    }
+
+    /// Test hook: as leader, abandon the next membership change of a join half-way, once its
+    /// joint configuration is in the log (as when the leader loses office between the steps).
+    #[doc(hidden)]
+    pub fn stop_next_promotion_half_way(&self) {
+        self.inner.half_promotion.store(true, Relaxed);
     }
 
     /// Number of log entries held in memory.
@@ -915,12 +926,14 @@ impl Inner {
         if superseded() {
             return Err(ClusterError::Remote("join: a newer node of the same slot is joining".into()));
         }
+        // The voters to keep: the configuration being moved to (the last one of a joint
+        // configuration, so a voter that a stopped change was replacing is not kept).
         let (voters, settled) = {
             let m = self.metrics.borrow();
             let mem = m.membership_config.membership();
-            let voters: BTreeSet<NodeId> = mem.voter_ids().collect();
-            let settled = mem.get_joint_config().len() == 1 && voters.contains(&id);
-            (voters, settled)
+            let joint = mem.get_joint_config();
+            let voters: BTreeSet<NodeId> = joint.last().cloned().unwrap_or_default();
+            (voters, joint.len() == 1 && mem.voter_ids().any(|v| v == id))
         };
         if settled {
             return Ok(());
@@ -965,10 +978,27 @@ impl Inner {
         }
         let new: BTreeSet<NodeId> = voters.into_iter().filter(|v| slot_of(*v) != slot).chain([id]).collect();
         let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
-        match tokio::time::timeout(left, self.raft.change_membership(ChangeMembers::ReplaceAllVoters(new), false)).await {
-            Err(_) => return Err(ClusterError::Timeout("join: membership change")),
-            Ok(Err(e)) => return Err(raft_err(e)),
-            Ok(Ok(_)) => {}
+        let change = self.raft.change_membership(ChangeMembers::ReplaceAllVoters(new), false);
+        if self.half_promotion.swap(false, Relaxed) {
+            let mut m = self.metrics.clone();
+            tokio::pin!(change);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = m.changed() => {
+                        if m.borrow_and_update().membership_config.membership().get_joint_config().len() > 1 {
+                            return Err(ClusterError::Timeout("join: membership change (test hook: half-way)"));
+                        }
+                    }
+                    r = &mut change => { r.map_err(raft_err)?; break; }
+                }
+            }
+        } else {
+            match tokio::time::timeout(left, change).await {
+                Err(_) => return Err(ClusterError::Timeout("join: membership change")),
+                Ok(Err(e)) => return Err(raft_err(e)),
+                Ok(Ok(_)) => {}
+            }
         }
         // Learners of this slot left by joins that never finished (their processes are gone):
         // drop them, so the leader stops replicating to them and `keel status` lists members only.

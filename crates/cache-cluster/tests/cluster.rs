@@ -209,6 +209,35 @@ async fn a_join_stopped_after_the_learner_step_is_completed_on_retry() {
     tc.shutdown().await;
 }
 
+/// A promotion that stops half-way (the joint configuration of old and new voters is in the log,
+/// the second step never proposed) is finished when the new node asks again: the cluster ends
+/// with three voters, the slot's old id gone, not a joint configuration that needs majorities of
+/// both and so survives fewer failures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_promotion_stopped_half_way_is_finished() {
+    let _serial = SERIAL.lock().await;
+    let mut tc = TestCluster::start(3).await;
+    let leader_slot = tc.leader_slot().await;
+    let leader = tc.node(leader_slot);
+    let victim = if leader_slot == 3 { 2 } else { 3 };
+    let old_id = tc.node(victim).id();
+    leader.stop_next_promotion_half_way();
+    tc.stop(victim).await;
+    let fresh = tc.restart(victim).await;
+    let fresh_id = fresh.id();
+    fresh.wait_ready(Duration::from_secs(10)).await.unwrap();
+    wait_until(Duration::from_secs(5), || {
+        let st = leader.status();
+        async move {
+            let voters: Vec<_> = st.members.iter().filter(|m| m.voter).map(|m| m.id).collect();
+            voters.len() == 3 && voters.contains(&fresh_id) && !st.members.iter().any(|m| m.id == old_id)
+        }
+    })
+    .await;
+    set(&fresh, "k", "v").await.unwrap();
+    tc.shutdown().await;
+}
+
 /// A node that dies while catching up does not hold up its successor: the leader gives up the
 /// dead joiner's catch-up as soon as a newer node of the same slot asks (instead of after the
 /// join timeout, 60 s), and drops the dead learner from the membership once the new one is a voter.
