@@ -164,6 +164,12 @@ fn new_id(slot: u16) -> NodeId {
     (u64::from(slot) << 48) | g
 }
 
+/// Whether `id` is a voter of `mem` and `mem` is uniform, not a joint configuration half-way
+/// through a membership change.
+fn settled_in(mem: &openraft::Membership<NodeId, BasicNode>, id: NodeId) -> bool {
+    mem.get_joint_config().len() == 1 && mem.voter_ids().any(|v| v == id)
+}
+
 fn raft_err<E: std::fmt::Display>(e: E) -> ClusterError {
     ClusterError::Raft(e.to_string())
 }
@@ -898,11 +904,9 @@ impl Inner {
         }
     }
 
-    /// Whether this node is a voter of a uniform (not joint) configuration.
+    /// Whether this node is a voter of a settled configuration ([`settled_in`]).
     fn settled(&self) -> bool {
-        let m = self.metrics.borrow();
-        let mem = m.membership_config.membership();
-        mem.get_joint_config().len() == 1 && mem.voter_ids().any(|v| v == self.id)
+        settled_in(self.metrics.borrow().membership_config.membership(), self.id)
     }
 
     fn hello(&self) -> HelloInfo {
@@ -922,18 +926,17 @@ impl Inner {
         let slot = slot_of(id);
         self.joiners.lock().insert(slot, id);
         let superseded = || self.joiners.lock().get(&slot) != Some(&id);
+        let gave_way = || ClusterError::Remote("join: a newer node of the same slot is joining".into());
         let _g = self.join_lock.lock().await;
         if superseded() {
-            return Err(ClusterError::Remote("join: a newer node of the same slot is joining".into()));
+            return Err(gave_way());
         }
         // The voters to keep: the configuration being moved to (the last one of a joint
         // configuration, so a voter that a stopped change was replacing is not kept).
         let (voters, settled) = {
             let m = self.metrics.borrow();
             let mem = m.membership_config.membership();
-            let joint = mem.get_joint_config();
-            let voters: BTreeSet<NodeId> = joint.last().cloned().unwrap_or_default();
-            (voters, joint.len() == 1 && mem.voter_ids().any(|v| v == id))
+            (mem.get_joint_config().last().cloned().unwrap_or_default(), settled_in(mem, id))
         };
         if settled {
             return Ok(());
@@ -962,7 +965,7 @@ impl Inner {
                 break;
             }
             if superseded() {
-                return Err(ClusterError::Remote("join: a newer node of the same slot is joining".into()));
+                return Err(gave_way());
             }
             if !self.is_leader() {
                 return Err(ClusterError::NotLeader(self.metrics.borrow().current_leader));
@@ -978,27 +981,27 @@ impl Inner {
         }
         let new: BTreeSet<NodeId> = voters.into_iter().filter(|v| slot_of(*v) != slot).chain([id]).collect();
         let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
-        let change = self.raft.change_membership(ChangeMembers::ReplaceAllVoters(new), false);
-        if self.half_promotion.swap(false, Relaxed) {
-            let mut m = self.metrics.clone();
-            tokio::pin!(change);
-            loop {
-                tokio::select! {
-                    biased;
-                    _ = m.changed() => {
-                        if m.borrow_and_update().membership_config.membership().get_joint_config().len() > 1 {
-                            return Err(ClusterError::Timeout("join: membership change (test hook: half-way)"));
-                        }
-                    }
-                    r = &mut change => { r.map_err(raft_err)?; break; }
+        let change = tokio::time::timeout(left, self.raft.change_membership(ChangeMembers::ReplaceAllVoters(new), false));
+        // Test hook: drop the change once its joint configuration is in the log.
+        let abandon = self.half_promotion.swap(false, Relaxed);
+        let mut m = self.metrics.clone();
+        let joint_logged = async move {
+            while m.changed().await.is_ok() {
+                if m.borrow_and_update().membership_config.membership().get_joint_config().len() > 1 {
+                    return;
                 }
             }
-        } else {
-            match tokio::time::timeout(left, change).await {
-                Err(_) => return Err(ClusterError::Timeout("join: membership change")),
-                Ok(Err(e)) => return Err(raft_err(e)),
-                Ok(Ok(_)) => {}
-            }
+            std::future::pending().await
+        };
+        let r = tokio::select! {
+            biased;
+            _ = joint_logged, if abandon => return Err(ClusterError::Timeout("join: membership change (test hook: half-way)")),
+            r = change => r,
+        };
+        match r {
+            Err(_) => return Err(ClusterError::Timeout("join: membership change")),
+            Ok(Err(e)) => return Err(raft_err(e)),
+            Ok(Ok(_)) => {}
         }
         // Learners of this slot left by joins that never finished (their processes are gone):
         // drop them, so the leader stops replicating to them and `keel status` lists members only.
@@ -1126,7 +1129,7 @@ async fn startup(inner: Arc<Inner>) {
             return;
         }
         let me = inner.hello();
-        if me.initialized && inner.settled() {
+        if inner.settled() {
             return; // a voter: bootstrapped (by us or a peer), or our join went through
         }
         let mut probes = Vec::new();
@@ -1462,8 +1465,6 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
     }
 }
 
-/// Serve one peer connection. AppendEntries are handled in arrival order by one task (a
-/// replication stream is ordered); everything else runs concurrently.
 /// Queue the reply to request `id` on a peer connection's writer (a connection already gone
 /// drops it: the peer fails its waiters itself).
 fn send_reply(out: &mpsc::UnboundedSender<Vec<u8>>, id: u64, reply: &Reply) {
@@ -1472,6 +1473,8 @@ fn send_reply(out: &mpsc::UnboundedSender<Vec<u8>>, id: u64, reply: &Reply) {
     }
 }
 
+/// Serve one peer connection. AppendEntries are handled in arrival order by one task (a
+/// replication stream is ordered); everything else runs concurrently.
 async fn serve_peer(inner: Arc<Inner>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let (mut r, w) = stream.into_split();

@@ -153,10 +153,7 @@ pub async fn read_frame(r: &mut OwnedReadHalf, buf: &mut Vec<u8>) -> std::io::Re
 /// Decode a frame body. The size limit is the body's own length: a length prefix inside it that
 /// claims more than the body holds fails at once instead of reserving memory for it.
 pub fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ClusterError> {
-    bincode::DefaultOptions::new()
-        .with_limit(body.len() as u64)
-        .deserialize(body)
-        .map_err(|e| ClusterError::Codec(e.to_string()))
+    codec().with_limit(body.len() as u64).deserialize(body).map_err(|e| ClusterError::Codec(e.to_string()))
 }
 
 /// Writes queued frames, flushing when the queue runs dry.

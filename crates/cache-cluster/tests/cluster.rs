@@ -159,7 +159,7 @@ async fn restarted_node_catches_up_100k_keys_before_serving() {
         h.await.unwrap();
     }
     eprintln!("FIGURE load: {N} replicated sets (64 concurrent) in {:?}", t.elapsed());
-    let victim = if tc.leader_slot().await == 3 { 2 } else { 3 };
+    let (_, victim) = tc.leader_and_follower_slots().await;
     let old_id = tc.node(victim).id();
     tc.stop(victim).await;
     let t = Instant::now();
@@ -185,6 +185,19 @@ async fn restarted_node_catches_up_100k_keys_before_serving() {
     tc.shutdown().await;
 }
 
+/// Wait (up to 5 s) until `leader` lists three voters, `fresh` among them, and `gone` not at all
+/// (neither voter nor learner).
+async fn wait_replaced(leader: &Cluster, fresh: u64, gone: u64) {
+    wait_until(Duration::from_secs(5), || {
+        let st = leader.status();
+        async move {
+            let voters: Vec<_> = st.members.iter().filter(|m| m.voter).map(|m| m.id).collect();
+            voters.len() == 3 && voters.contains(&fresh) && !st.members.iter().any(|m| m.id == gone)
+        }
+    })
+    .await;
+}
+
 /// A join that stops half-way (the new node was added as a learner, then the leader failed the
 /// membership change, as when it loses office between the two steps) does not leave the node a
 /// learner that never answers: it asks again until it is a voter, and the old id is gone.
@@ -192,8 +205,7 @@ async fn restarted_node_catches_up_100k_keys_before_serving() {
 async fn a_join_stopped_after_the_learner_step_is_completed_on_retry() {
     let _serial = SERIAL.lock().await;
     let mut tc = TestCluster::start(3).await;
-    let leader_slot = tc.leader_slot().await;
-    let victim = if leader_slot == 3 { 2 } else { 3 };
+    let (leader_slot, victim) = tc.leader_and_follower_slots().await;
     set(&tc.node(leader_slot), "before", "1").await.unwrap();
     let old_id = tc.node(victim).id();
     tc.node(leader_slot).fail_next_promotion();
@@ -217,23 +229,14 @@ async fn a_join_stopped_after_the_learner_step_is_completed_on_retry() {
 async fn a_promotion_stopped_half_way_is_finished() {
     let _serial = SERIAL.lock().await;
     let mut tc = TestCluster::start(3).await;
-    let leader_slot = tc.leader_slot().await;
+    let (leader_slot, victim) = tc.leader_and_follower_slots().await;
     let leader = tc.node(leader_slot);
-    let victim = if leader_slot == 3 { 2 } else { 3 };
     let old_id = tc.node(victim).id();
     leader.stop_next_promotion_half_way();
     tc.stop(victim).await;
     let fresh = tc.restart(victim).await;
-    let fresh_id = fresh.id();
     fresh.wait_ready(Duration::from_secs(10)).await.unwrap();
-    wait_until(Duration::from_secs(5), || {
-        let st = leader.status();
-        async move {
-            let voters: Vec<_> = st.members.iter().filter(|m| m.voter).map(|m| m.id).collect();
-            voters.len() == 3 && voters.contains(&fresh_id) && !st.members.iter().any(|m| m.id == old_id)
-        }
-    })
-    .await;
+    wait_replaced(&leader, fresh.id(), old_id).await;
     set(&fresh, "k", "v").await.unwrap();
     tc.shutdown().await;
 }
@@ -245,9 +248,8 @@ async fn a_promotion_stopped_half_way_is_finished() {
 async fn a_node_that_dies_while_joining_gives_way_to_its_successor() {
     let _serial = SERIAL.lock().await;
     let mut tc = TestCluster::start(3).await;
-    let leader_slot = tc.leader_slot().await;
+    let (leader_slot, victim) = tc.leader_and_follower_slots().await;
     let leader = tc.node(leader_slot);
-    let victim = if leader_slot == 3 { 2 } else { 3 };
     leader.stall_next_catch_up();
     tc.stop(victim).await;
     let dying = tc.restart(victim).await;
@@ -263,15 +265,7 @@ async fn a_node_that_dies_while_joining_gives_way_to_its_successor() {
     let fresh = tc.restart(victim).await;
     fresh.wait_ready(Duration::from_secs(10)).await.expect("the successor must not wait for the dead joiner");
     set(&fresh, "k", "v").await.unwrap();
-    let fresh_id = fresh.id();
-    wait_until(Duration::from_secs(5), || {
-        let st = leader.status();
-        async move {
-            let voters: Vec<_> = st.members.iter().filter(|m| m.voter).map(|m| m.id).collect();
-            voters.len() == 3 && voters.contains(&fresh_id) && !st.members.iter().any(|m| m.id == dying_id)
-        }
-    })
-    .await;
+    wait_replaced(&leader, fresh.id(), dying_id).await;
     tc.shutdown().await;
 }
 

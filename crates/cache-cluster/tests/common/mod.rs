@@ -71,6 +71,13 @@ impl TestCluster {
         (leader, follower)
     }
 
+    /// The slots of the current leader and of one follower (waits for a leader).
+    pub async fn leader_and_follower_slots(&self) -> (u16, u16) {
+        let leader = self.leader_slot().await;
+        let follower = self.nodes.keys().copied().find(|s| *s != leader).expect("a follower slot");
+        (leader, follower)
+    }
+
     /// The slot of the current leader (waits for one).
     pub async fn leader_slot(&self) -> u16 {
         let deadline = Instant::now() + Duration::from_secs(10);
