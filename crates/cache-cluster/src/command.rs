@@ -149,6 +149,19 @@ impl Command {
     }
 
     /// Approximate payload bytes (keys and values) of the command, for log accounting.
+    /// The key a single-key command works on.
+    pub fn key(&self) -> Option<&[u8]> {
+        match self {
+            Command::Store { key, .. }
+            | Command::Remove { key }
+            | Command::Delete { key, .. }
+            | Command::Arith { key, .. }
+            | Command::Touch { key, .. }
+            | Command::GetMut { key, .. } => Some(key),
+            Command::Batch(_) | Command::FlushAll { .. } | Command::Expire { .. } | Command::Noop => None,
+        }
+    }
+
     pub fn payload_bytes(&self) -> usize {
         match self {
             Command::Store { key, value, .. } => key.len() + value.len(),
@@ -356,6 +369,9 @@ fn from_store(o: StoreOutcome) -> Outcome {
     }
 }
 
+/// How many commands ahead a batch's apply prefetches ([`Store::prefetch`]).
+const PREFETCH_AHEAD: usize = 16;
+
 /// Apply one command at time `now`. Deterministic: the same (store state, command, now) always
 /// gives the same new state and outcome.
 pub fn apply(store: &Store, cmd: &Command, now: u64) -> Outcome {
@@ -444,7 +460,22 @@ pub fn apply(store: &Store, cmd: &Command, now: u64) -> Outcome {
             Outcome::Expired(n)
         }
         Command::Noop => Outcome::Done,
-        Command::Batch(cmds) => Outcome::Batch(cmds.iter().map(|c| apply(store, c, now)).collect()),
+        Command::Batch(cmds) => {
+            // Overlap the store's memory misses: slots PREFETCH_AHEAD commands ahead, items
+            // half as far (their slot has landed by then).
+            let key = |i: usize| cmds.get(i).and_then(Command::key);
+            let mut outs = Vec::with_capacity(cmds.len());
+            for (i, c) in cmds.iter().enumerate() {
+                if let Some(k) = key(i + PREFETCH_AHEAD) {
+                    store.prefetch(k, 0);
+                }
+                if let Some(k) = key(i + PREFETCH_AHEAD / 2) {
+                    store.prefetch(k, 1);
+                }
+                outs.push(apply(store, c, now));
+            }
+            Outcome::Batch(outs)
+        }
     }
 }
 

@@ -479,6 +479,20 @@ impl Store {
         item::charge(key_len, value_len)
     }
 
+    /// Cache hints for a batch of writes applied in order (a cluster replica's apply): the
+    /// memory misses of a lookup (table slot, then item) are what a write mostly waits for, and
+    /// issuing them ahead lets several overlap. `stage` 0 touches `key`'s table slot, stage 1
+    /// its item (issue it a few keys after stage 0). Changes nothing but the cache.
+    pub fn prefetch(&self, key: &[u8], stage: u8) {
+        let h = hash_key(key);
+        let sh = self.shards[self.shard_of(h)].0.lock();
+        if stage == 0 {
+            sh.table.prefetch_slot(h);
+        } else {
+            sh.table.prefetch_item(h);
+        }
+    }
+
     #[inline]
     fn shard_of(&self, h: u64) -> usize {
         (h >> 40) as usize & self.shard_mask

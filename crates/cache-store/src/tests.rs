@@ -849,3 +849,24 @@ fn concurrent_use_is_safe_and_bounded() {
     assert_eq!(st.curr_items, n);
     assert_eq!(st.bytes, bytes);
 }
+
+/// Prefetch hints change nothing: not the image, not a lookup, not the counters; for present
+/// keys, absent keys and keys whose home slot holds another item.
+#[test]
+fn prefetch_changes_nothing() {
+    let s = store();
+    for i in 0..2000u32 {
+        set(&s, format!("k{i}").as_bytes(), b"v", NOW);
+    }
+    let before = s.export();
+    let stats = format!("{:?}", s.stats());
+    for i in 0..4000u32 {
+        let k = format!("k{i}");
+        s.prefetch(k.as_bytes(), 0);
+        s.prefetch(k.as_bytes(), 1);
+    }
+    assert_eq!(s.export(), before);
+    assert_eq!(format!("{:?}", s.stats()), stats);
+    assert_eq!(get(&s, b"k1999", NOW).as_deref(), Some(&b"v"[..]));
+    assert_eq!(get(&s, b"k2000", NOW), None);
+}
