@@ -117,12 +117,77 @@ struct FollowerLease {
     index: u64,
 }
 
-/// One client write queued for the proposer: the command, when it was queued (its deadline is
-/// counted from there), and where its outcome goes.
+/// One client write, or a connection's run of writes ([`Cluster::write_many`]), queued for the
+/// proposer: the commands, when they were queued (the deadline is counted from there), and where
+/// their outcomes go.
 struct Proposal {
-    cmd: Command,
+    cmds: Queued,
     queued: Instant,
-    tx: oneshot::Sender<Result<Outcome, ClusterError>>,
+}
+
+enum Queued {
+    One(Command, oneshot::Sender<Result<Outcome, ClusterError>>),
+    Many(Vec<Command>, oneshot::Sender<Result<Vec<Outcome>, ClusterError>>),
+}
+
+impl Queued {
+    fn payload_bytes(&self) -> usize {
+        match self {
+            Queued::One(c, _) => c.payload_bytes(),
+            Queued::Many(cs, _) => cs.iter().map(|c| c.payload_bytes() + 16).sum(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Queued::One(..) => 1,
+            Queued::Many(cs, _) => cs.len(),
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        match self {
+            Queued::One(_, tx) => tx.is_closed(),
+            Queued::Many(_, tx) => tx.is_closed(),
+        }
+    }
+
+    /// Move the commands to `cmds` (in order) and return where their outcomes go.
+    fn split(self, cmds: &mut Vec<Command>) -> Waiter {
+        match self {
+            Queued::One(c, tx) => {
+                cmds.push(c);
+                Waiter::One(tx)
+            }
+            Queued::Many(cs, tx) => {
+                let n = cs.len();
+                cmds.extend(cs);
+                Waiter::Many(n, tx)
+            }
+        }
+    }
+}
+
+/// Where the outcomes of a round's commands go: one command's, or the next `n` commands'.
+enum Waiter {
+    One(oneshot::Sender<Result<Outcome, ClusterError>>),
+    Many(usize, oneshot::Sender<Result<Vec<Outcome>, ClusterError>>),
+}
+
+impl Waiter {
+    fn len(&self) -> usize {
+        match self {
+            Waiter::One(_) => 1,
+            Waiter::Many(n, _) => *n,
+        }
+    }
+
+    fn fail(self, e: ClusterError) {
+        match self {
+            Waiter::One(tx) => drop(tx.send(Err(e))),
+            Waiter::Many(_, tx) => drop(tx.send(Err(e))),
+        }
+    }
 }
 
 /// Most commands one group-commit entry carries.
@@ -343,6 +408,14 @@ impl Cluster {
     /// Writes queued while the node's previous round is in flight share one log entry.
     pub fn write(&self, cmd: Command) -> impl std::future::Future<Output = Result<Outcome, ClusterError>> {
         self.inner.write(cmd)
+    }
+
+    /// Replicate a run of writes (a connection's pipelined requests) as one queued unit: they
+    /// enter the log together, in this order, and the outcomes come back in the same order (or
+    /// one error for all). The same as [`Cluster::write`] for each, queued back to back, but one
+    /// hand-off to the proposer instead of one per write.
+    pub fn write_many(&self, cmds: Vec<Command>) -> impl std::future::Future<Output = Result<Vec<Outcome>, ClusterError>> {
+        self.inner.write_many(cmds)
     }
 
     /// Linearizable read barrier: after `Ok`, the local store reflects every write acknowledged
@@ -609,12 +682,30 @@ impl Inner {
         // Queued even while this node catches up: the proposer waits (bounded) until it is
         // ready, so a restarted node holds writes instead of refusing them, in their order.
         let (tx, rx) = oneshot::channel();
-        let rx = match self.proposals.send(Proposal { cmd, queued: Instant::now(), tx }) {
+        let rx = match self.proposals.send(Proposal { cmds: Queued::One(cmd, tx), queued: Instant::now() }) {
             Ok(()) => Ok(rx),
             Err(_) => Err(ClusterError::Shutdown),
         };
         // The proposer gone with the write taken: it may have reached the leader's log.
         async move { rx?.await.map_err(|_| ClusterError::StoppedMidWrite)? }
+    }
+
+    fn write_many(&self, cmds: Vec<Command>) -> impl std::future::Future<Output = Result<Vec<Outcome>, ClusterError>> {
+        let rx = if cmds.is_empty() {
+            None
+        } else {
+            let (tx, rx) = oneshot::channel();
+            Some(match self.proposals.send(Proposal { cmds: Queued::Many(cmds, tx), queued: Instant::now() }) {
+                Ok(()) => Ok(rx),
+                Err(_) => Err(ClusterError::Shutdown),
+            })
+        };
+        async move {
+            match rx {
+                None => Ok(Vec::new()),
+                Some(rx) => rx?.await.map_err(|_| ClusterError::StoppedMidWrite)?,
+            }
+        }
     }
 
     /// Replicate `cmd` now (the proposer's round): on the leader directly, else forwarded to it;
@@ -1190,7 +1281,7 @@ async fn startup(inner: Arc<Inner>) {
 struct InFlight {
     rx: <<TypeConfig as openraft::RaftTypeConfig>::Responder as openraft::raft::responder::Responder<TypeConfig>>::Receiver,
     cmd: Arc<Command>,
-    txs: Vec<oneshot::Sender<Result<Outcome, ClusterError>>>,
+    txs: Vec<Waiter>,
     deadline: Instant,
 }
 
@@ -1304,12 +1395,14 @@ async fn propose_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Proposa
             },
         };
         let oldest = first.queued;
-        let mut bytes = first.cmd.payload_bytes();
+        let mut bytes = first.cmds.payload_bytes();
+        let mut n = first.cmds.len();
         let mut batch = vec![first];
-        while batch.len() < GROUP_MAX_CMDS && bytes < GROUP_MAX_BYTES {
+        while n < GROUP_MAX_CMDS && bytes < GROUP_MAX_BYTES {
             match rx.try_recv() {
                 Ok(p) => {
-                    bytes += p.cmd.payload_bytes();
+                    bytes += p.cmds.payload_bytes();
+                    n += p.cmds.len();
                     if bytes > GROUP_MAX_BYTES {
                         carry = Some(p);
                         break;
@@ -1320,7 +1413,7 @@ async fn propose_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Proposa
             }
         }
         // Waiters whose client left need no round.
-        batch.retain(|p| !p.tx.is_closed());
+        batch.retain(|p| !p.cmds.is_closed());
         if batch.is_empty() {
             continue;
         }
@@ -1330,12 +1423,14 @@ async fn propose_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Proposa
         let mut deadline = oldest + inner.cfg.op_timeout;
         if !inner.ready.load(Relaxed) {
             if inner.until_ready(oldest + inner.cfg.ready_wait).await.is_err() {
-                deliver(batch.into_iter().map(|p| p.tx).collect(), Err(ClusterError::NotReady));
+                let mut cmds = Vec::new();
+                deliver(batch.into_iter().map(|p| p.cmds.split(&mut cmds)).collect(), Err(ClusterError::NotReady));
                 continue;
             }
             deadline = Instant::now() + inner.cfg.op_timeout;
         }
-        let (mut cmds, txs): (Vec<Command>, Vec<_>) = batch.into_iter().map(|p| (p.cmd, p.tx)).unzip();
+        let mut cmds = Vec::with_capacity(n);
+        let txs: Vec<Waiter> = batch.into_iter().map(|p| p.cmds.split(&mut cmds)).collect();
         let cmd = Arc::new(if cmds.len() == 1 { cmds.pop().expect("one command") } else { Command::Batch(cmds) });
         if inner.is_leader() {
             if let Err(e) = inner.check_quorum() {
@@ -1363,29 +1458,31 @@ async fn propose_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Proposa
     }
 }
 
-/// Hand a round's outcome to its waiters: one outcome each for a batch (in order).
-fn deliver(txs: Vec<oneshot::Sender<Result<Outcome, ClusterError>>>, r: Result<Outcome, ClusterError>) {
-    if txs.len() == 1 {
-        if let Some(tx) = txs.into_iter().next() {
-            let _ = tx.send(r);
-        }
-        return;
-    }
-    let n = txs.len();
-    match r {
-        Ok(Outcome::Batch(outs)) if outs.len() == n => {
-            for (tx, o) in txs.into_iter().zip(outs) {
-                let _ = tx.send(Ok(o));
-            }
-        }
+/// Hand a round's outcome to its waiters: for a batch, one outcome per command, in order.
+fn deliver(txs: Vec<Waiter>, r: Result<Outcome, ClusterError>) {
+    let n: usize = txs.iter().map(Waiter::len).sum();
+    let outs = match r {
+        Ok(Outcome::Batch(outs)) if n > 1 && outs.len() == n => outs,
+        Ok(o) if n == 1 => vec![o],
         Ok(_) => {
-            for tx in txs {
-                let _ = tx.send(Err(ClusterError::Codec("batch outcome mismatch".into())));
-            }
+            txs.into_iter().for_each(|w| w.fail(ClusterError::Codec("batch outcome mismatch".into())));
+            return;
         }
         Err(e) => {
-            for tx in txs {
-                let _ = tx.send(Err(e.clone()));
+            txs.into_iter().for_each(|w| w.fail(e.clone()));
+            return;
+        }
+    };
+    let mut outs = outs.into_iter();
+    for w in txs {
+        match w {
+            Waiter::One(tx) => {
+                if let Some(o) = outs.next() {
+                    let _ = tx.send(Ok(o));
+                }
+            }
+            Waiter::Many(k, tx) => {
+                let _ = tx.send(Ok(outs.by_ref().take(k).collect()));
             }
         }
     }

@@ -464,12 +464,26 @@ async fn queued_writes_share_entries_and_keep_their_order() {
             Command::Remove { key: c.clone() },
         ];
         let n_cmds = cmds.len() as u64;
-        // Queued before any is awaited (`write` queues when called).
-        let futs: Vec<_> = cmds.into_iter().map(|c| n.write(c)).collect();
+        // Queued before any is awaited (`write` and `write_many` queue when called), some one by
+        // one and some as runs: [0], [1 2 3], [4], [5 6], [7] (a run of one, too).
+        let mut cmds = cmds.into_iter();
+        let mut futs: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Outcome>> + Send>>> = Vec::new();
+        for (run, many) in [(1usize, false), (3, true), (1, false), (2, true), (1, true)] {
+            let part: Vec<Command> = cmds.by_ref().take(run).collect();
+            if !many {
+                let f = n.write(part.into_iter().next().unwrap());
+                futs.push(Box::pin(async move { vec![f.await.unwrap()] }));
+            } else {
+                let f = n.write_many(part);
+                futs.push(Box::pin(async move { f.await.unwrap() }));
+            }
+        }
         let mut outs = Vec::new();
         for f in futs {
-            outs.push(f.await.unwrap());
+            outs.extend(f.await);
         }
+        assert_eq!(outs.len(), 8, "{outs:?}");
+        assert!(n.write_many(Vec::new()).await.unwrap().is_empty());
         assert!(matches!(outs[0], Outcome::Stored { .. }), "{outs:?}");
         assert_eq!(outs[1], Outcome::NotStored);
         assert!(matches!(outs[2], Outcome::Arith { value: 6, .. }), "{outs:?}");

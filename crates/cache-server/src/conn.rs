@@ -29,7 +29,7 @@ use tokio::sync::watch;
 
 use crate::stats::ConnInfo;
 use crate::text_exec::Kind;
-use crate::{binary_exec, text_exec, Ctx, Session, Step};
+use crate::{binary_exec, text_exec, Ctx, Session, Step, Unavailable};
 
 /// Replies are flushed to the socket once this many bytes are pending, even mid-batch.
 pub const OUT_HIGH_WATER: usize = 256 * 1024;
@@ -211,6 +211,12 @@ async fn run_writes(
     unsent: &mut text_exec::Unsent,
     out: &mut Vec<u8>,
 ) -> usize {
+    if p == Proto::Text {
+        let n = run_staged(buf, ctx, session, unsent, out).await;
+        if n > 0 {
+            return n;
+        }
+    }
     let mut starts = vec![0];
     let mut end = first;
     while starts.len() < MAX_WRITE_RUN && end < buf.len() {
@@ -251,6 +257,51 @@ async fn run_writes(
         ctx.stats.counters.absorb(&mut s.stats);
         unsent.keep_common(&u);
         out.extend_from_slice(&o);
+    }
+    end
+}
+
+/// Cluster mode, text protocol: execute the run of consecutive [`text_exec::stageable`] writes at
+/// the start of `buf` as one unit: each request's command is made in order, the commands go to
+/// the node's proposer together ([`cache_cluster::Cluster::write_many`]: one hand-off, one
+/// wake-up, one entry), and the replies are made from the outcomes in order. Returns the bytes
+/// the run took (0 if the first request is not such a write).
+async fn run_staged(
+    buf: &[u8],
+    ctx: &Ctx,
+    session: &mut Session,
+    unsent: &mut text_exec::Unsent,
+    out: &mut Vec<u8>,
+) -> usize {
+    let Some(cluster) = &ctx.cluster else { return 0 };
+    let mut reqs = Vec::new();
+    let mut cmds = Vec::new();
+    let mut end = 0;
+    while reqs.len() < MAX_WRITE_RUN && end < buf.len() {
+        let Some((Kind::Write, n, Some(req))) = text_exec::classify(&buf[end..], ctx, unsent) else { break };
+        if !text_exec::stageable(&req, ctx) {
+            break;
+        }
+        let Some(cmd) = text_exec::stage_write(&req, ctx, session, unsent) else { break };
+        cmds.push(cmd);
+        reqs.push(req);
+        end += n;
+    }
+    if reqs.is_empty() {
+        return 0;
+    }
+    match cluster.write_many(cmds).await {
+        Ok(outs) if outs.len() == reqs.len() => {
+            for (req, o) in reqs.iter().zip(&outs) {
+                text_exec::finish_write(req, Ok(o), session, unsent, out);
+            }
+        }
+        r => {
+            let e = r.err().map(Unavailable::from).unwrap_or_else(|| Unavailable("batch outcome mismatch".into()));
+            for req in &reqs {
+                text_exec::finish_write(req, Err(e.clone()), session, unsent, out);
+            }
+        }
     }
     end
 }

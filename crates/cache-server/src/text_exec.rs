@@ -37,10 +37,11 @@ use cache_store::{
     StoreMode, StoreOutcome, StoreReq, REALTIME_MAXDELTA,
 };
 use memcache_proto::meta::{self, put_echo_flags, put_key_flag, put_num_flag, put_ttl_flag};
+use cache_cluster::{Command, Outcome};
 use memcache_proto::text::{self, put_u64, Data, GetCmd, Keys, Request, StoreCmd, StoreRequest};
 use memcache_proto::Parse;
 
-use crate::{Ctx, Flow, Session, Step, Unavailable};
+use crate::{Ctx, Flow, OpResult, Session, Step, Unavailable};
 
 const TOO_LARGE: &[u8] = b"SERVER_ERROR object too large for cache\r\n";
 const NON_NUMERIC: &[u8] = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n";
@@ -206,58 +207,19 @@ async fn execute(req: Request<'_>, ctx: &Ctx, session: &mut Session, unsent: &mu
             unsent.written();
         }
         Request::Store(r) => return store(ctx, session, unsent, out, &r).await,
-        Request::Delete { key, noreply } => match try_op!(out, noreply, ctx.delete(key, DeleteOpts::default()).await) {
-            DeleteOutcome::Deleted => {
-                unsent.unpin(key);
-                st.delete_hits += 1;
-                reply(out, noreply, b"DELETED\r\n");
-            }
-            DeleteOutcome::NotFound | DeleteOutcome::Exists => {
-                st.delete_misses += 1;
-                reply(out, noreply, b"NOT_FOUND\r\n");
-            }
-        },
+        Request::Delete { key, noreply } => {
+            let outcome = ctx.delete(key, DeleteOpts::default()).await;
+            delete_done(session, unsent, out, key, noreply, outcome);
+        }
         Request::Arith { incr, key, delta, noreply } => {
-            let r = ArithReq { key, incr, delta, compare_cas: None, vivify: None, touch: None, new_cas: None };
-            // An item an unwritten `mg` reply holds is not rewritten in place (see `Unsent`).
-            let referenced = unsent.is_pinned(key);
-            if referenced {
-                unsent.unpin(key);
-            }
-            let (outcome, _) = try_op!(out, noreply, ctx.arith_meta(&r, None, referenced).await);
-            match outcome {
-                ArithOutcome::Ok { value, .. } => {
-                    if incr {
-                        st.incr_hits += 1;
-                    } else {
-                        st.decr_hits += 1;
-                    }
-                    if !noreply {
-                        put_u64(out, value);
-                        out.extend_from_slice(b"\r\n");
-                    }
-                }
-                ArithOutcome::NotFound | ArithOutcome::Exists => {
-                    if incr {
-                        st.incr_misses += 1;
-                    } else {
-                        st.decr_misses += 1;
-                    }
-                    reply(out, noreply, b"NOT_FOUND\r\n");
-                }
-                ArithOutcome::NonNumeric => reply(out, noreply, NON_NUMERIC),
-                ArithOutcome::OutOfMemory => reply(out, noreply, b"SERVER_ERROR out of memory\r\n"),
-            }
+            let (r, referenced) = arith_req(unsent, key, incr, delta);
+            let outcome = ctx.arith_meta(&r, None, referenced).await.map(|(o, _)| o);
+            arith_done(session, out, incr, noreply, outcome);
         }
         Request::Touch { key, exptime, noreply } => {
             st.cmd_touch += 1;
-            if try_op!(out, noreply, ctx.touch(key, resolve_exptime(i64::from(exptime), now)).await) {
-                st.touch_hits += 1;
-                reply(out, noreply, b"TOUCHED\r\n");
-            } else {
-                st.touch_misses += 1;
-                reply(out, noreply, b"NOT_FOUND\r\n");
-            }
+            let outcome = ctx.touch(key, resolve_exptime(i64::from(exptime), now)).await;
+            touch_done(session, out, noreply, outcome);
         }
         Request::FlushAll { exptime, noreply } => {
             st.cmd_flush += 1;
@@ -429,6 +391,14 @@ async fn store(ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: &mut 
         Data::Value(v) => v,
     };
     session.stats.cmd_set += 1;
+    let req = store_req(r, value, now);
+    let outcome = ctx.store_item(&req).await;
+    store_done(session, unsent, out, r, outcome);
+    Flow::default()
+}
+
+/// The store request of a text storage command whose value fits.
+fn store_req<'a>(r: &StoreRequest<'a>, value: &'a [u8], now: u64) -> StoreReq<'a> {
     let (mode, compare_cas) = match r.cmd {
         StoreCmd::Set => (StoreMode::Set, None),
         StoreCmd::Add => (StoreMode::Add, None),
@@ -437,7 +407,7 @@ async fn store(ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: &mut 
         StoreCmd::Prepend => (StoreMode::Prepend, None),
         StoreCmd::Cas => (StoreMode::Set, Some(r.cas_unique)),
     };
-    let req = StoreReq {
+    StoreReq {
         mode,
         key: r.key,
         value,
@@ -447,9 +417,16 @@ async fn store(ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: &mut 
         invalidate: false,
         new_cas: None,
         vivify: None,
+    }
+}
+
+/// Count and answer a text storage command's outcome.
+fn store_done(session: &mut Session, unsent: &mut Unsent, out: &mut Vec<u8>, r: &StoreRequest<'_>, outcome: OpResult<StoreOutcome>) {
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => return server_error(out, r.noreply, &e),
     };
-    let outcome = try_op!(out, r.noreply, ctx.store_item(&req).await);
-    count_cas(session, compare_cas.is_some(), outcome);
+    count_cas(session, r.cmd == StoreCmd::Cas, outcome);
     if matches!(outcome, StoreOutcome::Stored { .. }) {
         unsent.unpin(r.key);
     }
@@ -462,7 +439,122 @@ async fn store(ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: &mut 
         StoreOutcome::OutOfMemory => b"SERVER_ERROR out of memory storing object\r\n",
     };
     reply(out, r.noreply, s);
-    Flow::default()
+}
+
+fn delete_done(session: &mut Session, unsent: &mut Unsent, out: &mut Vec<u8>, key: &[u8], noreply: bool, outcome: OpResult<DeleteOutcome>) {
+    match outcome {
+        Err(e) => server_error(out, noreply, &e),
+        Ok(DeleteOutcome::Deleted) => {
+            unsent.unpin(key);
+            session.stats.delete_hits += 1;
+            reply(out, noreply, b"DELETED\r\n");
+        }
+        Ok(DeleteOutcome::NotFound | DeleteOutcome::Exists) => {
+            session.stats.delete_misses += 1;
+            reply(out, noreply, b"NOT_FOUND\r\n");
+        }
+    }
+}
+
+/// incr/decr's request, and whether an unwritten `mg` reply holds the item (then it is not
+/// rewritten in place, see [`Unsent`]; the pin is dropped).
+fn arith_req<'a>(unsent: &mut Unsent, key: &'a [u8], incr: bool, delta: u64) -> (ArithReq<'a>, bool) {
+    let referenced = unsent.is_pinned(key);
+    if referenced {
+        unsent.unpin(key);
+    }
+    (ArithReq { key, incr, delta, compare_cas: None, vivify: None, touch: None, new_cas: None }, referenced)
+}
+
+fn arith_done(session: &mut Session, out: &mut Vec<u8>, incr: bool, noreply: bool, outcome: OpResult<ArithOutcome>) {
+    let st = &mut session.stats;
+    match outcome {
+        Err(e) => server_error(out, noreply, &e),
+        Ok(ArithOutcome::Ok { value, .. }) => {
+            if incr {
+                st.incr_hits += 1;
+            } else {
+                st.decr_hits += 1;
+            }
+            if !noreply {
+                put_u64(out, value);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        Ok(ArithOutcome::NotFound | ArithOutcome::Exists) => {
+            if incr {
+                st.incr_misses += 1;
+            } else {
+                st.decr_misses += 1;
+            }
+            reply(out, noreply, b"NOT_FOUND\r\n");
+        }
+        Ok(ArithOutcome::NonNumeric) => reply(out, noreply, NON_NUMERIC),
+        Ok(ArithOutcome::OutOfMemory) => reply(out, noreply, b"SERVER_ERROR out of memory\r\n"),
+    }
+}
+
+fn touch_done(session: &mut Session, out: &mut Vec<u8>, noreply: bool, outcome: OpResult<bool>) {
+    match outcome {
+        Err(e) => server_error(out, noreply, &e),
+        Ok(true) => {
+            session.stats.touch_hits += 1;
+            reply(out, noreply, b"TOUCHED\r\n");
+        }
+        Ok(false) => {
+            session.stats.touch_misses += 1;
+            reply(out, noreply, b"NOT_FOUND\r\n");
+        }
+    }
+}
+
+/// Cluster mode's batched writes ([`crate::conn`]): a text write whose replicated command can be
+/// made before it runs and whose reply needs nothing but its outcome (a storage command whose
+/// value fits, delete, touch, incr/decr). [`stage_write`] makes the command (doing what the
+/// request does before its store operation), [`finish_write`] answers the outcome (what it does
+/// after): together exactly what [`process_parsed`] does for it, minus the wait.
+pub fn stageable(req: &Request<'_>, ctx: &Ctx) -> bool {
+    match req {
+        Request::Store(r) => matches!(r.data, Data::Value(_)) && ctx.item_fits(r.key.len(), r.len),
+        Request::Delete { .. } | Request::Touch { .. } | Request::Arith { .. } => true,
+        _ => false,
+    }
+}
+
+/// The replicated command of a [`stageable`] request (`None` for any other).
+pub fn stage_write(req: &Request<'_>, ctx: &Ctx, session: &mut Session, unsent: &mut Unsent) -> Option<Command> {
+    let now = ctx.now();
+    Some(match req {
+        Request::Store(r) => {
+            let Data::Value(value) = r.data else { return None };
+            if r.cmd == StoreCmd::Set {
+                unsent.unpin(r.key);
+            }
+            session.stats.cmd_set += 1;
+            Command::from_store(&store_req(r, value, now))
+        }
+        Request::Delete { key, .. } => Command::from_delete(key, &DeleteOpts::default()),
+        Request::Touch { key, exptime, .. } => {
+            session.stats.cmd_touch += 1;
+            Command::Touch { key: key.to_vec(), expires_at: resolve_exptime(i64::from(*exptime), now) }
+        }
+        Request::Arith { incr, key, delta, .. } => {
+            let (r, referenced) = arith_req(unsent, key, *incr, *delta);
+            Command::from_arith(&r, None, referenced)
+        }
+        _ => return None,
+    })
+}
+
+/// Answer a [`stage_write`] request with its replicated outcome.
+pub fn finish_write(req: &Request<'_>, outcome: OpResult<&Outcome>, session: &mut Session, unsent: &mut Unsent, out: &mut Vec<u8>) {
+    match req {
+        Request::Store(r) => store_done(session, unsent, out, r, outcome.map(Outcome::to_store)),
+        Request::Delete { key, noreply } => delete_done(session, unsent, out, key, *noreply, outcome.map(Outcome::to_delete)),
+        Request::Touch { noreply, .. } => touch_done(session, out, *noreply, outcome.map(|o| matches!(o, Outcome::Touched(true)))),
+        Request::Arith { incr, noreply, .. } => arith_done(session, out, *incr, *noreply, outcome.map(|o| o.to_arith().0)),
+        _ => {}
+    }
 }
 
 fn count_cas(session: &mut Session, cas_mode: bool, outcome: StoreOutcome) {
