@@ -462,8 +462,18 @@ pub fn apply(store: &Store, cmd: &Command, now: u64) -> Outcome {
         Command::Noop => Outcome::Done,
         Command::Batch(cmds) => {
             // Overlap the store's memory misses: slots PREFETCH_AHEAD commands ahead, items
-            // half as far (their slot has landed by then).
+            // half as far (their slot has landed by then); the first ones before the loop.
             let key = |i: usize| cmds.get(i).and_then(Command::key);
+            for i in 0..PREFETCH_AHEAD {
+                if let Some(k) = key(i) {
+                    store.prefetch(k, 0);
+                }
+            }
+            for i in 0..PREFETCH_AHEAD / 2 {
+                if let Some(k) = key(i) {
+                    store.prefetch(k, 1);
+                }
+            }
             let mut outs = Vec::with_capacity(cmds.len());
             for (i, c) in cmds.iter().enumerate() {
                 if let Some(k) = key(i + PREFETCH_AHEAD) {

@@ -80,16 +80,26 @@ impl Table {
     }
 
     /// Cache hint for a coming lookup of hash `h`, best issued after [`Table::prefetch_slot`]
-    /// had time to land: the first lines of the item in the home slot, if its tag matches.
+    /// had time to land: the first lines of the first item on `h`'s probe sequence whose tag
+    /// matches (looking a few slots far at most).
     #[inline]
     pub fn prefetch_item(&self, h: u64) {
-        let e = self.slots[h as usize & self.mask];
-        if e != 0 && e & !ADDR_MASK == tag(h) << TAG_SHIFT {
-            let p = (e & ADDR_MASK) as usize as *const u8;
-            // Header, key and a small value: what a write of a typical cache item touches.
-            for line in 0..3 {
-                prefetch(p.wrapping_add(line * 64));
+        let t = tag(h) << TAG_SHIFT;
+        let mut i = h as usize & self.mask;
+        for _ in 0..8 {
+            let e = self.slots[i];
+            if e == 0 {
+                return;
             }
+            if e & !ADDR_MASK == t {
+                let p = (e & ADDR_MASK) as usize as *const u8;
+                // Header, key and a small value: what a write of a typical cache item touches.
+                for line in 0..3 {
+                    prefetch(p.wrapping_add(line * 64));
+                }
+                return;
+            }
+            i = (i + 1) & self.mask;
         }
     }
 
