@@ -145,6 +145,9 @@ struct Image {
     exact: bool,
 }
 
+/// How many table slots ahead an export prefetches items.
+const EXPORT_PREFETCH: usize = 16;
+
 impl Store {
     /// The whole store as a byte image (see the module docs for what it holds). Takes each shard
     /// lock in turn, briefly; changes nothing.
@@ -175,6 +178,9 @@ impl Store {
             }
             out.extend_from_slice(&(g.table.len() as u64).to_le_bytes());
             for i in 0..g.table.capacity() {
+                // Items sit at random addresses: fetch a few slots ahead so the misses overlap
+                // (the pause of an export is mostly these misses).
+                g.table.prefetch_at(i + EXPORT_PREFETCH);
                 let Some(it) = g.table.get(i) else { continue };
                 let (key, value) = (it.key(), it.value());
                 let mut h = [0u8; ITEM_HEADER];
