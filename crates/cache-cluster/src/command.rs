@@ -369,8 +369,8 @@ fn from_store(o: StoreOutcome) -> Outcome {
     }
 }
 
-/// How many commands ahead a batch's apply prefetches ([`Store::prefetch`]).
-const PREFETCH_AHEAD: usize = 16;
+/// How many commands of a batch the apply hints at once ([`Store::prefetch`]).
+const PREFETCH_CHUNK: usize = 16;
 
 /// Apply one command at time `now`. Deterministic: the same (store state, command, now) always
 /// gives the same new state and outcome.
@@ -461,28 +461,17 @@ pub fn apply(store: &Store, cmd: &Command, now: u64) -> Outcome {
         }
         Command::Noop => Outcome::Done,
         Command::Batch(cmds) => {
-            // Overlap the store's memory misses: slots PREFETCH_AHEAD commands ahead, items
-            // half as far (their slot has landed by then); the first ones before the loop.
-            let key = |i: usize| cmds.get(i).and_then(Command::key);
-            for i in 0..PREFETCH_AHEAD {
-                if let Some(k) = key(i) {
-                    store.prefetch(k, 0);
-                }
-            }
-            for i in 0..PREFETCH_AHEAD / 2 {
-                if let Some(k) = key(i) {
-                    store.prefetch(k, 1);
-                }
-            }
+            // Overlap the store's memory misses: per chunk, hint every command's table slot,
+            // then (landed by then) every item, then apply them. Hinting before any store work
+            // keeps the hints' lock operations off the stores still in flight.
             let mut outs = Vec::with_capacity(cmds.len());
-            for (i, c) in cmds.iter().enumerate() {
-                if let Some(k) = key(i + PREFETCH_AHEAD) {
-                    store.prefetch(k, 0);
+            for chunk in cmds.chunks(PREFETCH_CHUNK) {
+                for stage in 0..2 {
+                    for k in chunk.iter().filter_map(Command::key) {
+                        store.prefetch(k, stage);
+                    }
                 }
-                if let Some(k) = key(i + PREFETCH_AHEAD / 2) {
-                    store.prefetch(k, 1);
-                }
-                outs.push(apply(store, c, now));
+                outs.extend(chunk.iter().map(|c| apply(store, c, now)));
             }
             Outcome::Batch(outs)
         }
