@@ -1,8 +1,11 @@
 //! Fuzz the cache cluster's inter-node frames (`cache_cluster::transport::decode` of an `Rpc` or
 //! a `Reply`, the bodies a node reads from its peer port): never panics, never allocates without
-//! bound, and whatever decodes encodes again and decodes to the same frame.
+//! bound, and whatever decodes encodes again and decodes to the same frame. Also a packed batch's
+//! bytes (`cache_cluster::command::unpack`, what a replica decodes when it applies a
+//! `Cmd::Packed` entry): never panics, and what unpacks packs again to the same commands.
 #![no_main]
 
+use cache_cluster::command::{unpack, Command, CommandView};
 use cache_cluster::transport::{decode, encode, Reply, Rpc};
 use libfuzzer_sys::fuzz_target;
 
@@ -20,9 +23,17 @@ where
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, body)) = data.split_first() else { return };
-    if which & 1 == 0 {
-        round_trip::<Rpc>(body);
-    } else {
-        round_trip::<Reply>(body);
+    match which % 3 {
+        0 => round_trip::<Rpc>(body),
+        1 => round_trip::<Reply>(body),
+        _ => {
+            if let Ok(views) = unpack(body) {
+                let owned: Vec<Command> = views.iter().map(CommandView::to_owned_command).collect();
+                let Command::Packed(bytes) = Command::pack(owned.clone()) else { panic!("packing failed") };
+                let again: Vec<Command> =
+                    unpack(&bytes).expect("packed commands unpack").iter().map(CommandView::to_owned_command).collect();
+                assert_eq!(again, owned, "unpack(pack(x)) changed the commands");
+            }
+        }
     }
 });

@@ -13,52 +13,89 @@ use cache_store::{
     ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, Expiry, GetOpts, ItemRef, MetaInfo, MetaOrder, Store, StoreMode,
     StoreOutcome, StoreReq,
 };
+use bincode::Options;
 use serde::{Deserialize, Serialize};
 
 /// Keys and values as one byte string (serde's default for `Vec<u8>` is a sequence, which
-/// bincode encodes in the same format but one element call at a time: slow for values).
-mod raw {
+/// bincode encodes in the same format but one element call at a time: slow for values), owned
+/// (`Vec<u8>`) or borrowed from the buffer being decoded (`&[u8]`, see [`CommandView`]).
+pub mod raw {
     use serde::{de, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(v)
+    /// A byte string type a command can hold.
+    pub trait Wire<'de>: Sized {
+        /// From bytes that live as long as the input.
+        fn borrowed(v: &'de [u8]) -> Self;
+        /// From bytes the decoder owns or is about to drop (`None`: this type can only borrow).
+        fn copied(v: &[u8]) -> Option<Self>;
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        struct V;
-        impl<'de> de::Visitor<'de> for V {
-            type Value = Vec<u8>;
+    impl<'de> Wire<'de> for Vec<u8> {
+        fn borrowed(v: &'de [u8]) -> Self {
+            v.to_vec()
+        }
+        fn copied(v: &[u8]) -> Option<Self> {
+            Some(v.to_vec())
+        }
+    }
+
+    impl<'de: 'a, 'a> Wire<'de> for &'a [u8] {
+        fn borrowed(v: &'de [u8]) -> Self {
+            v
+        }
+        fn copied(_: &[u8]) -> Option<Self> {
+            None
+        }
+    }
+
+    pub fn serialize<S: Serializer, B: AsRef<[u8]>>(v: &B, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v.as_ref())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, B: Wire<'de>>(d: D) -> Result<B, D::Error> {
+        struct V<B>(std::marker::PhantomData<B>);
+        impl<'de, B: Wire<'de>> de::Visitor<'de> for V<B> {
+            type Value = B;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("bytes")
             }
-            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-                Ok(v.to_vec())
+            fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<B, E> {
+                Ok(B::borrowed(v))
             }
-            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-                Ok(v)
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<B, E> {
+                B::copied(v).ok_or_else(|| E::custom("bytes not borrowed from the input"))
             }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<B, A::Error> {
                 let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
                 while let Some(b) = seq.next_element()? {
                     out.push(b);
                 }
-                Ok(out)
+                B::copied(&out).ok_or_else(|| de::Error::custom("bytes not borrowed from the input"))
             }
         }
-        d.deserialize_byte_buf(V)
+        d.deserialize_bytes(V(std::marker::PhantomData))
     }
 }
 
 /// One write, as replicated through the log.
+pub type Command = Cmd<Vec<u8>>;
+
+/// A command whose keys and values borrow from the buffer it was decoded from (the commands of a
+/// [`Command::Packed`] entry are applied so, without copying them out).
+pub type CommandView<'a> = Cmd<&'a [u8]>;
+
+/// A command, generic over how it holds its byte strings ([`Command`], [`CommandView`]); both
+/// have the same encoding.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Command {
+#[serde(bound(serialize = "B: AsRef<[u8]>", deserialize = "B: raw::Wire<'de>"))]
+pub enum Cmd<B> {
     /// set/add/replace/append/prepend/cas and meta `ms`.
     Store {
         mode: StoreMode,
         #[serde(with = "raw")]
-        key: Vec<u8>,
+        key: B,
         #[serde(with = "raw")]
-        value: Vec<u8>,
+        value: B,
         flags: u32,
         expires_at: Expiry,
         compare_cas: Option<u64>,
@@ -69,12 +106,12 @@ pub enum Command {
     /// Remove a key outright (oversized set).
     Remove {
         #[serde(with = "raw")]
-        key: Vec<u8>,
+        key: B,
     },
     /// delete / meta `md`.
     Delete {
         #[serde(with = "raw")]
-        key: Vec<u8>,
+        key: B,
         compare_cas: Option<u64>,
         invalidate: bool,
         touch: Option<Expiry>,
@@ -84,7 +121,7 @@ pub enum Command {
     /// incr/decr / meta `ma`.
     Arith {
         #[serde(with = "raw")]
-        key: Vec<u8>,
+        key: B,
         incr: bool,
         delta: u64,
         compare_cas: Option<u64>,
@@ -101,7 +138,7 @@ pub enum Command {
     /// touch.
     Touch {
         #[serde(with = "raw")]
-        key: Vec<u8>,
+        key: B,
         expires_at: Expiry,
     },
     /// flush_all `[delay]`.
@@ -110,7 +147,7 @@ pub enum Command {
     /// so every replica makes the same change; the item is copied out for the reply.
     GetMut {
         #[serde(with = "raw")]
-        key: Vec<u8>,
+        key: B,
         touch: Option<Expiry>,
         no_lru_bump: bool,
         vivify: Option<Expiry>,
@@ -127,7 +164,93 @@ pub enum Command {
     /// Several writes in one log entry (group commit: the writes a node queued while its
     /// previous round was in flight), applied in order; the outcome is [`Outcome::Batch`] with
     /// one outcome per command, in order.
-    Batch(Vec<Command>),
+    Batch(Vec<Cmd<B>>),
+    /// A batch in its encoded form ([`Command::pack`]): the commands are applied as views into
+    /// these bytes, so a replica that decodes the entry copies no key or value out of it, and
+    /// the leader encodes the commands once, not once per follower. Outcome as for `Batch`.
+    Packed(#[serde(with = "raw")] B),
+}
+
+impl<B: AsRef<[u8]>> Cmd<B> {
+    /// The key a single-key command works on.
+    pub fn key(&self) -> Option<&[u8]> {
+        match self {
+            Cmd::Store { key, .. }
+            | Cmd::Remove { key }
+            | Cmd::Delete { key, .. }
+            | Cmd::Arith { key, .. }
+            | Cmd::Touch { key, .. }
+            | Cmd::GetMut { key, .. } => Some(key.as_ref()),
+            Cmd::Batch(_) | Cmd::Packed(_) | Cmd::FlushAll { .. } | Cmd::Expire { .. } | Cmd::Noop => None,
+        }
+    }
+
+    /// Key and value bytes the command carries (a packed batch: its encoding).
+    pub fn payload_bytes(&self) -> usize {
+        match self {
+            Cmd::Store { key, value, .. } => key.as_ref().len() + value.as_ref().len(),
+            Cmd::Remove { key }
+            | Cmd::Delete { key, .. }
+            | Cmd::Arith { key, .. }
+            | Cmd::Touch { key, .. }
+            | Cmd::GetMut { key, .. } => key.as_ref().len(),
+            Cmd::Batch(cmds) => cmds.iter().map(|c| c.payload_bytes() + 16).sum(),
+            Cmd::Packed(bytes) => bytes.as_ref().len(),
+            Cmd::FlushAll { .. } | Cmd::Expire { .. } | Cmd::Noop => 0,
+        }
+    }
+
+    /// The same command owning its byte strings.
+    pub fn to_owned_command(&self) -> Command {
+        let b = |v: &B| v.as_ref().to_vec();
+        match self {
+            Cmd::Store { mode, key, value, flags, expires_at, compare_cas, invalidate, new_cas, vivify } => Cmd::Store {
+                mode: *mode,
+                key: b(key),
+                value: b(value),
+                flags: *flags,
+                expires_at: *expires_at,
+                compare_cas: *compare_cas,
+                invalidate: *invalidate,
+                new_cas: *new_cas,
+                vivify: *vivify,
+            },
+            Cmd::Remove { key } => Cmd::Remove { key: b(key) },
+            Cmd::Delete { key, compare_cas, invalidate, touch, remove_value_only, new_cas } => Cmd::Delete {
+                key: b(key),
+                compare_cas: *compare_cas,
+                invalidate: *invalidate,
+                touch: *touch,
+                remove_value_only: *remove_value_only,
+                new_cas: *new_cas,
+            },
+            Cmd::Arith { key, incr, delta, compare_cas, vivify, touch, new_cas, touch_after_vivify, referenced } => Cmd::Arith {
+                key: b(key),
+                incr: *incr,
+                delta: *delta,
+                compare_cas: *compare_cas,
+                vivify: *vivify,
+                touch: *touch,
+                new_cas: *new_cas,
+                touch_after_vivify: *touch_after_vivify,
+                referenced: *referenced,
+            },
+            Cmd::Touch { key, expires_at } => Cmd::Touch { key: b(key), expires_at: *expires_at },
+            Cmd::FlushAll { delay } => Cmd::FlushAll { delay: *delay },
+            Cmd::GetMut { key, touch, no_lru_bump, vivify, recache_below, order } => Cmd::GetMut {
+                key: b(key),
+                touch: *touch,
+                no_lru_bump: *no_lru_bump,
+                vivify: *vivify,
+                recache_below: *recache_below,
+                order: *order,
+            },
+            Cmd::Expire { first_shard, count } => Cmd::Expire { first_shard: *first_shard, count: *count },
+            Cmd::Noop => Cmd::Noop,
+            Cmd::Batch(cmds) => Cmd::Batch(cmds.iter().map(Cmd::to_owned_command).collect()),
+            Cmd::Packed(bytes) => Cmd::Packed(b(bytes)),
+        }
+    }
 }
 
 impl Command {
@@ -149,32 +272,6 @@ impl Command {
     }
 
     /// Approximate payload bytes (keys and values) of the command, for log accounting.
-    /// The key a single-key command works on.
-    pub fn key(&self) -> Option<&[u8]> {
-        match self {
-            Command::Store { key, .. }
-            | Command::Remove { key }
-            | Command::Delete { key, .. }
-            | Command::Arith { key, .. }
-            | Command::Touch { key, .. }
-            | Command::GetMut { key, .. } => Some(key),
-            Command::Batch(_) | Command::FlushAll { .. } | Command::Expire { .. } | Command::Noop => None,
-        }
-    }
-
-    pub fn payload_bytes(&self) -> usize {
-        match self {
-            Command::Store { key, value, .. } => key.len() + value.len(),
-            Command::Remove { key }
-            | Command::Delete { key, .. }
-            | Command::Arith { key, .. }
-            | Command::Touch { key, .. }
-            | Command::GetMut { key, .. } => key.len(),
-            Command::Batch(cmds) => cmds.iter().map(|c| c.payload_bytes() + 16).sum(),
-            Command::FlushAll { .. } | Command::Expire { .. } | Command::Noop => 0,
-        }
-    }
-
     /// Approximate heap memory the command holds in the log: its keys and values plus, per
     /// command, the enum itself and the allocator's share of its key and value blocks.
     pub fn mem_bytes(&self) -> usize {
@@ -182,6 +279,15 @@ impl Command {
         match self {
             Command::Batch(cmds) => cmds.iter().map(|c| c.mem_bytes()).sum::<usize>() + 32,
             c => c.payload_bytes() + PER_COMMAND,
+        }
+    }
+
+    /// A batch as one [`Cmd::Packed`] entry (its commands encoded once; applied as views);
+    /// a plain [`Cmd::Batch`] if the encoding failed (it cannot for these types).
+    pub fn pack(cmds: Vec<Command>) -> Command {
+        match packing().serialize(&cmds) {
+            Ok(bytes) => Command::Packed(bytes),
+            Err(_) => Command::Batch(cmds),
         }
     }
 
@@ -374,13 +480,13 @@ const PREFETCH_CHUNK: usize = 16;
 
 /// Apply one command at time `now`. Deterministic: the same (store state, command, now) always
 /// gives the same new state and outcome.
-pub fn apply(store: &Store, cmd: &Command, now: u64) -> Outcome {
+pub fn apply<B: AsRef<[u8]>>(store: &Store, cmd: &Cmd<B>, now: u64) -> Outcome {
     match cmd {
-        Command::Store { mode, key, value, flags, expires_at, compare_cas, invalidate, new_cas, vivify } => {
+        Cmd::Store { mode, key, value, flags, expires_at, compare_cas, invalidate, new_cas, vivify } => {
             let req = StoreReq {
                 mode: *mode,
-                key,
-                value,
+                key: key.as_ref(),
+                value: value.as_ref(),
                 flags: *flags,
                 expires_at: *expires_at,
                 compare_cas: *compare_cas,
@@ -390,11 +496,11 @@ pub fn apply(store: &Store, cmd: &Command, now: u64) -> Outcome {
             };
             from_store(store.store(&req, now))
         }
-        Command::Remove { key } => {
-            store.remove(key, now);
+        Cmd::Remove { key } => {
+            store.remove(key.as_ref(), now);
             Outcome::Done
         }
-        Command::Delete { key, compare_cas, invalidate, touch, remove_value_only, new_cas } => {
+        Cmd::Delete { key, compare_cas, invalidate, touch, remove_value_only, new_cas } => {
             let opts = DeleteOpts {
                 compare_cas: *compare_cas,
                 invalidate: *invalidate,
@@ -402,15 +508,15 @@ pub fn apply(store: &Store, cmd: &Command, now: u64) -> Outcome {
                 remove_value_only: *remove_value_only,
                 new_cas: *new_cas,
             };
-            match store.delete(key, opts, now) {
+            match store.delete(key.as_ref(), opts, now) {
                 DeleteOutcome::Deleted => Outcome::Deleted,
                 DeleteOutcome::NotFound => Outcome::NotFound,
                 DeleteOutcome::Exists => Outcome::Exists,
             }
         }
-        Command::Arith { key, incr, delta, compare_cas, vivify, touch, new_cas, touch_after_vivify, referenced } => {
+        Cmd::Arith { key, incr, delta, compare_cas, vivify, touch, new_cas, touch_after_vivify, referenced } => {
             let req = ArithReq {
-                key,
+                key: key.as_ref(),
                 incr: *incr,
                 delta: *delta,
                 compare_cas: *compare_cas,
@@ -436,22 +542,22 @@ pub fn apply(store: &Store, cmd: &Command, now: u64) -> Outcome {
                 },
             }
         }
-        Command::Touch { key, expires_at } => Outcome::Touched(store.touch(key, *expires_at, now)),
-        Command::FlushAll { delay } => {
+        Cmd::Touch { key, expires_at } => Outcome::Touched(store.touch(key.as_ref(), *expires_at, now)),
+        Cmd::FlushAll { delay } => {
             store.flush_all(*delay, now);
             Outcome::Done
         }
-        Command::GetMut { key, touch, no_lru_bump, vivify, recache_below, order } => {
+        Cmd::GetMut { key, touch, no_lru_bump, vivify, recache_below, order } => {
             let opts = GetOpts { touch: *touch, no_lru_bump: *no_lru_bump, vivify: *vivify, recache_below: *recache_below };
             Outcome::Item(match order {
-                None => store.get(key, now, opts, |it| ItemCopy::of(&it)),
+                None => store.get(key.as_ref(), now, opts, |it| ItemCopy::of(&it)),
                 Some((touch_after_vivify, recache_after_touch)) => {
                     let order = MetaOrder { touch_after_vivify: *touch_after_vivify, recache_after_touch: *recache_after_touch };
-                    store.get_meta(key, now, opts, order, |it, info| ItemCopy::of_meta(&it, info))
+                    store.get_meta(key.as_ref(), now, opts, order, |it, info| ItemCopy::of_meta(&it, info))
                 }
             })
         }
-        Command::Expire { first_shard, count } => {
+        Cmd::Expire { first_shard, count } => {
             let shards = store.config().shards.max(1);
             let mut n = 0u64;
             for i in 0..(*count as usize).min(shards) {
@@ -459,23 +565,42 @@ pub fn apply(store: &Store, cmd: &Command, now: u64) -> Outcome {
             }
             Outcome::Expired(n)
         }
-        Command::Noop => Outcome::Done,
-        Command::Batch(cmds) => {
-            // Overlap the store's memory misses: per chunk, hint every command's table slot,
-            // then (landed by then) every item, then apply them. Hinting before any store work
-            // keeps the hints' lock operations off the stores still in flight.
-            let mut outs = Vec::with_capacity(cmds.len());
-            for chunk in cmds.chunks(PREFETCH_CHUNK) {
-                for stage in 0..2 {
-                    for k in chunk.iter().filter_map(Command::key) {
-                        store.prefetch(k, stage);
-                    }
-                }
-                outs.extend(chunk.iter().map(|c| apply(store, c, now)));
-            }
-            Outcome::Batch(outs)
-        }
+        Cmd::Noop => Outcome::Done,
+        Cmd::Batch(cmds) => apply_batch(store, cmds, now),
+        // Views into the entry's bytes: nothing is copied out. Not decodable (never for an
+        // entry a leader packed): no command applied, the same on every replica.
+        Cmd::Packed(bytes) => match unpack(bytes.as_ref()) {
+            Ok(views) => apply_batch(store, &views, now),
+            Err(_) => Outcome::Done,
+        },
     }
+}
+
+/// Apply a batch's commands in order, one outcome each.
+fn apply_batch<B: AsRef<[u8]>>(store: &Store, cmds: &[Cmd<B>], now: u64) -> Outcome {
+    // Overlap the store's memory misses: per chunk, hint every command's table slot, then
+    // (landed by then) every item, then apply them. Hinting before any store work keeps the
+    // hints' lock operations off the stores still in flight.
+    let mut outs = Vec::with_capacity(cmds.len());
+    for chunk in cmds.chunks(PREFETCH_CHUNK) {
+        for stage in 0..2 {
+            for k in chunk.iter().filter_map(Cmd::key) {
+                store.prefetch(k, stage);
+            }
+        }
+        outs.extend(chunk.iter().map(|c| apply(store, c, now)));
+    }
+    Outcome::Batch(outs)
+}
+
+/// How packed batches are encoded (bincode's defaults, as the transport's frames).
+fn packing() -> impl bincode::Options {
+    bincode::DefaultOptions::new()
+}
+
+/// The commands of a [`Cmd::Packed`] entry, borrowing their keys and values from `bytes`.
+pub fn unpack(bytes: &[u8]) -> Result<Vec<CommandView<'_>>, bincode::Error> {
+    packing().with_limit(bytes.len() as u64).deserialize(bytes)
 }
 
 #[cfg(test)]
@@ -532,5 +657,44 @@ mod tests {
         assert_eq!(outs.len(), 4);
         assert!(matches!(outs[1], Outcome::Arith { value: 3, .. }), "{outs:?}");
         assert_eq!(outs[3], Outcome::NonNumeric);
+    }
+
+    /// A packed batch unpacks to views of the same commands (every variant), applies exactly
+    /// like the plain batch (outcomes and the store's whole image), and bytes that are not a
+    /// packing apply nothing.
+    #[test]
+    fn packed_batch_is_the_batch() {
+        let new_store = || {
+            Store::new(cache_store::StoreConfig { mem_limit: 1 << 20, item_size_max: 1 << 16, shards: 4, reads_mutate: false })
+        };
+        let mut cmds = vec![
+            Command::from_store(&StoreReq::set(b"k", b"1")),
+            Command::from_arith(
+                &ArithReq { key: b"k", incr: true, delta: 2, compare_cas: None, vivify: None, touch: None, new_cas: None },
+                Some(MetaOrder { touch_after_vivify: false, recache_after_touch: false }),
+                true,
+            ),
+            Command::from_store(&StoreReq { mode: StoreMode::Append, ..StoreReq::set(b"k", b"zz") }),
+            Command::from_delete(b"gone", &DeleteOpts::default()),
+            Command::Touch { key: b"k".to_vec(), expires_at: 500 },
+            Command::get_mut(b"k", &GetOpts { touch: Some(600), ..GetOpts::default() }, None),
+            Command::Remove { key: b"other".to_vec() },
+            Command::Expire { first_shard: 0, count: 4 },
+            Command::FlushAll { delay: 0 },
+            Command::from_store(&StoreReq::set(b"after", b"v")),
+            Command::Noop,
+        ];
+        cmds.push(Command::Batch(cmds[..2].to_vec()));
+        let Command::Packed(bytes) = Command::pack(cmds.clone()) else { panic!("not packed") };
+        let views = unpack(&bytes).unwrap();
+        assert_eq!(views.iter().map(Cmd::to_owned_command).collect::<Vec<_>>(), cmds);
+        let (plain, packed) = (new_store(), new_store());
+        let a = apply(&plain, &Command::Batch(cmds.clone()), 100);
+        let b = apply(&packed, &Command::Packed(bytes.clone()), 100);
+        assert_eq!(a, b);
+        let Outcome::Batch(outs) = &b else { panic!("{b:?}") };
+        assert_eq!(outs.len(), cmds.len());
+        assert_eq!(plain.export(), packed.export());
+        assert_eq!(apply(&new_store(), &Command::Packed(bytes[..bytes.len() - 1].to_vec()), 100), Outcome::Done);
     }
 }

@@ -1431,7 +1431,7 @@ async fn propose_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Proposa
         }
         let mut cmds = Vec::with_capacity(n);
         let txs: Vec<Waiter> = batch.into_iter().map(|p| p.cmds.split(&mut cmds)).collect();
-        let cmd = Arc::new(if cmds.len() == 1 { cmds.pop().expect("one command") } else { Command::Batch(cmds) });
+        let cmd = Arc::new(if cmds.len() == 1 { cmds.pop().expect("one command") } else { Command::pack(cmds) });
         if inner.is_leader() {
             if let Err(e) = inner.check_quorum() {
                 deliver(txs, Err(e));
