@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
         _ => {
             if let Ok(views) = unpack(body) {
                 let owned: Vec<Command> = views.iter().map(CommandView::to_owned_command).collect();
-                let Command::Packed(bytes) = Command::pack(owned.clone()) else { panic!("packing failed") };
+                let Command::Packed(bytes) = Command::pack(&owned) else { panic!("packing failed") };
                 let again: Vec<Command> =
                     unpack(&bytes).expect("packed commands unpack").iter().map(CommandView::to_owned_command).collect();
                 assert_eq!(again, owned, "unpack(pack(x)) changed the commands");

@@ -271,7 +271,6 @@ impl Command {
         }
     }
 
-    /// Approximate payload bytes (keys and values) of the command, for log accounting.
     /// Approximate heap memory the command holds in the log: its keys and values plus, per
     /// command, the enum itself and the allocator's share of its key and value blocks.
     pub fn mem_bytes(&self) -> usize {
@@ -282,20 +281,27 @@ impl Command {
         }
     }
 
-    /// A batch as one [`Cmd::Packed`] entry (its commands encoded once; applied as views);
-    /// a plain [`Cmd::Batch`] if the encoding failed (it cannot for these types).
-    pub fn pack(cmds: Vec<Command>) -> Command {
-        match packing().serialize(&cmds) {
-            Ok(bytes) => Command::Packed(bytes),
-            Err(_) => Command::Batch(cmds),
+    /// A batch as one [`Cmd::Packed`] entry (its commands encoded once; applied as views).
+    pub fn pack(cmds: &[Command]) -> Command {
+        let mut p = Packer::default();
+        for c in cmds {
+            p.push(c);
         }
+        p.finish()
     }
+}
 
-    pub fn from_store(req: &StoreReq<'_>) -> Command {
-        Command::Store {
+/// Constructors, for owned commands ([`Command`]) and for views borrowing the request
+/// ([`CommandView`], what a connection packs: [`Packer`]).
+impl<B> Cmd<B> {
+    pub fn from_store<'a>(req: &StoreReq<'a>) -> Self
+    where
+        B: From<&'a [u8]>,
+    {
+        Cmd::Store {
             mode: req.mode,
-            key: req.key.to_vec(),
-            value: req.value.to_vec(),
+            key: B::from(req.key),
+            value: B::from(req.value),
             flags: req.flags,
             expires_at: req.expires_at,
             compare_cas: req.compare_cas,
@@ -305,9 +311,12 @@ impl Command {
         }
     }
 
-    pub fn from_delete(key: &[u8], o: &DeleteOpts) -> Command {
-        Command::Delete {
-            key: key.to_vec(),
+    pub fn from_delete<'a>(key: &'a [u8], o: &DeleteOpts) -> Self
+    where
+        B: From<&'a [u8]>,
+    {
+        Cmd::Delete {
+            key: B::from(key),
             compare_cas: o.compare_cas,
             invalidate: o.invalidate,
             touch: o.touch,
@@ -317,9 +326,12 @@ impl Command {
     }
 
     /// incr/decr/`ma`; `order` for a meta `ma` (else the store's default order for incr/decr).
-    pub fn from_arith(req: &ArithReq<'_>, order: Option<MetaOrder>, referenced: bool) -> Command {
-        Command::Arith {
-            key: req.key.to_vec(),
+    pub fn from_arith<'a>(req: &ArithReq<'a>, order: Option<MetaOrder>, referenced: bool) -> Self
+    where
+        B: From<&'a [u8]>,
+    {
+        Cmd::Arith {
+            key: B::from(req.key),
             incr: req.incr,
             delta: req.delta,
             compare_cas: req.compare_cas,
@@ -329,6 +341,59 @@ impl Command {
             touch_after_vivify: order.map(|o| o.touch_after_vivify),
             referenced,
         }
+    }
+}
+
+/// Builds a [`Cmd::Packed`] entry one command at a time: a connection encodes its run of
+/// writes where it parses them (from views of its input, so no key or value is copied into a
+/// command of its own), and the proposer concatenates the runs of a round.
+#[derive(Debug, Default)]
+pub struct Packer {
+    body: Vec<u8>,
+    count: u64,
+}
+
+impl Packer {
+    pub fn push<B: AsRef<[u8]>>(&mut self, cmd: &Cmd<B>) {
+        let at = self.body.len();
+        if packing().serialize_into(&mut self.body, cmd).is_err() {
+            // Unreachable (encoding plain data into memory cannot fail); keep one entry per
+            // command all the same, so outcomes stay aligned with their requests.
+            self.body.truncate(at);
+            let _ = packing().serialize_into(&mut self.body, &Command::Noop);
+        }
+        self.count += 1;
+    }
+
+    /// Move `other`'s commands to the end of this one.
+    pub fn append(&mut self, other: Packer) {
+        if self.body.is_empty() {
+            self.body = other.body;
+        } else {
+            self.body.extend_from_slice(&other.body);
+        }
+        self.count += other.count;
+    }
+
+    /// Commands so far.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Encoded bytes so far.
+    pub fn bytes(&self) -> usize {
+        self.body.len()
+    }
+
+    /// The entry: the encoding of the sequence of commands (count, then each command).
+    pub fn finish(self) -> Command {
+        let mut out = packing().serialize(&self.count).unwrap_or_default();
+        out.extend_from_slice(&self.body);
+        Command::Packed(out)
     }
 }
 
@@ -685,7 +750,9 @@ mod tests {
             Command::Noop,
         ];
         cmds.push(Command::Batch(cmds[..2].to_vec()));
-        let Command::Packed(bytes) = Command::pack(cmds.clone()) else { panic!("not packed") };
+        let Command::Packed(bytes) = Command::pack(&cmds) else { panic!("not packed") };
+        // The same bytes as encoding the sequence in one go.
+        assert_eq!(bytes, packing().serialize(&cmds).unwrap());
         let views = unpack(&bytes).unwrap();
         assert_eq!(views.iter().map(Cmd::to_owned_command).collect::<Vec<_>>(), cmds);
         let (plain, packed) = (new_store(), new_store());

@@ -151,7 +151,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use command::{Command, ItemCopy, Outcome, Request};
+pub use command::{Cmd, Command, CommandView, ItemCopy, Outcome, Packer, Request};
 pub use node::{Cluster, ReadFence};
 pub use status::{ClusterStatus, MemberStatus};
 pub use storage::SnapshotInfo;

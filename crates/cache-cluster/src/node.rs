@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::batch::Coalescer;
-use crate::command::{Command, Outcome, Request};
+use crate::command::{Command, Outcome, Packer, Request};
 use crate::network::{NetworkFactory, Peers};
 use crate::lease::LeaseGate;
 use crate::status::{ClusterStatus, MemberStatus};
@@ -127,21 +127,21 @@ struct Proposal {
 
 enum Queued {
     One(Command, oneshot::Sender<Result<Outcome, ClusterError>>),
-    Many(Vec<Command>, oneshot::Sender<Result<Vec<Outcome>, ClusterError>>),
+    Many(Packer, oneshot::Sender<Result<Vec<Outcome>, ClusterError>>),
 }
 
 impl Queued {
     fn payload_bytes(&self) -> usize {
         match self {
             Queued::One(c, _) => c.payload_bytes(),
-            Queued::Many(cs, _) => cs.iter().map(|c| c.payload_bytes() + 16).sum(),
+            Queued::Many(p, _) => p.bytes(),
         }
     }
 
     fn len(&self) -> usize {
         match self {
             Queued::One(..) => 1,
-            Queued::Many(cs, _) => cs.len(),
+            Queued::Many(p, _) => p.len(),
         }
     }
 
@@ -152,18 +152,25 @@ impl Queued {
         }
     }
 
-    /// Move the commands to `cmds` (in order) and return where their outcomes go.
-    fn split(self, cmds: &mut Vec<Command>) -> Waiter {
+    /// Move the commands to the end of `packer` and return where their outcomes go.
+    fn split(self, packer: &mut Packer) -> Waiter {
         match self {
             Queued::One(c, tx) => {
-                cmds.push(c);
+                packer.push(&c);
                 Waiter::One(tx)
             }
-            Queued::Many(cs, tx) => {
-                let n = cs.len();
-                cmds.extend(cs);
+            Queued::Many(p, tx) => {
+                let n = p.len();
+                packer.append(p);
                 Waiter::Many(n, tx)
             }
+        }
+    }
+
+    fn into_waiter(self) -> Waiter {
+        match self {
+            Queued::One(_, tx) => Waiter::One(tx),
+            Queued::Many(p, tx) => Waiter::Many(p.len(), tx),
         }
     }
 }
@@ -410,11 +417,11 @@ impl Cluster {
         self.inner.write(cmd)
     }
 
-    /// Replicate a run of writes (a connection's pipelined requests) as one queued unit: they
-    /// enter the log together, in this order, and the outcomes come back in the same order (or
-    /// one error for all). The same as [`Cluster::write`] for each, queued back to back, but one
-    /// hand-off to the proposer instead of one per write.
-    pub fn write_many(&self, cmds: Vec<Command>) -> impl std::future::Future<Output = Result<Vec<Outcome>, ClusterError>> {
+    /// Replicate a run of writes (a connection's pipelined requests, encoded where they were
+    /// parsed) as one queued unit: they enter the log together, in this order, and the outcomes
+    /// come back in the same order (or one error for all). The same as [`Cluster::write`] for
+    /// each, queued back to back, but one hand-off to the proposer instead of one per write.
+    pub fn write_many(&self, cmds: Packer) -> impl std::future::Future<Output = Result<Vec<Outcome>, ClusterError>> {
         self.inner.write_many(cmds)
     }
 
@@ -690,7 +697,7 @@ impl Inner {
         async move { rx?.await.map_err(|_| ClusterError::StoppedMidWrite)? }
     }
 
-    fn write_many(&self, cmds: Vec<Command>) -> impl std::future::Future<Output = Result<Vec<Outcome>, ClusterError>> {
+    fn write_many(&self, cmds: Packer) -> impl std::future::Future<Output = Result<Vec<Outcome>, ClusterError>> {
         let rx = if cmds.is_empty() {
             None
         } else {
@@ -1423,15 +1430,22 @@ async fn propose_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Proposa
         let mut deadline = oldest + inner.cfg.op_timeout;
         if !inner.ready.load(Relaxed) {
             if inner.until_ready(oldest + inner.cfg.ready_wait).await.is_err() {
-                let mut cmds = Vec::new();
-                deliver(batch.into_iter().map(|p| p.cmds.split(&mut cmds)).collect(), Err(ClusterError::NotReady));
+                deliver(batch.into_iter().map(|p| p.cmds.into_waiter()).collect(), Err(ClusterError::NotReady));
                 continue;
             }
             deadline = Instant::now() + inner.cfg.op_timeout;
         }
-        let mut cmds = Vec::with_capacity(n);
-        let txs: Vec<Waiter> = batch.into_iter().map(|p| p.cmds.split(&mut cmds)).collect();
-        let cmd = Arc::new(if cmds.len() == 1 { cmds.pop().expect("one command") } else { Command::pack(cmds) });
+        // One plain write goes as itself; anything more as one packed entry.
+        let (cmd, txs) = match batch.pop() {
+            Some(Proposal { cmds: Queued::One(c, tx), .. }) if batch.is_empty() => (c, vec![Waiter::One(tx)]),
+            last => {
+                let mut packer = Packer::default();
+                let mut txs: Vec<Waiter> = batch.into_iter().map(|p| p.cmds.split(&mut packer)).collect();
+                txs.extend(last.map(|p| p.cmds.split(&mut packer)));
+                (packer.finish(), txs)
+            }
+        };
+        let cmd = Arc::new(cmd);
         if inner.is_leader() {
             if let Err(e) = inner.check_quorum() {
                 deliver(txs, Err(e));
@@ -1462,7 +1476,7 @@ async fn propose_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Proposa
 fn deliver(txs: Vec<Waiter>, r: Result<Outcome, ClusterError>) {
     let n: usize = txs.iter().map(Waiter::len).sum();
     let outs = match r {
-        Ok(Outcome::Batch(outs)) if n > 1 && outs.len() == n => outs,
+        Ok(Outcome::Batch(outs)) if outs.len() == n => outs,
         Ok(o) if n == 1 => vec![o],
         Ok(_) => {
             txs.into_iter().for_each(|w| w.fail(ClusterError::Codec("batch outcome mismatch".into())));

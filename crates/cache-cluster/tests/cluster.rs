@@ -7,7 +7,7 @@ mod linearizability;
 
 use std::time::{Duration, Instant};
 
-use cache_cluster::{Cluster, ClusterError, Command, Outcome};
+use cache_cluster::{Cluster, ClusterError, Command, Outcome, Packer};
 use cache_store::{ArithOutcome, ArithReq, GetOpts, StoreMode, StoreOutcome, StoreReq};
 use common::*;
 
@@ -474,7 +474,9 @@ async fn queued_writes_share_entries_and_keep_their_order() {
                 let f = n.write(part.into_iter().next().unwrap());
                 futs.push(Box::pin(async move { vec![f.await.unwrap()] }));
             } else {
-                let f = n.write_many(part);
+                let mut packer = Packer::default();
+                part.iter().for_each(|c| packer.push(c));
+                let f = n.write_many(packer);
                 futs.push(Box::pin(async move { f.await.unwrap() }));
             }
         }
@@ -483,7 +485,7 @@ async fn queued_writes_share_entries_and_keep_their_order() {
             outs.extend(f.await);
         }
         assert_eq!(outs.len(), 8, "{outs:?}");
-        assert!(n.write_many(Vec::new()).await.unwrap().is_empty());
+        assert!(n.write_many(Packer::default()).await.unwrap().is_empty());
         assert!(matches!(outs[0], Outcome::Stored { .. }), "{outs:?}");
         assert_eq!(outs[1], Outcome::NotStored);
         assert!(matches!(outs[2], Outcome::Arith { value: 6, .. }), "{outs:?}");

@@ -262,10 +262,11 @@ async fn run_writes(
 }
 
 /// Cluster mode, text protocol: execute the run of consecutive [`text_exec::stageable`] writes at
-/// the start of `buf` as one unit: each request's command is made in order, the commands go to
-/// the node's proposer together ([`cache_cluster::Cluster::write_many`]: one hand-off, one
-/// wake-up, one entry), and the replies are made from the outcomes in order. Returns the bytes
-/// the run took (0 if the first request is not such a write).
+/// the start of `buf` as one unit: each request's command is encoded in order (from views of
+/// the input: no command of its own, no copy of its key and value), the commands go to the
+/// node's proposer together ([`cache_cluster::Cluster::write_many`]: one hand-off, one wake-up,
+/// one entry), and the replies are made from the outcomes in order. Returns the bytes the run
+/// took (0 if the first request is not such a write).
 async fn run_staged(
     buf: &[u8],
     ctx: &Ctx,
@@ -275,7 +276,7 @@ async fn run_staged(
 ) -> usize {
     let Some(cluster) = &ctx.cluster else { return 0 };
     let mut reqs = Vec::new();
-    let mut cmds = Vec::new();
+    let mut cmds = cache_cluster::Packer::default();
     let mut end = 0;
     while reqs.len() < MAX_WRITE_RUN && end < buf.len() {
         let Some((Kind::Write, n, Some(req))) = text_exec::classify(&buf[end..], ctx, unsent) else { break };
@@ -283,7 +284,7 @@ async fn run_staged(
             break;
         }
         let Some(cmd) = text_exec::stage_write(&req, ctx, session, unsent) else { break };
-        cmds.push(cmd);
+        cmds.push(&cmd);
         reqs.push(req);
         end += n;
     }

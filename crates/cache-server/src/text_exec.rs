@@ -37,7 +37,7 @@ use cache_store::{
     StoreMode, StoreOutcome, StoreReq, REALTIME_MAXDELTA,
 };
 use memcache_proto::meta::{self, put_echo_flags, put_key_flag, put_num_flag, put_ttl_flag};
-use cache_cluster::{Command, Outcome};
+use cache_cluster::{CommandView, Outcome};
 use memcache_proto::text::{self, put_u64, Data, GetCmd, Keys, Request, StoreCmd, StoreRequest};
 use memcache_proto::Parse;
 
@@ -521,8 +521,9 @@ pub fn stageable(req: &Request<'_>, ctx: &Ctx) -> bool {
     }
 }
 
-/// The replicated command of a [`stageable`] request (`None` for any other).
-pub fn stage_write(req: &Request<'_>, ctx: &Ctx, session: &mut Session, unsent: &mut Unsent) -> Option<Command> {
+/// The replicated command of a [`stageable`] request (`None` for any other), as a view of the
+/// request (to be packed: [`cache_cluster::Packer`]).
+pub fn stage_write<'a>(req: &Request<'a>, ctx: &Ctx, session: &mut Session, unsent: &mut Unsent) -> Option<CommandView<'a>> {
     let now = ctx.now();
     Some(match req {
         Request::Store(r) => {
@@ -531,16 +532,16 @@ pub fn stage_write(req: &Request<'_>, ctx: &Ctx, session: &mut Session, unsent: 
                 unsent.unpin(r.key);
             }
             session.stats.cmd_set += 1;
-            Command::from_store(&store_req(r, value, now))
+            CommandView::from_store(&store_req(r, value, now))
         }
-        Request::Delete { key, .. } => Command::from_delete(key, &DeleteOpts::default()),
+        Request::Delete { key, .. } => CommandView::from_delete(key, &DeleteOpts::default()),
         Request::Touch { key, exptime, .. } => {
             session.stats.cmd_touch += 1;
-            Command::Touch { key: key.to_vec(), expires_at: resolve_exptime(i64::from(*exptime), now) }
+            CommandView::Touch { key, expires_at: resolve_exptime(i64::from(*exptime), now) }
         }
         Request::Arith { incr, key, delta, .. } => {
             let (r, referenced) = arith_req(unsent, key, *incr, *delta);
-            Command::from_arith(&r, None, referenced)
+            CommandView::from_arith(&r, None, referenced)
         }
         _ => return None,
     })
