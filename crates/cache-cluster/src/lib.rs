@@ -23,8 +23,20 @@
 //!   leader answers. Retries happen only when the write provably did not reach a leader
 //!   (unreachable at connect time, or "not leader"), so an `incr` is never applied twice.
 //! * **Group commit**: a node's client writes go through one proposer task (`node::propose_loop`)
-//!   that turns everything queued since its last round into one entry ([`Command::Batch`],
-//!   applied in order, one [`Outcome`] per command). On the leader, up to
+//!   that turns everything queued since its last round into one entry, applied in order, one
+//!   [`Outcome`] per command. The entry is **packed** ([`Cmd::Packed`]): the commands' encoding,
+//!   made once. A connection's run of pipelined text writes is queued as one unit
+//!   ([`Cluster::write_many`]) that the connection encoded where it parsed the requests
+//!   ([`Packer`], from views of its input); the proposer concatenates the runs of a round. Every
+//!   replica, the leader too, applies the entry as views into its bytes ([`CommandView`],
+//!   [`command::unpack`]): no key or value is copied into a command of its own anywhere on the
+//!   write path, a follower frees one buffer per entry instead of two per write, the leader
+//!   encodes each write once instead of once per follower, and the log's memory per write is
+//!   about its encoded size (fewer snapshots). Apply hints the store's table slots and items a
+//!   chunk of commands at a time ([`cache_store::Store::prefetch`]): a write's store work is
+//!   mostly two dependent cache misses, and overlapping them halved it. Together these took
+//!   leader writes at depth 64 from ~0.36 to ~0.7 of a standalone server (docs/benchmarks.md,
+//!   session 8). On the leader, up to
 //!   [`ClusterConfig::write_pipeline`] rounds (default 4) are in flight: each is handed to the
 //!   Raft core in queue order (`Raft::client_write_ff`), so the log keeps the queue's order, and
 //!   the next batch forms while earlier ones replicate; outcomes are delivered in log order. A
@@ -36,6 +48,7 @@
 //!   ([`Cluster::write`] queues before it returns its future), so they share entries and apply
 //!   in its order; errors (no quorum, timeout) reach every write of the round. Log entries share
 //!   their command (`Arc`), so openraft's clones for replication and apply copy no values.
+//!   ([`Command::Batch`], the same entry unpacked, applies alike; tests build entries so.)
 //! * **Reads are linearizable by default** (read index): the leader confirms its leadership with a
 //!   quorum round and the reader waits until its replica has applied up to the commit index fixed
 //!   by that round. Rounds are **batched** ([`batch::Coalescer`]): reads share rounds, and a
@@ -126,7 +139,7 @@
 //!
 //! # Known limits
 //! * Every node must run the same keel version: the replicated [`Command`]/[`Outcome`] encoding
-//!   (bincode) has no versioning (e.g. [`Command::Batch`] and the meta-order fields are new).
+//!   (bincode) has no versioning (e.g. [`Cmd::Packed`] and the meta-order fields are new).
 //! * If a majority of nodes lose their state at the same time (restart together) the cluster's
 //!   data is lost and a new cluster forms; a surviving minority node stays in the old cluster and
 //!   refuses service until it is restarted (documented, not detected).

@@ -7,10 +7,13 @@
 //! request being answered). Idle connections hold no read buffer at all.
 //!
 //! Cluster mode, where a write waits for a Raft commit and a read for a read barrier: a run of
-//! consecutive pure writes ([`text_exec::Kind::Write`]) is executed concurrently (each is queued
-//! for replication when it starts, in request order, so they share the node's next log entry and
-//! apply in order; replies are assembled in request order), and every other request starts only
-//! after every earlier one finished. Reads of one received batch share one read barrier (the
+//! consecutive text writes whose reply needs only their outcome (storage commands, delete, touch,
+//! incr/decr: [`text_exec::stageable`]) is encoded as it is parsed and queued for replication as
+//! one unit, then answered in order from the outcomes (`run_staged`); any other run of pure
+//! writes ([`text_exec::Kind::Write`]: meta and binary ones) is executed concurrently (each is
+//! queued when it starts, in request order, so they share the node's next log entry and apply in
+//! order; replies are assembled in request order); every other request starts only after every
+//! earlier one finished. Reads of one received batch share one read barrier (the
 //! session's read fence, invalidated when input arrives and after every request that is not a
 //! plain read).
 
