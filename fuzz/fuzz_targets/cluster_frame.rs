@@ -5,7 +5,7 @@
 //! `Cmd::Packed` entry): never panics, and what unpacks packs again to the same commands.
 #![no_main]
 
-use cache_cluster::command::{unpack, Command, CommandView};
+use cache_cluster::command::{unpack, Command};
 use cache_cluster::transport::{decode, encode, Reply, Rpc};
 use libfuzzer_sys::fuzz_target;
 
@@ -28,10 +28,14 @@ fuzz_target!(|data: &[u8]| {
         1 => round_trip::<Reply>(body),
         _ => {
             if let Ok(views) = unpack(body) {
-                let owned: Vec<Command> = views.iter().map(CommandView::to_owned_command).collect();
+                let owned: Vec<Command> =
+                    views.iter().map(|v| v.to_owned_command().expect("a view encodes and decodes")).collect();
                 let Command::Packed(bytes) = Command::pack(&owned) else { panic!("packing failed") };
-                let again: Vec<Command> =
-                    unpack(&bytes).expect("packed commands unpack").iter().map(CommandView::to_owned_command).collect();
+                let again: Vec<Command> = unpack(&bytes)
+                    .expect("packed commands unpack")
+                    .iter()
+                    .map(|v| v.to_owned_command().expect("a view encodes and decodes"))
+                    .collect();
                 assert_eq!(again, owned, "unpack(pack(x)) changed the commands");
             }
         }

@@ -200,56 +200,10 @@ impl<B: AsRef<[u8]>> Cmd<B> {
         }
     }
 
-    /// The same command owning its byte strings.
-    pub fn to_owned_command(&self) -> Command {
-        let b = |v: &B| v.as_ref().to_vec();
-        match self {
-            Cmd::Store { mode, key, value, flags, expires_at, compare_cas, invalidate, new_cas, vivify } => Cmd::Store {
-                mode: *mode,
-                key: b(key),
-                value: b(value),
-                flags: *flags,
-                expires_at: *expires_at,
-                compare_cas: *compare_cas,
-                invalidate: *invalidate,
-                new_cas: *new_cas,
-                vivify: *vivify,
-            },
-            Cmd::Remove { key } => Cmd::Remove { key: b(key) },
-            Cmd::Delete { key, compare_cas, invalidate, touch, remove_value_only, new_cas } => Cmd::Delete {
-                key: b(key),
-                compare_cas: *compare_cas,
-                invalidate: *invalidate,
-                touch: *touch,
-                remove_value_only: *remove_value_only,
-                new_cas: *new_cas,
-            },
-            Cmd::Arith { key, incr, delta, compare_cas, vivify, touch, new_cas, touch_after_vivify, referenced } => Cmd::Arith {
-                key: b(key),
-                incr: *incr,
-                delta: *delta,
-                compare_cas: *compare_cas,
-                vivify: *vivify,
-                touch: *touch,
-                new_cas: *new_cas,
-                touch_after_vivify: *touch_after_vivify,
-                referenced: *referenced,
-            },
-            Cmd::Touch { key, expires_at } => Cmd::Touch { key: b(key), expires_at: *expires_at },
-            Cmd::FlushAll { delay } => Cmd::FlushAll { delay: *delay },
-            Cmd::GetMut { key, touch, no_lru_bump, vivify, recache_below, order } => Cmd::GetMut {
-                key: b(key),
-                touch: *touch,
-                no_lru_bump: *no_lru_bump,
-                vivify: *vivify,
-                recache_below: *recache_below,
-                order: *order,
-            },
-            Cmd::Expire { first_shard, count } => Cmd::Expire { first_shard: *first_shard, count: *count },
-            Cmd::Noop => Cmd::Noop,
-            Cmd::Batch(cmds) => Cmd::Batch(cmds.iter().map(Cmd::to_owned_command).collect()),
-            Cmd::Packed(bytes) => Cmd::Packed(b(bytes)),
-        }
+    /// The same command owning its byte strings (through their shared encoding; for tests and
+    /// tools).
+    pub fn to_owned_command(&self) -> Result<Command, bincode::Error> {
+        packing().deserialize(&packing().serialize(self)?)
     }
 }
 
@@ -754,7 +708,7 @@ mod tests {
         // The same bytes as encoding the sequence in one go.
         assert_eq!(bytes, packing().serialize(&cmds).unwrap());
         let views = unpack(&bytes).unwrap();
-        assert_eq!(views.iter().map(Cmd::to_owned_command).collect::<Vec<_>>(), cmds);
+        assert_eq!(views.iter().map(|v| v.to_owned_command().unwrap()).collect::<Vec<_>>(), cmds);
         let (plain, packed) = (new_store(), new_store());
         let a = apply(&plain, &Command::Batch(cmds.clone()), 100);
         let b = apply(&packed, &Command::Packed(bytes.clone()), 100);
