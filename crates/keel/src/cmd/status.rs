@@ -72,7 +72,7 @@ pub fn fetch_state(node: &cluster_config::Node) -> Result<NodeState, String> {
 }
 
 /// One cache's Raft role and applied index from its `stats`, if it answers.
-fn cache_cluster_fields(addr: &str) -> Option<(String, Option<u64>, Option<u64>)> {
+fn cache_cluster_fields(addr: &str) -> Option<CacheProbe> {
     let st = node_agent::cache::cache_stats(addr, Duration::from_millis(700)).ok()?;
     let role = st.get("cluster_role")?.clone();
     let num = |k: &str| st.get(k).and_then(|v| v.parse().ok());
@@ -83,10 +83,13 @@ fn cache_cluster_fields(addr: &str) -> Option<(String, Option<u64>, Option<u64>)
     ))
 }
 
+/// A node's cache as `collect` probes it: Raft role, applied index, the leader's slot.
+type CacheProbe = (String, Option<u64>, Option<u64>);
+
 /// The status document of the whole cluster.
 pub fn collect(cfg: &ClusterConfig) -> Value {
     // Ask every agent (and cache) at once: a hung one must not delay the others' answers.
-    let states: Vec<(Result<NodeState, String>, Option<(String, Option<u64>, Option<u64>)>)> =
+    let states: Vec<(Result<NodeState, String>, Option<CacheProbe>)> =
         std::thread::scope(|sc| {
             let hs: Vec<_> = cfg
                 .nodes

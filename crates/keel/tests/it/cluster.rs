@@ -8,7 +8,7 @@
 //!   client uses (the leader) is killed -9 mid-run and restarted on the same port. The negative
 //!   control runs the script's first phase against three independent memcached servers, where it
 //!   must fail.
-//! * [`single_key_histories_are_linearizable_under_kill_pause_restart`]: concurrent
+//! * [`single_key_histories_are_linearizable_under_kill_pause_restart`], concurrent
 //!   set/get/gets+cas/incr on every node while a nemesis kills, pauses and restarts random nodes;
 //!   a Knossos/Porcupine-style checker (the model of `cache-cluster`'s in-process test, copied,
 //!   with an iterative search for long histories) must find zero violations. Run by hand with
@@ -353,7 +353,7 @@ fn history_client(
             0 => {
                 let a = request(c, &set_req(key, fresh.to_string().as_bytes()), false);
                 let known = classify(&a);
-                if matches!(a, Err(_)) {
+                if a.is_err() {
                     conn = None;
                 }
                 match known {
@@ -417,7 +417,7 @@ fn history_client(
                 req.extend_from_slice(b"\r\n");
                 let a = request(c, &req, false);
                 let known = classify(&a);
-                if matches!(a, Err(_)) {
+                if a.is_err() {
                     conn = None;
                 }
                 let op = Op::Cas { expect: v, new: fresh };
@@ -444,7 +444,7 @@ fn history_client(
             _ => {
                 let a = request(c, format!("incr {key} 1\r\n").as_bytes(), false);
                 let known = classify(&a);
-                if matches!(a, Err(_)) {
+                if a.is_err() {
                     conn = None;
                 }
                 match known {
@@ -659,7 +659,7 @@ fn restarted_node_catches_up_100k_keys_then_answers_them_all() {
     let leader = c.leader(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
     let victim = c.slots().into_iter().find(|s| *s != leader).expect("a follower");
     let t = Instant::now();
-    for r in in_parallel(c.addr(leader), N, |cl, keys| load_keys(cl, keys)) {
+    for r in in_parallel(c.addr(leader), N, load_keys) {
         r.unwrap_or_else(|e| panic!("loading {N} keys: {e}\n{}", c.all_logs(2000)));
     }
     let load = t.elapsed();
@@ -695,7 +695,7 @@ fn restarted_node_catches_up_100k_keys_then_answers_them_all() {
     }
     let catch_up = t.elapsed();
     let t = Instant::now();
-    let wrong: Vec<(usize, String)> = in_parallel(c.addr(victim), N, |cl, keys| check_keys(cl, keys))
+    let wrong: Vec<(usize, String)> = in_parallel(c.addr(victim), N, check_keys)
         .into_iter()
         .flat_map(|r| r.unwrap_or_else(|e| panic!("pipelined gets on the restarted node: {e}")))
         .collect();

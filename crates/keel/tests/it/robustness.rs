@@ -274,7 +274,7 @@ fn greedy_reader(server: &Server) {
         assert_eq!(other.get("small").expect("get while greedy"), Some((ops, v.into_bytes())));
         assert!(t.elapsed() < Duration::from_secs(1), "an op of another client took {:?}", t.elapsed());
         ops += 1;
-        if ops % 20 == 0 {
+        if ops.is_multiple_of(20) {
             if let Some(r) = server.rss_kib() {
                 max_rss = max_rss.max(r);
             }

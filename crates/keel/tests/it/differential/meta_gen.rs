@@ -14,7 +14,8 @@ const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 
 /// A meta TTL token value.
 fn ttl(rng: &mut Rng) -> &'static str {
-    *rng.pick(&["0", "0", "100000", "-1", "2678400", "300000"])
+    let t: &&str = rng.pick(&["0", "0", "100000", "-1", "2678400", "300000"]);
+    t
 }
 
 /// Pick a random subset of `flags` in random order.
