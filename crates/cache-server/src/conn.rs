@@ -8,7 +8,7 @@
 //!
 //! Cluster mode, where a write waits for a Raft commit and a read for a read barrier: a run of
 //! consecutive text writes whose reply needs only their outcome (storage commands, delete, touch,
-//! incr/decr: [`text_exec::stageable`]) is encoded as it is parsed and queued for replication as
+//! incr/decr: [`text_exec::stage_write`]) is encoded as it is parsed and queued for replication as
 //! one unit, then answered in order from the outcomes (`run_staged`); any other run of pure
 //! writes ([`text_exec::Kind::Write`]: meta and binary ones) is executed concurrently (each is
 //! queued when it starts, in request order, so they share the node's next log entry and apply in
@@ -264,7 +264,7 @@ async fn run_writes(
     end
 }
 
-/// Cluster mode, text protocol: execute the run of consecutive [`text_exec::stageable`] writes at
+/// Cluster mode, text protocol: execute the run of consecutive [`text_exec::stage_write`] writes at
 /// the start of `buf` as one unit: each request's command is encoded in order (from views of
 /// the input: no command of its own, no copy of its key and value), the commands go to the
 /// node's proposer together ([`cache_cluster::Cluster::write_many`]: one hand-off, one wake-up,
@@ -283,9 +283,6 @@ async fn run_staged(
     let mut end = 0;
     while reqs.len() < MAX_WRITE_RUN && end < buf.len() {
         let Some((Kind::Write, n, Some(req))) = text_exec::classify(&buf[end..], ctx, unsent) else { break };
-        if !text_exec::stageable(&req, ctx) {
-            break;
-        }
         let Some(cmd) = text_exec::stage_write(&req, ctx, session, unsent) else { break };
         cmds.push(&cmd);
         reqs.push(req);

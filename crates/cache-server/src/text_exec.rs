@@ -508,21 +508,12 @@ fn touch_done(session: &mut Session, out: &mut Vec<u8>, noreply: bool, outcome: 
     }
 }
 
-/// Cluster mode's batched writes ([`crate::conn`]): a text write whose replicated command can be
-/// made before it runs and whose reply needs nothing but its outcome (a storage command whose
-/// value fits, delete, touch, incr/decr). [`stage_write`] makes the command (doing what the
-/// request does before its store operation), [`finish_write`] answers the outcome (what it does
-/// after): together exactly what [`process_parsed`] does for it, minus the wait.
-pub fn stageable(req: &Request<'_>, ctx: &Ctx) -> bool {
-    match req {
-        Request::Store(r) => matches!(r.data, Data::Value(_)) && ctx.item_fits(r.key.len(), r.len),
-        Request::Delete { .. } | Request::Touch { .. } | Request::Arith { .. } => true,
-        _ => false,
-    }
-}
-
-/// The replicated command of a [`stageable`] request (`None` for any other), as a view of the
-/// request (to be packed: [`cache_cluster::Packer`]).
+/// Cluster mode's batched writes ([`crate::conn`]): the replicated command of a pure text write
+/// ([`classify`] said [`Kind::Write`]) whose reply needs nothing but its outcome (a storage
+/// command, delete, touch, incr/decr), as a view of the request (to be packed:
+/// [`cache_cluster::Packer`]); `None`, having done nothing, for any other. It does what the
+/// request does before its store operation and [`finish_write`] what it does after: together
+/// exactly what [`process_parsed`] does for it, minus the wait.
 pub fn stage_write<'a>(req: &Request<'a>, ctx: &Ctx, session: &mut Session, unsent: &mut Unsent) -> Option<CommandView<'a>> {
     let now = ctx.now();
     Some(match req {

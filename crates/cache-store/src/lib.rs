@@ -482,7 +482,8 @@ impl Store {
     /// Cache hints for a batch of writes applied in order (a cluster replica's apply): the
     /// memory misses of a lookup (table slot, then item) are what a write mostly waits for, and
     /// issuing them ahead lets several overlap. `stage` 0 touches `key`'s table slot, stage 1
-    /// its item (issue it a few keys after stage 0). Changes nothing but the cache.
+    /// its item (issue it once the slot's line had time to land, e.g. after stage 0 for a few
+    /// other keys). Changes nothing but the cache.
     pub fn prefetch(&self, key: &[u8], stage: u8) {
         let h = hash_key(key);
         let sh = self.shards[self.shard_of(h)].0.lock();

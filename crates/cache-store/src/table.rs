@@ -92,11 +92,7 @@ impl Table {
                 return;
             }
             if e & !ADDR_MASK == t {
-                let p = (e & ADDR_MASK) as usize as *const u8;
-                // Header, key and a small value: what a write of a typical cache item touches.
-                for line in 0..3 {
-                    prefetch(p.wrapping_add(line * 64));
-                }
+                prefetch_item_lines(e);
                 return;
             }
             i = (i + 1) & self.mask;
@@ -108,10 +104,7 @@ impl Table {
     pub fn prefetch_at(&self, i: usize) {
         if let Some(&e) = self.slots.get(i) {
             if e != 0 {
-                let p = (e & ADDR_MASK) as usize as *const u8;
-                for line in 0..3 {
-                    prefetch(p.wrapping_add(line * 64));
-                }
+                prefetch_item_lines(e);
             }
         }
     }
@@ -249,6 +242,16 @@ impl Table {
     }
 }
 
+/// Cache hint for the item of occupied slot value `e`: header, key and a small value, what a
+/// write or an export of a typical cache item touches.
+#[inline]
+fn prefetch_item_lines(e: u64) {
+    let p = (e & ADDR_MASK) as usize as *const u8;
+    for line in 0..3 {
+        prefetch(p.wrapping_add(line * 64));
+    }
+}
+
 /// A read prefetch hint; never faults, whatever the address.
 #[inline]
 fn prefetch(p: *const u8) {
@@ -305,4 +308,3 @@ mod tests {
         }
     }
 }
-
