@@ -16,21 +16,31 @@ where
     if let Ok(msg) = decode::<T>(body) {
         let frame = encode(7, &msg).expect("a decoded frame encodes again");
         // encode's frame: 4-byte length, 8-byte id, then the body.
-        let again = encode(7, &decode::<T>(&frame[12..]).expect("an encoded frame decodes")).unwrap();
+        let again = encode(
+            7,
+            &decode::<T>(&frame[12..]).expect("an encoded frame decodes"),
+        )
+        .unwrap();
         assert_eq!(frame, again, "decode(encode(x)) changed the frame");
     }
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&which, body)) = data.split_first() else { return };
+    let Some((&which, body)) = data.split_first() else {
+        return;
+    };
     match which % 3 {
         0 => round_trip::<Rpc>(body),
         1 => round_trip::<Reply>(body),
         _ => {
             if let Ok(views) = unpack(body) {
-                let owned: Vec<Command> =
-                    views.iter().map(|v| v.to_owned_command().expect("a view encodes and decodes")).collect();
-                let Command::Packed(bytes) = Command::pack(&owned) else { panic!("packing failed") };
+                let owned: Vec<Command> = views
+                    .iter()
+                    .map(|v| v.to_owned_command().expect("a view encodes and decodes"))
+                    .collect();
+                let Command::Packed(bytes) = Command::pack(&owned) else {
+                    panic!("packing failed")
+                };
                 let again: Vec<Command> = unpack(&bytes)
                     .expect("packed commands unpack")
                     .iter()

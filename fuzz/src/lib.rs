@@ -25,8 +25,18 @@ use memcache_proto::{Limits, Parse};
 pub fn limits(sel: u8) -> Limits {
     match sel % 4 {
         0 | 1 => Limits::default(),
-        2 => Limits { max_key_len: 250, item_size_max: 1024, max_line: 2048, max_get_line: 4096 },
-        _ => Limits { max_key_len: 8, item_size_max: 16, max_line: 64, max_get_line: 128 },
+        2 => Limits {
+            max_key_len: 250,
+            item_size_max: 1024,
+            max_line: 2048,
+            max_get_line: 4096,
+        },
+        _ => Limits {
+            max_key_len: 8,
+            item_size_max: 16,
+            max_line: 64,
+            max_get_line: 128,
+        },
     }
 }
 
@@ -67,8 +77,11 @@ pub fn line_prefix_closes(prefix: &[u8], lim: &Limits) -> bool {
 
 /// The checks, where `allowed(prefix, limits, prefix_result)` may excuse a prefix whose decision
 /// differs from the whole input's.
-fn check_with<'a, T, F>(data: &'a [u8], parse: F, allowed: impl Fn(&[u8], &Limits, &Parse<T>) -> bool)
-where
+fn check_with<'a, T, F>(
+    data: &'a [u8],
+    parse: F,
+    allowed: impl Fn(&[u8], &Limits, &Parse<T>) -> bool,
+) where
     T: PartialEq + Debug,
     F: Fn(&'a [u8], &Limits) -> Parse<T>,
 {
@@ -82,12 +95,23 @@ where
     let whole = parse(input, &lim);
     match &whole {
         Parse::Request { consumed, .. } => {
-            assert!(*consumed >= 1 && *consumed <= input.len(), "Request consumed {consumed} of {}", input.len());
+            assert!(
+                *consumed >= 1 && *consumed <= input.len(),
+                "Request consumed {consumed} of {}",
+                input.len()
+            );
             let exact = parse(&input[..*consumed], &lim);
-            assert_eq!(exact, whole, "a request is not recognised in exactly its own {consumed} bytes");
+            assert_eq!(
+                exact, whole,
+                "a request is not recognised in exactly its own {consumed} bytes"
+            );
         }
         Parse::Error { consumed, .. } => {
-            assert!(*consumed <= input.len(), "Error consumed {consumed} of {}", input.len());
+            assert!(
+                *consumed <= input.len(),
+                "Error consumed {consumed} of {}",
+                input.len()
+            );
         }
         Parse::Incomplete => {}
     }
@@ -100,12 +124,16 @@ where
     match &prefix {
         Parse::Incomplete => {}
         Parse::Request { consumed, .. } | Parse::Error { consumed, .. } => {
-            assert!(*consumed <= k, "prefix result consumed {consumed} > prefix length {k}");
+            assert!(
+                *consumed <= k,
+                "prefix result consumed {consumed} > prefix length {k}"
+            );
             if prefix != whole && allowed(&input[..k], &lim, &prefix) {
                 return;
             }
             assert_eq!(
-                prefix, whole,
+                prefix,
+                whole,
                 "split at {k} of {}: the prefix decided differently from the whole input",
                 input.len()
             );

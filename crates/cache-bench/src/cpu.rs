@@ -55,7 +55,10 @@ pub fn sample_window(
             if server_pid.is_empty() {
                 return None;
             }
-            server_pid.iter().map(|p| process_cpu_seconds(Some(*p))).sum()
+            server_pid
+                .iter()
+                .map(|p| process_cpu_seconds(Some(*p)))
+                .sum()
         };
         let s0 = servers();
         let c0 = process_cpu_seconds(None);

@@ -107,7 +107,10 @@ mod tests {
             assert!(h.await.unwrap().unwrap() >= 1);
         }
         let n = rounds.load(SeqCst);
-        assert!((1..=2 * MAX_IN_FLIGHT as u64).contains(&n), "100 concurrent waiters took {n} rounds");
+        assert!(
+            (1..=2 * MAX_IN_FLIGHT as u64).contains(&n),
+            "100 concurrent waiters took {n} rounds"
+        );
     }
 
     /// A waiter is only ever answered by a round that started after it arrived.
@@ -132,7 +135,10 @@ mod tests {
                     })
                     .await
                     .unwrap();
-                assert!(started > arrived, "waiter arrived at {arrived}, its round started at {started}");
+                assert!(
+                    started > arrived,
+                    "waiter arrived at {arrived}, its round started at {started}"
+                );
             }));
         }
         for h in hs {

@@ -9,11 +9,11 @@
 
 use std::sync::Arc;
 
-use cache_store::{
-    ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, Expiry, GetOpts, ItemRef, MetaInfo, MetaOrder, Store, StoreMode,
-    StoreOutcome, StoreReq,
-};
 use bincode::Options;
+use cache_store::{
+    ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, Expiry, GetOpts, ItemRef, MetaInfo,
+    MetaOrder, Store, StoreMode, StoreOutcome, StoreReq,
+};
 use serde::{Deserialize, Serialize};
 
 /// Keys and values as one byte string (serde's default for `Vec<u8>` is a sequence, which
@@ -70,7 +70,8 @@ pub mod raw {
                 while let Some(b) = seq.next_element()? {
                     out.push(b);
                 }
-                B::copied(&out).ok_or_else(|| de::Error::custom("bytes not borrowed from the input"))
+                B::copied(&out)
+                    .ok_or_else(|| de::Error::custom("bytes not borrowed from the input"))
             }
         }
         d.deserialize_bytes(V(std::marker::PhantomData))
@@ -181,7 +182,11 @@ impl<B: AsRef<[u8]>> Cmd<B> {
             | Cmd::Arith { key, .. }
             | Cmd::Touch { key, .. }
             | Cmd::GetMut { key, .. } => Some(key.as_ref()),
-            Cmd::Batch(_) | Cmd::Packed(_) | Cmd::FlushAll { .. } | Cmd::Expire { .. } | Cmd::Noop => None,
+            Cmd::Batch(_)
+            | Cmd::Packed(_)
+            | Cmd::FlushAll { .. }
+            | Cmd::Expire { .. }
+            | Cmd::Noop => None,
         }
     }
 
@@ -385,12 +390,19 @@ pub struct ItemCopy {
 impl ItemCopy {
     /// The item and what a meta get reported about it.
     pub fn of_meta(it: &ItemRef<'_>, info: MetaInfo) -> ItemCopy {
-        ItemCopy { created: info.created, prior_expires_at: info.prior_expires_at, ..ItemCopy::of(it) }
+        ItemCopy {
+            created: info.created,
+            prior_expires_at: info.prior_expires_at,
+            ..ItemCopy::of(it)
+        }
     }
 
     /// What a meta get reported besides the item.
     pub fn info(&self) -> MetaInfo {
-        MetaInfo { created: self.created, prior_expires_at: self.prior_expires_at }
+        MetaInfo {
+            created: self.created,
+            prior_expires_at: self.prior_expires_at,
+        }
     }
 
     pub fn of(it: &ItemRef<'_>) -> ItemCopy {
@@ -430,7 +442,9 @@ impl ItemCopy {
 /// What applying a command produced (serialisable, so a forwarded write can carry it back).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum Outcome {
-    Stored { cas: u64 },
+    Stored {
+        cas: u64,
+    },
     NotStored,
     Exists,
     NotFound,
@@ -438,7 +452,13 @@ pub enum Outcome {
     OutOfMemory,
     Deleted,
     /// `created`/`prior_expires_at`: see [`MetaInfo`].
-    Arith { value: u64, cas: u64, expires_at: Expiry, created: bool, prior_expires_at: Expiry },
+    Arith {
+        value: u64,
+        cas: u64,
+        expires_at: Expiry,
+        created: bool,
+        prior_expires_at: Expiry,
+    },
     NonNumeric,
     Touched(bool),
     Item(Option<ItemCopy>),
@@ -472,9 +492,23 @@ impl Outcome {
 
     pub fn to_arith(&self) -> (ArithOutcome, MetaInfo) {
         match *self {
-            Outcome::Arith { value, cas, expires_at, created, prior_expires_at } => {
-                (ArithOutcome::Ok { value, cas, expires_at }, MetaInfo { created, prior_expires_at })
-            }
+            Outcome::Arith {
+                value,
+                cas,
+                expires_at,
+                created,
+                prior_expires_at,
+            } => (
+                ArithOutcome::Ok {
+                    value,
+                    cas,
+                    expires_at,
+                },
+                MetaInfo {
+                    created,
+                    prior_expires_at,
+                },
+            ),
             Outcome::NotFound => (ArithOutcome::NotFound, MetaInfo::default()),
             Outcome::NonNumeric => (ArithOutcome::NonNumeric, MetaInfo::default()),
             Outcome::Exists => (ArithOutcome::Exists, MetaInfo::default()),
@@ -501,7 +535,17 @@ const PREFETCH_CHUNK: usize = 16;
 /// gives the same new state and outcome.
 pub fn apply<B: AsRef<[u8]>>(store: &Store, cmd: &Cmd<B>, now: u64) -> Outcome {
     match cmd {
-        Cmd::Store { mode, key, value, flags, expires_at, compare_cas, invalidate, new_cas, vivify } => {
+        Cmd::Store {
+            mode,
+            key,
+            value,
+            flags,
+            expires_at,
+            compare_cas,
+            invalidate,
+            new_cas,
+            vivify,
+        } => {
             let req = StoreReq {
                 mode: *mode,
                 key: key.as_ref(),
@@ -519,7 +563,14 @@ pub fn apply<B: AsRef<[u8]>>(store: &Store, cmd: &Cmd<B>, now: u64) -> Outcome {
             store.remove(key.as_ref(), now);
             Outcome::Done
         }
-        Cmd::Delete { key, compare_cas, invalidate, touch, remove_value_only, new_cas } => {
+        Cmd::Delete {
+            key,
+            compare_cas,
+            invalidate,
+            touch,
+            remove_value_only,
+            new_cas,
+        } => {
             let opts = DeleteOpts {
                 compare_cas: *compare_cas,
                 invalidate: *invalidate,
@@ -533,7 +584,17 @@ pub fn apply<B: AsRef<[u8]>>(store: &Store, cmd: &Cmd<B>, now: u64) -> Outcome {
                 DeleteOutcome::Exists => Outcome::Exists,
             }
         }
-        Cmd::Arith { key, incr, delta, compare_cas, vivify, touch, new_cas, touch_after_vivify, referenced } => {
+        Cmd::Arith {
+            key,
+            incr,
+            delta,
+            compare_cas,
+            vivify,
+            touch,
+            new_cas,
+            touch_after_vivify,
+            referenced,
+        } => {
             let req = ArithReq {
                 key: key.as_ref(),
                 incr: *incr,
@@ -544,9 +605,19 @@ pub fn apply<B: AsRef<[u8]>>(store: &Store, cmd: &Cmd<B>, now: u64) -> Outcome {
                 new_cas: *new_cas,
             };
             // `Store::arith`'s order for incr/decr, the request's for `ma`.
-            let order = MetaOrder { touch_after_vivify: touch_after_vivify.unwrap_or(true), recache_after_touch: false };
+            let order = MetaOrder {
+                touch_after_vivify: touch_after_vivify.unwrap_or(true),
+                recache_after_touch: false,
+            };
             match store.arith_meta(&req, order, *referenced, now) {
-                (ArithOutcome::Ok { value, cas, expires_at }, info) => Outcome::Arith {
+                (
+                    ArithOutcome::Ok {
+                        value,
+                        cas,
+                        expires_at,
+                    },
+                    info,
+                ) => Outcome::Arith {
                     value,
                     cas,
                     expires_at,
@@ -561,18 +632,37 @@ pub fn apply<B: AsRef<[u8]>>(store: &Store, cmd: &Cmd<B>, now: u64) -> Outcome {
                 },
             }
         }
-        Cmd::Touch { key, expires_at } => Outcome::Touched(store.touch(key.as_ref(), *expires_at, now)),
+        Cmd::Touch { key, expires_at } => {
+            Outcome::Touched(store.touch(key.as_ref(), *expires_at, now))
+        }
         Cmd::FlushAll { delay } => {
             store.flush_all(*delay, now);
             Outcome::Done
         }
-        Cmd::GetMut { key, touch, no_lru_bump, vivify, recache_below, order } => {
-            let opts = GetOpts { touch: *touch, no_lru_bump: *no_lru_bump, vivify: *vivify, recache_below: *recache_below };
+        Cmd::GetMut {
+            key,
+            touch,
+            no_lru_bump,
+            vivify,
+            recache_below,
+            order,
+        } => {
+            let opts = GetOpts {
+                touch: *touch,
+                no_lru_bump: *no_lru_bump,
+                vivify: *vivify,
+                recache_below: *recache_below,
+            };
             Outcome::Item(match order {
                 None => store.get(key.as_ref(), now, opts, |it| ItemCopy::of(&it)),
                 Some((touch_after_vivify, recache_after_touch)) => {
-                    let order = MetaOrder { touch_after_vivify: *touch_after_vivify, recache_after_touch: *recache_after_touch };
-                    store.get_meta(key.as_ref(), now, opts, order, |it, info| ItemCopy::of_meta(&it, info))
+                    let order = MetaOrder {
+                        touch_after_vivify: *touch_after_vivify,
+                        recache_after_touch: *recache_after_touch,
+                    };
+                    store.get_meta(key.as_ref(), now, opts, order, |it, info| {
+                        ItemCopy::of_meta(&it, info)
+                    })
                 }
             })
         }
@@ -637,7 +727,11 @@ mod tests {
         let key = b"some key".to_vec();
         let raw = bincode::serialize(&Command::Remove { key: key.clone() }).unwrap();
         let plain = bincode::serialize(&Plain { key }).unwrap();
-        assert_eq!(&raw[4..], &plain[..], "variant tag, then the key as a length-prefixed byte string");
+        assert_eq!(
+            &raw[4..],
+            &plain[..],
+            "variant tag, then the key as a length-prefixed byte string"
+        );
         let batch = Command::Batch(vec![
             Command::from_store(&StoreReq {
                 mode: StoreMode::Set,
@@ -650,7 +744,10 @@ mod tests {
                 new_cas: None,
                 vivify: None,
             }),
-            Command::Touch { key: b"t".to_vec(), expires_at: 5 },
+            Command::Touch {
+                key: b"t".to_vec(),
+                expires_at: 5,
+            },
             Command::Noop,
         ]);
         let bytes = bincode::serialize(&batch).unwrap();
@@ -667,14 +764,31 @@ mod tests {
         });
         let set = |v: &'static [u8]| Command::from_store(&StoreReq::set(b"k", v));
         let incr = Command::from_arith(
-            &ArithReq { key: b"k", incr: true, delta: 2, compare_cas: None, vivify: None, touch: None, new_cas: None },
+            &ArithReq {
+                key: b"k",
+                incr: true,
+                delta: 2,
+                compare_cas: None,
+                vivify: None,
+                touch: None,
+                new_cas: None,
+            },
             None,
             false,
         );
-        let out = apply(&store, &Command::Batch(vec![set(b"1"), incr.clone(), set(b"x"), incr]), 100);
-        let Outcome::Batch(outs) = out else { panic!("{out:?}") };
+        let out = apply(
+            &store,
+            &Command::Batch(vec![set(b"1"), incr.clone(), set(b"x"), incr]),
+            100,
+        );
+        let Outcome::Batch(outs) = out else {
+            panic!("{out:?}")
+        };
         assert_eq!(outs.len(), 4);
-        assert!(matches!(outs[1], Outcome::Arith { value: 3, .. }), "{outs:?}");
+        assert!(
+            matches!(outs[1], Outcome::Arith { value: 3, .. }),
+            "{outs:?}"
+        );
         assert_eq!(outs[3], Outcome::NonNumeric);
     }
 
@@ -684,38 +798,89 @@ mod tests {
     #[test]
     fn packed_batch_is_the_batch() {
         let new_store = || {
-            Store::new(cache_store::StoreConfig { mem_limit: 1 << 20, item_size_max: 1 << 16, shards: 4, reads_mutate: false })
+            Store::new(cache_store::StoreConfig {
+                mem_limit: 1 << 20,
+                item_size_max: 1 << 16,
+                shards: 4,
+                reads_mutate: false,
+            })
         };
         let mut cmds = vec![
             Command::from_store(&StoreReq::set(b"k", b"1")),
             Command::from_arith(
-                &ArithReq { key: b"k", incr: true, delta: 2, compare_cas: None, vivify: None, touch: None, new_cas: None },
-                Some(MetaOrder { touch_after_vivify: false, recache_after_touch: false }),
+                &ArithReq {
+                    key: b"k",
+                    incr: true,
+                    delta: 2,
+                    compare_cas: None,
+                    vivify: None,
+                    touch: None,
+                    new_cas: None,
+                },
+                Some(MetaOrder {
+                    touch_after_vivify: false,
+                    recache_after_touch: false,
+                }),
                 true,
             ),
-            Command::from_store(&StoreReq { mode: StoreMode::Append, ..StoreReq::set(b"k", b"zz") }),
+            Command::from_store(&StoreReq {
+                mode: StoreMode::Append,
+                ..StoreReq::set(b"k", b"zz")
+            }),
             Command::from_delete(b"gone", &DeleteOpts::default()),
-            Command::Touch { key: b"k".to_vec(), expires_at: 500 },
-            Command::get_mut(b"k", &GetOpts { touch: Some(600), ..GetOpts::default() }, None),
-            Command::Remove { key: b"other".to_vec() },
-            Command::Expire { first_shard: 0, count: 4 },
+            Command::Touch {
+                key: b"k".to_vec(),
+                expires_at: 500,
+            },
+            Command::get_mut(
+                b"k",
+                &GetOpts {
+                    touch: Some(600),
+                    ..GetOpts::default()
+                },
+                None,
+            ),
+            Command::Remove {
+                key: b"other".to_vec(),
+            },
+            Command::Expire {
+                first_shard: 0,
+                count: 4,
+            },
             Command::FlushAll { delay: 0 },
             Command::from_store(&StoreReq::set(b"after", b"v")),
             Command::Noop,
         ];
         cmds.push(Command::Batch(cmds[..2].to_vec()));
-        let Command::Packed(bytes) = Command::pack(&cmds) else { panic!("not packed") };
+        let Command::Packed(bytes) = Command::pack(&cmds) else {
+            panic!("not packed")
+        };
         // The same bytes as encoding the sequence in one go.
         assert_eq!(bytes, packing().serialize(&cmds).unwrap());
         let views = unpack(&bytes).unwrap();
-        assert_eq!(views.iter().map(|v| v.to_owned_command().unwrap()).collect::<Vec<_>>(), cmds);
+        assert_eq!(
+            views
+                .iter()
+                .map(|v| v.to_owned_command().unwrap())
+                .collect::<Vec<_>>(),
+            cmds
+        );
         let (plain, packed) = (new_store(), new_store());
         let a = apply(&plain, &Command::Batch(cmds.clone()), 100);
         let b = apply(&packed, &Command::Packed(bytes.clone()), 100);
         assert_eq!(a, b);
-        let Outcome::Batch(outs) = &b else { panic!("{b:?}") };
+        let Outcome::Batch(outs) = &b else {
+            panic!("{b:?}")
+        };
         assert_eq!(outs.len(), cmds.len());
         assert_eq!(plain.export(), packed.export());
-        assert_eq!(apply(&new_store(), &Command::Packed(bytes[..bytes.len() - 1].to_vec()), 100), Outcome::Done);
+        assert_eq!(
+            apply(
+                &new_store(),
+                &Command::Packed(bytes[..bytes.len() - 1].to_vec()),
+                100
+            ),
+            Outcome::Done
+        );
     }
 }

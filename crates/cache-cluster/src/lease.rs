@@ -105,20 +105,33 @@ impl Holders {
     /// Forget everything of an older term. Returns whether `term` is the table's term now.
     fn at_term(&mut self, term: u64) -> bool {
         if term > self.term {
-            *self = Holders { term, ..Holders::default() };
+            *self = Holders {
+                term,
+                ..Holders::default()
+            };
         }
         term == self.term
     }
 
     /// This node stopped leading: no lease it granted counts any more.
     pub fn step_down(&mut self) {
-        *self = Holders { term: self.term, ..Holders::default() };
+        *self = Holders {
+            term: self.term,
+            ..Holders::default()
+        };
     }
 
     /// Grant (or renew) follower `id` a lease until `now + lease`, if it is close enough behind.
     /// `read_index` is the leader's read index now (applied count covering every acknowledged
     /// write). Returns `G`, the applied count the holder must reach before it serves a read.
-    pub fn grant(&mut self, id: NodeId, term: u64, now: Instant, lease: Duration, read_index: u64) -> Result<u64, Refusal> {
+    pub fn grant(
+        &mut self,
+        id: NodeId,
+        term: u64,
+        now: Instant,
+        lease: Duration,
+        read_index: u64,
+    ) -> Result<u64, Refusal> {
         if !self.at_term(term) {
             return Err(Refusal::Term);
         }
@@ -126,7 +139,9 @@ impl Holders {
         if f.matched.is_none() || count(f.matched) + MAX_LAG < read_index {
             return Err(Refusal::Behind);
         }
-        if f.pending_since.is_some_and(|t| now.saturating_duration_since(t) > lease / 2) {
+        if f.pending_since
+            .is_some_and(|t| now.saturating_duration_since(t) > lease / 2)
+        {
             return Err(Refusal::Slow);
         }
         f.until = f.until.max(Some(now + lease));
@@ -160,7 +175,12 @@ impl Holders {
     /// allow a higher one (a heartbeat should carry it). Asks once per hold.
     pub fn take_released(&mut self, now: Instant) -> bool {
         let Some(sent) = self.held else { return false };
-        let bound = self.followers.values().filter(|f| f.holds(now)).map(|f| f.matched).min();
+        let bound = self
+            .followers
+            .values()
+            .filter(|f| f.holds(now))
+            .map(|f| f.matched)
+            .min();
         if bound.is_none_or(|b| b > sent) {
             self.held = None;
             return true;
@@ -170,7 +190,12 @@ impl Holders {
 
     /// The commit index to send followers in `term`: `commit`, held back to the lowest match of
     /// the holders whose lease has not run out at `now`.
-    pub fn clamp(&mut self, term: u64, commit: Option<LogId<NodeId>>, now: Instant) -> Option<LogId<NodeId>> {
+    pub fn clamp(
+        &mut self,
+        term: u64,
+        commit: Option<LogId<NodeId>>,
+        now: Instant,
+    ) -> Option<LogId<NodeId>> {
         if !self.at_term(term) {
             return commit;
         }
@@ -243,7 +268,9 @@ impl LeaseGate {
             let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let Some(until) = self.table.lock().release(upto, Instant::now()) else { return };
+            let Some(until) = self.table.lock().release(upto, Instant::now()) else {
+                return;
+            };
             tokio::select! {
                 _ = notified => {}
                 _ = tokio::time::sleep_until(until.into()) => {}
@@ -282,7 +309,11 @@ mod tests {
     fn a_holder_holds_back_commit_and_apply_until_it_matches() {
         let mut h = Holders::default();
         let now = Instant::now();
-        assert_eq!(h.grant(2, 1, now, L, 3), Err(Refusal::Behind), "no match known yet");
+        assert_eq!(
+            h.grant(2, 1, now, L, 3),
+            Err(Refusal::Behind),
+            "no match known yet"
+        );
         h.answered(2, 1, lid(4));
         h.answered(3, 1, lid(4));
         assert_eq!(h.grant(2, 1, now, L, 5), Ok(5));
@@ -333,7 +364,11 @@ mod tests {
         h.answered(2, 1, lid(3));
         // Entries up to 10 cleared (no holders yet) but not applied, nor sent as committed.
         assert_eq!(h.release(10, now), None);
-        assert_eq!(h.grant(2, 1, now, L, 4), Ok(10), "the new holder must wait for them");
+        assert_eq!(
+            h.grant(2, 1, now, L, 4),
+            Ok(10),
+            "the new holder must wait for them"
+        );
     }
 
     #[test]

@@ -263,7 +263,10 @@ pub fn system_clock() -> ClockFn {
 
 #[cfg(target_os = "linux")]
 fn coarse_unix_secs() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_REALTIME_COARSE exists since Linux 2.6.32.
     if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
         u64::try_from(ts.tv_sec).unwrap_or(0)
@@ -278,7 +281,10 @@ fn coarse_unix_secs() -> u64 {
 }
 
 fn precise_unix_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Configuration of one cluster node.
@@ -333,7 +339,11 @@ pub struct ClusterConfig {
 }
 
 impl ClusterConfig {
-    pub fn new(slot: u16, peers: BTreeMap<u16, String>, store: cache_store::StoreConfig) -> ClusterConfig {
+    pub fn new(
+        slot: u16,
+        peers: BTreeMap<u16, String>,
+        store: cache_store::StoreConfig,
+    ) -> ClusterConfig {
         ClusterConfig {
             slot,
             peers,
@@ -369,7 +379,10 @@ pub const SNAPSHOT_LOG_BYTES_FLOOR: u64 = 32 << 20;
 /// the cap: a log that keeps growing makes every write land on fresh pages the kernel must zero,
 /// which cost the leader a quarter of its CPU (docs/benchmarks.md, session 5).
 pub fn snapshot_trigger_bytes(store_bytes: u64, cap: u64) -> u64 {
-    store_bytes.saturating_mul(2).max(SNAPSHOT_LOG_BYTES_FLOOR).min(cap)
+    store_bytes
+        .saturating_mul(2)
+        .max(SNAPSHOT_LOG_BYTES_FLOOR)
+        .min(cap)
 }
 
 /// Parse `1=127.0.0.1:7101,2=127.0.0.1:7102,3=…` (the `--cluster-peers` syntax).
@@ -379,10 +392,19 @@ pub fn parse_peers(s: &str) -> Result<BTreeMap<u16, String>, ClusterError> {
         let (id, addr) = part
             .split_once('=')
             .ok_or_else(|| ClusterError::Config(format!("peer {part:?}: expected ID=HOST:PORT")))?;
-        let id: u16 = id.trim().parse().map_err(|_| ClusterError::Config(format!("peer {part:?}: bad id")))?;
+        let id: u16 = id
+            .trim()
+            .parse()
+            .map_err(|_| ClusterError::Config(format!("peer {part:?}: bad id")))?;
         let addr = addr.trim();
-        if addr.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
-            return Err(ClusterError::Config(format!("peer {part:?}: expected HOST:PORT")));
+        if addr
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .is_none()
+        {
+            return Err(ClusterError::Config(format!(
+                "peer {part:?}: expected HOST:PORT"
+            )));
         }
         if out.insert(id, addr.to_string()).is_some() {
             return Err(ClusterError::Config(format!("peer id {id} given twice")));
@@ -406,7 +428,10 @@ mod tests {
             let after = precise_unix_secs();
             // The coarse clock lags by at most a tick, so at a second boundary it may still
             // show the previous second.
-            assert!(coarse + 1 >= before && coarse <= after, "{before} <= {coarse} <= {after}");
+            assert!(
+                coarse + 1 >= before && coarse <= after,
+                "{before} <= {coarse} <= {after}"
+            );
             assert!(coarse > 1_700_000_000, "not unix seconds: {coarse}");
         }
     }
@@ -426,8 +451,14 @@ mod tests {
     fn snapshot_trigger_follows_the_store() {
         const MB: u64 = 1 << 20;
         // Small or empty store: the floor.
-        assert_eq!(snapshot_trigger_bytes(0, 512 * MB), SNAPSHOT_LOG_BYTES_FLOOR);
-        assert_eq!(snapshot_trigger_bytes(10 * MB, 512 * MB), SNAPSHOT_LOG_BYTES_FLOOR);
+        assert_eq!(
+            snapshot_trigger_bytes(0, 512 * MB),
+            SNAPSHOT_LOG_BYTES_FLOOR
+        );
+        assert_eq!(
+            snapshot_trigger_bytes(10 * MB, 512 * MB),
+            SNAPSHOT_LOG_BYTES_FLOOR
+        );
         // Twice the store, up to the cap.
         assert_eq!(snapshot_trigger_bytes(100 * MB, 512 * MB), 200 * MB);
         assert_eq!(snapshot_trigger_bytes(400 * MB, 512 * MB), 512 * MB);

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable};
 use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
 use openraft::{AnyError, BasicNode};
 use parking_lot::Mutex;
@@ -33,7 +33,11 @@ pub struct Peers {
 
 impl Peers {
     pub fn new(isolated: Arc<AtomicBool>, contact: Arc<Mutex<HashMap<String, Instant>>>) -> Peers {
-        Peers { map: Arc::default(), isolated, contact }
+        Peers {
+            map: Arc::default(),
+            isolated,
+            contact,
+        }
     }
 
     pub fn get(&self, addr: &str) -> Arc<Peer> {
@@ -72,7 +76,8 @@ pub struct Network {
     gate: Arc<LeaseGate>,
 }
 
-type RpcResult<T, E = openraft::error::Infallible> = Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
+type RpcResult<T, E = openraft::error::Infallible> =
+    Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
 
 fn net_err<E: std::error::Error>(e: ClusterError) -> RPCError<NodeId, BasicNode, E> {
     match e {
@@ -87,7 +92,9 @@ fn remote_err<E: std::error::Error>(s: String) -> RPCError<NodeId, BasicNode, E>
 
 /// The address now belongs to another incarnation: the target is gone.
 fn wrong_node<E: std::error::Error>() -> RPCError<NodeId, BasicNode, E> {
-    RPCError::Unreachable(Unreachable::new(&AnyError::error("target id no longer lives at this address")))
+    RPCError::Unreachable(Unreachable::new(&AnyError::error(
+        "target id no longer lives at this address",
+    )))
 }
 
 fn unexpected<E: std::error::Error>() -> RPCError<NodeId, BasicNode, E> {
@@ -95,10 +102,16 @@ fn unexpected<E: std::error::Error>() -> RPCError<NodeId, BasicNode, E> {
 }
 
 impl Network {
-    async fn call<E: std::error::Error>(&self, rpc: &Rpc, ttl: Duration) -> Result<Reply, RPCError<NodeId, BasicNode, E>> {
+    async fn call<E: std::error::Error>(
+        &self,
+        rpc: &Rpc,
+        ttl: Duration,
+    ) -> Result<Reply, RPCError<NodeId, BasicNode, E>> {
         let r = self.peer.call(rpc, ttl).await.map_err(net_err)?;
         if !matches!(r, Reply::WrongNode) {
-            self.contact.lock().insert(self.peer.addr().to_string(), Instant::now());
+            self.contact
+                .lock()
+                .insert(self.peer.addr().to_string(), Instant::now());
         }
         Ok(r)
     }
@@ -120,7 +133,9 @@ impl RaftNetwork<TypeConfig> for Network {
             rpc.leader_commit = t.clamp(term, rpc.leader_commit, now);
             t.sending(self.target, term, now);
         }
-        let r = self.call(&Rpc::AppendEntries(self.target, rpc), option.hard_ttl()).await;
+        let r = self
+            .call(&Rpc::AppendEntries(self.target, rpc), option.hard_ttl())
+            .await;
         let matched = match &r {
             Ok(Reply::AppendEntries(Ok(AppendEntriesResponse::Success))) => last,
             Ok(Reply::AppendEntries(Ok(AppendEntriesResponse::PartialSuccess(m)))) => *m,
@@ -140,7 +155,10 @@ impl RaftNetwork<TypeConfig> for Network {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
-        match self.call(&Rpc::InstallSnapshot(self.target, rpc), option.hard_ttl()).await? {
+        match self
+            .call(&Rpc::InstallSnapshot(self.target, rpc), option.hard_ttl())
+            .await?
+        {
             Reply::InstallSnapshot(Ok(r)) => Ok(r),
             Reply::InstallSnapshot(Err(s)) => Err(remote_err(s)),
             Reply::WrongNode => Err(wrong_node()),
@@ -148,8 +166,15 @@ impl RaftNetwork<TypeConfig> for Network {
         }
     }
 
-    async fn vote(&mut self, rpc: VoteRequest<NodeId>, option: RPCOption) -> RpcResult<VoteResponse<NodeId>> {
-        match self.call(&Rpc::Vote(self.target, rpc), option.hard_ttl()).await? {
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>> {
+        match self
+            .call(&Rpc::Vote(self.target, rpc), option.hard_ttl())
+            .await?
+        {
             Reply::Vote(Ok(r)) => Ok(r),
             Reply::Vote(Err(s)) => Err(remote_err(s)),
             Reply::WrongNode => Err(wrong_node()),

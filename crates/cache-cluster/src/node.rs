@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cache_store::{
-    ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, Expiry, GetOpts, ItemRef, MetaInfo, MetaOrder, Store, StoreOutcome,
-    StoreReq,
+    ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, Expiry, GetOpts, ItemRef, MetaInfo,
+    MetaOrder, Store, StoreOutcome, StoreReq,
 };
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Raft, RaftMetrics, ServerState, SnapshotPolicy};
@@ -24,8 +24,8 @@ use tokio::task::JoinHandle;
 
 use crate::batch::Coalescer;
 use crate::command::{Command, Outcome, Packer, Request};
-use crate::network::{NetworkFactory, Peers};
 use crate::lease::LeaseGate;
+use crate::network::{NetworkFactory, Peers};
 use crate::status::{ClusterStatus, MemberStatus};
 use crate::storage::{LogStore, Progress, StateMachine};
 use crate::transport::{decode, encode, read_frame, writer_loop, HelloInfo, Reply, Rpc, WireError};
@@ -228,7 +228,11 @@ fn new_id(slot: u16) -> NodeId {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    let mut g = nanos ^ (u64::from(std::process::id()) << 29) ^ COUNTER.fetch_add(1, Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut g = nanos
+        ^ (u64::from(std::process::id()) << 29)
+        ^ COUNTER
+            .fetch_add(1, Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
     g &= (1 << 48) - 1;
     if g == 0 {
         g = 1;
@@ -253,10 +257,9 @@ impl Cluster {
         let listen: SocketAddr = match cfg.listen {
             Some(a) => a,
             None => {
-                let a = cfg
-                    .peers
-                    .get(&cfg.slot)
-                    .ok_or_else(|| ClusterError::Config(format!("slot {} is not in the peer list", cfg.slot)))?;
+                let a = cfg.peers.get(&cfg.slot).ok_or_else(|| {
+                    ClusterError::Config(format!("slot {} is not in the peer list", cfg.slot))
+                })?;
                 tokio::net::lookup_host(a.as_str())
                     .await
                     .map_err(|e| ClusterError::Config(format!("{a}: {e}")))?
@@ -264,23 +267,38 @@ impl Cluster {
                     .ok_or_else(|| ClusterError::Config(format!("{a}: no address")))?
             }
         };
-        let listener = TcpListener::bind(listen).await.map_err(|e| ClusterError::Io(format!("bind {listen}: {e}")))?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|e| ClusterError::Io(format!("bind {listen}: {e}")))?;
         Self::start_on(cfg, listener).await
     }
 
     /// Like [`Cluster::start`], on an already bound listener (tests bind port 0 first, so that
     /// every node knows every address before any starts). The listener's address is advertised.
-    pub async fn start_with_listener(mut cfg: ClusterConfig, listener: std::net::TcpListener) -> Result<Cluster, ClusterError> {
-        let a = listener.local_addr().map_err(|e| ClusterError::Io(e.to_string()))?;
+    pub async fn start_with_listener(
+        mut cfg: ClusterConfig,
+        listener: std::net::TcpListener,
+    ) -> Result<Cluster, ClusterError> {
+        let a = listener
+            .local_addr()
+            .map_err(|e| ClusterError::Io(e.to_string()))?;
         cfg.peers.insert(cfg.slot, a.to_string());
-        listener.set_nonblocking(true).map_err(|e| ClusterError::Io(e.to_string()))?;
-        let listener = TcpListener::from_std(listener).map_err(|e| ClusterError::Io(e.to_string()))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| ClusterError::Io(e.to_string()))?;
+        let listener =
+            TcpListener::from_std(listener).map_err(|e| ClusterError::Io(e.to_string()))?;
         Self::start_on(cfg, listener).await
     }
 
-    async fn start_on(mut cfg: ClusterConfig, listener: TcpListener) -> Result<Cluster, ClusterError> {
+    async fn start_on(
+        mut cfg: ClusterConfig,
+        listener: TcpListener,
+    ) -> Result<Cluster, ClusterError> {
         cfg.store.reads_mutate = false;
-        let local_addr = listener.local_addr().map_err(|e| ClusterError::Io(e.to_string()))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| ClusterError::Io(e.to_string()))?;
         let addr = match cfg.peers.get(&cfg.slot) {
             Some(a) if !a.ends_with(":0") => a.clone(),
             _ => local_addr.to_string(),
@@ -303,7 +321,10 @@ impl Cluster {
             install_snapshot_timeout: 10_000,
             ..Default::default()
         };
-        let rcfg = Arc::new(rcfg.validate().map_err(|e| ClusterError::Config(e.to_string()))?);
+        let rcfg = Arc::new(
+            rcfg.validate()
+                .map_err(|e| ClusterError::Config(e.to_string()))?,
+        );
 
         let store = Arc::new(Store::new(cfg.store.clone()));
         let (applied_tx, applied_rx) = watch::channel(0u64);
@@ -314,8 +335,13 @@ impl Cluster {
         let isolated = Arc::new(AtomicBool::new(false));
         let contact: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
         let peers = Peers::new(isolated.clone(), contact.clone());
-        let net = NetworkFactory { peers: peers.clone(), gate: gate.clone() };
-        let raft = Raft::new(id, rcfg, net, log.clone(), sm).await.map_err(raft_err)?;
+        let net = NetworkFactory {
+            peers: peers.clone(),
+            gate: gate.clone(),
+        };
+        let raft = Raft::new(id, rcfg, net, log.clone(), sm)
+            .await
+            .map_err(raft_err)?;
         let metrics = raft.metrics();
         let (stop, _) = watch::channel(false);
         let (proposals, proposals_rx) = mpsc::unbounded_channel();
@@ -413,7 +439,10 @@ impl Cluster {
 
     /// Replicate one write and return its outcome (applied on a majority, and on the leader).
     /// Writes queued while the node's previous round is in flight share one log entry.
-    pub fn write(&self, cmd: Command) -> impl std::future::Future<Output = Result<Outcome, ClusterError>> {
+    pub fn write(
+        &self,
+        cmd: Command,
+    ) -> impl std::future::Future<Output = Result<Outcome, ClusterError>> {
         self.inner.write(cmd)
     }
 
@@ -421,7 +450,10 @@ impl Cluster {
     /// parsed) as one queued unit: they enter the log together, in this order, and the outcomes
     /// come back in the same order (or one error for all). The same as [`Cluster::write`] for
     /// each, queued back to back, but one hand-off to the proposer instead of one per write.
-    pub fn write_many(&self, cmds: Packer) -> impl std::future::Future<Output = Result<Vec<Outcome>, ClusterError>> {
+    pub fn write_many(
+        &self,
+        cmds: Packer,
+    ) -> impl std::future::Future<Output = Result<Vec<Outcome>, ClusterError>> {
         self.inner.write_many(cmds)
     }
 
@@ -432,8 +464,14 @@ impl Cluster {
     }
 
     /// A read (`f` sees the item while locked). Mutating options go through the log.
-    pub async fn get<R>(&self, key: &[u8], opts: GetOpts, f: impl FnOnce(ItemRef<'_>) -> R) -> Result<Option<R>, ClusterError> {
-        self.get_fenced(&mut ReadFence::default(), key, opts, None, |it, _| f(it)).await
+    pub async fn get<R>(
+        &self,
+        key: &[u8],
+        opts: GetOpts,
+        f: impl FnOnce(ItemRef<'_>) -> R,
+    ) -> Result<Option<R>, ClusterError> {
+        self.get_fenced(&mut ReadFence::default(), key, opts, None, |it, _| f(it))
+            .await
     }
 
     /// A read that reuses `fence` (skips the barrier while it is valid, and validates it after
@@ -451,7 +489,14 @@ impl Cluster {
         if Command::get_mutates(&opts) {
             fence.invalidate();
             let info = |item: &crate::ItemCopy| {
-                if order.is_some() { item.info() } else { MetaInfo { created: false, prior_expires_at: item.expires_at } }
+                if order.is_some() {
+                    item.info()
+                } else {
+                    MetaInfo {
+                        created: false,
+                        prior_expires_at: item.expires_at,
+                    }
+                }
             };
             return match self.write(Command::get_mut(key, &opts, order)).await? {
                 Outcome::Item(Some(item)) => Ok(Some(f(item.as_ref(), info(&item)))),
@@ -472,7 +517,13 @@ impl Cluster {
             Some(order) => store.get_meta(key, now, opts, order, f),
             None => store.get(key, now, opts, |it| {
                 let prior = it.expires_at;
-                f(it, MetaInfo { created: false, prior_expires_at: prior })
+                f(
+                    it,
+                    MetaInfo {
+                        created: false,
+                        prior_expires_at: prior,
+                    },
+                )
             }),
         })
     }
@@ -482,15 +533,28 @@ impl Cluster {
     }
 
     pub async fn remove(&self, key: &[u8]) -> Result<(), ClusterError> {
-        self.write(Command::Remove { key: key.to_vec() }).await.map(|_| ())
+        self.write(Command::Remove { key: key.to_vec() })
+            .await
+            .map(|_| ())
     }
 
-    pub async fn delete(&self, key: &[u8], opts: DeleteOpts) -> Result<DeleteOutcome, ClusterError> {
-        Ok(self.write(Command::from_delete(key, &opts)).await?.to_delete())
+    pub async fn delete(
+        &self,
+        key: &[u8],
+        opts: DeleteOpts,
+    ) -> Result<DeleteOutcome, ClusterError> {
+        Ok(self
+            .write(Command::from_delete(key, &opts))
+            .await?
+            .to_delete())
     }
 
     pub async fn arith(&self, req: &ArithReq<'_>) -> Result<ArithOutcome, ClusterError> {
-        Ok(self.write(Command::from_arith(req, None, false)).await?.to_arith().0)
+        Ok(self
+            .write(Command::from_arith(req, None, false))
+            .await?
+            .to_arith()
+            .0)
     }
 
     /// incr/decr/`ma` with memcached's exact semantics ([`Store::arith_meta`]): `order` for a meta
@@ -502,11 +566,21 @@ impl Cluster {
         order: Option<MetaOrder>,
         referenced: bool,
     ) -> Result<(ArithOutcome, MetaInfo), ClusterError> {
-        Ok(self.write(Command::from_arith(req, order, referenced)).await?.to_arith())
+        Ok(self
+            .write(Command::from_arith(req, order, referenced))
+            .await?
+            .to_arith())
     }
 
     pub async fn touch(&self, key: &[u8], expires_at: Expiry) -> Result<bool, ClusterError> {
-        Ok(matches!(self.write(Command::Touch { key: key.to_vec(), expires_at }).await?, Outcome::Touched(true)))
+        Ok(matches!(
+            self.write(Command::Touch {
+                key: key.to_vec(),
+                expires_at
+            })
+            .await?,
+            Outcome::Touched(true)
+        ))
     }
 
     pub async fn flush_all(&self, delay: u64) -> Result<(), ClusterError> {
@@ -563,9 +637,17 @@ impl Cluster {
 
     /// Build a snapshot now and purge the log up to it (operators, tests); returns once the
     /// snapshot is built (bounded by `timeout`).
-    pub async fn snapshot_now(&self, timeout: Duration) -> Result<crate::SnapshotInfo, ClusterError> {
+    pub async fn snapshot_now(
+        &self,
+        timeout: Duration,
+    ) -> Result<crate::SnapshotInfo, ClusterError> {
         let before = self.inner.progress.snap.lock().built;
-        self.inner.raft.trigger().snapshot().await.map_err(raft_err)?;
+        self.inner
+            .raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(raft_err)?;
         let deadline = Instant::now() + timeout;
         loop {
             let info = self.snapshot_info();
@@ -607,7 +689,12 @@ impl Inner {
     }
 
     fn node_addr(&self, id: NodeId) -> Option<String> {
-        self.metrics.borrow().membership_config.membership().get_node(&id).map(|n| n.addr.clone())
+        self.metrics
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())
     }
 
     /// The leader, waiting (bounded) for an election to finish.
@@ -621,7 +708,10 @@ impl Inner {
             if left.is_zero() {
                 return Err(ClusterError::NoLeader);
             }
-            if tokio::time::timeout(left, m.changed()).await.is_ok_and(|r| r.is_err()) {
+            if tokio::time::timeout(left, m.changed())
+                .await
+                .is_ok_and(|r| r.is_err())
+            {
                 return Err(ClusterError::Shutdown);
             }
         }
@@ -633,13 +723,17 @@ impl Inner {
         let voters: Vec<(NodeId, String)> = {
             let m = self.metrics.borrow();
             let mem = m.membership_config.membership();
-            mem.voter_ids().filter_map(|v| mem.get_node(&v).map(|n| (v, n.addr.clone()))).collect()
+            mem.voter_ids()
+                .filter_map(|v| mem.get_node(&v).map(|n| (v, n.addr.clone())))
+                .collect()
         };
         let window = Duration::from_millis(self.cfg.election_max_ms);
         let contact = self.contact.lock();
         let fresh = voters
             .iter()
-            .filter(|(v, addr)| *v == self.id || contact.get(addr).is_some_and(|t| t.elapsed() < window))
+            .filter(|(v, addr)| {
+                *v == self.id || contact.get(addr).is_some_and(|t| t.elapsed() < window)
+            })
             .count();
         if fresh * 2 > voters.len() {
             Ok(())
@@ -648,12 +742,21 @@ impl Inner {
         }
     }
 
-    async fn leader_write(&self, cmd: Arc<Command>, deadline: Instant) -> Result<Outcome, ClusterError> {
+    async fn leader_write(
+        &self,
+        cmd: Arc<Command>,
+        deadline: Instant,
+    ) -> Result<Outcome, ClusterError> {
         if !self.is_leader() {
-            return Err(ClusterError::NotLeader(self.metrics.borrow().current_leader));
+            return Err(ClusterError::NotLeader(
+                self.metrics.borrow().current_leader,
+            ));
         }
         self.check_quorum()?;
-        let req = Request { now: (self.cfg.clock)(), cmd };
+        let req = Request {
+            now: (self.cfg.clock)(),
+            cmd,
+        };
         let left = deadline.saturating_duration_since(Instant::now());
         // While waiting for the commit, keep checking that a majority is still in contact: a
         // leader cut off mid-request answers within the election timeout, not the op timeout.
@@ -676,7 +779,9 @@ impl Inner {
             Ok(None) => Err(ClusterError::QuorumLost),
             Ok(Some(r)) => match r {
                 Ok(resp) => Ok(resp.data),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(ClusterError::NotLeader(f.leader_id)),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    Err(ClusterError::NotLeader(f.leader_id))
+                }
                 Err(e) => Err(raft_err(e)),
             },
         }
@@ -685,11 +790,17 @@ impl Inner {
     /// Queue a client write for the proposer and wait for its outcome. The command is queued
     /// before this returns its future (so a connection's writes enter the log in the order it
     /// issued them, even when it awaits them concurrently).
-    fn write(&self, cmd: Command) -> impl std::future::Future<Output = Result<Outcome, ClusterError>> {
+    fn write(
+        &self,
+        cmd: Command,
+    ) -> impl std::future::Future<Output = Result<Outcome, ClusterError>> {
         // Queued even while this node catches up: the proposer waits (bounded) until it is
         // ready, so a restarted node holds writes instead of refusing them, in their order.
         let (tx, rx) = oneshot::channel();
-        let rx = match self.proposals.send(Proposal { cmds: Queued::One(cmd, tx), queued: Instant::now() }) {
+        let rx = match self.proposals.send(Proposal {
+            cmds: Queued::One(cmd, tx),
+            queued: Instant::now(),
+        }) {
             Ok(()) => Ok(rx),
             Err(_) => Err(ClusterError::Shutdown),
         };
@@ -697,15 +808,23 @@ impl Inner {
         async move { rx?.await.map_err(|_| ClusterError::StoppedMidWrite)? }
     }
 
-    fn write_many(&self, cmds: Packer) -> impl std::future::Future<Output = Result<Vec<Outcome>, ClusterError>> {
+    fn write_many(
+        &self,
+        cmds: Packer,
+    ) -> impl std::future::Future<Output = Result<Vec<Outcome>, ClusterError>> {
         let rx = if cmds.is_empty() {
             None
         } else {
             let (tx, rx) = oneshot::channel();
-            Some(match self.proposals.send(Proposal { cmds: Queued::Many(cmds, tx), queued: Instant::now() }) {
-                Ok(()) => Ok(rx),
-                Err(_) => Err(ClusterError::Shutdown),
-            })
+            Some(
+                match self.proposals.send(Proposal {
+                    cmds: Queued::Many(cmds, tx),
+                    queued: Instant::now(),
+                }) {
+                    Ok(()) => Ok(rx),
+                    Err(_) => Err(ClusterError::Shutdown),
+                },
+            )
         };
         async move {
             match rx {
@@ -717,7 +836,11 @@ impl Inner {
 
     /// Replicate `cmd` now (the proposer's round): on the leader directly, else forwarded to it;
     /// retried while it provably did not reach a leader.
-    async fn replicate(&self, cmd: Arc<Command>, deadline: Instant) -> Result<Outcome, ClusterError> {
+    async fn replicate(
+        &self,
+        cmd: Arc<Command>,
+        deadline: Instant,
+    ) -> Result<Outcome, ClusterError> {
         loop {
             let leader = self.wait_leader(deadline).await?;
             let r = if leader == self.id {
@@ -727,7 +850,12 @@ impl Inner {
                     None => Err(ClusterError::NoLeader),
                     Some(addr) => {
                         let left = deadline.saturating_duration_since(Instant::now());
-                        match self.peers.get(&addr).call(&Rpc::Write(Arc::clone(&cmd)), left).await {
+                        match self
+                            .peers
+                            .get(&addr)
+                            .call(&Rpc::Write(Arc::clone(&cmd)), left)
+                            .await
+                        {
                             Ok(Reply::Write(r)) => r.map_err(ClusterError::from),
                             Ok(_) => Err(ClusterError::Codec("unexpected reply".into())),
                             Err(e) => Err(e),
@@ -737,13 +865,25 @@ impl Inner {
             };
             match r {
                 // Provably not applied: try again (a new leader may be taking over).
-                Err(ClusterError::NotLeader(_) | ClusterError::Unreachable(_) | ClusterError::NoLeader)
-                    if Instant::now() + Duration::from_millis(10) < deadline && !self.isolated.load(Relaxed) =>
+                Err(
+                    ClusterError::NotLeader(_)
+                    | ClusterError::Unreachable(_)
+                    | ClusterError::NoLeader,
+                ) if Instant::now() + Duration::from_millis(10) < deadline
+                    && !self.isolated.load(Relaxed) =>
                 {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                Err(ClusterError::NotLeader(_) | ClusterError::Unreachable(_) | ClusterError::NoLeader) => {
-                    return Err(if self.isolated.load(Relaxed) { ClusterError::NoQuorum } else { ClusterError::NoLeader })
+                Err(
+                    ClusterError::NotLeader(_)
+                    | ClusterError::Unreachable(_)
+                    | ClusterError::NoLeader,
+                ) => {
+                    return Err(if self.isolated.load(Relaxed) {
+                        ClusterError::NoQuorum
+                    } else {
+                        ClusterError::NoLeader
+                    })
                 }
                 other => return other,
             }
@@ -754,7 +894,9 @@ impl Inner {
     /// entries the reader must have applied. Success renews the read lease.
     async fn leader_round(self: Arc<Self>) -> Result<u64, ClusterError> {
         if !self.is_leader() {
-            return Err(ClusterError::NotLeader(self.metrics.borrow().current_leader));
+            return Err(ClusterError::NotLeader(
+                self.metrics.borrow().current_leader,
+            ));
         }
         self.check_quorum()?;
         self.read_rounds.fetch_add(1, Relaxed);
@@ -765,7 +907,11 @@ impl Inner {
             Ok(Ok((read, _applied))) => {
                 let target = read.map(|l| l.index + 1).unwrap_or(0);
                 if !self.cfg.read_lease.is_zero() {
-                    let lease = Lease { term, until: began + self.cfg.read_lease, target };
+                    let lease = Lease {
+                        term,
+                        until: began + self.cfg.read_lease,
+                        target,
+                    };
                     let mut slot = self.lease.write();
                     if slot.is_none_or(|l| l.term != term || l.until < lease.until) {
                         *slot = Some(lease);
@@ -782,7 +928,9 @@ impl Inner {
     fn lease_now(&self) -> Option<Lease> {
         let l = (*self.lease.read())?;
         let m = self.metrics.borrow();
-        let leads = m.state == ServerState::Leader && m.current_leader == Some(self.id) && m.current_term == l.term;
+        let leads = m.state == ServerState::Leader
+            && m.current_leader == Some(self.id)
+            && m.current_term == l.term;
         (leads && Instant::now() < l.until).then_some(l)
     }
 
@@ -800,7 +948,9 @@ impl Inner {
             return Ok(index);
         }
         let me = self.clone();
-        self.leader_reads.wait(move || me.clone().leader_round()).await
+        self.leader_reads
+            .wait(move || me.clone().leader_round())
+            .await
     }
 
     async fn follower_round(self: Arc<Self>) -> Result<u64, ClusterError> {
@@ -825,14 +975,17 @@ impl Inner {
     fn read_peer(&self, addr: &str) -> Arc<crate::transport::Peer> {
         let thread = std::thread::current().id();
         let mut map = self.read_peers.lock();
-        map.entry(thread).or_insert_with(|| Peers::new(self.isolated.clone(), self.contact.clone())).get(addr)
+        map.entry(thread)
+            .or_insert_with(|| Peers::new(self.isolated.clone(), self.contact.clone()))
+            .get(addr)
     }
 
     async fn read_barrier(self: &Arc<Self>) -> Result<(), ClusterError> {
         // A node catching up holds reads rather than refusing them: libmemcached (pylibmc,
         // Seafile's C clients) and python-memcached report a `SERVER_ERROR` answer to `get` as a
         // miss, so a refusal would look like a lost key.
-        self.until_ready(Instant::now() + self.cfg.ready_wait).await?;
+        self.until_ready(Instant::now() + self.cfg.ready_wait)
+            .await?;
         if self.cfg.read_mode == ReadMode::Local {
             return Ok(());
         }
@@ -863,7 +1016,9 @@ impl Inner {
                 self.leader_read_index().await
             } else {
                 let me = self.clone();
-                self.follower_reads.wait(move || me.clone().follower_round()).await
+                self.follower_reads
+                    .wait(move || me.clone().follower_round())
+                    .await
             };
             match r {
                 Ok(target) => return self.wait_applied(target, deadline).await,
@@ -874,7 +1029,9 @@ impl Inner {
                     | ClusterError::ConnectionLost
                     | ClusterError::Raft(_)
                     | ClusterError::Remote(_),
-                ) if Instant::now() + Duration::from_millis(10) < deadline && !self.isolated.load(Relaxed) => {
+                ) if Instant::now() + Duration::from_millis(10) < deadline
+                    && !self.isolated.load(Relaxed) =>
+                {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 Err(e) => return Err(e),
@@ -896,7 +1053,8 @@ impl Inner {
             }
         }
         // Granted at `until - follower_lease(read_lease)`: renew from half the lease on.
-        let renew_at = l.until - (crate::lease::follower_lease(self.cfg.read_lease) - self.cfg.read_lease / 2);
+        let renew_at =
+            l.until - (crate::lease::follower_lease(self.cfg.read_lease) - self.cfg.read_lease / 2);
         if now >= renew_at && !self.lease_renewing.swap(true, Relaxed) {
             let me = self.clone();
             tokio::spawn(async move {
@@ -911,7 +1069,11 @@ impl Inner {
     /// Get a read lease now (readers without one share the request); None if the leader
     /// refused or could not be asked (reads then use read-index rounds for a while).
     async fn acquire_lease(self: &Arc<Self>) -> Option<(u64, Instant)> {
-        let backing_off = || self.lease_retry_at.lock().is_some_and(|t| Instant::now() < t);
+        let backing_off = || {
+            self.lease_retry_at
+                .lock()
+                .is_some_and(|t| Instant::now() < t)
+        };
         if backing_off() {
             return None;
         }
@@ -935,10 +1097,16 @@ impl Inner {
             let m = self.metrics.borrow();
             (m.current_leader, m.current_term)
         };
-        let leader = leader.filter(|&l| l != self.id).ok_or(ClusterError::NoLeader)?;
+        let leader = leader
+            .filter(|&l| l != self.id)
+            .ok_or(ClusterError::NoLeader)?;
         let addr = self.node_addr(leader).ok_or(ClusterError::NoLeader)?;
         let asked = Instant::now();
-        match self.read_peer(&addr).call(&Rpc::Lease { id: self.id, term }, self.cfg.read_lease).await? {
+        match self
+            .read_peer(&addr)
+            .call(&Rpc::Lease { id: self.id, term }, self.cfg.read_lease)
+            .await?
+        {
             Reply::Lease(Ok(index)) => {
                 let until = asked + crate::lease::follower_lease(self.cfg.read_lease);
                 let mut slot = self.follower_lease.lock();
@@ -947,7 +1115,14 @@ impl Inner {
                         l.until = l.until.max(until);
                         l.index = l.index.max(index);
                     }
-                    other => *other = Some(FollowerLease { leader, term, until, index }),
+                    other => {
+                        *other = Some(FollowerLease {
+                            leader,
+                            term,
+                            until,
+                            index,
+                        })
+                    }
                 }
                 Ok(())
             }
@@ -965,10 +1140,16 @@ impl Inner {
         }
         let l = self.lease_now()?;
         if l.term != term {
-            return Some(Err(WireError::Other(crate::lease::Refusal::Term.to_string())));
+            return Some(Err(WireError::Other(
+                crate::lease::Refusal::Term.to_string(),
+            )));
         }
         let read_index = l.target.max(*self.applied_rx.borrow());
-        let r = self.gate.table.lock().grant(id, term, Instant::now(), self.cfg.read_lease, read_index);
+        let r =
+            self.gate
+                .table
+                .lock()
+                .grant(id, term, Instant::now(), self.cfg.read_lease, read_index);
         self.lease_now()?;
         Some(r.map_err(|e| WireError::Other(e.to_string())))
     }
@@ -995,7 +1176,11 @@ impl Inner {
         }
         let mut rx = self.applied_rx.clone();
         let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, async move { rx.wait_for(|a| *a >= target).await.map(|_| ()) }).await {
+        match tokio::time::timeout(left, async move {
+            rx.wait_for(|a| *a >= target).await.map(|_| ())
+        })
+        .await
+        {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(_)) => Err(ClusterError::Shutdown),
             Err(_) => Err(ClusterError::Timeout("apply")),
@@ -1004,27 +1189,42 @@ impl Inner {
 
     /// Whether this node is a voter of a settled configuration ([`settled_in`]).
     fn settled(&self) -> bool {
-        settled_in(self.metrics.borrow().membership_config.membership(), self.id)
+        settled_in(
+            self.metrics.borrow().membership_config.membership(),
+            self.id,
+        )
     }
 
     fn hello(&self) -> HelloInfo {
         let m = self.metrics.borrow();
         let initialized = m.membership_config.membership().nodes().next().is_some();
-        let leader_addr =
-            m.current_leader.and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone()));
-        HelloInfo { id: self.id, initialized, leader: m.current_leader, leader_addr }
+        let leader_addr = m.current_leader.and_then(|l| {
+            m.membership_config
+                .membership()
+                .get_node(&l)
+                .map(|n| n.addr.clone())
+        });
+        HelloInfo {
+            id: self.id,
+            initialized,
+            leader: m.current_leader,
+            leader_addr,
+        }
     }
 
     /// Leader side of a join: add the new id as a learner (it catches up), then make it a voter
     /// in place of every older id of the same slot.
     async fn handle_join(self: &Arc<Self>, id: NodeId, addr: String) -> Result<(), ClusterError> {
         if !self.is_leader() {
-            return Err(ClusterError::NotLeader(self.metrics.borrow().current_leader));
+            return Err(ClusterError::NotLeader(
+                self.metrics.borrow().current_leader,
+            ));
         }
         let slot = slot_of(id);
         self.joiners.lock().insert(slot, id);
         let superseded = || self.joiners.lock().get(&slot) != Some(&id);
-        let gave_way = || ClusterError::Remote("join: a newer node of the same slot is joining".into());
+        let gave_way =
+            || ClusterError::Remote("join: a newer node of the same slot is joining".into());
         let _g = self.join_lock.lock().await;
         if superseded() {
             return Err(gave_way());
@@ -1034,7 +1234,10 @@ impl Inner {
         let (voters, settled) = {
             let m = self.metrics.borrow();
             let mem = m.membership_config.membership();
-            (mem.get_joint_config().last().cloned().unwrap_or_default(), settled_in(mem, id))
+            (
+                mem.get_joint_config().last().cloned().unwrap_or_default(),
+                settled_in(mem, id),
+            )
         };
         if settled {
             return Ok(());
@@ -1044,11 +1247,14 @@ impl Inner {
         // existing learner changes nothing, and the membership change below completes either.
         let t = self.cfg.join_timeout;
         let deadline = Instant::now() + t;
-        let added = match tokio::time::timeout(t, self.raft.add_learner(id, BasicNode { addr }, false)).await {
-            Err(_) => return Err(ClusterError::Timeout("join: adding the learner")),
-            Ok(Err(e)) => return Err(raft_err(e)),
-            Ok(Ok(r)) => r.log_id.index,
-        };
+        let added =
+            match tokio::time::timeout(t, self.raft.add_learner(id, BasicNode { addr }, false))
+                .await
+            {
+                Err(_) => return Err(ClusterError::Timeout("join: adding the learner")),
+                Ok(Err(e)) => return Err(raft_err(e)),
+                Ok(Ok(r)) => r.log_id.index,
+            };
         // Catch-up: the learner has everything up to the entry that added it. Given up at once
         // when a newer node of the same slot asks to join (this one died meanwhile).
         let stall = self.stall_catch_up.swap(false, Relaxed);
@@ -1056,7 +1262,11 @@ impl Inner {
         loop {
             let caught_up = {
                 let mm = m.borrow_and_update();
-                let matched = mm.replication.as_ref().and_then(|r| r.get(&id).cloned()).flatten();
+                let matched = mm
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(&id).cloned())
+                    .flatten();
                 matched.is_some_and(|l| l.index >= added)
             };
             if caught_up && !stall {
@@ -1066,7 +1276,9 @@ impl Inner {
                 return Err(gave_way());
             }
             if !self.is_leader() {
-                return Err(ClusterError::NotLeader(self.metrics.borrow().current_leader));
+                return Err(ClusterError::NotLeader(
+                    self.metrics.borrow().current_leader,
+                ));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -1077,15 +1289,31 @@ impl Inner {
         if self.fail_promotion.swap(false, Relaxed) {
             return Err(ClusterError::Timeout("join: membership change (test hook)"));
         }
-        let new: BTreeSet<NodeId> = voters.into_iter().filter(|v| slot_of(*v) != slot).chain([id]).collect();
-        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
-        let change = tokio::time::timeout(left, self.raft.change_membership(ChangeMembers::ReplaceAllVoters(new), false));
+        let new: BTreeSet<NodeId> = voters
+            .into_iter()
+            .filter(|v| slot_of(*v) != slot)
+            .chain([id])
+            .collect();
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(1));
+        let change = tokio::time::timeout(
+            left,
+            self.raft
+                .change_membership(ChangeMembers::ReplaceAllVoters(new), false),
+        );
         // Test hook: drop the change once its joint configuration is in the log.
         let abandon = self.half_promotion.swap(false, Relaxed);
         let mut m = self.metrics.clone();
         let joint_logged = async move {
             while m.changed().await.is_ok() {
-                if m.borrow_and_update().membership_config.membership().get_joint_config().len() > 1 {
+                if m.borrow_and_update()
+                    .membership_config
+                    .membership()
+                    .get_joint_config()
+                    .len()
+                    > 1
+                {
                     return;
                 }
             }
@@ -1107,11 +1335,18 @@ impl Inner {
             let m = self.metrics.borrow();
             let mem = m.membership_config.membership();
             let voters: BTreeSet<NodeId> = mem.voter_ids().collect();
-            mem.nodes().map(|(n, _)| *n).filter(|n| slot_of(*n) == slot && *n != id && !voters.contains(n)).collect()
+            mem.nodes()
+                .map(|(n, _)| *n)
+                .filter(|n| slot_of(*n) == slot && *n != id && !voters.contains(n))
+                .collect()
         };
         if !stale.is_empty() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), self.raft.change_membership(ChangeMembers::RemoveNodes(stale), false))
-                .await;
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                self.raft
+                    .change_membership(ChangeMembers::RemoveNodes(stale), false),
+            )
+            .await;
         }
         Ok(())
     }
@@ -1138,7 +1373,11 @@ impl Inner {
                     .as_ref()
                     .and_then(|r| r.get(id).cloned())
                     .map(|l| l.map(|l| l.index + 1).unwrap_or(0))
-                    .or(if *id == self.id && m.state == ServerState::Leader { m.last_log_index.map(|i| i + 1) } else { None });
+                    .or(if *id == self.id && m.state == ServerState::Leader {
+                        m.last_log_index.map(|i| i + 1)
+                    } else {
+                        None
+                    });
                 MemberStatus {
                     id: *id,
                     slot: slot_of(*id),
@@ -1179,7 +1418,12 @@ async fn watch_ready(inner: Arc<Inner>) {
     loop {
         let (voter, leads) = {
             let mm = m.borrow_and_update();
-            let voter = mm.running_state.is_ok() && mm.membership_config.membership().voter_ids().any(|v| v == inner.id);
+            let voter = mm.running_state.is_ok()
+                && mm
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .any(|v| v == inner.id);
             (voter, mm.state == ServerState::Leader)
         };
         inner.ready.store(voter, Relaxed);
@@ -1219,8 +1463,13 @@ async fn heartbeat_loop(inner: Arc<Inner>) {
 /// answers clients.
 async fn startup(inner: Arc<Inner>) {
     let start = Instant::now();
-    let others: Vec<(u16, String)> =
-        inner.cfg.peers.iter().filter(|(s, _)| **s != inner.cfg.slot).map(|(s, a)| (*s, a.clone())).collect();
+    let others: Vec<(u16, String)> = inner
+        .cfg
+        .peers
+        .iter()
+        .filter(|(s, _)| **s != inner.cfg.slot)
+        .map(|(s, a)| (*s, a.clone()))
+        .collect();
     let total = inner.cfg.peers.len();
     loop {
         if *inner.stop.borrow() {
@@ -1233,7 +1482,9 @@ async fn startup(inner: Arc<Inner>) {
         let mut probes = Vec::new();
         for (_, addr) in &others {
             let p = inner.peers.get(addr);
-            probes.push(tokio::spawn(async move { p.call(&Rpc::Hello, Duration::from_millis(300)).await }));
+            probes.push(tokio::spawn(async move {
+                p.call(&Rpc::Hello, Duration::from_millis(300)).await
+            }));
         }
         let mut infos = Vec::new();
         for p in probes {
@@ -1249,7 +1500,10 @@ async fn startup(inner: Arc<Inner>) {
             .or_else(|| me.leader_addr.clone().filter(|_| me.initialized));
         if let Some(leader_addr) = leader_addr {
             let p = inner.peers.get(&leader_addr);
-            let rpc = Rpc::Join { id: inner.id, addr: inner.addr.clone() };
+            let rpc = Rpc::Join {
+                id: inner.id,
+                addr: inner.addr.clone(),
+            };
             match p.call(&rpc, inner.cfg.join_timeout).await {
                 Ok(Reply::Join(Ok(()))) => {
                     // Wait for the membership entry to reach us; the loop then ends above.
@@ -1269,11 +1523,21 @@ async fn startup(inner: Arc<Inner>) {
                 .iter()
                 .filter_map(|h| {
                     let slot = slot_of(h.id);
-                    inner.cfg.peers.get(&slot).map(|a| (h.id, BasicNode { addr: a.clone() }))
+                    inner
+                        .cfg
+                        .peers
+                        .get(&slot)
+                        .map(|a| (h.id, BasicNode { addr: a.clone() }))
                 })
                 .collect();
-            fresh.insert(inner.id, BasicNode { addr: inner.addr.clone() });
-            let enough = fresh.len() == total || (fresh.len() * 2 > total && start.elapsed() >= inner.cfg.bootstrap_grace);
+            fresh.insert(
+                inner.id,
+                BasicNode {
+                    addr: inner.addr.clone(),
+                },
+            );
+            let enough = fresh.len() == total
+                || (fresh.len() * 2 > total && start.elapsed() >= inner.cfg.bootstrap_grace);
             let lowest = fresh.keys().map(|id| slot_of(*id)).min() == Some(inner.cfg.slot);
             if enough && lowest {
                 // Errors (e.g. already initialized by a race) are fine: the loop re-checks.
@@ -1325,7 +1589,9 @@ impl Inner {
             Ok(None) => Err(ClusterError::QuorumLost),
             Ok(Some(Err(_))) => Err(ClusterError::Raft("raft core stopped".into())),
             Ok(Some(Ok(Ok(resp)))) => Ok(resp.data),
-            Ok(Some(Ok(Err(ClientWriteError::ForwardToLeader(f))))) => return RoundEnd::Refused(f.leader_id),
+            Ok(Some(Ok(Err(ClientWriteError::ForwardToLeader(f))))) => {
+                return RoundEnd::Refused(f.leader_id)
+            }
             Ok(Some(Ok(Err(e)))) => Err(raft_err(e)),
         })
     }
@@ -1341,11 +1607,15 @@ impl Inner {
             let end = self.round_end(&mut f).await;
             ends.push((f, end));
         }
-        let last_entered = ends.iter().rposition(|(_, e)| matches!(e, RoundEnd::Done(_)));
+        let last_entered = ends
+            .iter()
+            .rposition(|(_, e)| matches!(e, RoundEnd::Done(_)));
         for (i, (f, end)) in ends.into_iter().enumerate() {
             match end {
                 RoundEnd::Done(r) => deliver(f.txs, r),
-                RoundEnd::Refused(l) if last_entered.is_some_and(|k| i < k) => deliver(f.txs, Err(ClusterError::NotLeader(l))),
+                RoundEnd::Refused(l) if last_entered.is_some_and(|k| i < k) => {
+                    deliver(f.txs, Err(ClusterError::NotLeader(l)))
+                }
                 RoundEnd::Refused(_) => {
                     let r = self.replicate(f.cmd, f.deadline).await;
                     deliver(f.txs, r);
@@ -1429,18 +1699,31 @@ async fn propose_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Proposa
         // node had to catch up first.
         let mut deadline = oldest + inner.cfg.op_timeout;
         if !inner.ready.load(Relaxed) {
-            if inner.until_ready(oldest + inner.cfg.ready_wait).await.is_err() {
-                deliver(batch.into_iter().map(|p| p.cmds.into_waiter()).collect(), Err(ClusterError::NotReady));
+            if inner
+                .until_ready(oldest + inner.cfg.ready_wait)
+                .await
+                .is_err()
+            {
+                deliver(
+                    batch.into_iter().map(|p| p.cmds.into_waiter()).collect(),
+                    Err(ClusterError::NotReady),
+                );
                 continue;
             }
             deadline = Instant::now() + inner.cfg.op_timeout;
         }
         // One plain write goes as itself; anything more as one packed entry.
         let (cmd, txs) = match batch.pop() {
-            Some(Proposal { cmds: Queued::One(c, tx), .. }) if batch.is_empty() => (c, vec![Waiter::One(tx)]),
+            Some(Proposal {
+                cmds: Queued::One(c, tx),
+                ..
+            }) if batch.is_empty() => (c, vec![Waiter::One(tx)]),
             last => {
                 let mut packer = Packer::default();
-                let mut txs: Vec<Waiter> = batch.into_iter().map(|p| p.cmds.split(&mut packer)).collect();
+                let mut txs: Vec<Waiter> = batch
+                    .into_iter()
+                    .map(|p| p.cmds.split(&mut packer))
+                    .collect();
                 txs.extend(last.map(|p| p.cmds.split(&mut packer)));
                 (packer.finish(), txs)
             }
@@ -1451,14 +1734,22 @@ async fn propose_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Proposa
                 deliver(txs, Err(e));
                 continue;
             }
-            let req = Request { now: (inner.cfg.clock)(), cmd: Arc::clone(&cmd) };
+            let req = Request {
+                now: (inner.cfg.clock)(),
+                cmd: Arc::clone(&cmd),
+            };
             match inner.raft.client_write_ff(req).await {
                 Ok(rx) => {
                     inner.write_rounds.fetch_add(1, Relaxed);
                     if !inflight.is_empty() {
                         inner.write_rounds_pipelined.fetch_add(1, Relaxed);
                     }
-                    inflight.push_back(InFlight { rx, cmd, txs, deadline })
+                    inflight.push_back(InFlight {
+                        rx,
+                        cmd,
+                        txs,
+                        deadline,
+                    })
                 }
                 Err(e) => deliver(txs, Err(raft_err(e))),
             }
@@ -1479,7 +1770,8 @@ fn deliver(txs: Vec<Waiter>, r: Result<Outcome, ClusterError>) {
         Ok(Outcome::Batch(outs)) if outs.len() == n => outs,
         Ok(o) if n == 1 => vec![o],
         Ok(_) => {
-            txs.into_iter().for_each(|w| w.fail(ClusterError::Codec("batch outcome mismatch".into())));
+            txs.into_iter()
+                .for_each(|w| w.fail(ClusterError::Codec("batch outcome mismatch".into())));
             return;
         }
         Err(e) => {
@@ -1517,7 +1809,10 @@ async fn expiry_loop(inner: Arc<Inner>) {
             _ = stop.changed() => return,
         }
         if inner.is_leader() && inner.ready.load(Relaxed) {
-            let cmd = Arc::new(Command::Expire { first_shard: next, count: per_tick });
+            let cmd = Arc::new(Command::Expire {
+                first_shard: next,
+                count: per_tick,
+            });
             if inner.leader_write(cmd, inner.op_deadline()).await.is_ok() {
                 next = (next + per_tick) % shards;
             }
@@ -1531,7 +1826,8 @@ async fn expiry_loop(inner: Arc<Inner>) {
 /// above the threshold (checks at most every 20 ms), and every 100 ms anyway.
 async fn log_bytes_loop(inner: Arc<Inner>) {
     let alert = inner.log.alert().clone();
-    let threshold = || crate::snapshot_trigger_bytes(inner.store.used_bytes(), inner.cfg.snapshot_log_bytes);
+    let threshold =
+        || crate::snapshot_trigger_bytes(inner.store.used_bytes(), inner.cfg.snapshot_log_bytes);
     alert.threshold.store(threshold(), Relaxed);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1591,14 +1887,24 @@ async fn serve_peer(inner: Arc<Inner>, stream: TcpStream) {
     let (mut r, w) = stream.into_split();
     let (out_tx, out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let writer = tokio::spawn(writer_loop(w, out_rx));
-    let (ae_tx, mut ae_rx) = mpsc::unbounded_channel::<(u64, NodeId, openraft::raft::AppendEntriesRequest<TypeConfig>)>();
+    let (ae_tx, mut ae_rx) = mpsc::unbounded_channel::<(
+        u64,
+        NodeId,
+        openraft::raft::AppendEntriesRequest<TypeConfig>,
+    )>();
     let (inner2, out2) = (inner.clone(), out_tx.clone());
     let appender = tokio::spawn(async move {
         while let Some((id, to, req)) = ae_rx.recv().await {
             let reply = if to != inner2.id {
                 Reply::WrongNode
             } else {
-                Reply::AppendEntries(inner2.raft.append_entries(req).await.map_err(|e| e.to_string()))
+                Reply::AppendEntries(
+                    inner2
+                        .raft
+                        .append_entries(req)
+                        .await
+                        .map_err(|e| e.to_string()),
+                )
             };
             send_reply(&out2, id, &reply);
         }
@@ -1643,36 +1949,61 @@ async fn serve_peer(inner: Arc<Inner>, stream: TcpStream) {
 
 async fn handle(inner: &Arc<Inner>, rpc: Rpc) -> Reply {
     match rpc {
-        Rpc::AppendEntries(to, _) | Rpc::Vote(to, _) | Rpc::InstallSnapshot(to, _) if to != inner.id => Reply::WrongNode,
-        Rpc::AppendEntries(_, req) => {
-            Reply::AppendEntries(inner.raft.append_entries(req).await.map_err(|e| e.to_string()))
+        Rpc::AppendEntries(to, _) | Rpc::Vote(to, _) | Rpc::InstallSnapshot(to, _)
+            if to != inner.id =>
+        {
+            Reply::WrongNode
         }
+        Rpc::AppendEntries(_, req) => Reply::AppendEntries(
+            inner
+                .raft
+                .append_entries(req)
+                .await
+                .map_err(|e| e.to_string()),
+        ),
         // While its read lease holds, a leader gives no vote: no other leader may exist before
         // the lease runs out (the followers that confirmed it refuse votes on their own).
-        Rpc::Vote(..) if inner.lease_now().is_some() => Reply::Vote(Err("leader lease holds".into())),
-        Rpc::Vote(_, req) => Reply::Vote(inner.raft.vote(req).await.map_err(|e| e.to_string())),
-        Rpc::InstallSnapshot(_, req) => {
-            Reply::InstallSnapshot(inner.raft.install_snapshot(req).await.map_err(|e| e.to_string()))
+        Rpc::Vote(..) if inner.lease_now().is_some() => {
+            Reply::Vote(Err("leader lease holds".into()))
         }
+        Rpc::Vote(_, req) => Reply::Vote(inner.raft.vote(req).await.map_err(|e| e.to_string())),
+        Rpc::InstallSnapshot(_, req) => Reply::InstallSnapshot(
+            inner
+                .raft
+                .install_snapshot(req)
+                .await
+                .map_err(|e| e.to_string()),
+        ),
         Rpc::Write(cmd) => {
             // Only the leader executes forwarded writes; never forward again (no loops).
-            Reply::Write(inner.leader_write(cmd, inner.op_deadline()).await.map_err(WireError::from))
+            Reply::Write(
+                inner
+                    .leader_write(cmd, inner.op_deadline())
+                    .await
+                    .map_err(WireError::from),
+            )
         }
         Rpc::ReadIndex => {
             let r = if inner.is_leader() {
                 inner.leader_read_index().await
             } else {
-                Err(ClusterError::NotLeader(inner.metrics.borrow().current_leader))
+                Err(ClusterError::NotLeader(
+                    inner.metrics.borrow().current_leader,
+                ))
             };
             Reply::ReadIndex(r.map_err(WireError::from))
         }
         // No lease of its own right now: a read-index round renews it (and refuses if this node
         // does not lead), then grant.
         Rpc::Lease { id, term } => Reply::Lease(match inner.leader_read_index().await {
-            Ok(_) => inner.try_grant(id, term).unwrap_or(Err(WireError::Other("no leader lease".into()))),
+            Ok(_) => inner
+                .try_grant(id, term)
+                .unwrap_or(Err(WireError::Other("no leader lease".into()))),
             Err(e) => Err(WireError::from(e)),
         }),
         Rpc::Hello => Reply::Hello(inner.hello()),
-        Rpc::Join { id, addr } => Reply::Join(inner.handle_join(id, addr).await.map_err(WireError::from)),
+        Rpc::Join { id, addr } => {
+            Reply::Join(inner.handle_join(id, addr).await.map_err(WireError::from))
+        }
     }
 }

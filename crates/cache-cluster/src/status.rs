@@ -73,13 +73,19 @@ impl ClusterStatus {
             ("cluster_term", self.term.to_string()),
             ("cluster_commit_index", self.commit.to_string()),
             ("cluster_applied_index", self.applied.to_string()),
-            ("cluster_members", self.members.iter().filter(|m| m.voter).count().to_string()),
+            (
+                "cluster_members",
+                self.members.iter().filter(|m| m.voter).count().to_string(),
+            ),
             ("cluster_log_entries", self.log_entries.to_string()),
             ("cluster_snapshot_index", self.snapshot_index.to_string()),
             ("cluster_read_rounds", self.read_rounds.to_string()),
             ("cluster_lease_reads", self.lease_reads.to_string()),
             ("cluster_write_rounds", self.write_rounds.to_string()),
-            ("cluster_write_rounds_pipelined", self.write_rounds_pipelined.to_string()),
+            (
+                "cluster_write_rounds_pipelined",
+                self.write_rounds_pipelined.to_string(),
+            ),
         ]
     }
 }

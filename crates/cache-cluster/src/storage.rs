@@ -40,8 +40,8 @@ use std::time::{Duration, Instant};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
 use openraft::{
-    AnyError, Entry, EntryPayload, LogId, OptionalSend, RaftLogReader, RaftSnapshotBuilder, SnapshotMeta,
-    StorageError, StorageIOError, StoredMembership, Vote,
+    AnyError, Entry, EntryPayload, LogId, OptionalSend, RaftLogReader, RaftSnapshotBuilder,
+    SnapshotMeta, StorageError, StorageIOError, StoredMembership, Vote,
 };
 use parking_lot::Mutex;
 
@@ -130,7 +130,9 @@ impl LogInner {
     fn purge_through(&mut self, index: u64) -> BTreeMap<u64, Entry<TypeConfig>> {
         let keep = self.log.split_off(&(index + 1));
         let keep_sizes = self.sizes.split_off(&(index + 1));
-        let purged: u64 = std::mem::replace(&mut self.sizes, keep_sizes).values().sum();
+        let purged: u64 = std::mem::replace(&mut self.sizes, keep_sizes)
+            .values()
+            .sum();
         self.bytes = self.bytes.saturating_sub(purged);
         std::mem::replace(&mut self.log, keep)
     }
@@ -139,7 +141,9 @@ impl LogInner {
     fn bytes_after(&self, index: Option<u64>) -> u64 {
         match index {
             None => self.bytes,
-            Some(i) => self.bytes.saturating_sub(self.sizes.range(..=i).map(|(_, b)| b).sum()),
+            Some(i) => self
+                .bytes
+                .saturating_sub(self.sizes.range(..=i).map(|(_, b)| b).sum()),
         }
     }
 }
@@ -171,8 +175,15 @@ pub struct ByteAlert {
 
 impl LogStore {
     pub fn new(progress: Arc<Progress>) -> LogStore {
-        let alert = Arc::new(ByteAlert { threshold: AtomicU64::new(u64::MAX), notify: tokio::sync::Notify::new() });
-        LogStore { inner: Arc::default(), progress, alert }
+        let alert = Arc::new(ByteAlert {
+            threshold: AtomicU64::new(u64::MAX),
+            notify: tokio::sync::Notify::new(),
+        });
+        LogStore {
+            inner: Arc::default(),
+            progress,
+            alert,
+        }
     }
 
     /// The alert raised when the log holds more than its threshold (unset: never).
@@ -192,7 +203,12 @@ impl LogStore {
     /// The applied count (log index + 1) of the last entry this log holds (or compacted).
     pub fn last_count(&self) -> u64 {
         let i = self.inner.lock();
-        i.log.keys().next_back().map(|k| k + 1).or(i.last_purged.map(|l| l.index + 1)).unwrap_or(0)
+        i.log
+            .keys()
+            .next_back()
+            .map(|k| k + 1)
+            .or(i.last_purged.map(|l| l.index + 1))
+            .unwrap_or(0)
     }
 
     /// Approximate bytes held by the log.
@@ -222,8 +238,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
         let inner = self.inner.lock();
-        let last = inner.log.values().next_back().map(|e| e.log_id).or(inner.last_purged);
-        Ok(LogState { last_purged_log_id: inner.last_purged, last_log_id: last })
+        let last = inner
+            .log
+            .values()
+            .next_back()
+            .map(|e| e.log_id)
+            .or(inner.last_purged);
+        Ok(LogState {
+            last_purged_log_id: inner.last_purged,
+            last_log_id: last,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -239,7 +263,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.inner.lock().vote)
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<NodeId>>,
+    ) -> Result<(), StorageError<NodeId>> {
         if let Some(c) = committed {
             self.progress.committed.fetch_max(c.index + 1, Relaxed);
         }
@@ -251,7 +278,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.inner.lock().committed)
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError<NodeId>>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError<NodeId>>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -312,7 +343,10 @@ enum SnapBuf {
 
 impl SnapData {
     pub fn shared(data: Arc<Vec<u8>>) -> SnapData {
-        SnapData { buf: SnapBuf::Shared(data), pos: 0 }
+        SnapData {
+            buf: SnapBuf::Shared(data),
+            pos: 0,
+        }
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -333,15 +367,24 @@ impl SnapData {
 
 impl Default for SnapData {
     fn default() -> SnapData {
-        SnapData { buf: SnapBuf::Owned(Vec::new()), pos: 0 }
+        SnapData {
+            buf: SnapBuf::Owned(Vec::new()),
+            pos: 0,
+        }
     }
 }
 
 impl tokio::io::AsyncRead for SnapData {
-    fn poll_read(self: Pin<&mut Self>, _cx: &mut Context<'_>, out: &mut tokio::io::ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let me = self.get_mut();
         let data = me.bytes();
-        let start = usize::try_from(me.pos).unwrap_or(usize::MAX).min(data.len());
+        let start = usize::try_from(me.pos)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
         let n = out.remaining().min(data.len() - start);
         out.put_slice(&data[start..start + n]);
         me.pos += n as u64;
@@ -359,7 +402,10 @@ impl tokio::io::AsyncSeek for SnapData {
             SeekFrom::Current(d) => me.pos as i128 + d as i128,
         };
         if !(0..=u64::MAX as i128).contains(&new) {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek out of range"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "seek out of range",
+            ));
         }
         me.pos = new as u64;
         Ok(())
@@ -371,18 +417,29 @@ impl tokio::io::AsyncSeek for SnapData {
 }
 
 impl tokio::io::AsyncWrite for SnapData {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         let me = self.get_mut();
         if let SnapBuf::Shared(a) = &mut me.buf {
             let v = std::mem::take(Arc::make_mut(a));
             me.buf = SnapBuf::Owned(v);
         }
-        let SnapBuf::Owned(v) = &mut me.buf else { unreachable!("made owned above") };
+        let SnapBuf::Owned(v) = &mut me.buf else {
+            unreachable!("made owned above")
+        };
         // Chunks arrive in order; a write may overlap what is there but never leave a hole
         // (a peer's offset must not make us allocate at will).
         let pos = match usize::try_from(me.pos) {
             Ok(p) if p <= v.len() => p,
-            _ => return Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "snapshot chunk leaves a gap"))),
+            _ => {
+                return Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "snapshot chunk leaves a gap",
+                )))
+            }
         };
         let overlap = (v.len() - pos).min(data.len());
         v[pos..pos + overlap].copy_from_slice(&data[..overlap]);
@@ -440,8 +497,18 @@ pub struct StateMachine {
 }
 
 impl StateMachine {
-    pub fn new(store: Arc<cache_store::Store>, progress: Arc<Progress>, gate: Arc<crate::lease::LeaseGate>) -> StateMachine {
-        StateMachine { store, inner: Arc::default(), progress, current: Arc::default(), gate }
+    pub fn new(
+        store: Arc<cache_store::Store>,
+        progress: Arc<Progress>,
+        gate: Arc<crate::lease::LeaseGate>,
+    ) -> StateMachine {
+        StateMachine {
+            store,
+            inner: Arc::default(),
+            progress,
+            current: Arc::default(),
+            gate,
+        }
     }
 }
 
@@ -449,7 +516,9 @@ impl StateMachine {
 /// on a multi-threaded runtime, let the runtime move this worker's other tasks elsewhere.
 fn blocking_step<R>(f: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
         _ => f(),
     }
 }
@@ -473,13 +542,21 @@ static SNAPSHOT_SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        let data = Arc::new(self.image.take().ok_or_else(|| io_err("snapshot builder used twice"))?);
+        let data = Arc::new(
+            self.image
+                .take()
+                .ok_or_else(|| io_err("snapshot builder used twice"))?,
+        );
         let seq = SNAPSHOT_SEQ.fetch_add(1, Relaxed);
         let snapshot_id = match self.last_applied {
             Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, seq),
             None => format!("none-{seq}"),
         };
-        let meta = SnapshotMeta { last_log_id: self.last_applied, last_membership: self.membership.clone(), snapshot_id };
+        let meta = SnapshotMeta {
+            last_log_id: self.last_applied,
+            last_membership: self.membership.clone(),
+            snapshot_id,
+        };
         {
             let mut cur = self.current.lock();
             // Never replace a newer snapshot (an install may have raced this build).
@@ -488,7 +565,10 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapBuilder {
                 Some(c) => c.meta.last_log_id <= meta.last_log_id,
             };
             if newer {
-                *cur = Some(Current { meta: meta.clone(), data: data.clone() });
+                *cur = Some(Current {
+                    meta: meta.clone(),
+                    data: data.clone(),
+                });
                 let mut info = self.progress.snap.lock();
                 info.index = meta.last_log_id.map(|l| l.index + 1).unwrap_or(0);
                 info.bytes = data.len() as u64;
@@ -496,7 +576,10 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapBuilder {
             }
         }
         self.progress.snap.lock().built += 1;
-        Ok(Snapshot { meta, snapshot: Box::new(SnapData::shared(data)) })
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(SnapData::shared(data)),
+        })
     }
 }
 
@@ -505,7 +588,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn applied_state(
         &mut self,
-    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, openraft::BasicNode>), StorageError<NodeId>> {
+    ) -> Result<
+        (
+            Option<LogId<NodeId>>,
+            StoredMembership<NodeId, openraft::BasicNode>,
+        ),
+        StorageError<NodeId>,
+    > {
         let inner = self.inner.lock();
         Ok((inner.last_applied, inner.membership.clone()))
     }
@@ -610,16 +699,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             info.bytes = data.len() as u64;
             info.items = imported.items;
         }
-        *self.current.lock() = Some(Current { meta: meta.clone(), data });
+        *self.current.lock() = Some(Current {
+            meta: meta.clone(),
+            data,
+        });
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        Ok(self
-            .current
-            .lock()
-            .as_ref()
-            .map(|c| Snapshot { meta: c.meta.clone(), snapshot: Box::new(SnapData::shared(c.data.clone())) }))
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+        Ok(self.current.lock().as_ref().map(|c| Snapshot {
+            meta: c.meta.clone(),
+            snapshot: Box::new(SnapData::shared(c.data.clone())),
+        }))
     }
 }
 
@@ -661,11 +754,20 @@ mod tests {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
             payload: EntryPayload::Normal(crate::command::Request {
                 now: 0,
-                cmd: Arc::new(crate::Command::Batch(vec![crate::Command::Remove { key: vec![b'k'; value_len] }; 3])),
+                cmd: Arc::new(crate::Command::Batch(vec![
+                    crate::Command::Remove {
+                        key: vec![b'k'; value_len]
+                    };
+                    3
+                ])),
             }),
         };
         let direct = |inner: &LogInner, after: u64| -> u64 {
-            inner.log.range(after + 1..).map(|(_, e)| entry_bytes(e)).sum()
+            inner
+                .log
+                .range(after + 1..)
+                .map(|(_, e)| entry_bytes(e))
+                .sum()
         };
         let mut inner = LogInner::default();
         for i in 1..=10 {
@@ -676,14 +778,21 @@ mod tests {
         inner.insert(entry(5, 1000));
         assert_eq!(inner.bytes, direct(&inner, 0));
         for after in [0, 3, 5, 10] {
-            assert_eq!(inner.bytes_after(Some(after)), direct(&inner, after), "after {after}");
+            assert_eq!(
+                inner.bytes_after(Some(after)),
+                direct(&inner, after),
+                "after {after}"
+            );
         }
         inner.truncate_from(8);
         assert_eq!(inner.log.len(), 7);
         assert_eq!(inner.bytes, direct(&inner, 0));
         let purged = inner.purge_through(3);
         assert_eq!(purged.len(), 3);
-        assert_eq!(inner.log.keys().copied().collect::<Vec<_>>(), vec![4, 5, 6, 7]);
+        assert_eq!(
+            inner.log.keys().copied().collect::<Vec<_>>(),
+            vec![4, 5, 6, 7]
+        );
         assert_eq!(inner.bytes, direct(&inner, 0));
         assert_eq!(inner.bytes_after(Some(5)), direct(&inner, 5));
         assert_eq!(inner.bytes_after(None), inner.bytes);

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use bincode::Options;
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -49,10 +49,16 @@ pub enum Rpc {
     /// Startup probe: who are you, are you part of a cluster, who leads?
     Hello,
     /// A (re)started node asks the leader to make it a voter, replacing older ids of its slot.
-    Join { id: NodeId, addr: String },
+    Join {
+        id: NodeId,
+        addr: String,
+    },
     /// A follower asks the leader for a read lease ([`crate::lease`]), naming itself and the
     /// term it knows.
-    Lease { id: NodeId, term: u64 },
+    Lease {
+        id: NodeId,
+        term: u64,
+    },
 }
 
 /// Errors carried back over the wire.
@@ -119,7 +125,9 @@ fn codec() -> impl Options {
 }
 
 pub fn encode<T: Serialize>(id: u64, msg: &T) -> Result<Vec<u8>, ClusterError> {
-    let body = codec().serialize(msg).map_err(|e| ClusterError::Codec(e.to_string()))?;
+    let body = codec()
+        .serialize(msg)
+        .map_err(|e| ClusterError::Codec(e.to_string()))?;
     if body.len() + 8 > MAX_FRAME {
         return Err(ClusterError::Codec("frame too large".into()));
     }
@@ -140,7 +148,10 @@ pub async fn read_frame(r: &mut OwnedReadHalf, buf: &mut Vec<u8>) -> std::io::Re
     }
     let len = u32::from_be_bytes(len) as usize;
     if !(8..=MAX_FRAME).contains(&len) {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "bad frame length"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "bad frame length",
+        ));
     }
     let mut id = [0u8; 8];
     r.read_exact(&mut id).await?;
@@ -153,7 +164,10 @@ pub async fn read_frame(r: &mut OwnedReadHalf, buf: &mut Vec<u8>) -> std::io::Re
 /// Decode a frame body. The size limit is the body's own length: a length prefix inside it that
 /// claims more than the body holds fails at once instead of reserving memory for it.
 pub fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ClusterError> {
-    codec().with_limit(body.len() as u64).deserialize(body).map_err(|e| ClusterError::Codec(e.to_string()))
+    codec()
+        .with_limit(body.len() as u64)
+        .deserialize(body)
+        .map_err(|e| ClusterError::Codec(e.to_string()))
 }
 
 /// Writes queued frames, flushing when the queue runs dry.
@@ -193,7 +207,12 @@ pub struct Peer {
 
 impl Peer {
     pub fn new(addr: String, isolated: Arc<AtomicBool>) -> Peer {
-        Peer { addr, conn: tokio::sync::Mutex::new(None), next_id: AtomicU64::new(1), isolated }
+        Peer {
+            addr,
+            conn: tokio::sync::Mutex::new(None),
+            next_id: AtomicU64::new(1),
+            isolated,
+        }
     }
 
     pub fn addr(&self) -> &str {
@@ -224,7 +243,9 @@ impl Peer {
             if stale {
                 *guard = Some(self.connect().await?);
             }
-            let Some(c) = guard.as_ref() else { return Err(ClusterError::Unreachable(self.addr.clone())) };
+            let Some(c) = guard.as_ref() else {
+                return Err(ClusterError::Unreachable(self.addr.clone()));
+            };
             c.pending.lock().insert(id, tx);
             if c.tx.send(frame).is_err() {
                 c.pending.lock().remove(&id);
@@ -236,8 +257,9 @@ impl Peer {
     }
 
     async fn connect(&self) -> Result<Conn, ClusterError> {
-        let stream =
-            TcpStream::connect(&self.addr).await.map_err(|e| ClusterError::Unreachable(format!("{}: {e}", self.addr)))?;
+        let stream = TcpStream::connect(&self.addr)
+            .await
+            .map_err(|e| ClusterError::Unreachable(format!("{}: {e}", self.addr)))?;
         let _ = stream.set_nodelay(true);
         let (mut r, w) = stream.into_split();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -248,7 +270,9 @@ impl Peer {
         tokio::spawn(async move {
             let mut buf = Vec::new();
             while let Ok(Some(id)) = read_frame(&mut r, &mut buf).await {
-                let Ok(reply) = decode::<Reply>(&buf) else { break };
+                let Ok(reply) = decode::<Reply>(&buf) else {
+                    break;
+                };
                 if let Some(tx) = p2.lock().remove(&id) {
                     let _ = tx.send(reply);
                 }

@@ -27,18 +27,43 @@ async fn read_lease_saves_rounds_and_reads_stay_current() {
         let n = 400;
         for i in 0..n {
             // A write on one node, then a read on each: every read sees it.
-            let (w, r) = if i % 2 == 0 { (&leader, &follower) } else { (&follower, &leader) };
+            let (w, r) = if i % 2 == 0 {
+                (&leader, &follower)
+            } else {
+                (&follower, &leader)
+            };
             set(w, "k", &i.to_string()).await.unwrap();
-            assert_eq!(get(r, "k").await.unwrap().as_deref(), Some(i.to_string().as_bytes()), "read {i} (lease {lease})");
-            assert_eq!(get(w, "k").await.unwrap().as_deref(), Some(i.to_string().as_bytes()), "read {i} (lease {lease})");
+            assert_eq!(
+                get(r, "k").await.unwrap().as_deref(),
+                Some(i.to_string().as_bytes()),
+                "read {i} (lease {lease})"
+            );
+            assert_eq!(
+                get(w, "k").await.unwrap().as_deref(),
+                Some(i.to_string().as_bytes()),
+                "read {i} (lease {lease})"
+            );
         }
         let rounds = leader.status().read_rounds - before;
         let lease_periods = (t.elapsed().as_millis() / 100) as u64 + 2;
-        eprintln!("FIGURE read lease {lease}: {} reads, {rounds} read-index rounds in {:?}", 2 * n, t.elapsed());
+        eprintln!(
+            "FIGURE read lease {lease}: {} reads, {rounds} read-index rounds in {:?}",
+            2 * n,
+            t.elapsed()
+        );
         if lease {
-            assert!(rounds <= lease_periods * 2, "{rounds} rounds for {} reads in {:?}", 2 * n, t.elapsed());
+            assert!(
+                rounds <= lease_periods * 2,
+                "{rounds} rounds for {} reads in {:?}",
+                2 * n,
+                t.elapsed()
+            );
         } else {
-            assert!(rounds >= n as u64, "{rounds} rounds for {} reads without a lease", 2 * n);
+            assert!(
+                rounds >= n as u64,
+                "{rounds} rounds for {} reads without a lease",
+                2 * n
+            );
         }
         tc.shutdown().await;
     }
@@ -47,23 +72,37 @@ async fn read_lease_saves_rounds_and_reads_stay_current() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_elect_and_replicate() {
     let tc = TestCluster::start(3).await;
-    let leaders: Vec<_> = tc.nodes().iter().filter(|n| n.status().role == "leader").map(|n| n.id()).collect();
+    let leaders: Vec<_> = tc
+        .nodes()
+        .iter()
+        .filter(|n| n.status().role == "leader")
+        .map(|n| n.id())
+        .collect();
     assert_eq!(leaders.len(), 1, "exactly one leader: {:?}", tc.statuses());
     // Writes on any node are read on all (linearizable reads).
     for (i, n) in tc.nodes().iter().enumerate() {
         let key = format!("k{i}");
-        assert!(matches!(set(n, &key, &format!("v{i}")).await.unwrap(), StoreOutcome::Stored { .. }));
+        assert!(matches!(
+            set(n, &key, &format!("v{i}")).await.unwrap(),
+            StoreOutcome::Stored { .. }
+        ));
     }
     for n in tc.nodes() {
         for i in 0..3 {
-            assert_eq!(get(&n, &format!("k{i}")).await.unwrap().as_deref(), Some(format!("v{i}").as_bytes()));
+            assert_eq!(
+                get(&n, &format!("k{i}")).await.unwrap().as_deref(),
+                Some(format!("v{i}").as_bytes())
+            );
         }
     }
     // add is atomic cluster-wide: exactly one of three concurrent adds wins.
     let mut hs = Vec::new();
     for n in tc.nodes() {
         hs.push(tokio::spawn(async move {
-            let req = StoreReq { mode: StoreMode::Add, ..plain_req(b"lock", b"me") };
+            let req = StoreReq {
+                mode: StoreMode::Add,
+                ..plain_req(b"lock", b"me")
+            };
             n.store_item(&req).await
         }));
     }
@@ -80,7 +119,17 @@ async fn three_nodes_elect_and_replicate() {
     for n in tc.nodes() {
         hs.push(tokio::spawn(async move {
             for _ in 0..50 {
-                let r = n.arith(&ArithReq { key: b"ctr", incr: true, delta: 1, compare_cas: None, vivify: None, touch: None, new_cas: None }).await;
+                let r = n
+                    .arith(&ArithReq {
+                        key: b"ctr",
+                        incr: true,
+                        delta: 1,
+                        compare_cas: None,
+                        vivify: None,
+                        touch: None,
+                        new_cas: None,
+                    })
+                    .await;
                 assert!(matches!(r, Ok(ArithOutcome::Ok { .. })), "{r:?}");
             }
         }));
@@ -96,7 +145,11 @@ async fn three_nodes_elect_and_replicate() {
         let mut v = Vec::new();
         for n in tc.nodes() {
             n.read_barrier().await.unwrap();
-            v.push(n.store().get(b"ctr", 0, GetOpts::default(), |it| it.cas).unwrap());
+            v.push(
+                n.store()
+                    .get(b"ctr", 0, GetOpts::default(), |it| it.cas)
+                    .unwrap(),
+            );
         }
         v
     };
@@ -127,7 +180,10 @@ async fn leader_death_writes_resume_quickly() {
         }
     };
     eprintln!("FIGURE failover: leader stopped -> first acknowledged write after {resumed:?}");
-    assert!(resumed < Duration::from_millis(1500), "writes resumed only after {resumed:?}");
+    assert!(
+        resumed < Duration::from_millis(1500),
+        "writes resumed only after {resumed:?}"
+    );
     for n in tc.nodes() {
         assert_eq!(get(&n, "before").await.unwrap().as_deref(), Some(&b"1"[..]));
         assert_eq!(get(&n, "after").await.unwrap().as_deref(), Some(&b"2"[..]));
@@ -158,7 +214,10 @@ async fn restarted_node_catches_up_100k_keys_before_serving() {
     for h in hs {
         h.await.unwrap();
     }
-    eprintln!("FIGURE load: {N} replicated sets (64 concurrent) in {:?}", t.elapsed());
+    eprintln!(
+        "FIGURE load: {N} replicated sets (64 concurrent) in {:?}",
+        t.elapsed()
+    );
     let (_, victim) = tc.leader_and_follower_slots().await;
     let old_id = tc.node(victim).id();
     tc.stop(victim).await;
@@ -168,7 +227,11 @@ async fn restarted_node_catches_up_100k_keys_before_serving() {
     fresh.wait_ready(Duration::from_secs(60)).await.unwrap();
     let caught_up = t.elapsed();
     eprintln!("FIGURE catch-up: restarted node ready with {N} keys after {caught_up:?}");
-    assert_ne!(fresh.id(), old_id, "a restarted node must come back under a new id");
+    assert_ne!(
+        fresh.id(),
+        old_id,
+        "a restarted node must come back under a new id"
+    );
     // It answers every key from its own replica (no read round needed to prove it has them).
     let store = fresh.store();
     for i in 0..N {
@@ -176,10 +239,18 @@ async fn restarted_node_catches_up_100k_keys_before_serving() {
         let v = store.get(k.as_bytes(), 0, GetOpts::default(), |it| it.value.to_vec());
         assert_eq!(v.as_deref(), Some(format!("value-{i}").as_bytes()), "{k}");
     }
-    assert_eq!(get(&fresh, "key:0099999").await.unwrap().as_deref(), Some(&b"value-99999"[..]));
+    assert_eq!(
+        get(&fresh, "key:0099999").await.unwrap().as_deref(),
+        Some(&b"value-99999"[..])
+    );
     // Membership: three voters, the old id replaced.
     let st = tc.node(1).status();
-    let voters: Vec<_> = st.members.iter().filter(|m| m.voter).map(|m| m.id).collect();
+    let voters: Vec<_> = st
+        .members
+        .iter()
+        .filter(|m| m.voter)
+        .map(|m| m.id)
+        .collect();
     assert_eq!(voters.len(), 3, "{st:?}");
     assert!(voters.contains(&fresh.id()) && !voters.contains(&old_id));
     tc.shutdown().await;
@@ -191,7 +262,12 @@ async fn wait_replaced(leader: &Cluster, fresh: u64, gone: u64) {
     wait_until(Duration::from_secs(5), || {
         let st = leader.status();
         async move {
-            let voters: Vec<_> = st.members.iter().filter(|m| m.voter).map(|m| m.id).collect();
+            let voters: Vec<_> = st
+                .members
+                .iter()
+                .filter(|m| m.voter)
+                .map(|m| m.id)
+                .collect();
             voters.len() == 3 && voters.contains(&fresh) && !st.members.iter().any(|m| m.id == gone)
         }
     })
@@ -211,13 +287,27 @@ async fn a_join_stopped_after_the_learner_step_is_completed_on_retry() {
     tc.node(leader_slot).fail_next_promotion();
     tc.stop(victim).await;
     let fresh = tc.restart(victim).await;
-    fresh.wait_ready(Duration::from_secs(10)).await.expect("a half-joined node must become a voter");
-    assert_eq!(get(&fresh, "before").await.unwrap().as_deref(), Some(&b"1"[..]));
+    fresh
+        .wait_ready(Duration::from_secs(10))
+        .await
+        .expect("a half-joined node must become a voter");
+    assert_eq!(
+        get(&fresh, "before").await.unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
     set(&fresh, "after", "2").await.unwrap();
     let st = tc.node(leader_slot).status();
-    let voters: Vec<_> = st.members.iter().filter(|m| m.voter).map(|m| m.id).collect();
+    let voters: Vec<_> = st
+        .members
+        .iter()
+        .filter(|m| m.voter)
+        .map(|m| m.id)
+        .collect();
     assert_eq!(voters.len(), 3, "{st:?}");
-    assert!(voters.contains(&fresh.id()) && !voters.contains(&old_id), "{st:?}");
+    assert!(
+        voters.contains(&fresh.id()) && !voters.contains(&old_id),
+        "{st:?}"
+    );
     tc.shutdown().await;
 }
 
@@ -263,7 +353,10 @@ async fn a_node_that_dies_while_joining_gives_way_to_its_successor() {
     assert!(!dying.is_ready(), "{:?}", dying.status());
     tc.stop(victim).await;
     let fresh = tc.restart(victim).await;
-    fresh.wait_ready(Duration::from_secs(10)).await.expect("the successor must not wait for the dead joiner");
+    fresh
+        .wait_ready(Duration::from_secs(10))
+        .await
+        .expect("the successor must not wait for the dead joiner");
     set(&fresh, "k", "v").await.unwrap();
     wait_replaced(&leader, fresh.id(), dying_id).await;
     tc.shutdown().await;
@@ -282,25 +375,44 @@ async fn cut_off_lease_holder_delays_writes_briefly_and_never_reads_stale() {
         let deadline = Instant::now() + Duration::from_secs(3);
         loop {
             let before = follower.status().lease_reads;
-            assert_eq!(get(&follower, "k").await.unwrap().as_deref(), Some(old.as_bytes()));
+            assert_eq!(
+                get(&follower, "k").await.unwrap().as_deref(),
+                Some(old.as_bytes())
+            );
             if follower.status().lease_reads > before {
                 break;
             }
-            assert!(Instant::now() < deadline, "no follower lease within 3 s (round {round})");
+            assert!(
+                Instant::now() < deadline,
+                "no follower lease within 3 s (round {round})"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         follower.set_isolated(true);
         let t = Instant::now();
         set(&leader, "k", &new).await.unwrap();
         let took = t.elapsed();
-        eprintln!("FIGURE follower lease: write with a cut-off lease holder acknowledged in {took:?}");
-        assert!(took < Duration::from_millis(400), "write took {took:?} with a cut-off lease holder");
+        eprintln!(
+            "FIGURE follower lease: write with a cut-off lease holder acknowledged in {took:?}"
+        );
+        assert!(
+            took < Duration::from_millis(400),
+            "write took {took:?} with a cut-off lease holder"
+        );
         // Cut off, the follower may refuse, or answer with the new value; never the old one.
         if let Ok(v) = get(&follower, "k").await {
-            assert_eq!(v.as_deref(), Some(new.as_bytes()), "stale read on a cut-off follower");
+            assert_eq!(
+                v.as_deref(),
+                Some(new.as_bytes()),
+                "stale read on a cut-off follower"
+            );
         }
         follower.set_isolated(false);
-        assert_eq!(get(&follower, "k").await.unwrap().as_deref(), Some(new.as_bytes()), "healed");
+        assert_eq!(
+            get(&follower, "k").await.unwrap().as_deref(),
+            Some(new.as_bytes()),
+            "healed"
+        );
     }
     tc.shutdown().await;
 }
@@ -316,22 +428,37 @@ async fn minority_refuses_promptly_and_heals() {
     let r = set(&f, "x", "minority").await;
     assert!(r.is_err(), "isolated follower accepted a write: {r:?}");
     let r = get(&f, "x").await;
-    assert!(r.is_err(), "isolated follower served a linearizable read: {r:?}");
-    assert!(t.elapsed() < Duration::from_millis(2500), "refusal took {:?}", t.elapsed());
-    eprintln!("FIGURE minority follower refused a write and a read in {:?}", t.elapsed());
+    assert!(
+        r.is_err(),
+        "isolated follower served a linearizable read: {r:?}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(2500),
+        "refusal took {:?}",
+        t.elapsed()
+    );
+    eprintln!(
+        "FIGURE minority follower refused a write and a read in {:?}",
+        t.elapsed()
+    );
     // The majority keeps serving.
     let maj = tc.node(leader_slot);
     set(&maj, "x", "majority").await.unwrap();
     f.set_isolated(false);
-    wait_until(Duration::from_secs(5), || async { get(&f, "x").await.ok().flatten().as_deref() == Some(&b"majority"[..]) })
-        .await;
+    wait_until(Duration::from_secs(5), || async {
+        get(&f, "x").await.ok().flatten().as_deref() == Some(&b"majority"[..])
+    })
+    .await;
     // 2) A cut-off leader refuses; the others elect a new leader; no acknowledged write is lost.
     let old = tc.node(leader_slot);
     old.set_isolated(true);
     let t = Instant::now();
     let r = set(&old, "y", "old-leader").await;
     assert!(r.is_err(), "isolated leader acknowledged a write: {r:?}");
-    eprintln!("FIGURE isolated leader refused a write in {:?}", t.elapsed());
+    eprintln!(
+        "FIGURE isolated leader refused a write in {:?}",
+        t.elapsed()
+    );
     assert!(t.elapsed() < Duration::from_millis(2500));
     let other = tc.node(if leader_slot == 1 { 2 } else { 1 });
     let mut acked = Vec::new();
@@ -340,7 +467,11 @@ async fn minority_refuses_promptly_and_heals() {
         let k = format!("acked{}", acked.len());
         match set(&other, &k, "v").await {
             Ok(StoreOutcome::Stored { .. }) => acked.push(k),
-            _ => assert!(Instant::now() < deadline, "majority did not resume: {:?}", tc.statuses()),
+            _ => assert!(
+                Instant::now() < deadline,
+                "majority did not resume: {:?}",
+                tc.statuses()
+            ),
         }
     }
     old.set_isolated(false);
@@ -352,9 +483,18 @@ async fn minority_refuses_promptly_and_heals() {
         })
         .await;
         for k in &acked {
-            assert_eq!(get(&n, k).await.unwrap().as_deref(), Some(&b"v"[..]), "{k} lost on {}", n.id());
+            assert_eq!(
+                get(&n, k).await.unwrap().as_deref(),
+                Some(&b"v"[..]),
+                "{k} lost on {}",
+                n.id()
+            );
         }
-        assert_eq!(get(&n, "y").await.unwrap(), None, "refused write must not appear");
+        assert_eq!(
+            get(&n, "y").await.unwrap(),
+            None,
+            "refused write must not appear"
+        );
     }
     tc.shutdown().await;
 }
@@ -365,13 +505,22 @@ async fn local_read_mode_and_mutating_reads() {
     let n = tc.node(2);
     set(&n, "t", "x").await.unwrap();
     // gat-style read goes through the log and changes expiry on every replica.
-    let opts = GetOpts { touch: Some(4_000_000_000), ..GetOpts::default() };
+    let opts = GetOpts {
+        touch: Some(4_000_000_000),
+        ..GetOpts::default()
+    };
     let exp = n.get(b"t", opts, |it| it.expires_at).await.unwrap();
     assert_eq!(exp, Some(4_000_000_000));
     for m in tc.nodes() {
         wait_until(Duration::from_secs(5), || {
             let m = m.clone();
-            async move { m.get(b"t", GetOpts::default(), |it| it.expires_at).await.ok().flatten() == Some(4_000_000_000) }
+            async move {
+                m.get(b"t", GetOpts::default(), |it| it.expires_at)
+                    .await
+                    .ok()
+                    .flatten()
+                    == Some(4_000_000_000)
+            }
         })
         .await;
     }
@@ -382,7 +531,10 @@ async fn local_read_mode_and_mutating_reads() {
 
 #[test]
 fn errors_are_short_server_error_messages() {
-    assert_eq!(ClusterError::NoQuorum.to_string(), "cut off from the cluster majority");
+    assert_eq!(
+        ClusterError::NoQuorum.to_string(),
+        "cut off from the cluster majority"
+    );
     let _unused: Option<Cluster> = None;
 }
 
@@ -412,7 +564,10 @@ async fn latency_figures() {
             lat.push(t.elapsed());
         }
         lat.sort();
-        eprintln!("FIGURE linearizable get via {name}: p50 {:?} p99 {:?}", lat[1000], lat[1980]);
+        eprintln!(
+            "FIGURE linearizable get via {name}: p50 {:?} p99 {:?}",
+            lat[1000], lat[1980]
+        );
     }
     // Throughput with 64 concurrent writers on one node.
     let t = Instant::now();
@@ -428,7 +583,10 @@ async fn latency_figures() {
     for h in hs {
         h.await.unwrap();
     }
-    eprintln!("FIGURE replicated set throughput, 64 writers: {:.0} ops/s", 19200.0 / t.elapsed().as_secs_f64());
+    eprintln!(
+        "FIGURE replicated set throughput, 64 writers: {:.0} ops/s",
+        19200.0 / t.elapsed().as_secs_f64()
+    );
     tc.shutdown().await;
 }
 
@@ -448,26 +606,45 @@ async fn queued_writes_share_entries_and_keep_their_order() {
         let set = |key: &[u8], v: &[u8]| Command::from_store(&plain_req(key, v));
         let arith = |key: &[u8]| {
             Command::from_arith(
-                &ArithReq { key, incr: true, delta: 5, compare_cas: None, vivify: None, touch: None, new_cas: None },
+                &ArithReq {
+                    key,
+                    incr: true,
+                    delta: 5,
+                    compare_cas: None,
+                    vivify: None,
+                    touch: None,
+                    new_cas: None,
+                },
                 None,
                 false,
             )
         };
         let cmds = vec![
             set(&a, b"1"),
-            Command::from_store(&StoreReq { mode: StoreMode::Add, ..plain_req(&a, b"2") }),
+            Command::from_store(&StoreReq {
+                mode: StoreMode::Add,
+                ..plain_req(&a, b"2")
+            }),
             arith(&a),
-            Command::from_store(&StoreReq { compare_cas: Some(u64::MAX - 1), ..plain_req(&a, b"x") }),
+            Command::from_store(&StoreReq {
+                compare_cas: Some(u64::MAX - 1),
+                ..plain_req(&a, b"x")
+            }),
             set(&b, b"q"),
             arith(&b),
-            Command::from_store(&StoreReq { mode: StoreMode::Append, ..plain_req(&a, b"z") }),
+            Command::from_store(&StoreReq {
+                mode: StoreMode::Append,
+                ..plain_req(&a, b"z")
+            }),
             Command::Remove { key: c.clone() },
         ];
         let n_cmds = cmds.len() as u64;
         // Queued before any is awaited (`write` and `write_many` queue when called), some one by
         // one and some as runs: [0], [1 2 3], [4], [5 6], [7] (a run of one, too).
         let mut cmds = cmds.into_iter();
-        let mut futs: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Outcome>> + Send>>> = Vec::new();
+        let mut futs: Vec<
+            std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Outcome>> + Send>>,
+        > = Vec::new();
         for (run, many) in [(1usize, false), (3, true), (1, false), (2, true), (1, true)] {
             let part: Vec<Command> = cmds.by_ref().take(run).collect();
             if !many {
@@ -488,7 +665,10 @@ async fn queued_writes_share_entries_and_keep_their_order() {
         assert!(n.write_many(Packer::default()).await.unwrap().is_empty());
         assert!(matches!(outs[0], Outcome::Stored { .. }), "{outs:?}");
         assert_eq!(outs[1], Outcome::NotStored);
-        assert!(matches!(outs[2], Outcome::Arith { value: 6, .. }), "{outs:?}");
+        assert!(
+            matches!(outs[2], Outcome::Arith { value: 6, .. }),
+            "{outs:?}"
+        );
         assert_eq!(outs[3], Outcome::Exists);
         assert!(matches!(outs[4], Outcome::Stored { .. }));
         assert_eq!(outs[5], Outcome::NonNumeric);
@@ -499,7 +679,10 @@ async fn queued_writes_share_entries_and_keep_their_order() {
         let used = n.status().applied - before;
         assert!(used < n_cmds, "{n_cmds} queued writes took {used} entries");
         for m in tc.nodes() {
-            assert_eq!(get(&m, &format!("{p}a")).await.unwrap().as_deref(), Some(&b"6z"[..]));
+            assert_eq!(
+                get(&m, &format!("{p}a")).await.unwrap().as_deref(),
+                Some(&b"6z"[..])
+            );
         }
     }
     tc.shutdown().await;
@@ -517,7 +700,9 @@ async fn pipelined_rounds_keep_queue_order() {
     for (slot, p) in [(leader, "L"), (follower, "F")] {
         let n = tc.node(slot);
         let key = format!("{p}chain").into_bytes();
-        n.write(Command::from_store(&plain_req(&key, b"^"))).await.unwrap();
+        n.write(Command::from_store(&plain_req(&key, b"^")))
+            .await
+            .unwrap();
         let before = n.status();
         let mut futs = Vec::new();
         let mut want = b"^".to_vec();
@@ -531,19 +716,28 @@ async fn pipelined_rounds_keep_queue_order() {
                 let part = format!("{i},");
                 i += 1;
                 want.extend_from_slice(part.as_bytes());
-                let req = StoreReq { mode: StoreMode::Append, ..plain_req(&key, part.as_bytes()) };
+                let req = StoreReq {
+                    mode: StoreMode::Append,
+                    ..plain_req(&key, part.as_bytes())
+                };
                 futs.push(n.write(Command::from_store(&req)));
             }
             let deadline = Instant::now() + Duration::from_secs(5);
             while n.status().write_rounds == started {
-                assert!(Instant::now() < deadline, "group {group}: no round started within 5 s");
+                assert!(
+                    Instant::now() < deadline,
+                    "group {group}: no round started within 5 s"
+                );
                 tokio::task::yield_now().await;
             }
             let overlapped = n.status().write_rounds_pipelined > before.write_rounds_pipelined;
             if group >= 40 && (slot != leader || overlapped) {
                 break;
             }
-            assert!(group < 2000, "no pipelined round on the leader in {group} groups");
+            assert!(
+                group < 2000,
+                "no pipelined round on the leader in {group} groups"
+            );
         }
         for f in futs {
             let o = f.await.unwrap();
@@ -552,7 +746,12 @@ async fn pipelined_rounds_keep_queue_order() {
         let rounds = n.status().write_rounds - before.write_rounds;
         assert!(rounds >= 40, "{i} writes in {rounds} round(s)");
         for m in tc.nodes() {
-            assert_eq!(get(&m, &format!("{p}chain")).await.unwrap(), Some(want.clone()), "node {}", m.id());
+            assert_eq!(
+                get(&m, &format!("{p}chain")).await.unwrap(),
+                Some(want.clone()),
+                "node {}",
+                m.id()
+            );
         }
     }
     tc.shutdown().await;

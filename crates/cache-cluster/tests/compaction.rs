@@ -38,10 +38,18 @@ async fn assert_has_all(n: &Cluster, count: usize) {
     for i in 0..count {
         let k = format!("key:{i:07}");
         let v = store.get(k.as_bytes(), 0, GetOpts::default(), |it| it.value.to_vec());
-        assert_eq!(v.as_deref(), Some(format!("value-{i}").as_bytes()), "{k} on {}", n.id());
+        assert_eq!(
+            v.as_deref(),
+            Some(format!("value-{i}").as_bytes()),
+            "{k} on {}",
+            n.id()
+        );
     }
     let last = format!("key:{:07}", count - 1);
-    assert_eq!(get(n, &last).await.unwrap().as_deref(), Some(format!("value-{}", count - 1).as_bytes()));
+    assert_eq!(
+        get(n, &last).await.unwrap().as_deref(),
+        Some(format!("value-{}", count - 1).as_bytes())
+    );
 }
 
 /// The two replicas' exact store images, taken when both have applied the same entries and
@@ -53,11 +61,19 @@ async fn assert_identical(a: &Cluster, b: &Cluster) {
         if a0 == b0 {
             let (ia, ib) = (a.store().export(), b.store().export());
             if a.status().applied == a0 && b.status().applied == b0 {
-                assert!(ia == ib, "replicas {} and {} differ at applied index {a0}", a.id(), b.id());
+                assert!(
+                    ia == ib,
+                    "replicas {} and {} differ at applied index {a0}",
+                    a.id(),
+                    b.id()
+                );
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "replicas never at the same index: {a0} vs {b0}");
+        assert!(
+            Instant::now() < deadline,
+            "replicas never at the same index: {a0} vs {b0}"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
@@ -108,7 +124,10 @@ async fn log_stays_bounded_under_many_writes() {
     // while entries keep coming, hence some slack.
     let bound = (3 * EVERY + KEEP) as usize;
     assert!(N / WRITERS > 2 * bound);
-    assert!(max_len <= bound, "log grew to {max_len} entries (bound {bound})");
+    assert!(
+        max_len <= bound,
+        "log grew to {max_len} entries (bound {bound})"
+    );
     for n in tc.nodes() {
         let info = n.snapshot_info();
         let entries = n.status().applied;
@@ -141,16 +160,25 @@ async fn restarted_node_catches_up_100k_keys_via_snapshot() {
     .await;
     let t = Instant::now();
     load(vec![tc.node(1)], N, 64).await;
-    eprintln!("FIGURE load: {N} replicated sets (64 concurrent) in {:?}", t.elapsed());
+    eprintln!(
+        "FIGURE load: {N} replicated sets (64 concurrent) in {:?}",
+        t.elapsed()
+    );
     let leader = tc.leader_slot().await;
     let victim = if leader == 3 { 2 } else { 3 };
-    let pauses: Vec<_> = tc.nodes().iter().map(|n| n.snapshot_info().max_pause).collect();
+    let pauses: Vec<_> = tc
+        .nodes()
+        .iter()
+        .map(|n| n.snapshot_info().max_pause)
+        .collect();
     eprintln!("FIGURE snapshot build pause (apply path, up to {N} items): max per node {pauses:?}");
     let old_id = tc.node(victim).id();
     tc.stop(victim).await;
     // A few more writes while it is down: the tail after the snapshot.
     for i in 0..500 {
-        set(&tc.node(leader), &format!("tail:{i}"), "t").await.unwrap();
+        set(&tc.node(leader), &format!("tail:{i}"), "t")
+            .await
+            .unwrap();
     }
     let t = Instant::now();
     let fresh = tc.restart(victim).await;
@@ -165,20 +193,32 @@ async fn restarted_node_catches_up_100k_keys_via_snapshot() {
         fresh.log_len()
     );
     assert_ne!(fresh.id(), old_id);
-    assert!(info.installed >= 1, "the restarted node did not install a snapshot: {info:?}");
+    assert!(
+        info.installed >= 1,
+        "the restarted node did not install a snapshot: {info:?}"
+    );
     assert!(info.items as usize >= N, "{info:?}");
     // It replayed only the tail, not the whole history.
     assert!(fresh.log_len() < 20_000, "log length {}", fresh.log_len());
     assert_has_all(&fresh, N).await;
     for i in 0..500 {
-        assert_eq!(get(&fresh, &format!("tail:{i}")).await.unwrap().as_deref(), Some(&b"t"[..]));
+        assert_eq!(
+            get(&fresh, &format!("tail:{i}")).await.unwrap().as_deref(),
+            Some(&b"t"[..])
+        );
     }
     // The installed replica is exactly the leader's (same slots, CAS, counters, flush state).
     assert_identical(&tc.node(leader), &fresh).await;
     // And it keeps applying identically afterwards.
     load(vec![fresh.clone()], 2_000, 16).await;
     assert_identical(&tc.node(leader), &fresh).await;
-    let voters = tc.node(leader).status().members.iter().filter(|m| m.voter).count();
+    let voters = tc
+        .node(leader)
+        .status()
+        .members
+        .iter()
+        .filter(|m| m.voter)
+        .count();
     assert_eq!(voters, 3);
     tc.shutdown().await;
 }
@@ -240,12 +280,19 @@ async fn log_bytes_stay_bounded_with_large_values() {
         max_bytes as f64 / (1 << 20) as f64,
         tc.nodes().iter().map(|n| (n.status().role, n.snapshot_info().built, n.log_bytes())).collect::<Vec<_>>()
     );
-    assert!(max_bytes < (N * value.len()) as u64 / 2, "log held {max_bytes} bytes");
+    assert!(
+        max_bytes < (N * value.len()) as u64 / 2,
+        "log held {max_bytes} bytes"
+    );
     for n in tc.nodes() {
         assert!(n.snapshot_info().built >= 1);
         n.read_barrier().await.unwrap();
         for i in 0..N {
-            let len = n.store().get(format!("big:{i}").as_bytes(), 0, GetOpts::default(), |it| it.value.len());
+            let len = n
+                .store()
+                .get(format!("big:{i}").as_bytes(), 0, GetOpts::default(), |it| {
+                    it.value.len()
+                });
             assert_eq!(len, Some(value.len()), "big:{i} on {}", n.id());
         }
     }

@@ -49,7 +49,13 @@ fn parse_num(v: &[u8]) -> Option<u64> {
 /// clients' pace (each op waits a little after a failure), small enough to check exhaustively.
 const MAX_OPS_PER_CLIENT: u64 = 3000;
 
-async fn client(rec: Arc<Recorder>, nodes: Arc<Mutex<BTreeMap<u16, Option<Cluster>>>>, slot: u16, cid: u64, stop: Arc<AtomicBool>) {
+async fn client(
+    rec: Arc<Recorder>,
+    nodes: Arc<Mutex<BTreeMap<u16, Option<Cluster>>>>,
+    slot: u16,
+    cid: u64,
+    stop: Arc<AtomicBool>,
+) {
     let keys = ["r0", "r1", "r2"];
     let mut seq = 0u64;
     let mut rng = cid.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -73,17 +79,28 @@ async fn client(rec: Arc<Recorder>, nodes: Arc<Mutex<BTreeMap<u16, Option<Cluste
         let (op, out) = match next() % 4 {
             0 => {
                 let v = fresh.to_string();
-                let r = node.store_item(&plain_req(key.as_bytes(), v.as_bytes())).await;
+                let r = node
+                    .store_item(&plain_req(key.as_bytes(), v.as_bytes()))
+                    .await;
                 match classify(&r) {
                     None => {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                         continue;
                     }
-                    Some(_) => (Op::Set(fresh), if matches!(r, Ok(StoreOutcome::Stored { .. })) { Ret::Ok } else { Ret::Unknown }),
+                    Some(_) => (
+                        Op::Set(fresh),
+                        if matches!(r, Ok(StoreOutcome::Stored { .. })) {
+                            Ret::Ok
+                        } else {
+                            Ret::Unknown
+                        },
+                    ),
                 }
             }
             1 => {
-                let r = node.get(key.as_bytes(), GetOpts::default(), |it| parse_num(it.value)).await;
+                let r = node
+                    .get(key.as_bytes(), GetOpts::default(), |it| parse_num(it.value))
+                    .await;
                 match r {
                     Ok(v) => (Op::Get, Ret::Value(v.flatten())),
                     Err(_) => {
@@ -95,7 +112,11 @@ async fn client(rec: Arc<Recorder>, nodes: Arc<Mutex<BTreeMap<u16, Option<Cluste
             }
             2 => {
                 // gets, then cas with its token: two operations in the history.
-                let r = node.get(key.as_bytes(), GetOpts::default(), |it| (parse_num(it.value), it.cas)).await;
+                let r = node
+                    .get(key.as_bytes(), GetOpts::default(), |it| {
+                        (parse_num(it.value), it.cas)
+                    })
+                    .await;
                 let ret = rec.t();
                 let got = match &r {
                     Ok(v) => Ret::Value(v.map(|x| x.0).flatten()),
@@ -104,16 +125,25 @@ async fn client(rec: Arc<Recorder>, nodes: Arc<Mutex<BTreeMap<u16, Option<Cluste
                         continue;
                     }
                 };
-                rec.events.lock().entry(key.into()).or_default().push(Event {
-                    call,
-                    ret: if got == Ret::Unknown { u64::MAX } else { ret },
-                    op: Op::Get,
-                    out: got,
-                });
-                let Ok(Some((Some(expect), token))) = r else { continue };
+                rec.events
+                    .lock()
+                    .entry(key.into())
+                    .or_default()
+                    .push(Event {
+                        call,
+                        ret: if got == Ret::Unknown { u64::MAX } else { ret },
+                        op: Op::Get,
+                        out: got,
+                    });
+                let Ok(Some((Some(expect), token))) = r else {
+                    continue;
+                };
                 let call = rec.t();
                 let v = fresh.to_string();
-                let req = StoreReq { compare_cas: Some(token), ..plain_req(key.as_bytes(), v.as_bytes()) };
+                let req = StoreReq {
+                    compare_cas: Some(token),
+                    ..plain_req(key.as_bytes(), v.as_bytes())
+                };
                 let r = node.store_item(&req).await;
                 if classify(&r).is_none() {
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -125,12 +155,33 @@ async fn client(rec: Arc<Recorder>, nodes: Arc<Mutex<BTreeMap<u16, Option<Cluste
                     Ok(StoreOutcome::NotFound) => Ret::NotFound,
                     _ => Ret::Unknown,
                 };
-                let ret = if out == Ret::Unknown { u64::MAX } else { rec.t() };
-                rec.events.lock().entry(key.into()).or_default().push(Event { call, ret, op: Op::Cas { expect, new: fresh }, out });
+                let ret = if out == Ret::Unknown {
+                    u64::MAX
+                } else {
+                    rec.t()
+                };
+                rec.events
+                    .lock()
+                    .entry(key.into())
+                    .or_default()
+                    .push(Event {
+                        call,
+                        ret,
+                        op: Op::Cas { expect, new: fresh },
+                        out,
+                    });
                 continue;
             }
             _ => {
-                let req = ArithReq { key: key.as_bytes(), incr: true, delta: 1, compare_cas: None, vivify: None, touch: None, new_cas: None };
+                let req = ArithReq {
+                    key: key.as_bytes(),
+                    incr: true,
+                    delta: 1,
+                    compare_cas: None,
+                    vivify: None,
+                    touch: None,
+                    new_cas: None,
+                };
                 let r = node.arith(&req).await;
                 if classify(&r).is_none() {
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -145,7 +196,11 @@ async fn client(rec: Arc<Recorder>, nodes: Arc<Mutex<BTreeMap<u16, Option<Cluste
         };
         let unknown = out == Ret::Unknown;
         let ret = if unknown { u64::MAX } else { rec.t() };
-        rec.events.lock().entry(key.into()).or_default().push(Event { call, ret, op, out });
+        rec.events
+            .lock()
+            .entry(key.into())
+            .or_default()
+            .push(Event { call, ret, op, out });
         if unknown {
             tokio::time::sleep(Duration::from_millis(10)).await;
         } else {
@@ -165,13 +220,22 @@ async fn linearizable_under_stops_restarts_and_partitions() {
     } else {
         TestCluster::start(3).await
     };
-    let rec = Arc::new(Recorder { start: Instant::now(), events: Mutex::default() });
+    let rec = Arc::new(Recorder {
+        start: Instant::now(),
+        events: Mutex::default(),
+    });
     let shared: Arc<Mutex<BTreeMap<u16, Option<Cluster>>>> = Arc::new(Mutex::new(tc.nodes.clone()));
     let stop = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
     for cid in 1..=6u64 {
         let slot = (cid % 3 + 1) as u16;
-        clients.push(tokio::spawn(client(rec.clone(), shared.clone(), slot, cid, stop.clone())));
+        clients.push(tokio::spawn(client(
+            rec.clone(),
+            shared.clone(),
+            slot,
+            cid,
+            stop.clone(),
+        )));
     }
     // Nemesis: stop+restart a node, isolate a node (the leader or a follower), heal.
     let ops = AtomicU64::new(0);
@@ -211,18 +275,39 @@ async fn linearizable_under_stops_restarts_and_partitions() {
     for (key, h) in &events {
         let known = h.iter().filter(|e| e.out != Ret::Unknown).count();
         total += h.len();
-        eprintln!("FIGURE linearizability: key {key}: {} ops ({known} with known outcome)", h.len());
+        eprintln!(
+            "FIGURE linearizability: key {key}: {} ops ({known} with known outcome)",
+            h.len()
+        );
         if let Some(dir) = std::env::var_os("LIN_DUMP") {
-            std::fs::write(std::path::Path::new(&dir).join(format!("{key}.txt")), lin::format_dump(h)).unwrap();
+            std::fs::write(
+                std::path::Path::new(&dir).join(format!("{key}.txt")),
+                lin::format_dump(h),
+            )
+            .unwrap();
         }
         let t = Instant::now();
         let verdict = lin::check(h, None, 20_000_000);
-        eprintln!("linearizability: key {key}: {} ops checked in {:.2} s: {verdict:?}", h.len(), t.elapsed().as_secs_f64());
+        eprintln!(
+            "linearizability: key {key}: {} ops checked in {:.2} s: {verdict:?}",
+            h.len(),
+            t.elapsed().as_secs_f64()
+        );
         if verdict != Verdict::Linearizable {
             let mut sorted = h.clone();
             sorted.sort_by_key(|e| e.call);
-            let tail: Vec<String> = sorted.iter().rev().take(60).rev().map(|e| format!("{e:?}")).collect();
-            panic!("history of {key}: {verdict:?} ({} ops; LIN_DUMP=dir keeps it); last events:\n  {}", h.len(), tail.join("\n  "));
+            let tail: Vec<String> = sorted
+                .iter()
+                .rev()
+                .take(60)
+                .rev()
+                .map(|e| format!("{e:?}"))
+                .collect();
+            panic!(
+                "history of {key}: {verdict:?} ({} ops; LIN_DUMP=dir keeps it); last events:\n  {}",
+                h.len(),
+                tail.join("\n  ")
+            );
         }
     }
     assert!(total > 200, "too few operations to mean anything: {total}");

@@ -8,7 +8,8 @@
 //! 1.6.18 (built without SASL) does.
 
 use cache_store::{
-    resolve_exptime, ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, GetOpts, StoreMode, StoreOutcome, StoreReq,
+    resolve_exptime, ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, GetOpts, StoreMode,
+    StoreOutcome, StoreReq,
 };
 use memcache_proto::binary::{self, Command, Request, Status, StoreOp, NO_CREATE};
 use memcache_proto::Parse;
@@ -20,9 +21,17 @@ pub async fn process(input: &[u8], ctx: &Ctx, session: &mut Session, out: &mut V
     let limits = ctx.settings.limits();
     match binary::parse(input, &limits) {
         Parse::Incomplete => Step::Incomplete,
-        Parse::Error { reply, consumed, swallow, close } => {
+        Parse::Error {
+            reply,
+            consumed,
+            swallow,
+            close,
+        } => {
             out.extend_from_slice(&reply);
-            Step::Done { consumed, flow: Flow { close, swallow } }
+            Step::Done {
+                consumed,
+                flow: Flow { close, swallow },
+            }
         }
         Parse::Request { req, consumed } => {
             let flow = execute(&req, ctx, session, out).await;
@@ -39,21 +48,35 @@ pub fn classify(input: &[u8], ctx: &Ctx) -> Option<(crate::text_exec::Kind, usiz
     Some(match binary::parse(input, &limits) {
         Parse::Incomplete => return None,
         Parse::Error { consumed, .. } => (Kind::Other, consumed),
-        Parse::Request { req, consumed } => (match req.command {
-            Command::Get { .. } => Kind::Read,
-            Command::Store { key, value, .. } if ctx.item_fits(key.len(), value.len()) => Kind::Write,
-            Command::Delete { .. } => Kind::Write,
-            // A miss with an initial value is followed by a second write (an add): not pure.
-            Command::Arith { exptime, .. } if exptime == NO_CREATE => Kind::Write,
-            _ => Kind::Other,
-        }, consumed),
+        Parse::Request { req, consumed } => (
+            match req.command {
+                Command::Get { .. } => Kind::Read,
+                Command::Store { key, value, .. } if ctx.item_fits(key.len(), value.len()) => {
+                    Kind::Write
+                }
+                Command::Delete { .. } => Kind::Write,
+                // A miss with an initial value is followed by a second write (an add): not pure.
+                Command::Arith { exptime, .. } if exptime == NO_CREATE => Kind::Write,
+                _ => Kind::Other,
+            },
+            consumed,
+        ),
     })
 }
 
 /// A success reply without body (suppressed for quiet opcodes).
 fn ok_empty(out: &mut Vec<u8>, req: &Request<'_>, quiet: bool, cas: u64) {
     if !quiet {
-        binary::encode_response(out, req.opcode(), Status::Success, req.opaque, cas, &[], &[], &[]);
+        binary::encode_response(
+            out,
+            req.opcode(),
+            Status::Success,
+            req.opaque,
+            cas,
+            &[],
+            &[],
+            &[],
+        );
     }
 }
 
@@ -89,9 +112,20 @@ async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut 
     let opaque = req.opaque;
     let stats = &mut session.stats;
     match req.command {
-        Command::Get { key, quiet, with_key } => {
+        Command::Get {
+            key,
+            quiet,
+            with_key,
+        } => {
             stats.cmd_get += 1;
-            let hit = try_op!(out, req, ctx.get(&mut session.fence, key, GetOpts::default(), |it| write_hit(out, req, &it, with_key, true)).await);
+            let hit = try_op!(
+                out,
+                req,
+                ctx.get(&mut session.fence, key, GetOpts::default(), |it| write_hit(
+                    out, req, &it, with_key, true
+                ))
+                .await
+            );
             if hit.is_some() {
                 stats.get_hits += 1;
             } else {
@@ -99,10 +133,25 @@ async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut 
                 write_miss(out, req, key, quiet, with_key);
             }
         }
-        Command::Gat { key, exptime: e, quiet, with_key } => {
+        Command::Gat {
+            key,
+            exptime: e,
+            quiet,
+            with_key,
+        } => {
             stats.cmd_touch += 1;
-            let opts = GetOpts { touch: Some(exptime(e, now)), ..GetOpts::default() };
-            let hit = try_op!(out, req, ctx.get(&mut session.fence, key, opts, |it| write_hit(out, req, &it, with_key, true)).await);
+            let opts = GetOpts {
+                touch: Some(exptime(e, now)),
+                ..GetOpts::default()
+            };
+            let hit = try_op!(
+                out,
+                req,
+                ctx.get(&mut session.fence, key, opts, |it| write_hit(
+                    out, req, &it, with_key, true
+                ))
+                .await
+            );
             if hit.is_some() {
                 stats.touch_hits += 1;
             } else {
@@ -112,8 +161,18 @@ async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut 
         }
         Command::Touch { key, exptime: e } => {
             stats.cmd_touch += 1;
-            let opts = GetOpts { touch: Some(exptime(e, now)), ..GetOpts::default() };
-            let hit = try_op!(out, req, ctx.get(&mut session.fence, key, opts, |it| write_hit(out, req, &it, false, false)).await);
+            let opts = GetOpts {
+                touch: Some(exptime(e, now)),
+                ..GetOpts::default()
+            };
+            let hit = try_op!(
+                out,
+                req,
+                ctx.get(&mut session.fence, key, opts, |it| write_hit(
+                    out, req, &it, false, false
+                ))
+                .await
+            );
             if hit.is_some() {
                 stats.touch_hits += 1;
             } else {
@@ -121,14 +180,22 @@ async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut 
                 write_miss(out, req, key, false, false);
             }
         }
-        Command::Store { op, quiet, key, flags, exptime: e, value } => {
+        Command::Store {
+            op,
+            quiet,
+            key,
+            flags,
+            exptime: e,
+            value,
+        } => {
             if !ctx.item_fits(key.len(), value.len()) {
                 too_large(ctx, req, op, key, out).await;
                 return Flow::default();
             }
             stats.cmd_set += 1;
             // Set/Add/Replace with a CAS are memcached's `cas` (NREAD_CAS), whatever the opcode.
-            let cas_op = req.cas != 0 && matches!(op, StoreOp::Set | StoreOp::Add | StoreOp::Replace);
+            let cas_op =
+                req.cas != 0 && matches!(op, StoreOp::Set | StoreOp::Add | StoreOp::Replace);
             let mode = match op {
                 _ if cas_op => StoreMode::Set,
                 StoreOp::Set => StoreMode::Set,
@@ -176,19 +243,33 @@ async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut 
                     error(out, req, status);
                 }
                 // memcached: a concatenation that cannot be allocated is just "Not stored.".
-                StoreOutcome::TooLarge | StoreOutcome::OutOfMemory if concat => error(out, req, Status::NotStored),
-                StoreOutcome::TooLarge => error(out, req, Status::TooLarge),
-                StoreOutcome::OutOfMemory => {
-                    binary::encode_error_msg(out, opcode, opaque, Status::OutOfMemory, "Out of memory allocating item")
+                StoreOutcome::TooLarge | StoreOutcome::OutOfMemory if concat => {
+                    error(out, req, Status::NotStored)
                 }
+                StoreOutcome::TooLarge => error(out, req, Status::TooLarge),
+                StoreOutcome::OutOfMemory => binary::encode_error_msg(
+                    out,
+                    opcode,
+                    opaque,
+                    Status::OutOfMemory,
+                    "Out of memory allocating item",
+                ),
             }
         }
-        Command::TooLarge { op, key, value_len, .. } => {
+        Command::TooLarge {
+            op, key, value_len, ..
+        } => {
             too_large(ctx, req, op, key, out).await;
-            return Flow { close: false, swallow: value_len as usize };
+            return Flow {
+                close: false,
+                swallow: value_len as usize,
+            };
         }
         Command::Delete { key, quiet } => {
-            let opts = DeleteOpts { compare_cas: (req.cas != 0).then_some(req.cas), ..DeleteOpts::default() };
+            let opts = DeleteOpts {
+                compare_cas: (req.cas != 0).then_some(req.cas),
+                ..DeleteOpts::default()
+            };
             match try_op!(out, req, ctx.delete(key, opts).await) {
                 DeleteOutcome::Deleted => {
                     stats.delete_hits += 1;
@@ -201,7 +282,14 @@ async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut 
                 DeleteOutcome::Exists => error(out, req, Status::KeyExists),
             }
         }
-        Command::Arith { incr, quiet, key, delta, initial, exptime: e } => {
+        Command::Arith {
+            incr,
+            quiet,
+            key,
+            delta,
+            initial,
+            exptime: e,
+        } => {
             let areq = ArithReq {
                 key,
                 incr,
@@ -270,13 +358,15 @@ async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut 
                                 );
                             }
                         }
-                        StoreOutcome::TooLarge | StoreOutcome::OutOfMemory => binary::encode_error_msg(
-                            out,
-                            opcode,
-                            opaque,
-                            Status::OutOfMemory,
-                            "Out of memory allocating new item",
-                        ),
+                        StoreOutcome::TooLarge | StoreOutcome::OutOfMemory => {
+                            binary::encode_error_msg(
+                                out,
+                                opcode,
+                                opaque,
+                                Status::OutOfMemory,
+                                "Out of memory allocating new item",
+                            )
+                        }
                         _ => error(out, req, Status::NotStored),
                     }
                 }
@@ -292,7 +382,10 @@ async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut 
         }
         Command::Quit { quiet } => {
             ok_empty(out, req, quiet, 0);
-            return Flow { close: true, swallow: 0 };
+            return Flow {
+                close: true,
+                swallow: 0,
+            };
         }
         Command::Flush { quiet, exptime: e } => {
             let delay = match e {
@@ -305,7 +398,16 @@ async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut 
         }
         Command::Noop => ok_empty(out, req, false, 0),
         Command::Version => {
-            binary::encode_response(out, opcode, Status::Success, opaque, 0, &[], &[], ctx.settings.version.as_bytes());
+            binary::encode_response(
+                out,
+                opcode,
+                Status::Success,
+                opaque,
+                0,
+                &[],
+                &[],
+                ctx.settings.version.as_bytes(),
+            );
         }
         Command::Stat { group } => stat(ctx, session, req, group, out),
         // memcached 1.6.18's proto_bin.c has no verbosity handler: it falls to "Unknown command".
@@ -315,7 +417,13 @@ async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut 
 }
 
 /// Reply for a hit: flags in the extras, the key for `…K…` opcodes, the value unless `Touch`.
-fn write_hit(out: &mut Vec<u8>, req: &Request<'_>, it: &cache_store::ItemRef<'_>, with_key: bool, with_value: bool) {
+fn write_hit(
+    out: &mut Vec<u8>,
+    req: &Request<'_>,
+    it: &cache_store::ItemRef<'_>,
+    with_key: bool,
+    with_value: bool,
+) {
     let key: &[u8] = if with_key { it.key } else { &[] };
     let value: &[u8] = if with_value { it.value } else { &[] };
     binary::encode_response(
@@ -335,7 +443,16 @@ fn write_hit(out: &mut Vec<u8>, req: &Request<'_>, it: &cache_store::ItemRef<'_>
 fn write_miss(out: &mut Vec<u8>, req: &Request<'_>, key: &[u8], quiet: bool, with_key: bool) {
     if quiet {
     } else if with_key {
-        binary::encode_response(out, req.opcode(), Status::KeyNotFound, req.opaque, 0, &[], key, &[]);
+        binary::encode_response(
+            out,
+            req.opcode(),
+            Status::KeyNotFound,
+            req.opaque,
+            0,
+            &[],
+            key,
+            &[],
+        );
     } else {
         error(out, req, Status::KeyNotFound);
     }
@@ -374,7 +491,10 @@ fn stat(ctx: &Ctx, session: &mut Session, req: &Request<'_>, group: &[u8], out: 
             return;
         }
     } else {
-        match std::str::from_utf8(group).ok().and_then(|g| crate::stats::report(ctx, g)) {
+        match std::str::from_utf8(group)
+            .ok()
+            .and_then(|g| crate::stats::report(ctx, g))
+        {
             Some(p) => p,
             None => {
                 error(out, req, Status::KeyNotFound);
@@ -432,7 +552,10 @@ mod tests {
         }
 
         fn with(settings: Settings) -> T {
-            T { ctx: Ctx::new(settings), session: Session::default() }
+            T {
+                ctx: Ctx::new(settings),
+                session: Session::default(),
+            }
         }
 
         /// Run every request in `input` (as the connection loop would) and decode all replies.
@@ -441,7 +564,12 @@ mod tests {
             let mut pos = 0;
             let mut last = Flow::default();
             while pos < input.len() {
-                match crate::ready(process(&input[pos..], &self.ctx, &mut self.session, &mut out)) {
+                match crate::ready(process(
+                    &input[pos..],
+                    &self.ctx,
+                    &mut self.session,
+                    &mut out,
+                )) {
                     Step::Incomplete => panic!("incomplete at {pos}"),
                     Step::Done { consumed, flow } => {
                         pos += consumed + flow.swallow;
@@ -473,21 +601,64 @@ mod tests {
         }
 
         fn set(&mut self, key: &[u8], value: &[u8], flags: u32) -> Reply {
-            self.one(Request::new(Command::Store { op: StoreOp::Set, quiet: false, key, flags, exptime: 0, value }))
-                .expect("set reply")
+            self.one(Request::new(Command::Store {
+                op: StoreOp::Set,
+                quiet: false,
+                key,
+                flags,
+                exptime: 0,
+                value,
+            }))
+            .expect("set reply")
         }
 
         fn get(&mut self, key: &[u8]) -> Reply {
-            self.one(Request::new(Command::Get { key, quiet: false, with_key: false })).expect("get reply")
+            self.one(Request::new(Command::Get {
+                key,
+                quiet: false,
+                with_key: false,
+            }))
+            .expect("get reply")
         }
     }
 
-    fn store<'a>(op: StoreOp, quiet: bool, key: &'a [u8], value: &'a [u8], cas: u64) -> Request<'a> {
-        Request { opaque: 0, cas, command: Command::Store { op, quiet, key, flags: 0, exptime: 0, value } }
+    fn store<'a>(
+        op: StoreOp,
+        quiet: bool,
+        key: &'a [u8],
+        value: &'a [u8],
+        cas: u64,
+    ) -> Request<'a> {
+        Request {
+            opaque: 0,
+            cas,
+            command: Command::Store {
+                op,
+                quiet,
+                key,
+                flags: 0,
+                exptime: 0,
+                value,
+            },
+        }
     }
 
-    fn arith(incr: bool, quiet: bool, key: &[u8], delta: u64, initial: u64, exptime: u32) -> Request<'_> {
-        Request::new(Command::Arith { incr, quiet, key, delta, initial, exptime })
+    fn arith(
+        incr: bool,
+        quiet: bool,
+        key: &[u8],
+        delta: u64,
+        initial: u64,
+        exptime: u32,
+    ) -> Request<'_> {
+        Request::new(Command::Arith {
+            incr,
+            quiet,
+            key,
+            delta,
+            initial,
+            exptime,
+        })
     }
 
     const OK: u16 = 0;
@@ -501,7 +672,11 @@ mod tests {
         assert_eq!((set.opcode, set.status), (opcode::SET, OK));
         assert!(set.cas != 0);
         assert!(set.value.is_empty() && set.extras.is_empty());
-        let mut req = Request::new(Command::Get { key: b"k", quiet: false, with_key: true });
+        let mut req = Request::new(Command::Get {
+            key: b"k",
+            quiet: false,
+            with_key: true,
+        });
         req.opaque = 0x1234_5678;
         let g = t.one(req).unwrap();
         assert_eq!(g.opcode, opcode::GETK);
@@ -520,10 +695,33 @@ mod tests {
         let mut t = T::new();
         let g = t.get(b"nope");
         assert_eq!((g.status, &g.value[..]), (ENOENT, &b"Not found"[..]));
-        let gk = t.one(Request::new(Command::Get { key: b"nope", quiet: false, with_key: true })).unwrap();
-        assert_eq!((gk.status, &gk.key[..], &gk.value[..]), (ENOENT, &b"nope"[..], &b""[..]));
-        assert_eq!(t.one(Request::new(Command::Get { key: b"nope", quiet: true, with_key: false })), None);
-        assert_eq!(t.one(Request::new(Command::Get { key: b"nope", quiet: true, with_key: true })), None);
+        let gk = t
+            .one(Request::new(Command::Get {
+                key: b"nope",
+                quiet: false,
+                with_key: true,
+            }))
+            .unwrap();
+        assert_eq!(
+            (gk.status, &gk.key[..], &gk.value[..]),
+            (ENOENT, &b"nope"[..], &b""[..])
+        );
+        assert_eq!(
+            t.one(Request::new(Command::Get {
+                key: b"nope",
+                quiet: true,
+                with_key: false
+            })),
+            None
+        );
+        assert_eq!(
+            t.one(Request::new(Command::Get {
+                key: b"nope",
+                quiet: true,
+                with_key: true
+            })),
+            None
+        );
         assert_eq!(t.session.stats.get_misses, 4);
     }
 
@@ -532,22 +730,43 @@ mod tests {
         let mut t = T::new();
         t.set(b"a", b"1", 0);
         let mut b = Vec::new();
-        Request::new(Command::Get { key: b"a", quiet: true, with_key: true }).encode(&mut b);
-        Request::new(Command::Get { key: b"b", quiet: true, with_key: true }).encode(&mut b);
+        Request::new(Command::Get {
+            key: b"a",
+            quiet: true,
+            with_key: true,
+        })
+        .encode(&mut b);
+        Request::new(Command::Get {
+            key: b"b",
+            quiet: true,
+            with_key: true,
+        })
+        .encode(&mut b);
         Request::new(Command::Noop).encode(&mut b);
         let (r, _) = t.run(&b);
         assert_eq!(r.len(), 2);
-        assert_eq!((r[0].opcode, &r[0].key[..], &r[0].value[..]), (opcode::GETKQ, &b"a"[..], &b"1"[..]));
+        assert_eq!(
+            (r[0].opcode, &r[0].key[..], &r[0].value[..]),
+            (opcode::GETKQ, &b"a"[..], &b"1"[..])
+        );
         assert_eq!((r[1].opcode, r[1].status), (opcode::NOOP, OK));
     }
 
     #[test]
     fn add_replace_and_quiet_success_suppression() {
         let mut t = T::new();
-        assert_eq!(t.one(store(StoreOp::Replace, false, b"k", b"v", 0)).unwrap().status, ENOENT);
+        assert_eq!(
+            t.one(store(StoreOp::Replace, false, b"k", b"v", 0))
+                .unwrap()
+                .status,
+            ENOENT
+        );
         assert_eq!(t.one(store(StoreOp::Add, true, b"k", b"v", 0)), None);
         let a = t.one(store(StoreOp::Add, true, b"k", b"v", 0)).unwrap();
-        assert_eq!((a.opcode, a.status, &a.value[..]), (opcode::ADDQ, EEXISTS, &b"Data exists for key."[..]));
+        assert_eq!(
+            (a.opcode, a.status, &a.value[..]),
+            (opcode::ADDQ, EEXISTS, &b"Data exists for key."[..])
+        );
         assert_eq!(t.one(store(StoreOp::Replace, true, b"k", b"w", 0)), None);
         assert_eq!(t.get(b"k").value, b"w");
         assert_eq!(t.one(store(StoreOp::Set, true, b"k", b"x", 0)), None);
@@ -558,18 +777,31 @@ mod tests {
     fn cas_on_set_add_replace_delete() {
         let mut t = T::new();
         let cas = t.set(b"k", b"1", 0).cas;
-        let bad = t.one(store(StoreOp::Set, false, b"k", b"2", cas + 1)).unwrap();
-        assert_eq!((bad.status, &bad.value[..]), (EEXISTS, &b"Data exists for key."[..]));
+        let bad = t
+            .one(store(StoreOp::Set, false, b"k", b"2", cas + 1))
+            .unwrap();
+        assert_eq!(
+            (bad.status, &bad.value[..]),
+            (EEXISTS, &b"Data exists for key."[..])
+        );
         assert_eq!(t.session.stats.cas_badval, 1);
         // Add with a matching CAS behaves as cas (memcached's NREAD_CAS), and stores.
         let good = t.one(store(StoreOp::Add, false, b"k", b"3", cas)).unwrap();
         assert_eq!(good.status, OK);
         assert!(good.cas != cas);
         assert_eq!(t.session.stats.cas_hits, 1);
-        assert_eq!(t.one(store(StoreOp::Replace, false, b"missing", b"3", 5)).unwrap().status, ENOENT);
+        assert_eq!(
+            t.one(store(StoreOp::Replace, false, b"missing", b"3", 5))
+                .unwrap()
+                .status,
+            ENOENT
+        );
         assert_eq!(t.session.stats.cas_misses, 1);
         // Delete with a wrong CAS, then the right one.
-        let mut d = Request::new(Command::Delete { key: b"k", quiet: false });
+        let mut d = Request::new(Command::Delete {
+            key: b"k",
+            quiet: false,
+        });
         d.cas = good.cas + 7;
         assert_eq!(t.one(d.clone()).unwrap().status, EEXISTS);
         d.cas = good.cas;
@@ -582,10 +814,27 @@ mod tests {
     fn delete_and_deleteq() {
         let mut t = T::new();
         t.set(b"k", b"v", 0);
-        assert_eq!(t.one(Request::new(Command::Delete { key: b"k", quiet: true })), None);
-        let r = t.one(Request::new(Command::Delete { key: b"k", quiet: true })).unwrap();
-        assert_eq!((r.opcode, r.status, &r.value[..]), (opcode::DELETEQ, ENOENT, &b"Not found"[..]));
-        assert_eq!((t.session.stats.delete_hits, t.session.stats.delete_misses), (1, 1));
+        assert_eq!(
+            t.one(Request::new(Command::Delete {
+                key: b"k",
+                quiet: true
+            })),
+            None
+        );
+        let r = t
+            .one(Request::new(Command::Delete {
+                key: b"k",
+                quiet: true,
+            }))
+            .unwrap();
+        assert_eq!(
+            (r.opcode, r.status, &r.value[..]),
+            (opcode::DELETEQ, ENOENT, &b"Not found"[..])
+        );
+        assert_eq!(
+            (t.session.stats.delete_hits, t.session.stats.delete_misses),
+            (1, 1)
+        );
     }
 
     #[test]
@@ -612,7 +861,10 @@ mod tests {
         // Non-numeric.
         t.set(b"s", b"abc", 0);
         let r = t.one(arith(false, false, b"s", 1, 0, 0)).unwrap();
-        assert_eq!((r.status, &r.value[..]), (6, &b"Non-numeric server-side value for incr or decr"[..]));
+        assert_eq!(
+            (r.status, &r.value[..]),
+            (6, &b"Non-numeric server-side value for incr or decr"[..])
+        );
         // CAS mismatch.
         let mut req = arith(true, false, b"n", 1, 0, 0);
         req.cas = 1;
@@ -628,30 +880,45 @@ mod tests {
         assert_eq!((r.status, &r.value[..]), (5, &b"Not stored."[..]));
         t.set(b"k", b"mid", 42);
         assert_eq!(t.one(store(StoreOp::Append, true, b"k", b"-end", 0)), None);
-        let r = t.one(store(StoreOp::Prepend, false, b"k", b"start-", 0)).unwrap();
+        let r = t
+            .one(store(StoreOp::Prepend, false, b"k", b"start-", 0))
+            .unwrap();
         assert_eq!(r.status, OK);
         let g = t.get(b"k");
         assert_eq!(g.value, b"start-mid-end");
         assert_eq!(g.extras, 42u32.to_be_bytes());
         // Append with a stale CAS.
-        assert_eq!(t.one(store(StoreOp::Append, false, b"k", b"!", g.cas + 1)).unwrap().status, EEXISTS);
+        assert_eq!(
+            t.one(store(StoreOp::Append, false, b"k", b"!", g.cas + 1))
+                .unwrap()
+                .status,
+            EEXISTS
+        );
     }
 
     #[test]
     fn oversized_set_is_too_large_removes_old_and_swallows() {
-        let mut t = T::with(Settings { item_size_max: 1024, ..Settings::default() });
+        let mut t = T::with(Settings {
+            item_size_max: 1024,
+            ..Settings::default()
+        });
         t.set(b"k", b"old", 0);
         let big = vec![b'x'; 4000];
         let mut b = store(StoreOp::Set, true, b"k", &big, 0).to_bytes();
         Request::new(Command::Noop).encode(&mut b);
         let (r, _) = t.run(&b);
         assert_eq!(r.len(), 2, "{r:?}");
-        assert_eq!((r[0].opcode, r[0].status, &r[0].value[..]), (opcode::SETQ, 3, &b"Too large."[..]));
+        assert_eq!(
+            (r[0].opcode, r[0].status, &r[0].value[..]),
+            (opcode::SETQ, 3, &b"Too large."[..])
+        );
         assert_eq!(r[1].opcode, opcode::NOOP);
         assert_eq!(t.get(b"k").status, ENOENT);
         // Slightly too large for the item (header overhead): still refused, value already read.
         t.set(b"k", b"old", 0);
-        let r = t.one(store(StoreOp::Add, false, b"k", &vec![b'y'; 1024], 0)).unwrap();
+        let r = t
+            .one(store(StoreOp::Add, false, b"k", &vec![b'y'; 1024], 0))
+            .unwrap();
         assert_eq!(r.status, 3);
         // Add does not remove the old value.
         assert_eq!(t.get(b"k").value, b"old");
@@ -661,27 +928,80 @@ mod tests {
     fn touch_and_gat() {
         let mut t = T::new();
         t.set(b"k", b"v", 3);
-        let r = t.one(Request::new(Command::Touch { key: b"k", exptime: 100 })).unwrap();
-        assert_eq!((r.status, &r.extras[..], &r.value[..]), (OK, &3u32.to_be_bytes()[..], &b""[..]));
-        let r = t.one(Request::new(Command::Gat { key: b"k", exptime: 100, quiet: false, with_key: true })).unwrap();
-        assert_eq!((r.opcode, &r.key[..], &r.value[..]), (opcode::GATK, &b"k"[..], &b"v"[..]));
-        assert_eq!(t.one(Request::new(Command::Gat { key: b"x", exptime: 1, quiet: true, with_key: false })), None);
-        let r = t.one(Request::new(Command::Touch { key: b"x", exptime: 1 })).unwrap();
+        let r = t
+            .one(Request::new(Command::Touch {
+                key: b"k",
+                exptime: 100,
+            }))
+            .unwrap();
+        assert_eq!(
+            (r.status, &r.extras[..], &r.value[..]),
+            (OK, &3u32.to_be_bytes()[..], &b""[..])
+        );
+        let r = t
+            .one(Request::new(Command::Gat {
+                key: b"k",
+                exptime: 100,
+                quiet: false,
+                with_key: true,
+            }))
+            .unwrap();
+        assert_eq!(
+            (r.opcode, &r.key[..], &r.value[..]),
+            (opcode::GATK, &b"k"[..], &b"v"[..])
+        );
+        assert_eq!(
+            t.one(Request::new(Command::Gat {
+                key: b"x",
+                exptime: 1,
+                quiet: true,
+                with_key: false
+            })),
+            None
+        );
+        let r = t
+            .one(Request::new(Command::Touch {
+                key: b"x",
+                exptime: 1,
+            }))
+            .unwrap();
         assert_eq!(r.status, ENOENT);
         // Expire it: an absolute time in the past.
-        t.one(Request::new(Command::Touch { key: b"k", exptime: 2_678_400 })).unwrap();
+        t.one(Request::new(Command::Touch {
+            key: b"k",
+            exptime: 2_678_400,
+        }))
+        .unwrap();
         assert_eq!(t.get(b"k").status, ENOENT);
-        assert_eq!((t.session.stats.cmd_touch, t.session.stats.touch_hits, t.session.stats.touch_misses), (5, 3, 2));
+        assert_eq!(
+            (
+                t.session.stats.cmd_touch,
+                t.session.stats.touch_hits,
+                t.session.stats.touch_misses
+            ),
+            (5, 3, 2)
+        );
     }
 
     #[test]
     fn flush_noop_version_quit() {
         let mut t = T::new();
         t.set(b"k", b"v", 0);
-        assert_eq!(t.one(Request::new(Command::Flush { quiet: true, exptime: None })), None);
+        assert_eq!(
+            t.one(Request::new(Command::Flush {
+                quiet: true,
+                exptime: None
+            })),
+            None
+        );
         assert_eq!(t.get(b"k").status, ENOENT);
         t.set(b"k", b"v", 0);
-        let r = t.one(Request::new(Command::Flush { quiet: false, exptime: Some(0) })).unwrap();
+        let r = t
+            .one(Request::new(Command::Flush {
+                quiet: false,
+                exptime: Some(0),
+            }))
+            .unwrap();
         assert_eq!((r.opcode, r.status), (opcode::FLUSH, OK));
         assert_eq!(t.get(b"k").status, ENOENT);
         let v = t.one(Request::new(Command::Version)).unwrap();
@@ -705,13 +1025,19 @@ mod tests {
         Request::new(Command::Noop).encode(&mut b);
         let (r, flow) = t.run(&b);
         assert_eq!(r.len(), 2);
-        assert_eq!((r[0].status, &r[0].value[..]), (0x81, &b"Unknown command"[..]));
+        assert_eq!(
+            (r[0].status, &r[0].value[..]),
+            (0x81, &b"Unknown command"[..])
+        );
         assert!(!flow.close);
         // Get without a key: invalid arguments, close.
         let mut b = Request::new(Command::Noop).to_bytes();
         b[1] = opcode::GET;
         let (r, flow) = t.run(&b);
-        assert_eq!((r[0].status, &r[0].value[..]), (4, &b"Invalid arguments"[..]));
+        assert_eq!(
+            (r[0].status, &r[0].value[..]),
+            (4, &b"Invalid arguments"[..])
+        );
         assert!(flow.close);
     }
 
@@ -724,16 +1050,24 @@ mod tests {
         let (r, flow) = t.run(&req.to_bytes());
         assert!(!flow.close);
         assert!(r.len() >= 2, "{r:?}");
-        assert!(r.iter().all(|p| p.opcode == opcode::STAT && p.status == OK && p.opaque == 99 && p.cas == 0));
+        assert!(r
+            .iter()
+            .all(|p| p.opcode == opcode::STAT && p.status == OK && p.opaque == 99 && p.cas == 0));
         let last = r.last().unwrap();
         assert!(last.key.is_empty() && last.value.is_empty());
         assert!(r[..r.len() - 1].iter().all(|p| !p.key.is_empty()));
         // This connection's set is visible (its counters were folded in first).
-        let cmd_set = r.iter().find(|p| p.key == b"cmd_set").map(|p| p.value.clone());
+        let cmd_set = r
+            .iter()
+            .find(|p| p.key == b"cmd_set")
+            .map(|p| p.value.clone());
         assert_eq!(cmd_set.as_deref(), Some(&b"1"[..]));
         // Unknown group: Not found.
         let (r, _) = t.run(&Request::new(Command::Stat { group: b"bogus" }).to_bytes());
-        assert_eq!((r.len(), r[0].status, &r[0].value[..]), (1, ENOENT, &b"Not found"[..]));
+        assert_eq!(
+            (r.len(), r[0].status, &r[0].value[..]),
+            (1, ENOENT, &b"Not found"[..])
+        );
         // reset: just the terminator, and counters are zeroed.
         let (r, _) = t.run(&Request::new(Command::Stat { group: b"reset" }).to_bytes());
         assert_eq!(r.len(), 1);
@@ -747,7 +1081,10 @@ mod tests {
     /// executor, never consume more than the input, and every reply is a well-formed packet.
     #[test]
     fn random_packets_never_panic() {
-        let mut t = T::with(Settings { item_size_max: 2048, ..Settings::default() });
+        let mut t = T::with(Settings {
+            item_size_max: 2048,
+            ..Settings::default()
+        });
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut rnd = move |n: u64| {
             x ^= x << 13;
@@ -764,14 +1101,22 @@ mod tests {
             b.extend_from_slice(&(klen as u16).to_be_bytes());
             b.push(ext as u8);
             b.extend_from_slice(&[0, 0, 0]);
-            let body = if rnd(10) == 0 { rnd(5000) as usize } else { ext + klen + vlen };
+            let body = if rnd(10) == 0 {
+                rnd(5000) as usize
+            } else {
+                ext + klen + vlen
+            };
             b.extend_from_slice(&(body as u32).to_be_bytes());
             b.extend_from_slice(&(rnd(u64::MAX) as u32).to_be_bytes());
             b.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, rnd(3) as u8]);
             let keys: [&[u8]; 3] = [b"a", b"num", b"k"];
             let key = keys[rnd(3) as usize];
             for i in 0..ext + klen + vlen {
-                b.push(if i >= ext && i < ext + klen { key[i % key.len()] } else { rnd(256) as u8 });
+                b.push(if i >= ext && i < ext + klen {
+                    key[i % key.len()]
+                } else {
+                    rnd(256) as u8
+                });
             }
             let mut out = Vec::new();
             let mut pos = 0;
@@ -804,7 +1149,10 @@ mod tests {
         let b = store(StoreOp::Set, false, b"key", b"value", 0).to_bytes();
         let mut out = Vec::new();
         for cut in 0..b.len() {
-            assert_eq!(crate::ready(process(&b[..cut], &t.ctx, &mut s, &mut out)), Step::Incomplete);
+            assert_eq!(
+                crate::ready(process(&b[..cut], &t.ctx, &mut s, &mut out)),
+                Step::Incomplete
+            );
         }
         assert!(out.is_empty());
     }

@@ -66,8 +66,12 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         Some((i, 'g' | 'G')) => (&s[..i], 1 << 30),
         _ => (s, 1),
     };
-    let n: usize = num.parse().map_err(|_| format!("invalid size {s:?}: expected a number with an optional k/m suffix"))?;
-    let bytes = n.checked_mul(mult).ok_or_else(|| format!("size {s:?} is too large"))?;
+    let n: usize = num.parse().map_err(|_| {
+        format!("invalid size {s:?}: expected a number with an optional k/m suffix")
+    })?;
+    let bytes = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("size {s:?} is too large"))?;
     if bytes < 1024 {
         return Err(format!("item size {s:?} is too small: at least 1k"));
     }

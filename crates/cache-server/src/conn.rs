@@ -51,8 +51,12 @@ enum Proto {
 pub async fn serve(mut stream: TcpStream, ctx: Ctx, id: u64, mut shutdown: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
     let info = Arc::new(ConnInfo {
-        peer: stream.peer_addr().unwrap_or_else(|_| ([0, 0, 0, 0], 0).into()),
-        local: stream.local_addr().unwrap_or_else(|_| ([0, 0, 0, 0], 0).into()),
+        peer: stream
+            .peer_addr()
+            .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into()),
+        local: stream
+            .local_addr()
+            .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into()),
         last_cmd: ctx.now().into(),
     });
     ctx.stats.conns.lock().insert(id, info.clone());
@@ -78,7 +82,10 @@ async fn run(
 ) -> io::Result<()> {
     let mut buf = BytesMut::new();
     let mut out: Vec<u8> = Vec::new();
-    let mut session = Session { id, ..Session::default() };
+    let mut session = Session {
+        id,
+        ..Session::default()
+    };
     let mut proto: Option<Proto> = None;
     let mut swallow = 0usize;
     let mut unsent = text_exec::Unsent::default();
@@ -94,15 +101,23 @@ async fn run(
             if buf.is_empty() || swallow > 0 {
                 break;
             }
-            let p = *proto.get_or_insert(if buf[0] == 0x80 { Proto::Binary } else { Proto::Text });
+            let p = *proto.get_or_insert(if buf[0] == 0x80 {
+                Proto::Binary
+            } else {
+                Proto::Text
+            });
             let mut invalidate = false;
             // Cluster mode classifies each request first; a text request is executed as parsed.
             let mut parsed = None;
             if ctx.cluster.is_some() {
-                let Some((kind, consumed, req)) = classify(p, &buf, ctx, &unsent) else { break };
+                let Some((kind, consumed, req)) = classify(p, &buf, ctx, &unsent) else {
+                    break;
+                };
                 match kind {
                     Kind::Write => {
-                        let n = run_writes(p, &buf, consumed, ctx, &mut session, &mut unsent, &mut out).await;
+                        let n =
+                            run_writes(p, &buf, consumed, ctx, &mut session, &mut unsent, &mut out)
+                                .await;
                         if n > 0 {
                             buf.advance(n);
                             session.fence.invalidate();
@@ -121,9 +136,19 @@ async fn run(
             }
             let step = match (p, parsed) {
                 (Proto::Text, Some((req, consumed))) => {
-                    text_exec::process_parsed(req, consumed, ctx, &mut session, &mut unsent, &mut out).await
+                    text_exec::process_parsed(
+                        req,
+                        consumed,
+                        ctx,
+                        &mut session,
+                        &mut unsent,
+                        &mut out,
+                    )
+                    .await
                 }
-                (Proto::Text, None) => text_exec::process(&buf, ctx, &mut session, &mut unsent, &mut out).await,
+                (Proto::Text, None) => {
+                    text_exec::process(&buf, ctx, &mut session, &mut unsent, &mut out).await
+                }
                 (Proto::Binary, _) => binary_exec::process(&buf, ctx, &mut session, &mut out).await,
             };
             if invalidate {
@@ -140,7 +165,8 @@ async fn run(
                     // memcached writes its replies whenever its read buffer runs dry, which a
                     // request with a large data block always causes; after that, a later error
                     // can no longer discard them (`text_exec::unsent_start`).
-                    let flushed = p == Proto::Text && text_exec::replies_flushed_after(consumed, flow.swallow);
+                    let flushed = p == Proto::Text
+                        && text_exec::replies_flushed_after(consumed, flow.swallow);
                     if flushed {
                         unsent.written();
                     }
@@ -198,7 +224,9 @@ fn classify<'a>(
 ) -> Option<(Kind, usize, Option<memcache_proto::text::Request<'a>>)> {
     match p {
         Proto::Text => text_exec::classify(input, ctx, unsent),
-        Proto::Binary => binary_exec::classify(input, ctx).map(|(kind, consumed)| (kind, consumed, None)),
+        Proto::Binary => {
+            binary_exec::classify(input, ctx).map(|(kind, consumed)| (kind, consumed, None))
+        }
     }
 }
 
@@ -246,7 +274,10 @@ async fn run_writes(
             let input = &buf[at..];
             let mut u = unsent.clone();
             Box::pin(async move {
-                let mut s = Session { id, ..Session::default() };
+                let mut s = Session {
+                    id,
+                    ..Session::default()
+                };
                 let mut o = Vec::new();
                 let _ = match p {
                     Proto::Text => text_exec::process(input, ctx, &mut s, &mut u, &mut o).await,
@@ -277,13 +308,20 @@ async fn run_staged(
     unsent: &mut text_exec::Unsent,
     out: &mut Vec<u8>,
 ) -> usize {
-    let Some(cluster) = &ctx.cluster else { return 0 };
+    let Some(cluster) = &ctx.cluster else {
+        return 0;
+    };
     let mut reqs = Vec::new();
     let mut cmds = cache_cluster::Packer::default();
     let mut end = 0;
     while reqs.len() < MAX_WRITE_RUN && end < buf.len() {
-        let Some((Kind::Write, n, Some(req))) = text_exec::classify(&buf[end..], ctx, unsent) else { break };
-        let Some(cmd) = text_exec::stage_write(&req, ctx, session, unsent) else { break };
+        let Some((Kind::Write, n, Some(req))) = text_exec::classify(&buf[end..], ctx, unsent)
+        else {
+            break;
+        };
+        let Some(cmd) = text_exec::stage_write(&req, ctx, session, unsent) else {
+            break;
+        };
         cmds.push(&cmd);
         reqs.push(req);
         end += n;
@@ -298,7 +336,10 @@ async fn run_staged(
             }
         }
         r => {
-            let e = r.err().map(Unavailable::from).unwrap_or_else(|| Unavailable("batch outcome mismatch".into()));
+            let e = r
+                .err()
+                .map(Unavailable::from)
+                .unwrap_or_else(|| Unavailable("batch outcome mismatch".into()));
             for req in &reqs {
                 text_exec::finish_write(req, Err(e.clone()), session, unsent, out);
             }
@@ -328,7 +369,9 @@ async fn join_ordered<F: Future + Unpin>(mut futs: Vec<F>) -> Vec<F::Output> {
         }
     })
     .await;
-    outs.into_iter().map(|o| o.expect("every future finished")).collect()
+    outs.into_iter()
+        .map(|o| o.expect("every future finished"))
+        .collect()
 }
 
 /// Close after a final reply without losing it: closing a socket that still has unread input
@@ -350,7 +393,11 @@ async fn linger_close(stream: &mut TcpStream) {
     .await;
 }
 
-async fn write_out(stream: &mut TcpStream, out: &mut Vec<u8>, session: &mut Session) -> io::Result<()> {
+async fn write_out(
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+    session: &mut Session,
+) -> io::Result<()> {
     stream.write_all(out).await?;
     session.stats.bytes_written += out.len() as u64;
     out.clear();
@@ -386,7 +433,9 @@ mod tests {
     fn classify_sorts_requests() {
         let ctx = Ctx::new(crate::Settings::default());
         let unsent = text_exec::Unsent::default();
-        let k = |input: &[u8]| classify(Proto::Text, input, &ctx, &unsent).map(|(kind, n, _)| (kind, n));
+        let k = |input: &[u8]| {
+            classify(Proto::Text, input, &ctx, &unsent).map(|(kind, n, _)| (kind, n))
+        };
         assert_eq!(k(b"set a 0 0 1\r\nx\r\nget a\r\n"), Some((Kind::Write, 16)));
         assert_eq!(k(b"set a 0 0 1\r\nx"), None);
         assert_eq!(k(b"get a b\r\n"), Some((Kind::Read, 9)));
@@ -404,12 +453,27 @@ mod tests {
         big.extend_from_slice(b"\r\n");
         assert_eq!(k(&big).map(|x| x.0), Some(Kind::Other));
         // Binary: a get is a read, a quiet set a write, an incr that may create is not pure.
-        let get = [0x80u8, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b'k'];
-        assert_eq!(classify(Proto::Binary, &get, &ctx, &unsent).map(|(kind, n, _)| (kind, n)), Some((Kind::Read, 25)));
-        let mut incr = vec![0x80u8, 0x05, 0, 1, 20, 0, 0, 0, 0, 0, 0, 21, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        incr.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b'k']);
-        assert_eq!(classify(Proto::Binary, &incr, &ctx, &unsent).map(|x| x.0), Some(Kind::Other));
+        let get = [
+            0x80u8, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b'k',
+        ];
+        assert_eq!(
+            classify(Proto::Binary, &get, &ctx, &unsent).map(|(kind, n, _)| (kind, n)),
+            Some((Kind::Read, 25))
+        );
+        let mut incr = vec![
+            0x80u8, 0x05, 0, 1, 20, 0, 0, 0, 0, 0, 0, 21, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        incr.extend_from_slice(&[
+            0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b'k',
+        ]);
+        assert_eq!(
+            classify(Proto::Binary, &incr, &ctx, &unsent).map(|x| x.0),
+            Some(Kind::Other)
+        );
         incr[40..44].copy_from_slice(&[0xff; 4]);
-        assert_eq!(classify(Proto::Binary, &incr, &ctx, &unsent).map(|x| x.0), Some(Kind::Write));
+        assert_eq!(
+            classify(Proto::Binary, &incr, &ctx, &unsent).map(|x| x.0),
+            Some(Kind::Write)
+        );
     }
 }

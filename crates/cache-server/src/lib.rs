@@ -22,8 +22,8 @@ pub use stats::{LocalStats, ServerStats};
 
 use cache_cluster::{Cluster, ClusterError, ReadFence};
 use cache_store::{
-    ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, Expiry, GetOpts, ItemRef, MetaInfo, MetaOrder, Store,
-    StoreOutcome, StoreReq,
+    ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, Expiry, GetOpts, ItemRef, MetaInfo,
+    MetaOrder, Store, StoreOutcome, StoreReq,
 };
 
 /// Everything a connection needs to execute requests; cheap to clone.
@@ -57,7 +57,12 @@ impl Ctx {
     /// A fresh standalone store and counters for these settings.
     pub fn new(settings: Settings) -> Ctx {
         let store = Store::new(store_config(&settings));
-        Ctx { store: Arc::new(store), stats: Arc::new(ServerStats::new()), settings: Arc::new(settings), cluster: None }
+        Ctx {
+            store: Arc::new(store),
+            stats: Arc::new(ServerStats::new()),
+            settings: Arc::new(settings),
+            cluster: None,
+        }
     }
 
     /// Serve from a cluster member's replica instead of a private store.
@@ -156,7 +161,10 @@ impl Ctx {
     ) -> OpResult<(ArithOutcome, MetaInfo)> {
         match &self.cluster {
             None => {
-                let order = order.unwrap_or(MetaOrder { touch_after_vivify: true, recache_after_touch: false });
+                let order = order.unwrap_or(MetaOrder {
+                    touch_after_vivify: true,
+                    recache_after_touch: false,
+                });
                 Ok(self.store.arith_meta(req, order, referenced, self.now()))
             }
             Some(c) => Ok(c.arith_meta(req, order, referenced).await?),

@@ -35,11 +35,17 @@ impl Server {
             l.set_nonblocking(true)?;
             listeners.push(l);
         }
-        Ok(Server { ctx: Ctx::new(settings), listeners })
+        Ok(Server {
+            ctx: Ctx::new(settings),
+            listeners,
+        })
     }
 
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
     }
 
     pub fn ctx(&self) -> &Ctx {
@@ -61,23 +67,38 @@ impl Server {
         let next_id = Arc::new(AtomicU64::new(0));
         let mut workers = Vec::new();
         for i in 0..self.ctx.settings.threads.max(1) {
-            let listeners = self.listeners.iter().map(|l| l.try_clone()).collect::<io::Result<Vec<_>>>()?;
+            let listeners = self
+                .listeners
+                .iter()
+                .map(|l| l.try_clone())
+                .collect::<io::Result<Vec<_>>>()?;
             let (ctx, stop, next_id) = (self.ctx.clone(), stop_rx.clone(), next_id.clone());
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let handle = std::thread::Builder::new().name(format!("keel-worker-{i}")).spawn(move || {
-                rt.block_on(async move {
-                    let mut loops = JoinSet::new();
-                    for l in listeners {
-                        match TcpListener::from_std(l) {
-                            Ok(l) => {
-                                loops.spawn(accept_loop(l, ctx.clone(), stop.clone(), next_id.clone()));
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let handle = std::thread::Builder::new()
+                .name(format!("keel-worker-{i}"))
+                .spawn(move || {
+                    rt.block_on(async move {
+                        let mut loops = JoinSet::new();
+                        for l in listeners {
+                            match TcpListener::from_std(l) {
+                                Ok(l) => {
+                                    loops.spawn(accept_loop(
+                                        l,
+                                        ctx.clone(),
+                                        stop.clone(),
+                                        next_id.clone(),
+                                    ));
+                                }
+                                Err(e) => {
+                                    eprintln!("keel cache: worker cannot use a listener: {e}")
+                                }
                             }
-                            Err(e) => eprintln!("keel cache: worker cannot use a listener: {e}"),
                         }
-                    }
-                    while loops.join_next().await.is_some() {}
-                })
-            })?;
+                        while loops.join_next().await.is_some() {}
+                    })
+                })?;
             workers.push(handle);
         }
         drop(self.listeners);
@@ -97,7 +118,12 @@ impl Server {
     }
 }
 
-async fn accept_loop(listener: TcpListener, ctx: Ctx, mut stop: watch::Receiver<bool>, next_id: Arc<AtomicU64>) {
+async fn accept_loop(
+    listener: TcpListener,
+    ctx: Ctx,
+    mut stop: watch::Receiver<bool>,
+    next_id: Arc<AtomicU64>,
+) {
     let mut conns = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -135,12 +161,17 @@ async fn accept_loop(listener: TcpListener, ctx: Ctx, mut stop: watch::Receiver<
             ctx2.stats.curr_connections.fetch_sub(1, Relaxed);
         });
     }
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async { while conns.join_next().await.is_some() {} }).await;
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
 }
 
 /// memcached's answer when the connection limit is reached.
 async fn refuse(mut stream: TcpStream) {
-    let _ = stream.write_all(b"ERROR Too many open connections\r\n").await;
+    let _ = stream
+        .write_all(b"ERROR Too many open connections\r\n")
+        .await;
     let _ = stream.shutdown().await;
 }
 

@@ -37,14 +37,28 @@ macro_rules! counters {
 }
 
 counters!(
-    cmd_get, cmd_set, cmd_flush, cmd_touch, cmd_meta,
-    get_hits, get_misses,
-    delete_misses, delete_hits,
-    incr_misses, incr_hits, decr_misses, decr_hits,
-    cas_misses, cas_hits, cas_badval,
-    touch_hits, touch_misses,
-    store_too_large, store_no_memory,
-    bytes_read, bytes_written,
+    cmd_get,
+    cmd_set,
+    cmd_flush,
+    cmd_touch,
+    cmd_meta,
+    get_hits,
+    get_misses,
+    delete_misses,
+    delete_hits,
+    incr_misses,
+    incr_hits,
+    decr_misses,
+    decr_hits,
+    cas_misses,
+    cas_hits,
+    cas_badval,
+    touch_hits,
+    touch_misses,
+    store_too_large,
+    store_no_memory,
+    bytes_read,
+    bytes_written,
 );
 
 /// A one-second-resolution clock, like memcached's: `now()` is a relaxed load, refreshed by the
@@ -56,7 +70,9 @@ pub struct Clock {
 
 impl Clock {
     pub fn new() -> Clock {
-        let c = Clock { now: AtomicU64::new(0) };
+        let c = Clock {
+            now: AtomicU64::new(0),
+        };
         c.tick();
         c
     }
@@ -65,7 +81,10 @@ impl Clock {
     }
     /// Re-read the system clock.
     pub fn tick(&self) {
-        let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         self.now.store(t, Relaxed);
     }
 }
@@ -106,7 +125,11 @@ impl ServerStats {
     pub fn new() -> ServerStats {
         let clock = Clock::new();
         let started = clock.now();
-        ServerStats { clock, started, ..Default::default() }
+        ServerStats {
+            clock,
+            started,
+            ..Default::default()
+        }
     }
 }
 
@@ -133,14 +156,29 @@ pub fn report(ctx: &crate::Ctx, group: &str) -> Option<Vec<(String, String)>> {
             add("time", now.to_string());
             add("version", set.version.clone());
             add("libevent", "tokio".into());
-            add("pointer_size", (8 * std::mem::size_of::<usize>()).to_string());
+            add(
+                "pointer_size",
+                (8 * std::mem::size_of::<usize>()).to_string(),
+            );
             add("rusage_user", user);
             add("rusage_system", sys);
             add("max_connections", set.max_conns.to_string());
-            add("curr_connections", st.curr_connections.load(Relaxed).to_string());
-            add("total_connections", st.total_connections.load(Relaxed).to_string());
-            add("rejected_connections", st.rejected_connections.load(Relaxed).to_string());
-            add("connection_structures", st.connection_structures.load(Relaxed).to_string());
+            add(
+                "curr_connections",
+                st.curr_connections.load(Relaxed).to_string(),
+            );
+            add(
+                "total_connections",
+                st.total_connections.load(Relaxed).to_string(),
+            );
+            add(
+                "rejected_connections",
+                st.rejected_connections.load(Relaxed).to_string(),
+            );
+            add(
+                "connection_structures",
+                st.connection_structures.load(Relaxed).to_string(),
+            );
             add("cmd_get", c.cmd_get.to_string());
             add("cmd_set", c.cmd_set.to_string());
             add("cmd_flush", c.cmd_flush.to_string());
@@ -188,8 +226,20 @@ pub fn report(ctx: &crate::Ctx, group: &str) -> Option<Vec<(String, String)>> {
             add("maxconns", set.max_conns.to_string());
             add("tcpport", set.port.to_string());
             add("udpport", set.udp_port.to_string());
-            let inter = set.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",");
-            add("inter", if inter.is_empty() { "NULL".into() } else { inter });
+            let inter = set
+                .listen
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            add(
+                "inter",
+                if inter.is_empty() {
+                    "NULL".into()
+                } else {
+                    inter
+                },
+            );
             add("verbosity", st.verbosity.load(Relaxed).to_string());
             add("evictions", "on".into());
             add("domain_socket", "NULL".into());
@@ -206,8 +256,14 @@ pub fn report(ctx: &crate::Ctx, group: &str) -> Option<Vec<(String, String)>> {
             if store.curr_items > 0 {
                 add("items:1:number", store.curr_items.to_string());
                 add("items:1:evicted", store.evictions.to_string());
-                add("items:1:evicted_unfetched", store.evicted_unfetched.to_string());
-                add("items:1:expired_unfetched", store.expired_unfetched.to_string());
+                add(
+                    "items:1:evicted_unfetched",
+                    store.evicted_unfetched.to_string(),
+                );
+                add(
+                    "items:1:expired_unfetched",
+                    store.expired_unfetched.to_string(),
+                );
                 add("items:1:reclaimed", store.reclaimed.to_string());
                 add("items:1:outofmemory", "0".into());
             }
@@ -232,7 +288,10 @@ pub fn report(ctx: &crate::Ctx, group: &str) -> Option<Vec<(String, String)>> {
                 add(&format!("{id}:addr"), format!("tcp:{}", c.peer));
                 add(&format!("{id}:listen_addr"), format!("tcp:{}", c.local));
                 add(&format!("{id}:state"), "conn_parse_cmd".into());
-                add(&format!("{id}:secs_since_last_cmd"), now.saturating_sub(c.last_cmd.load(Relaxed)).to_string());
+                add(
+                    &format!("{id}:secs_since_last_cmd"),
+                    now.saturating_sub(c.last_cmd.load(Relaxed)).to_string(),
+                );
             }
         }
         _ => return None,

@@ -32,12 +32,12 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
+use cache_cluster::{CommandView, Outcome};
 use cache_store::{
-    resolve_exptime, ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, Expiry, GetOpts, ItemRef, MetaInfo, MetaOrder,
-    StoreMode, StoreOutcome, StoreReq, REALTIME_MAXDELTA,
+    resolve_exptime, ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, Expiry, GetOpts, ItemRef,
+    MetaInfo, MetaOrder, StoreMode, StoreOutcome, StoreReq, REALTIME_MAXDELTA,
 };
 use memcache_proto::meta::{self, put_echo_flags, put_key_flag, put_num_flag, put_ttl_flag};
-use cache_cluster::{CommandView, Outcome};
 use memcache_proto::text::{self, put_u64, Data, GetCmd, Keys, Request, StoreCmd, StoreRequest};
 use memcache_proto::Parse;
 
@@ -102,7 +102,11 @@ pub enum Kind {
 /// takes (exact for [`Kind::Write`]) and the parsed request (`None` for a protocol error), so the
 /// connection can execute it with [`process_parsed`] without parsing it twice; `None` if it is
 /// incomplete.
-pub fn classify<'a>(input: &'a [u8], ctx: &Ctx, unsent: &Unsent) -> Option<(Kind, usize, Option<Request<'a>>)> {
+pub fn classify<'a>(
+    input: &'a [u8],
+    ctx: &Ctx,
+    unsent: &Unsent,
+) -> Option<(Kind, usize, Option<Request<'a>>)> {
     let limits = memcache_proto::Limits {
         item_size_max: ctx.settings.item_size_max,
         max_line: ctx.settings.max_line,
@@ -123,7 +127,13 @@ pub fn classify<'a>(input: &'a [u8], ctx: &Ctx, unsent: &Unsent) -> Option<(Kind
         Request::Delete { .. } | Request::Touch { .. } => Kind::Write,
         Request::Arith { key, .. } if !unsent.is_pinned(key) => Kind::Write,
         Request::Meta(m) => match m.cmd {
-            meta::Cmd::Get if m.flags.ttl.is_none() && m.flags.vivify.is_none() && m.flags.recache.is_none() => Kind::Read,
+            meta::Cmd::Get
+                if m.flags.ttl.is_none()
+                    && m.flags.vivify.is_none()
+                    && m.flags.recache.is_none() =>
+            {
+                Kind::Read
+            }
             meta::Cmd::Debug => Kind::Read,
             meta::Cmd::Set if fits(m.key.as_bytes(), &m.data, m.len) => Kind::Write,
             meta::Cmd::Delete => Kind::Write,
@@ -149,7 +159,13 @@ pub async fn process_parsed(
 }
 
 /// Handle the first request in `input`, appending replies to `out`.
-pub async fn process(input: &[u8], ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: &mut Vec<u8>) -> Step {
+pub async fn process(
+    input: &[u8],
+    ctx: &Ctx,
+    session: &mut Session,
+    unsent: &mut Unsent,
+    out: &mut Vec<u8>,
+) -> Step {
     let limits = memcache_proto::Limits {
         item_size_max: ctx.settings.item_size_max,
         max_line: ctx.settings.max_line,
@@ -157,15 +173,25 @@ pub async fn process(input: &[u8], ctx: &Ctx, session: &mut Session, unsent: &mu
     };
     match text::parse(input, &limits) {
         Parse::Incomplete => Step::Incomplete,
-        Parse::Error { reply, consumed, swallow, close } => {
+        Parse::Error {
+            reply,
+            consumed,
+            swallow,
+            close,
+        } => {
             if close {
                 // memcached's conn_closing discards every reply it has not written yet.
                 out.truncate(unsent_start(out));
             }
             out.extend_from_slice(&reply);
-            Step::Done { consumed, flow: Flow { close, swallow } }
+            Step::Done {
+                consumed,
+                flow: Flow { close, swallow },
+            }
         }
-        Parse::Request { req, consumed } => process_parsed(req, consumed, ctx, session, unsent, out).await,
+        Parse::Request { req, consumed } => {
+            process_parsed(req, consumed, ctx, session, unsent, out).await
+        }
     }
 }
 
@@ -197,7 +223,13 @@ fn reply(out: &mut Vec<u8>, noreply: bool, s: &[u8]) {
     }
 }
 
-async fn execute(req: Request<'_>, ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: &mut Vec<u8>) -> Flow {
+async fn execute(
+    req: Request<'_>,
+    ctx: &Ctx,
+    session: &mut Session,
+    unsent: &mut Unsent,
+    out: &mut Vec<u8>,
+) -> Flow {
     let now = ctx.now();
     let st = &mut session.stats;
     match req {
@@ -211,14 +243,25 @@ async fn execute(req: Request<'_>, ctx: &Ctx, session: &mut Session, unsent: &mu
             let outcome = ctx.delete(key, DeleteOpts::default()).await;
             delete_done(session, unsent, out, key, noreply, outcome);
         }
-        Request::Arith { incr, key, delta, noreply } => {
+        Request::Arith {
+            incr,
+            key,
+            delta,
+            noreply,
+        } => {
             let (r, referenced) = arith_req(unsent, key, incr, delta);
             let outcome = ctx.arith_meta(&r, None, referenced).await.map(|(o, _)| o);
             arith_done(session, out, incr, noreply, outcome);
         }
-        Request::Touch { key, exptime, noreply } => {
+        Request::Touch {
+            key,
+            exptime,
+            noreply,
+        } => {
             st.cmd_touch += 1;
-            let outcome = ctx.touch(key, resolve_exptime(i64::from(exptime), now)).await;
+            let outcome = ctx
+                .touch(key, resolve_exptime(i64::from(exptime), now))
+                .await;
             touch_done(session, out, noreply, outcome);
         }
         Request::FlushAll { exptime, noreply } => {
@@ -233,7 +276,11 @@ async fn execute(req: Request<'_>, ctx: &Ctx, session: &mut Session, unsent: &mu
             } else if e <= REALTIME_MAXDELTA {
                 try_op!(out, noreply, ctx.flush_all(e as u64).await);
             } else if (e as u64) > ctx.stats.started {
-                try_op!(out, noreply, ctx.flush_all((e as u64).saturating_sub(now)).await);
+                try_op!(
+                    out,
+                    noreply,
+                    ctx.flush_all((e as u64).saturating_sub(now)).await
+                );
             }
             reply(out, noreply, b"OK\r\n");
         }
@@ -247,7 +294,9 @@ async fn execute(req: Request<'_>, ctx: &Ctx, session: &mut Session, unsent: &mu
             reply(out, noreply, b"OK\r\n");
         }
         Request::Stats { group } => {
-            let rep = std::str::from_utf8(group).ok().and_then(|g| crate::stats::report(ctx, g));
+            let rep = std::str::from_utf8(group)
+                .ok()
+                .and_then(|g| crate::stats::report(ctx, g));
             match rep {
                 Some(lines) => text::encode_stats(out, &lines),
                 None => out.extend_from_slice(b"ERROR\r\n"),
@@ -257,7 +306,12 @@ async fn execute(req: Request<'_>, ctx: &Ctx, session: &mut Session, unsent: &mu
             crate::stats::reset(ctx);
             out.extend_from_slice(b"RESET\r\n");
         }
-        Request::Quit => return Flow { close: true, swallow: 0 },
+        Request::Quit => {
+            return Flow {
+                close: true,
+                swallow: 0,
+            }
+        }
         Request::Shutdown => out.extend_from_slice(b"ERROR: shutdown not enabled\r\n"),
         Request::Static(s) => out.extend_from_slice(s),
         Request::Meta(m) => return meta_exec(ctx, session, unsent, out, &m).await,
@@ -265,11 +319,22 @@ async fn execute(req: Request<'_>, ctx: &Ctx, session: &mut Session, unsent: &mu
     Flow::default()
 }
 
-async fn get(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, cmd: GetCmd, exptime: i32, keys: Keys<'_>) {
+async fn get(
+    ctx: &Ctx,
+    session: &mut Session,
+    out: &mut Vec<u8>,
+    cmd: GetCmd,
+    exptime: i32,
+    keys: Keys<'_>,
+) {
     let now = ctx.now();
     let touch = cmd.touches();
     let opts = GetOpts {
-        touch: if touch { Some(resolve_exptime(i64::from(exptime), now)) } else { None },
+        touch: if touch {
+            Some(resolve_exptime(i64::from(exptime), now))
+        } else {
+            None
+        },
         ..GetOpts::default()
     };
     let with_cas = cmd.returns_cas();
@@ -283,16 +348,22 @@ async fn get(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, cmd: GetCmd, e
         }
         let hit = ctx
             .get(&mut session.fence, key, opts, |it| {
-                text::encode_value(out, it.key, it.flags, it.value, if with_cas { Some(it.cas) } else { None })
+                text::encode_value(
+                    out,
+                    it.key,
+                    it.flags,
+                    it.value,
+                    if with_cas { Some(it.cas) } else { None },
+                )
             })
             .await;
-            let hit = match hit {
-                Ok(h) => h.is_some(),
-                Err(e) => {
-                    server_error(out, false, &e);
-                    return Default::default();
-                }
-            };
+        let hit = match hit {
+            Ok(h) => h.is_some(),
+            Err(e) => {
+                server_error(out, false, &e);
+                return Default::default();
+            }
+        };
         if touch {
             st.cmd_touch += 1;
             if hit {
@@ -337,7 +408,9 @@ fn unsent_start(out: &[u8]) -> usize {
     let mut keep = 0;
     let mut after_stat = false;
     while i < out.len() {
-        let Some(nl) = out[i..].windows(2).position(|w| w == b"\r\n") else { break };
+        let Some(nl) = out[i..].windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
         let line = &out[i..i + nl];
         let mut next = i + nl + 2;
         if line.starts_with(b"VALUE ") {
@@ -367,7 +440,13 @@ async fn too_large(ctx: &Ctx, out: &mut Vec<u8>, key: &[u8], remove: bool, norep
     reply(out, noreply, TOO_LARGE);
 }
 
-async fn store(ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: &mut Vec<u8>, r: &StoreRequest<'_>) -> Flow {
+async fn store(
+    ctx: &Ctx,
+    session: &mut Session,
+    unsent: &mut Unsent,
+    out: &mut Vec<u8>,
+    r: &StoreRequest<'_>,
+) -> Flow {
     let now = ctx.now();
     let is_set = r.cmd == StoreCmd::Set;
     if is_set {
@@ -377,7 +456,10 @@ async fn store(ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: &mut 
     let value = match r.data {
         Data::TooLarge => {
             too_large(ctx, out, r.key, is_set, r.noreply).await;
-            return Flow { close: false, swallow: r.len + 2 };
+            return Flow {
+                close: false,
+                swallow: r.len + 2,
+            };
         }
         _ if !ctx.item_fits(r.key.len(), r.len) => {
             too_large(ctx, out, r.key, is_set, r.noreply).await;
@@ -421,7 +503,13 @@ fn store_req<'a>(r: &StoreRequest<'a>, value: &'a [u8], now: u64) -> StoreReq<'a
 }
 
 /// Count and answer a text storage command's outcome.
-fn store_done(session: &mut Session, unsent: &mut Unsent, out: &mut Vec<u8>, r: &StoreRequest<'_>, outcome: OpResult<StoreOutcome>) {
+fn store_done(
+    session: &mut Session,
+    unsent: &mut Unsent,
+    out: &mut Vec<u8>,
+    r: &StoreRequest<'_>,
+    outcome: OpResult<StoreOutcome>,
+) {
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => return server_error(out, r.noreply, &e),
@@ -441,7 +529,14 @@ fn store_done(session: &mut Session, unsent: &mut Unsent, out: &mut Vec<u8>, r: 
     reply(out, r.noreply, s);
 }
 
-fn delete_done(session: &mut Session, unsent: &mut Unsent, out: &mut Vec<u8>, key: &[u8], noreply: bool, outcome: OpResult<DeleteOutcome>) {
+fn delete_done(
+    session: &mut Session,
+    unsent: &mut Unsent,
+    out: &mut Vec<u8>,
+    key: &[u8],
+    noreply: bool,
+    outcome: OpResult<DeleteOutcome>,
+) {
     match outcome {
         Err(e) => server_error(out, noreply, &e),
         Ok(DeleteOutcome::Deleted) => {
@@ -458,15 +553,37 @@ fn delete_done(session: &mut Session, unsent: &mut Unsent, out: &mut Vec<u8>, ke
 
 /// incr/decr's request, and whether an unwritten `mg` reply holds the item (then it is not
 /// rewritten in place, see [`Unsent`]; the pin is dropped).
-fn arith_req<'a>(unsent: &mut Unsent, key: &'a [u8], incr: bool, delta: u64) -> (ArithReq<'a>, bool) {
+fn arith_req<'a>(
+    unsent: &mut Unsent,
+    key: &'a [u8],
+    incr: bool,
+    delta: u64,
+) -> (ArithReq<'a>, bool) {
     let referenced = unsent.is_pinned(key);
     if referenced {
         unsent.unpin(key);
     }
-    (ArithReq { key, incr, delta, compare_cas: None, vivify: None, touch: None, new_cas: None }, referenced)
+    (
+        ArithReq {
+            key,
+            incr,
+            delta,
+            compare_cas: None,
+            vivify: None,
+            touch: None,
+            new_cas: None,
+        },
+        referenced,
+    )
 }
 
-fn arith_done(session: &mut Session, out: &mut Vec<u8>, incr: bool, noreply: bool, outcome: OpResult<ArithOutcome>) {
+fn arith_done(
+    session: &mut Session,
+    out: &mut Vec<u8>,
+    incr: bool,
+    noreply: bool,
+    outcome: OpResult<ArithOutcome>,
+) {
     let st = &mut session.stats;
     match outcome {
         Err(e) => server_error(out, noreply, &e),
@@ -514,11 +631,18 @@ fn touch_done(session: &mut Session, out: &mut Vec<u8>, noreply: bool, outcome: 
 /// [`cache_cluster::Packer`]); `None`, having done nothing, for any other. It does what the
 /// request does before its store operation and [`finish_write`] what it does after: together
 /// exactly what [`process_parsed`] does for it, minus the wait.
-pub fn stage_write<'a>(req: &Request<'a>, ctx: &Ctx, session: &mut Session, unsent: &mut Unsent) -> Option<CommandView<'a>> {
+pub fn stage_write<'a>(
+    req: &Request<'a>,
+    ctx: &Ctx,
+    session: &mut Session,
+    unsent: &mut Unsent,
+) -> Option<CommandView<'a>> {
     let now = ctx.now();
     Some(match req {
         Request::Store(r) => {
-            let Data::Value(value) = r.data else { return None };
+            let Data::Value(value) = r.data else {
+                return None;
+            };
             if r.cmd == StoreCmd::Set {
                 unsent.unpin(r.key);
             }
@@ -528,9 +652,14 @@ pub fn stage_write<'a>(req: &Request<'a>, ctx: &Ctx, session: &mut Session, unse
         Request::Delete { key, .. } => CommandView::from_delete(key, &DeleteOpts::default()),
         Request::Touch { key, exptime, .. } => {
             session.stats.cmd_touch += 1;
-            CommandView::Touch { key, expires_at: resolve_exptime(i64::from(*exptime), now) }
+            CommandView::Touch {
+                key,
+                expires_at: resolve_exptime(i64::from(*exptime), now),
+            }
         }
-        Request::Arith { incr, key, delta, .. } => {
+        Request::Arith {
+            incr, key, delta, ..
+        } => {
             let (r, referenced) = arith_req(unsent, key, *incr, *delta);
             CommandView::from_arith(&r, None, referenced)
         }
@@ -539,12 +668,36 @@ pub fn stage_write<'a>(req: &Request<'a>, ctx: &Ctx, session: &mut Session, unse
 }
 
 /// Answer a [`stage_write`] request with its replicated outcome.
-pub fn finish_write(req: &Request<'_>, outcome: OpResult<&Outcome>, session: &mut Session, unsent: &mut Unsent, out: &mut Vec<u8>) {
+pub fn finish_write(
+    req: &Request<'_>,
+    outcome: OpResult<&Outcome>,
+    session: &mut Session,
+    unsent: &mut Unsent,
+    out: &mut Vec<u8>,
+) {
     match req {
         Request::Store(r) => store_done(session, unsent, out, r, outcome.map(Outcome::to_store)),
-        Request::Delete { key, noreply } => delete_done(session, unsent, out, key, *noreply, outcome.map(Outcome::to_delete)),
-        Request::Touch { noreply, .. } => touch_done(session, out, *noreply, outcome.map(|o| matches!(o, Outcome::Touched(true)))),
-        Request::Arith { incr, noreply, .. } => arith_done(session, out, *incr, *noreply, outcome.map(|o| o.to_arith().0)),
+        Request::Delete { key, noreply } => delete_done(
+            session,
+            unsent,
+            out,
+            key,
+            *noreply,
+            outcome.map(Outcome::to_delete),
+        ),
+        Request::Touch { noreply, .. } => touch_done(
+            session,
+            out,
+            *noreply,
+            outcome.map(|o| matches!(o, Outcome::Touched(true))),
+        ),
+        Request::Arith { incr, noreply, .. } => arith_done(
+            session,
+            out,
+            *incr,
+            *noreply,
+            outcome.map(|o| o.to_arith().0),
+        ),
         _ => {}
     }
 }
@@ -567,7 +720,13 @@ fn meta_exptime(t: i32, now: u64) -> Expiry {
     resolve_exptime(i64::from(t), now)
 }
 
-async fn meta_exec(ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: &mut Vec<u8>, m: &meta::Request<'_>) -> Flow {
+async fn meta_exec(
+    ctx: &Ctx,
+    session: &mut Session,
+    unsent: &mut Unsent,
+    out: &mut Vec<u8>,
+    m: &meta::Request<'_>,
+) -> Flow {
     match m.cmd {
         meta::Cmd::Noop => {
             out.extend_from_slice(b"MN\r\n");
@@ -614,7 +773,10 @@ async fn meta_debug(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &met
     let now = ctx.now();
     let key = m.key.as_bytes();
     let binary = m.key.is_binary();
-    let opts = GetOpts { no_lru_bump: true, ..GetOpts::default() };
+    let opts = GetOpts {
+        no_lru_bump: true,
+        ..GetOpts::default()
+    };
     let hit = ctx
         .get(&mut session.fence, key, opts, |it| {
             out.extend_from_slice(b"ME ");
@@ -628,14 +790,22 @@ async fn meta_debug(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &met
                 out.extend_from_slice(b"-1");
             } else {
                 // memcached prints (current_time - exptime) as a signed int.
-                text::put_i64(out, i64::from(now.wrapping_sub(it.expires_at) as u32 as i32));
+                text::put_i64(
+                    out,
+                    i64::from(now.wrapping_sub(it.expires_at) as u32 as i32),
+                );
             }
             out.extend_from_slice(b" la=");
             put_u64(out, now.saturating_sub(it.last_access));
             out.extend_from_slice(b" cas=");
             put_u64(out, it.cas);
-            out.extend_from_slice(if it.fetched_before { b" fetch=yes" } else { b" fetch=no" });
-            let ntotal = 48 + 8 + it.key.len() + 1 + if it.flags != 0 { 4 } else { 0 } + it.value.len() + 2;
+            out.extend_from_slice(if it.fetched_before {
+                b" fetch=yes"
+            } else {
+                b" fetch=no"
+            });
+            let ntotal =
+                48 + 8 + it.key.len() + 1 + if it.flags != 0 { 4 } else { 0 } + it.value.len() + 2;
             out.extend_from_slice(b" cls=");
             put_u64(out, u64::from(slab_class(ntotal)));
             out.extend_from_slice(b" size=");
@@ -643,13 +813,13 @@ async fn meta_debug(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &met
             out.extend_from_slice(b"\r\n");
         })
         .await;
-        let hit = match hit {
-            Ok(h) => h.is_some(),
-            Err(e) => {
-                server_error(out, false, &e);
-                return Default::default();
-            }
-        };
+    let hit = match hit {
+        Ok(h) => h.is_some(),
+        Err(e) => {
+            server_error(out, false, &e);
+            return Default::default();
+        }
+    };
     if !hit {
         out.extend_from_slice(b"EN\r\n");
     }
@@ -672,7 +842,10 @@ fn recache_below(r: i32, now: u64) -> Option<u64> {
 fn meta_order(m: &meta::Request<'_>) -> MetaOrder {
     let pos = |c: u8| m.flag_tokens().position(|t| t[0] == c);
     let (t, n, r) = (pos(b'T'), pos(b'N'), pos(b'R'));
-    MetaOrder { touch_after_vivify: t > n && n.is_some(), recache_after_touch: r > t && t.is_some() }
+    MetaOrder {
+        touch_after_vivify: t > n && n.is_some(),
+        recache_after_touch: r > t && t.is_some(),
+    }
 }
 
 /// Whether `k` shows an item's key in base64 (plus ` b`). memcached 1.6.18 decides by a per-item
@@ -682,7 +855,13 @@ fn item_key_binary(key: &[u8], request_binary: bool) -> bool {
     request_binary && !key.iter().all(|b| b.is_ascii_graphic())
 }
 
-async fn meta_get(ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: &mut Vec<u8>, m: &meta::Request<'_>) {
+async fn meta_get(
+    ctx: &Ctx,
+    session: &mut Session,
+    unsent: &mut Unsent,
+    out: &mut Vec<u8>,
+    m: &meta::Request<'_>,
+) {
     let now = ctx.now();
     let f = &m.flags;
     let key = m.key.as_bytes();
@@ -737,7 +916,10 @@ async fn meta_get(ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: &m
             out.extend_from_slice(b"\r\n");
         }
     };
-    let hit = match ctx.get_meta(&mut session.fence, key, opts, meta_order(m), render).await {
+    let hit = match ctx
+        .get_meta(&mut session.fence, key, opts, meta_order(m), render)
+        .await
+    {
         Ok(h) => h.is_some(),
         Err(e) => {
             server_error(out, false, &e);
@@ -773,14 +955,22 @@ async fn meta_get(ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: &m
     }
 }
 
-async fn meta_set(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta::Request<'_>) -> Flow {
+async fn meta_set(
+    ctx: &Ctx,
+    session: &mut Session,
+    out: &mut Vec<u8>,
+    m: &meta::Request<'_>,
+) -> Flow {
     let now = ctx.now();
     let f = &m.flags;
     let key = m.key.as_bytes();
     let value = match m.data {
         Data::TooLarge => {
             too_large(ctx, out, key, true, false).await;
-            return Flow { close: false, swallow: m.len + 2 };
+            return Flow {
+                close: false,
+                swallow: m.len + 2,
+            };
         }
         _ if !ctx.item_fits(key.len(), m.len) => {
             too_large(ctx, out, key, true, false).await;
@@ -853,13 +1043,23 @@ async fn meta_set(ctx: &Ctx, session: &mut Session, out: &mut Vec<u8>, m: &meta:
     Flow::default()
 }
 
-async fn meta_delete(ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: &mut Vec<u8>, m: &meta::Request<'_>) {
+async fn meta_delete(
+    ctx: &Ctx,
+    session: &mut Session,
+    unsent: &mut Unsent,
+    out: &mut Vec<u8>,
+    m: &meta::Request<'_>,
+) {
     let now = ctx.now();
     let f = &m.flags;
     let opts = DeleteOpts {
         compare_cas: f.compare_cas,
         invalidate: f.invalidate,
-        touch: if f.invalidate { f.ttl.map(|t| meta_exptime(t, now)) } else { None },
+        touch: if f.invalidate {
+            f.ttl.map(|t| meta_exptime(t, now))
+        } else {
+            None
+        },
         remove_value_only: false,
         new_cas: None,
     };
@@ -888,7 +1088,13 @@ async fn meta_delete(ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out:
     out.extend_from_slice(b"\r\n");
 }
 
-async fn meta_arith(ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: &mut Vec<u8>, m: &meta::Request<'_>) {
+async fn meta_arith(
+    ctx: &Ctx,
+    session: &mut Session,
+    unsent: &mut Unsent,
+    out: &mut Vec<u8>,
+    m: &meta::Request<'_>,
+) {
     let now = ctx.now();
     let f = &m.flags;
     let incr = m.is_incr();
@@ -903,7 +1109,11 @@ async fn meta_arith(ctx: &Ctx, session: &mut Session, unsent: &mut Unsent, out: 
         new_cas: None,
     };
     let referenced = unsent.is_pinned(key);
-    let (outcome, info) = try_op!(out, false, ctx.arith_meta(&req, Some(meta_order(m)), referenced).await);
+    let (outcome, info) = try_op!(
+        out,
+        false,
+        ctx.arith_meta(&req, Some(meta_order(m)), referenced).await
+    );
     if referenced && matches!(outcome, ArithOutcome::Ok { .. }) {
         unsent.unpin(key);
     }
@@ -1003,7 +1213,13 @@ mod exec_tests {
         let mut sent = Vec::new();
         let mut pos = 0;
         while pos < input.len() {
-            match crate::ready(process(&input[pos..], ctx, &mut session, &mut unsent, &mut out)) {
+            match crate::ready(process(
+                &input[pos..],
+                ctx,
+                &mut session,
+                &mut unsent,
+                &mut out,
+            )) {
                 Step::Incomplete => break,
                 Step::Done { consumed, flow } => {
                     assert!(consumed <= input.len() - pos);
@@ -1082,7 +1298,11 @@ mod exec_tests {
                     parts[4] = "#".into();
                 }
                 for p in parts.iter_mut().skip(1) {
-                    if p.len() > 1 && p != "c0" && p.starts_with('c') && p[1..].bytes().all(|b| b.is_ascii_digit()) {
+                    if p.len() > 1
+                        && p != "c0"
+                        && p.starts_with('c')
+                        && p[1..].bytes().all(|b| b.is_ascii_digit())
+                    {
                         *p = "c#".into();
                     }
                     if p.starts_with("cas=") {
@@ -1196,7 +1416,12 @@ mod exec_tests {
         for (input, want) in PIPELINED_CASES {
             let (out, closed) = run(&ctx(), input);
             assert!(!closed);
-            assert_eq!(mask_cas(&String::from_utf8_lossy(&out)), *want, "input {:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                mask_cas(&String::from_utf8_lossy(&out)),
+                *want,
+                "input {:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 
@@ -1218,7 +1443,12 @@ mod exec_tests {
                 let c = ctx();
                 let (out, _) = run_split(&c, input, cut);
                 let got = mask_cas(&String::from_utf8_lossy(&out));
-                assert_eq!(got, *want, "input {:?} cut {cut}", String::from_utf8_lossy(input));
+                assert_eq!(
+                    got,
+                    *want,
+                    "input {:?} cut {cut}",
+                    String::from_utf8_lossy(input)
+                );
             }
         }
     }
@@ -1231,30 +1461,53 @@ mod exec_tests {
         assert_eq!(run(&c, b"get / HTTP/1.1\r\n"), (b"END\r\n".to_vec(), false));
         let k = "k".repeat(251);
         let long = format!("set a 0 0 1\r\nx\r\nget a {k}\r\n");
-        assert_eq!(run(&c, long.as_bytes()).0, b"CLIENT_ERROR bad command line format\r\n");
+        assert_eq!(
+            run(&c, long.as_bytes()).0,
+            b"CLIENT_ERROR bad command line format\r\n"
+        );
         // Replies up to the last retrieval or mn were already written by memcached.
         let long = format!("get a\r\ntouch a 10\r\nget a {k}\r\n");
-        assert_eq!(run(&c, long.as_bytes()).0, b"VALUE a 0 1\r\nx\r\nEND\r\nCLIENT_ERROR bad command line format\r\n");
+        assert_eq!(
+            run(&c, long.as_bytes()).0,
+            b"VALUE a 0 1\r\nx\r\nEND\r\nCLIENT_ERROR bad command line format\r\n"
+        );
         let long = format!("stats detail on\r\nmn\r\nms b 1\r\nx\r\nmg b v\r\nget {k}\r\n");
-        assert_eq!(run(&c, long.as_bytes()).0, b"OK\r\nMN\r\nCLIENT_ERROR bad command line format\r\n");
+        assert_eq!(
+            run(&c, long.as_bytes()).0,
+            b"OK\r\nMN\r\nCLIENT_ERROR bad command line format\r\n"
+        );
         // A data block past memcached's 16 KiB read buffer is read straight from the socket,
         // after which memcached writes its replies: a later error cannot take them back.
         for (n, flushed) in [(100, false), (20_000, true)] {
             let mut long = format!("touch zz 0\r\nset b 0 0 {n}\r\n").into_bytes();
             long.extend_from_slice(&vec![b'v'; n]);
             long.extend_from_slice(format!("\r\nget b {k}\r\n").as_bytes());
-            let mut expect = if flushed { b"NOT_FOUND\r\nSTORED\r\n".to_vec() } else { Vec::new() };
+            let mut expect = if flushed {
+                b"NOT_FOUND\r\nSTORED\r\n".to_vec()
+            } else {
+                Vec::new()
+            };
             expect.extend_from_slice(b"CLIENT_ERROR bad command line format\r\n");
-            assert_eq!(String::from_utf8_lossy(&run(&c, &long).0), String::from_utf8_lossy(&expect), "{n}");
+            assert_eq!(
+                String::from_utf8_lossy(&run(&c, &long).0),
+                String::from_utf8_lossy(&expect),
+                "{n}"
+            );
         }
         let mut long = b"set b 0 0 2000000\r\n".to_vec();
         long.extend_from_slice(&vec![b'v'; 2_000_002]);
         long.extend_from_slice(format!("get {k}\r\n").as_bytes());
-        assert_eq!(run(&c, &long).0, b"SERVER_ERROR object too large for cache\r\nCLIENT_ERROR bad command line format\r\n");
+        assert_eq!(
+            run(&c, &long).0,
+            b"SERVER_ERROR object too large for cache\r\nCLIENT_ERROR bad command line format\r\n"
+        );
         let big = vec![b'x'; 20000];
         assert!(run(&c, &big).1);
         let v = c.settings.version.clone();
-        assert_eq!(run(&c, b"version\r\n").0, format!("VERSION {v}\r\n").into_bytes());
+        assert_eq!(
+            run(&c, b"version\r\n").0,
+            format!("VERSION {v}\r\n").into_bytes()
+        );
     }
 
     #[test]
@@ -1264,17 +1517,26 @@ mod exec_tests {
         input.extend_from_slice(&vec![b'x'; 2_000_002]);
         input.extend_from_slice(b"get big\r\n");
         let (out, _) = run(&c, &input);
-        assert_eq!(out, b"STORED\r\nSERVER_ERROR object too large for cache\r\nEND\r\n");
+        assert_eq!(
+            out,
+            b"STORED\r\nSERVER_ERROR object too large for cache\r\nEND\r\n"
+        );
         let mut input = b"ms big 2000000 q\r\n".to_vec();
         input.extend_from_slice(&vec![b'x'; 2_000_002]);
         input.extend_from_slice(b"mn\r\n");
-        assert_eq!(run(&c, &input).0, b"SERVER_ERROR object too large for cache\r\nMN\r\n");
+        assert_eq!(
+            run(&c, &input).0,
+            b"SERVER_ERROR object too large for cache\r\nMN\r\n"
+        );
         // Just over the store's own limit: buffered, then refused.
         let n = c.settings.item_size_max - 10;
         let mut input = format!("set b2 0 0 {n}\r\n").into_bytes();
         input.extend_from_slice(&vec![b'y'; n]);
         input.extend_from_slice(b"\r\nget b2\r\n");
-        assert_eq!(run(&c, &input).0, b"SERVER_ERROR object too large for cache\r\nEND\r\n");
+        assert_eq!(
+            run(&c, &input).0,
+            b"SERVER_ERROR object too large for cache\r\nEND\r\n"
+        );
     }
 
     #[test]
@@ -1285,7 +1547,13 @@ mod exec_tests {
         let input: &[u8] = b"set a 0 0 1\r\nx\r\nget a b c\r\ngat 10 a z\r\ndelete a\r\ndelete a\r\nincr q 1\r\ntouch q 1\r\nflush_all\r\ncas q 0 0 1 5\r\nx\r\n";
         let mut pos = 0;
         while pos < input.len() {
-            match crate::ready(process(&input[pos..], &c, &mut s, &mut Unsent::default(), &mut out)) {
+            match crate::ready(process(
+                &input[pos..],
+                &c,
+                &mut s,
+                &mut Unsent::default(),
+                &mut out,
+            )) {
                 Step::Done { consumed, .. } => pos += consumed,
                 Step::Incomplete => panic!("incomplete"),
             }
@@ -1294,6 +1562,9 @@ mod exec_tests {
         assert_eq!((st.cmd_get, st.get_hits, st.get_misses), (3, 1, 2));
         assert_eq!((st.cmd_touch, st.touch_hits, st.touch_misses), (3, 1, 2));
         assert_eq!((st.delete_hits, st.delete_misses), (1, 1));
-        assert_eq!((st.incr_misses, st.cmd_flush, st.cmd_set, st.cas_misses), (1, 1, 2, 1));
+        assert_eq!(
+            (st.incr_misses, st.cmd_flush, st.cmd_set, st.cas_misses),
+            (1, 1, 2, 1)
+        );
     }
 }

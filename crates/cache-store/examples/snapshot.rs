@@ -8,10 +8,22 @@ use std::time::Instant;
 use cache_store::{Store, StoreConfig, StoreReq};
 
 fn main() {
-    let counts: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let counts = if counts.is_empty() { vec![100_000, 1_000_000] } else { counts };
+    let counts: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let counts = if counts.is_empty() {
+        vec![100_000, 1_000_000]
+    } else {
+        counts
+    };
     for n in counts {
-        let cfg = StoreConfig { mem_limit: 4 << 30, item_size_max: 1 << 20, shards: 64, reads_mutate: false };
+        let cfg = StoreConfig {
+            mem_limit: 4 << 30,
+            item_size_max: 1 << 20,
+            shards: 64,
+            reads_mutate: false,
+        };
         let s = Store::new(cfg.clone());
         let value = [b'v'; 100];
         for i in 0..n {

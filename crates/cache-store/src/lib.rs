@@ -323,8 +323,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 
 pub use hash::hash_key;
-pub use snapshot::{ImportInfo, SnapshotError};
 use item::{Item, FETCHED, REF, STALE, TOKEN};
+pub use snapshot::{ImportInfo, SnapshotError};
 use table::Table;
 
 /// memcached's item header (`sizeof(item)` on 64-bit) plus the 8-byte CAS, used by the
@@ -783,7 +783,8 @@ impl Store {
         opts: GetOpts,
         f: impl FnOnce(ItemRef<'_>) -> R,
     ) -> Option<R> {
-        let meta = opts.vivify.is_some() || opts.recache_below.is_some() || !self.config.reads_mutate;
+        let meta =
+            opts.vivify.is_some() || opts.recache_below.is_some() || !self.config.reads_mutate;
         self.get_inner(key, now, opts, MetaOrder::default(), meta, |it, _| f(it))
     }
 
@@ -866,7 +867,10 @@ impl Store {
                 win,
                 win_already_sent: bits & TOKEN != 0,
             },
-            MetaInfo { created, prior_expires_at: prior },
+            MetaInfo {
+                created,
+                prior_expires_at: prior,
+            },
         );
         let mut nb = bits;
         if win && may_write {
@@ -1103,7 +1107,10 @@ impl Store {
     /// still holds, so the stored item keeps its expiry (the returned `expires_at` is the stored
     /// item's).
     pub fn arith(&self, req: &ArithReq<'_>, now: u64) -> ArithOutcome {
-        let order = MetaOrder { touch_after_vivify: true, recache_after_touch: false };
+        let order = MetaOrder {
+            touch_after_vivify: true,
+            recache_after_touch: false,
+        };
         self.arith_meta(req, order, false, now).0
     }
 
@@ -1142,19 +1149,34 @@ impl Store {
             let Some(it) = Item::alloc(key, &[text], 0, exp, now32, 0) else {
                 return (ArithOutcome::OutOfMemory, none);
             };
-            let created = MetaInfo { created: true, prior_expires_at: 0 };
+            let created = MetaInfo {
+                created: true,
+                prior_expires_at: 0,
+            };
             return match self.link_new(sh, si, h, it, req.new_cas, now) {
-                Some((_, cas)) => (ArithOutcome::Ok { value: initial, cas, expires_at: exp as u64 }, created),
+                Some((_, cas)) => (
+                    ArithOutcome::Ok {
+                        value: initial,
+                        cas,
+                        expires_at: exp as u64,
+                    },
+                    created,
+                ),
                 None => (ArithOutcome::OutOfMemory, none),
             };
         };
         let Some(it) = sh.table.get(i) else {
             return (ArithOutcome::NotFound, none);
         };
-        let info = MetaInfo { created: false, prior_expires_at: it.exp() as u64 };
+        let info = MetaInfo {
+            created: false,
+            prior_expires_at: it.exp() as u64,
+        };
         // memcached: an empty value, or one stored as a chunked item (larger than the largest
         // slab chunk), is non-numeric before the CAS is even compared.
-        if it.value_len() == 0 || memcached_item_size(key.len(), it.value_len(), it.flags()) > MEMCACHED_SLAB_CHUNK_MAX {
+        if it.value_len() == 0
+            || memcached_item_size(key.len(), it.value_len(), it.flags()) > MEMCACHED_SLAB_CHUNK_MAX
+        {
             return (ArithOutcome::NonNumeric, info);
         }
         if let Some(c) = req.compare_cas {
@@ -1180,14 +1202,28 @@ impl Store {
             it.set_cas(cas);
             it.set_time(now32);
             it.set_exp(exp);
-            return (ArithOutcome::Ok { value: nv, cas, expires_at: exp as u64 }, info);
+            return (
+                ArithOutcome::Ok {
+                    value: nv,
+                    cas,
+                    expires_at: exp as u64,
+                },
+                info,
+            );
         }
         let exp = it.exp();
         let Some(new) = Item::alloc(key, &[text], it.flags(), exp, now32, 0) else {
             return (ArithOutcome::OutOfMemory, info);
         };
         match self.link_replace(sh, si, h, key, i, new, req.new_cas, now) {
-            Some(cas) => (ArithOutcome::Ok { value: nv, cas, expires_at: exp as u64 }, info),
+            Some(cas) => (
+                ArithOutcome::Ok {
+                    value: nv,
+                    cas,
+                    expires_at: exp as u64,
+                },
+                info,
+            ),
             None => (ArithOutcome::OutOfMemory, info),
         }
     }

@@ -74,7 +74,15 @@ pub struct ImportInfo {
 }
 
 fn counters_to(c: &Counters) -> [u64; 7] {
-    [c.total_items, c.evictions, c.expired_unfetched, c.evicted_unfetched, c.reclaimed, c.get_expired, c.get_flushed]
+    [
+        c.total_items,
+        c.evictions,
+        c.expired_unfetched,
+        c.evicted_unfetched,
+        c.reclaimed,
+        c.get_expired,
+        c.get_flushed,
+    ]
 }
 
 fn counters_from(v: [u64; 7]) -> Counters {
@@ -226,15 +234,28 @@ impl Store {
     /// slots, hand, counters); otherwise see [`ImportInfo::exact`].
     pub fn import(&self, image: &[u8]) -> Result<ImportInfo, SnapshotError> {
         let img = self.parse(image)?;
-        let info = ImportInfo { items: img.items, bytes: img.used, exact: img.exact };
-        let Image { shards: mut new, cas, flush, used, .. } = img;
+        let info = ImportInfo {
+            items: img.items,
+            bytes: img.used,
+            exact: img.exact,
+        };
+        let Image {
+            shards: mut new,
+            cas,
+            flush,
+            used,
+            ..
+        } = img;
         let mut old_tables = Vec::with_capacity(new.len());
         {
             let _f = self.flush_lock.lock();
             let mut guards: Vec<_> = self.shards.iter().map(|s| s.0.lock()).collect();
             for (g, n) in guards.iter_mut().zip(new.iter_mut()) {
                 let sh: &mut Shard = g;
-                old_tables.push(std::mem::replace(&mut sh.table, std::mem::replace(&mut n.table, Table::new())));
+                old_tables.push(std::mem::replace(
+                    &mut sh.table,
+                    std::mem::replace(&mut n.table, Table::new()),
+                ));
                 sh.hand = n.hand;
                 sh.c = n.c;
             }
@@ -271,7 +292,11 @@ impl Store {
         let mut out: Vec<ShardImage> = Vec::with_capacity(self.shards.len());
         if !exact {
             for _ in 0..self.shards.len() {
-                out.push(ShardImage { table: Table::new(), hand: 0, c: Counters::default() });
+                out.push(ShardImage {
+                    table: Table::new(),
+                    hand: 0,
+                    c: Counters::default(),
+                });
             }
         }
         let mut used = 0u64;
@@ -296,7 +321,11 @@ impl Store {
                     .ok_or(SnapshotError::BadTable("capacity"))?;
                 // The hand is only ever used masked by the capacity.
                 let hand = (hand & (cap - 1)) as usize;
-                Some(ShardImage { table, hand, c: counters_from(c) })
+                Some(ShardImage {
+                    table,
+                    hand,
+                    c: counters_from(c),
+                })
             } else {
                 if let Some(first) = out.first_mut() {
                     let mut sum = counters_to(&first.c);
@@ -324,7 +353,8 @@ impl Store {
                 }
                 let key = r.take(klen)?;
                 let value = r.take(vlen)?;
-                let it = Item::alloc(key, &[value], flags, exp, time, bits).ok_or(SnapshotError::OutOfMemory)?;
+                let it = Item::alloc(key, &[value], flags, exp, time, bits)
+                    .ok_or(SnapshotError::OutOfMemory)?;
                 it.set_cas(icas);
                 let h = hash_key(key);
                 let placed = match img.as_mut() {
@@ -370,6 +400,13 @@ impl Store {
         if out.len() != self.shards.len() {
             return Err(SnapshotError::BadTable("shard count"));
         }
-        Ok(Image { shards: out, cas, flush, used, items, exact })
+        Ok(Image {
+            shards: out,
+            cas,
+            flush,
+            used,
+            items,
+            exact,
+        })
     }
 }

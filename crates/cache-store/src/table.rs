@@ -76,7 +76,12 @@ impl Table {
     /// Cache hint for a coming lookup of hash `h`: the home slot's line.
     #[inline]
     pub fn prefetch_slot(&self, h: u64) {
-        prefetch(self.slots.as_ptr().wrapping_add(h as usize & self.mask).cast());
+        prefetch(
+            self.slots
+                .as_ptr()
+                .wrapping_add(h as usize & self.mask)
+                .cast(),
+        );
     }
 
     /// Cache hint for a coming lookup of hash `h`, best issued after [`Table::prefetch_slot`]
@@ -200,7 +205,11 @@ impl Table {
         let mut v: Vec<u64> = Vec::new();
         v.try_reserve_exact(capacity).ok()?;
         v.resize(capacity, 0);
-        Some(Table { slots: v.into_boxed_slice(), mask: capacity - 1, len: 0 })
+        Some(Table {
+            slots: v.into_boxed_slice(),
+            mask: capacity - 1,
+            len: 0,
+        })
     }
 
     /// Put an item into the empty slot `i` (table rebuild). Returns false, changing nothing, if

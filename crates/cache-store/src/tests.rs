@@ -14,7 +14,10 @@ fn store() -> Store {
 }
 
 fn req<'a>(mode: StoreMode, key: &'a [u8], value: &'a [u8]) -> StoreReq<'a> {
-    StoreReq { mode, ..StoreReq::set(key, value) }
+    StoreReq {
+        mode,
+        ..StoreReq::set(key, value)
+    }
 }
 
 fn set(s: &Store, key: &[u8], value: &[u8], now: u64) -> u64 {
@@ -203,13 +206,19 @@ fn invalidate_and_win_tokens() {
     assert_eq!(d, DeleteOutcome::Deleted);
     // Plain reads (get, gat, binary) of a stale item neither win nor use up its token.
     for _ in 0..2 {
-        let plain = s.get(b"k", NOW, GetOpts::default(), |it| (it.stale, it.win, it.win_already_sent));
+        let plain = s.get(b"k", NOW, GetOpts::default(), |it| {
+            (it.stale, it.win, it.win_already_sent)
+        });
         assert_eq!(plain, Some((true, false, false)));
     }
     let look = |s: &Store| {
-        s.get_meta(b"k", NOW, GetOpts::default(), MetaOrder::default(), |it, _| {
-            (it.stale, it.win, it.win_already_sent, it.cas, it.expires_at)
-        })
+        s.get_meta(
+            b"k",
+            NOW,
+            GetOpts::default(),
+            MetaOrder::default(),
+            |it, _| (it.stale, it.win, it.win_already_sent, it.cas, it.expires_at),
+        )
     };
     let (stale, win, already, cas2, exp) = look(&s).unwrap();
     assert!(stale && win && !already);
@@ -285,24 +294,66 @@ fn invalidate_and_win_tokens() {
 #[test]
 fn meta_flag_order() {
     let s = store();
-    let ord = |touch_after_vivify, recache_after_touch| MetaOrder { touch_after_vivify, recache_after_touch };
+    let ord = |touch_after_vivify, recache_after_touch| MetaOrder {
+        touch_after_vivify,
+        recache_after_touch,
+    };
     let look = |s: &Store, key: &[u8], opts: GetOpts, order: MetaOrder| {
-        s.get_meta(key, NOW, opts, order, |it, info| (it.win, it.expires_at, info))
+        s.get_meta(key, NOW, opts, order, |it, info| {
+            (it.win, it.expires_at, info)
+        })
     };
     // R judged before T sees the old expiry (none: no win); after T it sees the new one.
     set(&s, b"k", b"v", NOW);
-    let opts = GetOpts { touch: Some(NOW + 5), recache_below: Some(30), ..Default::default() };
-    let info = MetaInfo { created: false, prior_expires_at: 0 };
-    assert_eq!(look(&s, b"k", opts, ord(false, false)), Some((false, NOW + 5, info)));
+    let opts = GetOpts {
+        touch: Some(NOW + 5),
+        recache_below: Some(30),
+        ..Default::default()
+    };
+    let info = MetaInfo {
+        created: false,
+        prior_expires_at: 0,
+    };
+    assert_eq!(
+        look(&s, b"k", opts, ord(false, false)),
+        Some((false, NOW + 5, info))
+    );
     set(&s, b"k", b"v", NOW);
-    assert_eq!(look(&s, b"k", opts, ord(false, true)), Some((true, NOW + 5, info)));
+    assert_eq!(
+        look(&s, b"k", opts, ord(false, true)),
+        Some((true, NOW + 5, info))
+    );
     // A vivified item: the expiry of whichever of N and T comes last; R never wins for it.
-    let viv = GetOpts { touch: Some(NOW + 7), vivify: Some(NOW + 9), recache_below: Some(1000), ..Default::default() };
-    let created = MetaInfo { created: true, prior_expires_at: 0 };
-    assert_eq!(look(&s, b"v1", viv, ord(false, true)), Some((true, NOW + 9, created)));
-    assert_eq!(look(&s, b"v2", viv, ord(true, true)), Some((true, NOW + 7, created)));
+    let viv = GetOpts {
+        touch: Some(NOW + 7),
+        vivify: Some(NOW + 9),
+        recache_below: Some(1000),
+        ..Default::default()
+    };
+    let created = MetaInfo {
+        created: true,
+        prior_expires_at: 0,
+    };
+    assert_eq!(
+        look(&s, b"v1", viv, ord(false, true)),
+        Some((true, NOW + 9, created))
+    );
+    assert_eq!(
+        look(&s, b"v2", viv, ord(true, true)),
+        Some((true, NOW + 7, created))
+    );
     let again = look(&s, b"v2", viv, ord(true, true)).unwrap();
-    assert_eq!(again, (false, NOW + 7, MetaInfo { created: false, prior_expires_at: NOW + 7 }));
+    assert_eq!(
+        again,
+        (
+            false,
+            NOW + 7,
+            MetaInfo {
+                created: false,
+                prior_expires_at: NOW + 7
+            }
+        )
+    );
 
     // ma: N/T order for a created item; T is lost when the number grows into a new item.
     let mut a = ArithReq {
@@ -318,8 +369,17 @@ fn meta_flag_order() {
     assert!(matches!(out, ArithOutcome::Ok { value: 9, expires_at, .. } if expires_at == NOW + 9));
     assert!(info.created);
     let (out, info) = s.arith_meta(&a, ord(false, false), false, NOW);
-    assert!(matches!(out, ArithOutcome::Ok { value: 10, expires_at, .. } if expires_at == NOW + 9), "{out:?}");
-    assert_eq!(info, MetaInfo { created: false, prior_expires_at: NOW + 9 });
+    assert!(
+        matches!(out, ArithOutcome::Ok { value: 10, expires_at, .. } if expires_at == NOW + 9),
+        "{out:?}"
+    );
+    assert_eq!(
+        info,
+        MetaInfo {
+            created: false,
+            prior_expires_at: NOW + 9
+        }
+    );
     a.touch = Some(NOW + 3);
     let (out, _) = s.arith_meta(&a, ord(false, false), false, NOW);
     assert!(matches!(out, ArithOutcome::Ok { value: 11, expires_at, .. } if expires_at == NOW + 3));
@@ -339,7 +399,15 @@ fn meta_flag_order() {
     let mut big = vec![b'0'; 600_000];
     big[599_999] = b'1';
     let cas = set(&s, b"big", &big, NOW);
-    let mut a = ArithReq { key: b"big", incr: true, delta: 1, compare_cas: Some(cas + 1), vivify: None, touch: None, new_cas: None };
+    let mut a = ArithReq {
+        key: b"big",
+        incr: true,
+        delta: 1,
+        compare_cas: Some(cas + 1),
+        vivify: None,
+        touch: None,
+        new_cas: None,
+    };
     assert_eq!(s.arith(&a, NOW), ArithOutcome::NonNumeric);
     a.compare_cas = None;
     assert_eq!(s.arith(&a, NOW), ArithOutcome::NonNumeric);

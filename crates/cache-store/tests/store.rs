@@ -607,11 +607,17 @@ fn exact_replica_under_eviction_pressure() {
         if i % 3 == 0 {
             let key = format!("key:{:07}", i / 2);
             let d = DeleteOpts::default();
-            assert_eq!(a.delete(key.as_bytes(), d, now), b.delete(key.as_bytes(), d, now));
+            assert_eq!(
+                a.delete(key.as_bytes(), d, now),
+                b.delete(key.as_bytes(), d, now)
+            );
         }
         if i % 1000 == 0 {
             now += 1;
-            assert_eq!(a.expire_shard((i / 1000) as usize % 8, now), b.expire_shard((i / 1000) as usize % 8, now));
+            assert_eq!(
+                a.expire_shard((i / 1000) as usize % 8, now),
+                b.expire_shard((i / 1000) as usize % 8, now)
+            );
         }
     }
     assert_eq!(dump(&a), dump(&b));
@@ -625,12 +631,34 @@ fn damaged_images_are_refused_and_change_nothing() {
     let a = big_store(false, 64 << 20, 4);
     let mut now = T0;
     for i in 0..40u8 {
-        apply(&a, &Op::Store { mode: 0, key: i % 12, val: vec![i; i as usize], flags: 7, ttl: 0, cas: None }, &mut now);
+        apply(
+            &a,
+            &Op::Store {
+                mode: 0,
+                key: i % 12,
+                val: vec![i; i as usize],
+                flags: 7,
+                ttl: 0,
+                cas: None,
+            },
+            &mut now,
+        );
     }
     a.flush_all(100, now);
     let img = a.export();
     let target = big_store(false, 64 << 20, 4);
-    apply(&target, &Op::Store { mode: 0, key: 1, val: b"keep".to_vec(), flags: 0, ttl: 0, cas: None }, &mut now);
+    apply(
+        &target,
+        &Op::Store {
+            mode: 0,
+            key: 1,
+            val: b"keep".to_vec(),
+            flags: 0,
+            ttl: 0,
+            cas: None,
+        },
+        &mut now,
+    );
     let before = dump(&target);
     for len in 0..img.len() {
         assert!(target.import(&img[..len]).is_err(), "truncated at {len}");
@@ -651,7 +679,18 @@ fn damaged_images_are_refused_and_change_nothing() {
             for k in keys {
                 s.get(&k, now, GetOpts::default(), |_| ());
             }
-            apply(&s, &Op::Store { mode: 0, key: 3, val: b"x".to_vec(), flags: 0, ttl: 0, cas: None }, &mut now.clone());
+            apply(
+                &s,
+                &Op::Store {
+                    mode: 0,
+                    key: 3,
+                    val: b"x".to_vec(),
+                    flags: 0,
+                    ttl: 0,
+                    cas: None,
+                },
+                &mut now.clone(),
+            );
         }
     }
     assert_eq!(dump(&target), before);
@@ -690,5 +729,8 @@ fn import_with_other_shard_count_keeps_contents() {
     assert_eq!(da, db);
     assert_eq!(a.current_cas(), b.current_cas());
     assert_eq!(a.stats().bytes, b.stats().bytes);
-    assert_eq!(b.get(b"k5", now, GetOpts::default(), |it| it.flags), Some(5));
+    assert_eq!(
+        b.get(b"k5", now, GetOpts::default(), |it| it.flags),
+        Some(5)
+    );
 }

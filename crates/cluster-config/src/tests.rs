@@ -223,9 +223,14 @@ fn cache_cluster_port_validation() {
     );
     assert_eq!(p.len(), 1, "{p:?}");
     assert_eq!(p[0].field, "node[1].cache_cluster_port");
-    assert!(p[0].problem.contains("node[0].sql_port"), "{}", p[0].problem);
+    assert!(
+        p[0].problem.contains("node[0].sql_port"),
+        "{}",
+        p[0].problem
+    );
     // The default would overflow.
-    let text = three_local("control_port = 3416").replace("cache_port = 3414", "cache_port = 65000");
+    let text =
+        three_local("control_port = 3416").replace("cache_port = 3414", "cache_port = 65000");
     let p = problems(&text, &d);
     assert_eq!(p.len(), 1, "{p:?}");
     assert_eq!(p[0].field, "node[1].cache_cluster_port");

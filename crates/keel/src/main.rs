@@ -26,7 +26,11 @@ fn keep_freed_memory() {
 }
 
 #[derive(Parser)]
-#[command(name = "keel", version, about = "A highly available cache and database tier for Seafile clusters")]
+#[command(
+    name = "keel",
+    version,
+    about = "A highly available cache and database tier for Seafile clusters"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

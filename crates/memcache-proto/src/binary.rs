@@ -245,20 +245,26 @@ impl Command<'_> {
     pub fn opcode(&self) -> u8 {
         use opcode::*;
         match *self {
-            Command::Get { quiet, with_key, .. } => match (quiet, with_key) {
+            Command::Get {
+                quiet, with_key, ..
+            } => match (quiet, with_key) {
                 (false, false) => GET,
                 (true, false) => GETQ,
                 (false, true) => GETK,
                 (true, true) => GETKQ,
             },
-            Command::Gat { quiet, with_key, .. } => match (quiet, with_key) {
+            Command::Gat {
+                quiet, with_key, ..
+            } => match (quiet, with_key) {
                 (false, false) => GAT,
                 (true, false) => GATQ,
                 (false, true) => GATK,
                 (true, true) => GATKQ,
             },
             Command::Touch { .. } => TOUCH,
-            Command::Store { op, quiet, .. } | Command::TooLarge { op, quiet, .. } => op.opcode(quiet),
+            Command::Store { op, quiet, .. } | Command::TooLarge { op, quiet, .. } => {
+                op.opcode(quiet)
+            }
             Command::Delete { quiet, .. } => {
                 if quiet {
                     DELETEQ
@@ -322,7 +328,11 @@ pub struct Request<'a> {
 impl<'a> Request<'a> {
     /// A request with opaque 0 and no CAS.
     pub fn new(command: Command<'a>) -> Request<'a> {
-        Request { opaque: 0, cas: 0, command }
+        Request {
+            opaque: 0,
+            cas: 0,
+            command,
+        }
     }
 
     pub fn opcode(&self) -> u8 {
@@ -335,7 +345,13 @@ impl<'a> Request<'a> {
     pub fn encode(&self, out: &mut Vec<u8>) {
         let mut extras = [0u8; 20];
         let (ext_len, value, announced_value): (usize, &[u8], usize) = match self.command {
-            Command::Store { op, flags, exptime, value, .. } => {
+            Command::Store {
+                op,
+                flags,
+                exptime,
+                value,
+                ..
+            } => {
                 if op.has_extras() {
                     extras[..4].copy_from_slice(&flags.to_be_bytes());
                     extras[4..8].copy_from_slice(&exptime.to_be_bytes());
@@ -344,7 +360,13 @@ impl<'a> Request<'a> {
                     (0, value, value.len())
                 }
             }
-            Command::TooLarge { op, flags, exptime, value_len, .. } => {
+            Command::TooLarge {
+                op,
+                flags,
+                exptime,
+                value_len,
+                ..
+            } => {
                 if op.has_extras() {
                     extras[..4].copy_from_slice(&flags.to_be_bytes());
                     extras[4..8].copy_from_slice(&exptime.to_be_bytes());
@@ -357,13 +379,20 @@ impl<'a> Request<'a> {
                 extras[..4].copy_from_slice(&exptime.to_be_bytes());
                 (4, &[][..], 0)
             }
-            Command::Arith { delta, initial, exptime, .. } => {
+            Command::Arith {
+                delta,
+                initial,
+                exptime,
+                ..
+            } => {
                 extras[..8].copy_from_slice(&delta.to_be_bytes());
                 extras[8..16].copy_from_slice(&initial.to_be_bytes());
                 extras[16..20].copy_from_slice(&exptime.to_be_bytes());
                 (20, &[][..], 0)
             }
-            Command::Flush { exptime: Some(e), .. } => {
+            Command::Flush {
+                exptime: Some(e), ..
+            } => {
                 extras[..4].copy_from_slice(&e.to_be_bytes());
                 (4, &[][..], 0)
             }
@@ -375,7 +404,9 @@ impl<'a> Request<'a> {
         };
         let key = self.command.key();
         let key = &key[..key.len().min(u16::MAX as usize)];
-        let body_len = (ext_len + key.len()).saturating_add(announced_value).min(u32::MAX as usize) as u32;
+        let body_len = (ext_len + key.len())
+            .saturating_add(announced_value)
+            .min(u32::MAX as usize) as u32;
         write_header(
             out,
             MAGIC_REQUEST,
@@ -487,13 +518,25 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parse<Request<'a>> {
     // memcached reads the whole header before looking at the magic; deciding on the first byte
     // gives the same reply (none) and the same fate (close) without waiting for 23 more bytes.
     if buf.first().is_some_and(|&m| m != MAGIC_REQUEST) {
-        return Parse::Error { reply: Cow::Borrowed(&[]), consumed: 0, swallow: 0, close: true };
+        return Parse::Error {
+            reply: Cow::Borrowed(&[]),
+            consumed: 0,
+            swallow: 0,
+            close: true,
+        };
     }
-    let Some(h) = Header::read(buf) else { return Parse::Incomplete };
+    let Some(h) = Header::read(buf) else {
+        return Parse::Incomplete;
+    };
     let ext = h.extras_len as usize;
     let klen = h.key_len as usize;
     let body = h.body_len as usize;
-    let fatal = |status| Parse::Error { reply: error_reply(&h, status), consumed: HEADER_LEN, swallow: 0, close: true };
+    let fatal = |status| Parse::Error {
+        reply: error_reply(&h, status),
+        consumed: HEADER_LEN,
+        swallow: 0,
+        close: true,
+    };
     if klen > body || klen + ext > body {
         return fatal(Status::UnknownCommand);
     }
@@ -508,9 +551,20 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parse<Request<'a>> {
     let key = &buf[HEADER_LEN + ext..fixed];
     // Bytes of body after extras and key (the value, for storage commands).
     let rest = body - ext - klen;
-    let ok = |command| Parse::Request { req: Request { opaque: h.opaque, cas: h.cas, command }, consumed: fixed };
-    let invalid =
-        || Parse::Error { reply: error_reply(&h, Status::InvalidArguments), consumed: fixed, swallow: 0, close: true };
+    let ok = |command| Parse::Request {
+        req: Request {
+            opaque: h.opaque,
+            cas: h.cas,
+            command,
+        },
+        consumed: fixed,
+    };
+    let invalid = || Parse::Error {
+        reply: error_reply(&h, Status::InvalidArguments),
+        consumed: fixed,
+        swallow: 0,
+        close: true,
+    };
     let unknown = |swallow| Parse::Error {
         reply: error_reply(&h, Status::UnknownCommand),
         consumed: fixed,
@@ -546,21 +600,31 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parse<Request<'a>> {
         FLUSH | FLUSHQ => {
             if klen == 0 && body == ext && (ext == 0 || ext == 4) {
                 let exptime = if ext == 4 { Some(be32(extras)) } else { None };
-                ok(Command::Flush { quiet: op == FLUSHQ, exptime })
+                ok(Command::Flush {
+                    quiet: op == FLUSHQ,
+                    exptime,
+                })
             } else {
                 invalid()
             }
         }
         GET | GETQ | GETK | GETKQ => {
             if ext == 0 && body == klen && klen > 0 {
-                ok(Command::Get { key, quiet: op == GETQ || op == GETKQ, with_key: op == GETK || op == GETKQ })
+                ok(Command::Get {
+                    key,
+                    quiet: op == GETQ || op == GETKQ,
+                    with_key: op == GETK || op == GETKQ,
+                })
             } else {
                 invalid()
             }
         }
         DELETE | DELETEQ => {
             if klen > 0 && ext == 0 && body == klen {
-                ok(Command::Delete { key, quiet: op == DELETEQ })
+                ok(Command::Delete {
+                    key,
+                    quiet: op == DELETEQ,
+                })
             } else {
                 invalid()
             }
@@ -592,11 +656,19 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parse<Request<'a>> {
                 PREPEND => (StoreOp::Prepend, false),
                 _ => (StoreOp::Prepend, true),
             };
-            let shape_ok = if sop.has_extras() { ext == 8 && klen != 0 } else { ext == 0 && klen > 0 };
+            let shape_ok = if sop.has_extras() {
+                ext == 8 && klen != 0
+            } else {
+                ext == 0 && klen > 0
+            };
             if !shape_ok {
                 return invalid();
             }
-            let (flags, exptime) = if ext == 8 { (be32(&extras[0..4]), be32(&extras[4..8])) } else { (0, 0) };
+            let (flags, exptime) = if ext == 8 {
+                (be32(&extras[0..4]), be32(&extras[4..8]))
+            } else {
+                (0, 0)
+            };
             if rest > limits.item_size_max {
                 return ok(Command::TooLarge {
                     op: sop,
@@ -615,7 +687,14 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parse<Request<'a>> {
                 req: Request {
                     opaque: h.opaque,
                     cas: h.cas,
-                    command: Command::Store { op: sop, quiet, key, flags, exptime, value: &buf[fixed..total] },
+                    command: Command::Store {
+                        op: sop,
+                        quiet,
+                        key,
+                        flags,
+                        exptime,
+                        value: &buf[fixed..total],
+                    },
                 },
                 consumed: total,
             }
@@ -646,7 +725,9 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parse<Request<'a>> {
         }
         VERBOSITY => {
             if ext == 4 && klen == 0 && body == 4 {
-                ok(Command::Verbosity { level: be32(extras) })
+                ok(Command::Verbosity {
+                    level: be32(extras),
+                })
             } else {
                 unknown(rest)
             }
@@ -681,7 +762,17 @@ pub fn encode_response_header(
     opaque: u32,
     cas: u64,
 ) {
-    write_header(out, MAGIC_RESPONSE, opcode, key_len, extras_len, status.code(), body_len, opaque, cas);
+    write_header(
+        out,
+        MAGIC_RESPONSE,
+        opcode,
+        key_len,
+        extras_len,
+        status.code(),
+        body_len,
+        opaque,
+        cas,
+    );
 }
 
 /// Append a whole response: header, extras, key, value.
@@ -698,8 +789,19 @@ pub fn encode_response(
 ) {
     let extras = &extras[..extras.len().min(u8::MAX as usize)];
     let key = &key[..key.len().min(u16::MAX as usize)];
-    let body = (extras.len() + key.len()).saturating_add(value.len()).min(u32::MAX as usize) as u32;
-    encode_response_header(out, opcode, status, extras.len() as u8, key.len() as u16, body, opaque, cas);
+    let body = (extras.len() + key.len())
+        .saturating_add(value.len())
+        .min(u32::MAX as usize) as u32;
+    encode_response_header(
+        out,
+        opcode,
+        status,
+        extras.len() as u8,
+        key.len() as u16,
+        body,
+        opaque,
+        cas,
+    );
     out.extend_from_slice(extras);
     out.extend_from_slice(key);
     out.extend_from_slice(value);
@@ -717,7 +819,16 @@ pub fn encode_error_msg(out: &mut Vec<u8>, opcode: u8, opaque: u32, status: Stat
 
 /// Append one `Stat` reply packet; `encode_stat(out, opaque, b"", b"")` is the terminator.
 pub fn encode_stat(out: &mut Vec<u8>, opaque: u32, name: &[u8], value: &[u8]) {
-    encode_response(out, opcode::STAT, Status::Success, opaque, 0, &[], name, value);
+    encode_response(
+        out,
+        opcode::STAT,
+        Status::Success,
+        opaque,
+        0,
+        &[],
+        name,
+        value,
+    );
 }
 
 /// A decoded response, borrowing from the input.
@@ -750,7 +861,10 @@ impl Response<'_> {
 
     /// New value of a successful Increment/Decrement (8-byte body).
     pub fn counter(&self) -> Option<u64> {
-        (self.is_success() && self.extras.is_empty() && self.key.is_empty() && self.value.len() == 8)
+        (self.is_success()
+            && self.extras.is_empty()
+            && self.key.is_empty()
+            && self.value.len() == 8)
             .then(|| be64(self.value))
     }
 
@@ -758,7 +872,9 @@ impl Response<'_> {
     pub fn encode(&self, out: &mut Vec<u8>) {
         let key = &self.key[..self.key.len().min(u16::MAX as usize)];
         let extras = &self.extras[..self.extras.len().min(u8::MAX as usize)];
-        let body = (extras.len() + key.len()).saturating_add(self.value.len()).min(u32::MAX as usize) as u32;
+        let body = (extras.len() + key.len())
+            .saturating_add(self.value.len())
+            .min(u32::MAX as usize) as u32;
         write_header(
             out,
             MAGIC_RESPONSE,
@@ -780,13 +896,22 @@ impl Response<'_> {
 /// `limits.item_size_max` plus room for key and extras, a bad magic, or extras + key longer than
 /// the body is an `Error` with `close` (and an empty reply: a client has nothing to answer).
 pub fn parse_response<'a>(buf: &'a [u8], limits: &Limits) -> Parse<Response<'a>> {
-    let Some(h) = Header::read(buf) else { return Parse::Incomplete };
+    let Some(h) = Header::read(buf) else {
+        return Parse::Incomplete;
+    };
     let body = h.body_len as usize;
     let ext = h.extras_len as usize;
     let klen = h.key_len as usize;
-    let max_body = limits.item_size_max.saturating_add(u16::MAX as usize + u8::MAX as usize);
+    let max_body = limits
+        .item_size_max
+        .saturating_add(u16::MAX as usize + u8::MAX as usize);
     if h.magic != MAGIC_RESPONSE || ext + klen > body || body > max_body {
-        return Parse::Error { reply: Cow::Borrowed(&[]), consumed: 0, swallow: 0, close: true };
+        return Parse::Error {
+            reply: Cow::Borrowed(&[]),
+            consumed: 0,
+            swallow: 0,
+            close: true,
+        };
     }
     let total = HEADER_LEN + body;
     if buf.len() < total {
@@ -826,7 +951,17 @@ mod tests {
     fn raw(opcode: u8, extras: &[u8], key: &[u8], value: &[u8], opaque: u32, cas: u64) -> Vec<u8> {
         let mut v = Vec::new();
         let body = (extras.len() + key.len() + value.len()) as u32;
-        write_header(&mut v, MAGIC_REQUEST, opcode, key.len() as u16, extras.len() as u8, 0, body, opaque, cas);
+        write_header(
+            &mut v,
+            MAGIC_REQUEST,
+            opcode,
+            key.len() as u16,
+            extras.len() as u8,
+            0,
+            body,
+            opaque,
+            cas,
+        );
         v.extend_from_slice(extras);
         v.extend_from_slice(key);
         v.extend_from_slice(value);
@@ -835,7 +970,12 @@ mod tests {
 
     fn error_of(buf: &[u8]) -> (Response<'static>, usize, usize, bool) {
         match parse(buf, &lim()) {
-            Parse::Error { reply, consumed, swallow, close } => {
+            Parse::Error {
+                reply,
+                consumed,
+                swallow,
+                close,
+            } => {
                 let reply: &'static [u8] = Box::leak(reply.into_owned().into_boxed_slice());
                 let resp = match parse_response(reply, &lim()) {
                     Parse::Request { req, consumed } => {
@@ -854,10 +994,15 @@ mod tests {
     fn get_wire_format_matches_spec_example() {
         // doc/protocol-binary.txt, "Example: Get request for key Hello".
         let expect: [u8; 29] = [
-            0x80, 0x00, 0x00, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, b'H', b'e', b'l', b'l', b'o',
+            0x80, 0x00, 0x00, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, b'H', b'e', b'l', b'l',
+            b'o',
         ];
-        let req = Request::new(Command::Get { key: b"Hello", quiet: false, with_key: false });
+        let req = Request::new(Command::Get {
+            key: b"Hello",
+            quiet: false,
+            with_key: false,
+        });
         assert_eq!(req.to_bytes(), expect);
         assert_eq!(parsed(&expect), (req, 29));
     }
@@ -878,8 +1023,14 @@ mod tests {
             },
         };
         let b = req.to_bytes();
-        assert_eq!(&b[..12], &[0x80, 0x02, 0x00, 0x05, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x12]);
-        assert_eq!(&b[24..32], &[0xde, 0xad, 0xbe, 0xef, 0x00, 0x00, 0x0e, 0x10]);
+        assert_eq!(
+            &b[..12],
+            &[0x80, 0x02, 0x00, 0x05, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x12]
+        );
+        assert_eq!(
+            &b[24..32],
+            &[0xde, 0xad, 0xbe, 0xef, 0x00, 0x00, 0x0e, 0x10]
+        );
         assert_eq!(&b[32..], b"HelloWorld");
         assert_eq!(parsed(&b), (req, b.len()));
     }
@@ -888,7 +1039,9 @@ mod tests {
     fn incr_extras_and_header_fields() {
         let b = raw(
             opcode::INCREMENTQ,
-            &[0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 7, 0xff, 0xff, 0xff, 0xff],
+            &[
+                0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 7, 0xff, 0xff, 0xff, 0xff,
+            ],
             b"n",
             b"",
             77,
@@ -900,7 +1053,14 @@ mod tests {
         assert_eq!(req.cas, 9);
         assert_eq!(
             req.command,
-            Command::Arith { incr: true, quiet: true, key: b"n", delta: 2, initial: 7, exptime: NO_CREATE }
+            Command::Arith {
+                incr: true,
+                quiet: true,
+                key: b"n",
+                delta: 2,
+                initial: 7,
+                exptime: NO_CREATE
+            }
         );
     }
 
@@ -908,11 +1068,19 @@ mod tests {
     fn flush_with_and_without_expiry() {
         assert_eq!(
             parsed(&raw(opcode::FLUSH, &[], b"", b"", 0, 0)).0.command,
-            Command::Flush { quiet: false, exptime: None }
+            Command::Flush {
+                quiet: false,
+                exptime: None
+            }
         );
         assert_eq!(
-            parsed(&raw(opcode::FLUSHQ, &[0, 0, 0, 5], b"", b"", 0, 0)).0.command,
-            Command::Flush { quiet: true, exptime: Some(5) }
+            parsed(&raw(opcode::FLUSHQ, &[0, 0, 0, 5], b"", b"", 0, 0))
+                .0
+                .command,
+            Command::Flush {
+                quiet: true,
+                exptime: Some(5)
+            }
         );
         // Extras of any other size are invalid.
         let (r, _, _, close) = error_of(&raw(opcode::FLUSH, &[0, 0], b"", b"", 0, 0));
@@ -933,7 +1101,10 @@ mod tests {
         }
         // A response magic is not a request either.
         b[0] = MAGIC_RESPONSE;
-        assert!(matches!(parse(&b, &lim()), Parse::Error { close: true, .. }));
+        assert!(matches!(
+            parse(&b, &lim()),
+            Parse::Error { close: true, .. }
+        ));
     }
 
     #[test]
@@ -957,29 +1128,32 @@ mod tests {
         assert_eq!(r.value, b"Invalid arguments");
         assert!(close);
         let key = vec![b'k'; 250];
-        assert!(matches!(parse(&raw(opcode::GET, &[], &key, b"", 0, 0), &lim()), Parse::Request { .. }));
+        assert!(matches!(
+            parse(&raw(opcode::GET, &[], &key, b"", 0, 0), &lim()),
+            Parse::Request { .. }
+        ));
     }
 
     #[test]
     fn malformed_shapes_are_invalid_arguments() {
         let cases: Vec<Vec<u8>> = vec![
-            raw(opcode::GET, &[], b"", b"", 0, 0),              // get without key
-            raw(opcode::GET, &[0, 0, 0, 0], b"k", b"", 0, 0),   // get with extras
-            raw(opcode::GET, &[], b"k", b"v", 0, 0),            // get with value
-            raw(opcode::SET, &[0; 4], b"k", b"v", 0, 0),        // set with short extras
-            raw(opcode::SET, &[0; 8], b"", b"v", 0, 0),         // set without key
-            raw(opcode::APPEND, &[0; 8], b"k", b"v", 0, 0),     // append with extras
-            raw(opcode::DELETE, &[0; 4], b"k", b"", 0, 0),      // delete with extras
-            raw(opcode::INCREMENT, &[0; 8], b"k", b"", 0, 0),   // incr with short extras
+            raw(opcode::GET, &[], b"", b"", 0, 0), // get without key
+            raw(opcode::GET, &[0, 0, 0, 0], b"k", b"", 0, 0), // get with extras
+            raw(opcode::GET, &[], b"k", b"v", 0, 0), // get with value
+            raw(opcode::SET, &[0; 4], b"k", b"v", 0, 0), // set with short extras
+            raw(opcode::SET, &[0; 8], b"", b"v", 0, 0), // set without key
+            raw(opcode::APPEND, &[0; 8], b"k", b"v", 0, 0), // append with extras
+            raw(opcode::DELETE, &[0; 4], b"k", b"", 0, 0), // delete with extras
+            raw(opcode::INCREMENT, &[0; 8], b"k", b"", 0, 0), // incr with short extras
             raw(opcode::INCREMENT, &[0; 20], b"k", b"v", 0, 0), // incr with value
-            raw(opcode::NOOP, &[], b"k", b"", 0, 0),            // noop with key
-            raw(opcode::VERSION, &[], b"", b"v", 0, 0),         // version with value
-            raw(opcode::QUIT, &[0; 4], b"", b"", 0, 0),         // quit with extras
-            raw(opcode::STAT, &[0; 4], b"", b"", 0, 0),         // stat with extras
-            raw(opcode::TOUCH, &[], b"k", b"", 0, 0),           // touch without extras
-            raw(opcode::GAT, &[0; 4], b"", b"", 0, 0),          // gat without key
+            raw(opcode::NOOP, &[], b"k", b"", 0, 0), // noop with key
+            raw(opcode::VERSION, &[], b"", b"v", 0, 0), // version with value
+            raw(opcode::QUIT, &[0; 4], b"", b"", 0, 0), // quit with extras
+            raw(opcode::STAT, &[0; 4], b"", b"", 0, 0), // stat with extras
+            raw(opcode::TOUCH, &[], b"k", b"", 0, 0), // touch without extras
+            raw(opcode::GAT, &[0; 4], b"", b"", 0, 0), // gat without key
             raw(opcode::SASL_LIST_MECHS, &[], b"k", b"", 0, 0), // list mechs with key
-            raw(opcode::SASL_AUTH, &[], b"", b"x", 0, 0),       // auth without mechanism
+            raw(opcode::SASL_AUTH, &[], b"", b"x", 0, 0), // auth without mechanism
         ];
         for b in cases {
             let (r, _, _, close) = error_of(&b);
@@ -997,7 +1171,8 @@ mod tests {
         assert_eq!((r.opcode, r.opaque), (0x55, 3));
         assert_eq!((consumed, swallow, close), (HEADER_LEN + 5, 5, false));
 
-        let (r, consumed, swallow, close) = error_of(&raw(opcode::SASL_AUTH, &[], b"PLAIN", b"\0u\0p", 0, 0));
+        let (r, consumed, swallow, close) =
+            error_of(&raw(opcode::SASL_AUTH, &[], b"PLAIN", b"\0u\0p", 0, 0));
         assert_eq!(r.status(), Some(Status::UnknownCommand));
         assert_eq!((consumed, swallow, close), (HEADER_LEN + 5, 4, false));
 
@@ -1008,15 +1183,32 @@ mod tests {
 
     #[test]
     fn oversized_value_is_framed_without_buffering() {
-        let l = Limits { item_size_max: 10, ..Limits::default() };
-        let mut b = raw(opcode::SETQ, &[0, 0, 0, 1, 0, 0, 0, 2], b"k", &[b'x'; 11], 4, 0);
+        let l = Limits {
+            item_size_max: 10,
+            ..Limits::default()
+        };
+        let mut b = raw(
+            opcode::SETQ,
+            &[0, 0, 0, 1, 0, 0, 0, 2],
+            b"k",
+            &[b'x'; 11],
+            4,
+            0,
+        );
         b.truncate(HEADER_LEN + 9); // the value has not arrived yet
         match parse(&b, &l) {
             Parse::Request { req, consumed } => {
                 assert_eq!(consumed, HEADER_LEN + 9);
                 assert_eq!(
                     req.command,
-                    Command::TooLarge { op: StoreOp::Set, quiet: true, key: b"k", flags: 1, exptime: 2, value_len: 11 }
+                    Command::TooLarge {
+                        op: StoreOp::Set,
+                        quiet: true,
+                        key: b"k",
+                        flags: 1,
+                        exptime: 2,
+                        value_len: 11
+                    }
                 );
                 // Encoding a TooLarge request writes exactly the consumed prefix.
                 assert_eq!(req.to_bytes(), b);
@@ -1026,7 +1218,16 @@ mod tests {
         // At the limit the value is buffered and returned.
         let b = raw(opcode::SET, &[0; 8], b"k", &[b'x'; 10], 0, 0);
         assert!(matches!(parse(&b[..b.len() - 1], &l), Parse::Incomplete));
-        assert!(matches!(parse(&b, &l), Parse::Request { req: Request { command: Command::Store { .. }, .. }, .. }));
+        assert!(matches!(
+            parse(&b, &l),
+            Parse::Request {
+                req: Request {
+                    command: Command::Store { .. },
+                    ..
+                },
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -1037,14 +1238,22 @@ mod tests {
         assert_eq!(consumed, HEADER_LEN + 5);
         let b = raw(opcode::TOUCH, &[0, 0, 0, 9], b"k", b"zz", 0, 0);
         let (req, consumed) = parsed(&b);
-        assert_eq!(req.command, Command::Touch { key: b"k", exptime: 9 });
+        assert_eq!(
+            req.command,
+            Command::Touch {
+                key: b"k",
+                exptime: 9
+            }
+        );
         assert_eq!(consumed, HEADER_LEN + 5);
     }
 
     #[test]
     fn verbosity_shapes() {
         assert_eq!(
-            parsed(&raw(opcode::VERBOSITY, &[0, 0, 0, 1], b"", b"", 0, 0)).0.command,
+            parsed(&raw(opcode::VERBOSITY, &[0, 0, 0, 1], b"", b"", 0, 0))
+                .0
+                .command,
             Command::Verbosity { level: 1 }
         );
         let (r, _, swallow, close) = error_of(&raw(opcode::VERBOSITY, &[], b"", b"xy", 0, 0));
@@ -1054,10 +1263,22 @@ mod tests {
 
     #[test]
     fn pipelined_requests_parse_one_at_a_time() {
-        let mut b = Request::new(Command::Get { key: b"a", quiet: true, with_key: false }).to_bytes();
+        let mut b = Request::new(Command::Get {
+            key: b"a",
+            quiet: true,
+            with_key: false,
+        })
+        .to_bytes();
         Request::new(Command::Noop).encode(&mut b);
         let (r1, n1) = parsed(&b);
-        assert_eq!(r1.command, Command::Get { key: b"a", quiet: true, with_key: false });
+        assert_eq!(
+            r1.command,
+            Command::Get {
+                key: b"a",
+                quiet: true,
+                with_key: false
+            }
+        );
         let (r2, n2) = parsed(&b[n1..]);
         assert_eq!(r2.command, Command::Noop);
         assert_eq!(n1 + n2, b.len());
@@ -1077,9 +1298,20 @@ mod tests {
         out.clear();
         encode_stat(&mut out, 1, b"pid", b"42");
         encode_stat(&mut out, 1, b"", b"");
-        let Parse::Request { req: r, consumed } = parse_response(&out, &lim()) else { panic!() };
-        assert_eq!((r.opcode, r.key, r.value, r.opaque), (opcode::STAT, &b"pid"[..], &b"42"[..], 1));
-        let Parse::Request { req: t, consumed: n2 } = parse_response(&out[consumed..], &lim()) else { panic!() };
+        let Parse::Request { req: r, consumed } = parse_response(&out, &lim()) else {
+            panic!()
+        };
+        assert_eq!(
+            (r.opcode, r.key, r.value, r.opaque),
+            (opcode::STAT, &b"pid"[..], &b"42"[..], 1)
+        );
+        let Parse::Request {
+            req: t,
+            consumed: n2,
+        } = parse_response(&out[consumed..], &lim())
+        else {
+            panic!()
+        };
         assert_eq!((t.key, t.value), (&b""[..], &b""[..]));
         assert_eq!(consumed + n2, out.len());
     }
@@ -1087,14 +1319,36 @@ mod tests {
     #[test]
     fn response_accessors() {
         let mut out = Vec::new();
-        encode_response(&mut out, opcode::GETK, Status::Success, 1, 99, &7u32.to_be_bytes(), b"key", b"val");
-        let Parse::Request { req: r, .. } = parse_response(&out, &lim()) else { panic!() };
+        encode_response(
+            &mut out,
+            opcode::GETK,
+            Status::Success,
+            1,
+            99,
+            &7u32.to_be_bytes(),
+            b"key",
+            b"val",
+        );
+        let Parse::Request { req: r, .. } = parse_response(&out, &lim()) else {
+            panic!()
+        };
         assert_eq!(r.flags(), Some(7));
         assert_eq!(r.cas, 99);
         assert_eq!((r.key, r.value), (&b"key"[..], &b"val"[..]));
         out.clear();
-        encode_response(&mut out, opcode::INCREMENT, Status::Success, 0, 3, &[], &[], &12u64.to_be_bytes());
-        let Parse::Request { req: r, .. } = parse_response(&out, &lim()) else { panic!() };
+        encode_response(
+            &mut out,
+            opcode::INCREMENT,
+            Status::Success,
+            0,
+            3,
+            &[],
+            &[],
+            &12u64.to_be_bytes(),
+        );
+        let Parse::Request { req: r, .. } = parse_response(&out, &lim()) else {
+            panic!()
+        };
         assert_eq!(r.counter(), Some(12));
     }
 
@@ -1128,21 +1382,53 @@ mod tests {
     impl Owned {
         fn command(&self) -> Command<'_> {
             match self {
-                Owned::Get(k, q, wk) => Command::Get { key: k, quiet: *q, with_key: *wk },
-                Owned::Gat(k, e, q, wk) => Command::Gat { key: k, exptime: *e, quiet: *q, with_key: *wk },
-                Owned::Touch(k, e) => Command::Touch { key: k, exptime: *e },
+                Owned::Get(k, q, wk) => Command::Get {
+                    key: k,
+                    quiet: *q,
+                    with_key: *wk,
+                },
+                Owned::Gat(k, e, q, wk) => Command::Gat {
+                    key: k,
+                    exptime: *e,
+                    quiet: *q,
+                    with_key: *wk,
+                },
+                Owned::Touch(k, e) => Command::Touch {
+                    key: k,
+                    exptime: *e,
+                },
                 Owned::Store(o, q, k, f, e, v) => {
-                    let op = [StoreOp::Set, StoreOp::Add, StoreOp::Replace, StoreOp::Append, StoreOp::Prepend]
-                        [*o as usize % 5];
+                    let op = [
+                        StoreOp::Set,
+                        StoreOp::Add,
+                        StoreOp::Replace,
+                        StoreOp::Append,
+                        StoreOp::Prepend,
+                    ][*o as usize % 5];
                     let (flags, exptime) = if op.has_extras() { (*f, *e) } else { (0, 0) };
-                    Command::Store { op, quiet: *q, key: k, flags, exptime, value: v }
+                    Command::Store {
+                        op,
+                        quiet: *q,
+                        key: k,
+                        flags,
+                        exptime,
+                        value: v,
+                    }
                 }
                 Owned::Delete(k, q) => Command::Delete { key: k, quiet: *q },
-                Owned::Arith(i, q, k, d, init, e) => {
-                    Command::Arith { incr: *i, quiet: *q, key: k, delta: *d, initial: *init, exptime: *e }
-                }
+                Owned::Arith(i, q, k, d, init, e) => Command::Arith {
+                    incr: *i,
+                    quiet: *q,
+                    key: k,
+                    delta: *d,
+                    initial: *init,
+                    exptime: *e,
+                },
                 Owned::Quit(q) => Command::Quit { quiet: *q },
-                Owned::Flush(q, e) => Command::Flush { quiet: *q, exptime: *e },
+                Owned::Flush(q, e) => Command::Flush {
+                    quiet: *q,
+                    exptime: *e,
+                },
                 Owned::Noop => Command::Noop,
                 Owned::Version => Command::Version,
                 Owned::Stat(g) => Command::Stat { group: g },
@@ -1153,14 +1439,29 @@ mod tests {
 
     fn owned_strategy() -> impl Strategy<Value = Owned> {
         prop_oneof![
-            (key_strategy(), any::<bool>(), any::<bool>()).prop_map(|(k, q, w)| Owned::Get(k, q, w)),
+            (key_strategy(), any::<bool>(), any::<bool>())
+                .prop_map(|(k, q, w)| Owned::Get(k, q, w)),
             (key_strategy(), any::<u32>(), any::<bool>(), any::<bool>())
                 .prop_map(|(k, e, q, w)| Owned::Gat(k, e, q, w)),
             (key_strategy(), any::<u32>()).prop_map(|(k, e)| Owned::Touch(k, e)),
-            (0u8..5, any::<bool>(), key_strategy(), any::<u32>(), any::<u32>(), value_strategy())
+            (
+                0u8..5,
+                any::<bool>(),
+                key_strategy(),
+                any::<u32>(),
+                any::<u32>(),
+                value_strategy()
+            )
                 .prop_map(|(o, q, k, f, e, v)| Owned::Store(o, q, k, f, e, v)),
             (key_strategy(), any::<bool>()).prop_map(|(k, q)| Owned::Delete(k, q)),
-            (any::<bool>(), any::<bool>(), key_strategy(), any::<u64>(), any::<u64>(), any::<u32>())
+            (
+                any::<bool>(),
+                any::<bool>(),
+                key_strategy(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<u32>()
+            )
                 .prop_map(|(i, q, k, d, init, e)| Owned::Arith(i, q, k, d, init, e)),
             any::<bool>().prop_map(Owned::Quit),
             (any::<bool>(), any::<Option<u32>>()).prop_map(|(q, e)| Owned::Flush(q, e)),
@@ -1248,11 +1549,19 @@ mod tests {
                 prop_assert_eq!(&enc[..5], &buf[..5]);
                 prop_assert_eq!(&enc[12..], &buf[12..consumed]);
             }
-            Parse::Error { reply, consumed, swallow, close } => {
+            Parse::Error {
+                reply,
+                consumed,
+                swallow,
+                close,
+            } => {
                 prop_assert!(consumed <= buf.len());
                 prop_assert!(close || swallow <= u32::MAX as usize);
                 if !reply.is_empty() {
-                    let ok = matches!(parse_response(&reply, &Limits::default()), Parse::Request { .. });
+                    let ok = matches!(
+                        parse_response(&reply, &Limits::default()),
+                        Parse::Request { .. }
+                    );
                     prop_assert!(ok, "reply does not parse");
                 }
             }

@@ -33,7 +33,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_key_len: 250, item_size_max: 1 << 20, max_line: 2048, max_get_line: 1 << 20 }
+        Limits {
+            max_key_len: 250,
+            item_size_max: 1 << 20,
+            max_line: 2048,
+            max_get_line: 1 << 20,
+        }
     }
 }
 
@@ -47,6 +52,10 @@ pub enum Parse<T> {
     /// Malformed input. Send `reply` (exact bytes, e.g. `CLIENT_ERROR bad command line format\r\n`;
     /// may be empty), drop the first `consumed` bytes, then discard the next `swallow` bytes as they
     /// arrive (a value that follows a rejected command line), or close the connection if `close`.
-    Error { reply: Cow<'static, [u8]>, consumed: usize, swallow: usize, close: bool },
+    Error {
+        reply: Cow<'static, [u8]>,
+        consumed: usize,
+        swallow: usize,
+        close: bool,
+    },
 }
-

@@ -149,11 +149,21 @@ fn err<T>(s: &'static [u8], c: usize) -> Parse<T> {
 }
 
 fn err_swallow<T>(s: &'static [u8], c: usize, swallow: usize) -> Parse<T> {
-    Parse::Error { reply: Cow::Borrowed(s), consumed: c, swallow, close: false }
+    Parse::Error {
+        reply: Cow::Borrowed(s),
+        consumed: c,
+        swallow,
+        close: false,
+    }
 }
 
 /// `Tokens` whose command is a two-character `m?` word.
-pub(crate) fn parse_tokens<'a>(buf: &'a [u8], line: &Line<'a>, t: &Tokens<'a>, limits: &Limits) -> Parse<Request<'a>> {
+pub(crate) fn parse_tokens<'a>(
+    buf: &'a [u8],
+    line: &Line<'a>,
+    t: &Tokens<'a>,
+    limits: &Limits,
+) -> Parse<Request<'a>> {
     let c = line.consumed;
     let nt = t.ntokens();
     let cmd = match t.get(0).get(1) {
@@ -174,12 +184,20 @@ pub(crate) fn parse_tokens<'a>(buf: &'a [u8], line: &Line<'a>, t: &Tokens<'a>, l
         data: Data::Value(b""),
     };
     match cmd {
-        Cmd::Noop => return Parse::Request { req: empty, consumed: c },
+        Cmd::Noop => {
+            return Parse::Request {
+                req: empty,
+                consumed: c,
+            }
+        }
         Cmd::Debug => {
             if nt < 3 || t.get(1).len() > KEY_MAX_LENGTH {
                 return err(text::BAD_FORMAT, c);
             }
-            let mut req = Request { key: Key::Plain(t.get(1)), ..empty };
+            let mut req = Request {
+                key: Key::Plain(t.get(1)),
+                ..empty
+            };
             if nt >= 4 && t.get(2) == b"b" {
                 match base64_decode_key(t.get(1)) {
                     Some(k) => req.key = k,
@@ -225,7 +243,9 @@ pub(crate) fn parse_tokens<'a>(buf: &'a [u8], line: &Line<'a>, t: &Tokens<'a>, l
     // Flag tokens as one slice of the line (no remainder: at most 19 tokens here).
     let tokens: &'a [u8] = if first_flag < t.n {
         let base = line.text.as_ptr() as usize;
-        let off = (t.toks[first_flag].as_ptr() as usize).saturating_sub(base).min(line.text.len());
+        let off = (t.toks[first_flag].as_ptr() as usize)
+            .saturating_sub(base)
+            .min(line.text.len());
         &line.text[off..]
     } else {
         b""
@@ -251,26 +271,65 @@ pub(crate) fn parse_tokens<'a>(buf: &'a [u8], line: &Line<'a>, t: &Tokens<'a>, l
                 Some(d) => d,
                 None => return Parse::Incomplete,
             };
-            Parse::Request { req: Request { key, flags, tokens, len, data, ..empty }, consumed }
+            Parse::Request {
+                req: Request {
+                    key,
+                    flags,
+                    tokens,
+                    len,
+                    data,
+                    ..empty
+                },
+                consumed,
+            }
         }
         Cmd::Delete => {
             if flags.opaque_too_long {
                 return err(b"CLIENT_ERROR opaque token too long\r\n", c);
             }
-            Parse::Request { req: Request { key, flags, tokens, ..empty }, consumed: c }
+            Parse::Request {
+                req: Request {
+                    key,
+                    flags,
+                    tokens,
+                    ..empty
+                },
+                consumed: c,
+            }
         }
         Cmd::Arith => {
             if !matches!(flags.mode, 0 | b'I' | b'+' | b'D' | b'-') {
                 return err(b"CLIENT_ERROR invalid mode for ma M token\r\n", c);
             }
-            Parse::Request { req: Request { key, flags, tokens, ..empty }, consumed: c }
+            Parse::Request {
+                req: Request {
+                    key,
+                    flags,
+                    tokens,
+                    ..empty
+                },
+                consumed: c,
+            }
         }
-        _ => Parse::Request { req: Request { key, flags, tokens, ..empty }, consumed: c },
+        _ => Parse::Request {
+            req: Request {
+                key,
+                flags,
+                tokens,
+                ..empty
+            },
+            consumed: c,
+        },
     }
 }
 
 /// memcached's `_meta_flag_preparse`.
-fn preparse<'a>(t: &Tokens<'a>, start: usize, key: &mut Key<'a>, of: &mut Flags) -> Result<(), &'static [u8]> {
+fn preparse<'a>(
+    t: &Tokens<'a>,
+    start: usize,
+    key: &mut Key<'a>,
+    of: &mut Flags,
+) -> Result<(), &'static [u8]> {
     let mut seen = [false; 127];
     let mut errstr: &'static [u8] = text::BAD_FORMAT;
     let mut has_error = false;
@@ -496,7 +555,13 @@ pub fn put_echo_flags(out: &mut Vec<u8>, req: &Request<'_>) {
 }
 
 /// Encode a meta request line (clients and tests). `flags` are the raw flag tokens.
-pub fn encode_request(out: &mut Vec<u8>, cmd: Cmd, key: &[u8], flags: &[&[u8]], value: Option<&[u8]>) {
+pub fn encode_request(
+    out: &mut Vec<u8>,
+    cmd: Cmd,
+    key: &[u8],
+    flags: &[&[u8]],
+    value: Option<&[u8]>,
+) {
     out.extend_from_slice(match cmd {
         Cmd::Get => b"mg",
         Cmd::Set => b"ms",
@@ -542,7 +607,9 @@ mod tests {
 
     fn bad(buf: &[u8]) -> (String, usize) {
         match parse(buf, &lim()) {
-            Parse::Error { reply, swallow, .. } => (String::from_utf8_lossy(&reply).into_owned(), swallow),
+            Parse::Error { reply, swallow, .. } => {
+                (String::from_utf8_lossy(&reply).into_owned(), swallow)
+            }
             other => panic!("{:?} => {other:?}", String::from_utf8_lossy(buf)),
         }
     }
@@ -562,10 +629,22 @@ mod tests {
         assert_eq!(bad(b"mg a x\r\n").0, "CLIENT_ERROR invalid flag\r\n");
         assert_eq!(bad(b"mg a E5\r\n").0, "CLIENT_ERROR invalid flag\r\n");
         assert_eq!(bad(b"mg a v v\r\n").0, "CLIENT_ERROR duplicate flag\r\n");
-        assert_eq!(bad(b"mg a Tx\r\n").0, "CLIENT_ERROR bad token in command line format\r\n");
+        assert_eq!(
+            bad(b"mg a Tx\r\n").0,
+            "CLIENT_ERROR bad token in command line format\r\n"
+        );
         assert_eq!(bad(b"mz a\r\n").0, "ERROR\r\n");
-        let many = format!("mg a {}\r\n", (0..19).map(|i| format!("O{i}")).collect::<Vec<_>>().join(" "));
-        assert_eq!(bad(many.as_bytes()).0, "CLIENT_ERROR options flags are too long\r\n");
+        let many = format!(
+            "mg a {}\r\n",
+            (0..19)
+                .map(|i| format!("O{i}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        assert_eq!(
+            bad(many.as_bytes()).0,
+            "CLIENT_ERROR options flags are too long\r\n"
+        );
         let (r, _) = ok(b"mg a O123456789012345678901234567890123\r\n");
         assert!(r.flags.opaque_too_long);
     }
@@ -575,8 +654,14 @@ mod tests {
         let (r, _) = ok(b"mg Zm9v b v\r\n");
         assert_eq!(r.key.as_bytes(), b"foo");
         assert!(r.key.is_binary());
-        assert_eq!(bad(b"mg Zm9 b\r\n").0, "CLIENT_ERROR error decoding key\r\n");
-        assert_eq!(bad(b"md Zm9 b\r\n").0, "CLIENT_ERROR invalid or duplicate flag\r\n");
+        assert_eq!(
+            bad(b"mg Zm9 b\r\n").0,
+            "CLIENT_ERROR error decoding key\r\n"
+        );
+        assert_eq!(
+            bad(b"md Zm9 b\r\n").0,
+            "CLIENT_ERROR invalid or duplicate flag\r\n"
+        );
         let mut out = [0u8; 10];
         assert_eq!(base64_decode(b"YQ==", &mut out), 1);
         assert_eq!(base64_decode(b"Y===", &mut out), 0);
@@ -596,11 +681,26 @@ mod tests {
         assert_eq!(r.flags.client_flags, 7);
         assert_eq!(r.flags.compare_cas, Some(5));
         assert!(r.flags.invalidate);
-        assert_eq!(bad(b"ms k\r\n").0, "CLIENT_ERROR bad command line format\r\n");
-        assert_eq!(bad(b"ms k x\r\n"), ("CLIENT_ERROR bad command line format\r\n".into(), 0));
-        assert_eq!(bad(b"ms k 2 MZ\r\nhi\r\n"), ("CLIENT_ERROR invalid mode for ms M token\r\n".into(), 4));
-        assert_eq!(bad(b"ms k 2 MEE\r\nhi\r\n").0, "CLIENT_ERROR incorrect length for M token\r\n");
-        assert_eq!(bad(b"ms k 2 F-1\r\nhi\r\n"), ("CLIENT_ERROR bad command line format\r\n".into(), 4));
+        assert_eq!(
+            bad(b"ms k\r\n").0,
+            "CLIENT_ERROR bad command line format\r\n"
+        );
+        assert_eq!(
+            bad(b"ms k x\r\n"),
+            ("CLIENT_ERROR bad command line format\r\n".into(), 0)
+        );
+        assert_eq!(
+            bad(b"ms k 2 MZ\r\nhi\r\n"),
+            ("CLIENT_ERROR invalid mode for ms M token\r\n".into(), 4)
+        );
+        assert_eq!(
+            bad(b"ms k 2 MEE\r\nhi\r\n").0,
+            "CLIENT_ERROR incorrect length for M token\r\n"
+        );
+        assert_eq!(
+            bad(b"ms k 2 F-1\r\nhi\r\n"),
+            ("CLIENT_ERROR bad command line format\r\n".into(), 4)
+        );
         let (r, _) = ok(b"ms k 2\r\nhiX\r\n");
         assert_eq!(r.data, Data::BadChunk);
         assert_eq!(parse(b"ms k 2\r\nh", &lim()), Parse::Incomplete);
@@ -608,9 +708,18 @@ mod tests {
 
     #[test]
     fn md_ma_parse() {
-        assert_eq!(bad(b"md a x\r\n").0, "CLIENT_ERROR invalid or duplicate flag\r\n");
-        assert_eq!(bad(b"ma a Dx\r\n").0, "CLIENT_ERROR invalid or duplicate flag\r\n");
-        assert_eq!(bad(b"ma a Mx\r\n").0, "CLIENT_ERROR invalid mode for ma M token\r\n");
+        assert_eq!(
+            bad(b"md a x\r\n").0,
+            "CLIENT_ERROR invalid or duplicate flag\r\n"
+        );
+        assert_eq!(
+            bad(b"ma a Dx\r\n").0,
+            "CLIENT_ERROR invalid or duplicate flag\r\n"
+        );
+        assert_eq!(
+            bad(b"ma a Mx\r\n").0,
+            "CLIENT_ERROR invalid mode for ma M token\r\n"
+        );
         let (r, _) = ok(b"ma a MD D5 N0 J10 v\r\n");
         assert!(!r.is_incr());
         assert_eq!(r.flags.delta, Some(5));

@@ -156,17 +156,41 @@ pub struct StoreRequest<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Request<'a> {
     /// `get`/`gets`/`gat`/`gats`/`bget`. `exptime` is only meaningful for `gat`/`gats`.
-    Get { cmd: GetCmd, exptime: i32, keys: Keys<'a> },
+    Get {
+        cmd: GetCmd,
+        exptime: i32,
+        keys: Keys<'a>,
+    },
     Store(StoreRequest<'a>),
-    Delete { key: &'a [u8], noreply: bool },
-    Arith { incr: bool, key: &'a [u8], delta: u64, noreply: bool },
-    Touch { key: &'a [u8], exptime: i32, noreply: bool },
+    Delete {
+        key: &'a [u8],
+        noreply: bool,
+    },
+    Arith {
+        incr: bool,
+        key: &'a [u8],
+        delta: u64,
+        noreply: bool,
+    },
+    Touch {
+        key: &'a [u8],
+        exptime: i32,
+        noreply: bool,
+    },
     /// `flush_all [exptime] [noreply]`; `exptime` is 0 when absent.
-    FlushAll { exptime: i32, noreply: bool },
+    FlushAll {
+        exptime: i32,
+        noreply: bool,
+    },
     Version,
-    Verbosity { level: u32, noreply: bool },
+    Verbosity {
+        level: u32,
+        noreply: bool,
+    },
     /// `stats` (group `""`) or `stats <group>`; `reset`, `detail`, `cachedump` are separate.
-    Stats { group: &'a [u8] },
+    Stats {
+        group: &'a [u8],
+    },
     StatsReset,
     Quit,
     /// `shutdown [graceful]`: memcached without `-A` answers `ERROR: shutdown not enabled`.
@@ -181,7 +205,12 @@ pub(crate) const BAD_FORMAT: &[u8] = b"CLIENT_ERROR bad command line format\r\n"
 
 /// A parse error carrying a fixed reply.
 pub(crate) fn error<T>(reply: &'static [u8], consumed: usize) -> Parse<T> {
-    Parse::Error { reply: Cow::Borrowed(reply), consumed, swallow: 0, close: false }
+    Parse::Error {
+        reply: Cow::Borrowed(reply),
+        consumed,
+        swallow: 0,
+        close: false,
+    }
 }
 
 /// An error whose reply `noreply` may silence.
@@ -190,7 +219,12 @@ pub(crate) fn error_nr<T>(reply: &'static [u8], consumed: usize, noreply: bool) 
 }
 
 pub(crate) fn close<T>() -> Parse<T> {
-    Parse::Error { reply: Cow::Borrowed(b""), consumed: 0, swallow: 0, close: true }
+    Parse::Error {
+        reply: Cow::Borrowed(b""),
+        consumed: 0,
+        swallow: 0,
+        close: true,
+    }
 }
 
 /// One command line, as memcached sees it.
@@ -215,13 +249,17 @@ pub(crate) fn frame_line<'a>(buf: &'a [u8], limits: &Limits) -> Result<Line<'a>,
     let nl = match memchr(b'\n', buf) {
         Some(i) => i,
         None => {
-            if buf.len() > limits.max_line && (!starts_like_get(buf) || buf.len() > limits.max_get_line) {
+            if buf.len() > limits.max_line
+                && (!starts_like_get(buf) || buf.len() > limits.max_get_line)
+            {
                 return Err(close());
             }
             return Err(Parse::Incomplete);
         }
     };
-    if nl >= READ_BUFFER_SIZE.max(limits.max_line) && (!starts_like_get(buf) || nl >= limits.max_get_line) {
+    if nl >= READ_BUFFER_SIZE.max(limits.max_line)
+        && (!starts_like_get(buf) || nl >= limits.max_get_line)
+    {
         return Err(close());
     }
     let mut end = nl;
@@ -232,7 +270,10 @@ pub(crate) fn frame_line<'a>(buf: &'a [u8], limits: &Limits) -> Result<Line<'a>,
     if let Some(z) = memchr(0, text) {
         text = &text[..z];
     }
-    Ok(Line { text, consumed: nl + 1 })
+    Ok(Line {
+        text,
+        consumed: nl + 1,
+    })
 }
 
 #[inline]
@@ -252,7 +293,11 @@ pub(crate) struct Tokens<'a> {
 
 impl<'a> Tokens<'a> {
     pub fn split(line: &'a [u8]) -> Tokens<'a> {
-        let mut t = Tokens { toks: [&[]; MAX_TOKENS - 1], n: 0, rest: None };
+        let mut t = Tokens {
+            toks: [&[]; MAX_TOKENS - 1],
+            n: 0,
+            rest: None,
+        };
         let len = line.len();
         let mut s = 0;
         let mut i = 0;
@@ -320,7 +365,9 @@ fn c_scan(tok: &[u8]) -> Option<(bool, Option<u64>, usize)> {
     let start = i;
     let mut v: Option<u64> = Some(0);
     while i < tok.len() && tok[i].is_ascii_digit() {
-        v = v.and_then(|v| v.checked_mul(10)).and_then(|v| v.checked_add(u64::from(tok[i] - b'0')));
+        v = v
+            .and_then(|v| v.checked_mul(10))
+            .and_then(|v| v.checked_add(u64::from(tok[i] - b'0')));
         i += 1;
     }
     if i == start {
@@ -390,12 +437,27 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parse<Request<'a>> {
 pub(crate) fn retype<T, U>(p: Parse<T>) -> Parse<U> {
     match p {
         Parse::Incomplete => Parse::Incomplete,
-        Parse::Error { reply, consumed, swallow, close } => Parse::Error { reply, consumed, swallow, close },
+        Parse::Error {
+            reply,
+            consumed,
+            swallow,
+            close,
+        } => Parse::Error {
+            reply,
+            consumed,
+            swallow,
+            close,
+        },
         Parse::Request { .. } => Parse::Incomplete,
     }
 }
 
-fn parse_tokens<'a>(buf: &'a [u8], line: &Line<'a>, t: &Tokens<'a>, limits: &Limits) -> Parse<Request<'a>> {
+fn parse_tokens<'a>(
+    buf: &'a [u8],
+    line: &Line<'a>,
+    t: &Tokens<'a>,
+    limits: &Limits,
+) -> Parse<Request<'a>> {
     let c = line.consumed;
     let nt = t.ntokens();
     if nt < 2 || t.get(0).len() < 2 {
@@ -403,10 +465,16 @@ fn parse_tokens<'a>(buf: &'a [u8], line: &Line<'a>, t: &Tokens<'a>, limits: &Lim
     }
     let cmd = t.get(0);
     let first = cmd[0];
-    let req = |r: Request<'a>| Parse::Request { req: r, consumed: c };
+    let req = |r: Request<'a>| Parse::Request {
+        req: r,
+        consumed: c,
+    };
     if first == b'm' && cmd.len() == 2 {
         return match meta::parse_tokens(buf, line, t, limits) {
-            Parse::Request { req: r, consumed } => Parse::Request { req: Request::Meta(r), consumed },
+            Parse::Request { req: r, consumed } => Parse::Request {
+                req: Request::Meta(r),
+                consumed,
+            },
             other => retype(other),
         };
     }
@@ -445,12 +513,16 @@ fn parse_tokens<'a>(buf: &'a [u8], line: &Line<'a>, t: &Tokens<'a>, limits: &Lim
                 let noreply = t.noreply();
                 match safe_strtoul(t.get(1)) {
                     None => error_nr(ERROR, c, noreply),
-                    Some(m) if m < 8 => {
-                        error_nr(b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n", c, noreply)
-                    }
-                    Some(m) if m > 1_000_000_000 => {
-                        error_nr(b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n", c, noreply)
-                    }
+                    Some(m) if m < 8 => error_nr(
+                        b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n",
+                        c,
+                        noreply,
+                    ),
+                    Some(m) if m > 1_000_000_000 => error_nr(
+                        b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n",
+                        c,
+                        noreply,
+                    ),
                     // keel's memory limit is fixed at start; accepted for compatibility.
                     Some(_) => req(Request::Static(if noreply { b"" } else { b"OK\r\n" })),
                 }
@@ -478,7 +550,11 @@ fn parse_tokens<'a>(buf: &'a [u8], line: &Line<'a>, t: &Tokens<'a>, limits: &Lim
                 }
                 match safe_strtol(t.get(2)) {
                     None => error_nr(b"CLIENT_ERROR invalid exptime argument\r\n", c, noreply),
-                    Some(exptime) => req(Request::Touch { key, exptime, noreply }),
+                    Some(exptime) => req(Request::Touch {
+                        key,
+                        exptime,
+                        noreply,
+                    }),
                 }
             }
             _ => error(ERROR, c),
@@ -501,7 +577,13 @@ fn parse_tokens<'a>(buf: &'a [u8], line: &Line<'a>, t: &Tokens<'a>, limits: &Lim
                 if nt != if noreply { 3 } else { 2 } {
                     match safe_strtol(t.get(1)) {
                         Some(e) => exptime = e,
-                        None => return error_nr(b"CLIENT_ERROR invalid exptime argument\r\n", c, noreply),
+                        None => {
+                            return error_nr(
+                                b"CLIENT_ERROR invalid exptime argument\r\n",
+                                c,
+                                noreply,
+                            )
+                        }
                     }
                 }
                 req(Request::FlushAll { exptime, noreply })
@@ -524,7 +606,12 @@ fn parse_tokens<'a>(buf: &'a [u8], line: &Line<'a>, t: &Tokens<'a>, limits: &Lim
             _ => {
                 // memcached: an unknown command whose last token starts with "HTTP/" closes.
                 if nt >= 2 && t.get(nt - 2).starts_with(b"HTTP/") {
-                    Parse::Error { reply: Cow::Borrowed(b""), consumed: c, swallow: 0, close: true }
+                    Parse::Error {
+                        reply: Cow::Borrowed(b""),
+                        consumed: c,
+                        swallow: 0,
+                        close: true,
+                    }
                 } else {
                     error(ERROR, c)
                 }
@@ -536,7 +623,9 @@ fn parse_tokens<'a>(buf: &'a [u8], line: &Line<'a>, t: &Tokens<'a>, limits: &Lim
 fn line_rest_from<'a>(line: &Line<'a>, tok: &'a [u8]) -> &'a [u8] {
     // `tok` borrows from `line.text`: the keys are the text from `tok` to the end of the line.
     let base = line.text.as_ptr() as usize;
-    let off = (tok.as_ptr() as usize).saturating_sub(base).min(line.text.len());
+    let off = (tok.as_ptr() as usize)
+        .saturating_sub(base)
+        .min(line.text.len());
     &line.text[off..]
 }
 
@@ -559,7 +648,14 @@ fn get_request<'a>(cmd: GetCmd, line: &Line<'a>, t: &Tokens<'a>) -> Parse<Reques
             None => &[],
         }
     };
-    Parse::Request { req: Request::Get { cmd, exptime, keys: Keys::new(keys) }, consumed: c }
+    Parse::Request {
+        req: Request::Get {
+            cmd,
+            exptime,
+            keys: Keys::new(keys),
+        },
+        consumed: c,
+    }
 }
 
 fn store_request<'a>(
@@ -571,7 +667,11 @@ fn store_request<'a>(
 ) -> Parse<Request<'a>> {
     let c = line.consumed;
     let nt = t.ntokens();
-    let ok_tokens = if cmd == StoreCmd::Cas { nt == 7 || nt == 8 } else { nt == 6 || nt == 7 };
+    let ok_tokens = if cmd == StoreCmd::Cas {
+        nt == 7 || nt == 8
+    } else {
+        nt == 6 || nt == 7
+    };
     if !ok_tokens {
         return error(ERROR, c);
     }
@@ -580,7 +680,11 @@ fn store_request<'a>(
     if key.len() > KEY_MAX_LENGTH {
         return error_nr(BAD_FORMAT, c, noreply);
     }
-    let (flags, exptime, vlen) = match (safe_strtoul(t.get(2)), safe_strtol(t.get(3)), safe_strtol(t.get(4))) {
+    let (flags, exptime, vlen) = match (
+        safe_strtoul(t.get(2)),
+        safe_strtol(t.get(3)),
+        safe_strtol(t.get(4)),
+    ) {
         (Some(f), Some(e), Some(v)) => (f, e, v),
         _ => return error_nr(BAD_FORMAT, c, noreply),
     };
@@ -600,13 +704,27 @@ fn store_request<'a>(
         None => return Parse::Incomplete,
     };
     Parse::Request {
-        req: Request::Store(StoreRequest { cmd, key, flags, exptime, cas_unique, noreply, len, data }),
+        req: Request::Store(StoreRequest {
+            cmd,
+            key,
+            flags,
+            exptime,
+            cas_unique,
+            noreply,
+            len,
+            data,
+        }),
         consumed,
     }
 }
 
 /// Read the `len + 2` bytes of a data block that starts at `at`. `None` = not all buffered yet.
-pub(crate) fn read_data<'a>(buf: &'a [u8], at: usize, len: usize, limits: &Limits) -> Option<(Data<'a>, usize)> {
+pub(crate) fn read_data<'a>(
+    buf: &'a [u8],
+    at: usize,
+    len: usize,
+    limits: &Limits,
+) -> Option<(Data<'a>, usize)> {
     let total = len + 2;
     if total > limits.item_size_max {
         return Some((Data::TooLarge, at));
@@ -615,7 +733,11 @@ pub(crate) fn read_data<'a>(buf: &'a [u8], at: usize, len: usize, limits: &Limit
         return None;
     }
     let block = &buf[at..at + total];
-    let data = if &block[len..] == b"\r\n" { Data::Value(&block[..len]) } else { Data::BadChunk };
+    let data = if &block[len..] == b"\r\n" {
+        Data::Value(&block[..len])
+    } else {
+        Data::BadChunk
+    };
     Some((data, at + total))
 }
 
@@ -631,8 +753,20 @@ fn arith_request<'a>(incr: bool, line: &Line<'a>, t: &Tokens<'a>) -> Parse<Reque
         return error_nr(BAD_FORMAT, c, noreply);
     }
     match safe_strtoull(t.get(2)) {
-        Some(delta) => Parse::Request { req: Request::Arith { incr, key, delta, noreply }, consumed: c },
-        None => error_nr(b"CLIENT_ERROR invalid numeric delta argument\r\n", c, noreply),
+        Some(delta) => Parse::Request {
+            req: Request::Arith {
+                incr,
+                key,
+                delta,
+                noreply,
+            },
+            consumed: c,
+        },
+        None => error_nr(
+            b"CLIENT_ERROR invalid numeric delta argument\r\n",
+            c,
+            noreply,
+        ),
     }
 }
 
@@ -659,13 +793,19 @@ fn delete_request<'a>(line: &Line<'a>, t: &Tokens<'a>) -> Parse<Request<'a>> {
     if key.len() > KEY_MAX_LENGTH {
         return error_nr(BAD_FORMAT, c, noreply);
     }
-    Parse::Request { req: Request::Delete { key, noreply }, consumed: c }
+    Parse::Request {
+        req: Request::Delete { key, noreply },
+        consumed: c,
+    }
 }
 
 fn stats_request<'a>(line: &Line<'a>, t: &Tokens<'a>) -> Parse<Request<'a>> {
     let c = line.consumed;
     let nt = t.ntokens();
-    let req = |r: Request<'a>| Parse::Request { req: r, consumed: c };
+    let req = |r: Request<'a>| Parse::Request {
+        req: r,
+        consumed: c,
+    };
     if nt == 2 {
         return req(Request::Stats { group: b"" });
     }
@@ -678,7 +818,9 @@ fn stats_request<'a>(line: &Line<'a>, t: &Tokens<'a>) -> Parse<Request<'a>> {
             match arg {
                 b"on" | b"off" => req(Request::Static(b"OK\r\n")),
                 b"dump" => req(Request::Static(b"END\r\n")),
-                _ => req(Request::Static(b"CLIENT_ERROR usage: stats detail on|off|dump\r\n")),
+                _ => req(Request::Static(
+                    b"CLIENT_ERROR usage: stats detail on|off|dump\r\n",
+                )),
             }
         }
         b"cachedump" => {
@@ -686,7 +828,9 @@ fn stats_request<'a>(line: &Line<'a>, t: &Tokens<'a>) -> Parse<Request<'a>> {
                 return req(Request::Static(b"CLIENT_ERROR bad command line\r\n"));
             }
             match (safe_strtoul(t.get(2)), safe_strtoul(t.get(3))) {
-                (Some(id), Some(_)) if id >= 64 => req(Request::Static(b"CLIENT_ERROR Illegal slab id\r\n")),
+                (Some(id), Some(_)) if id >= 64 => {
+                    req(Request::Static(b"CLIENT_ERROR Illegal slab id\r\n"))
+                }
                 // keel has no slab classes to dump.
                 (Some(_), Some(_)) => req(Request::Static(b"END\r\n")),
                 _ => req(Request::Static(BAD_FORMAT)),
@@ -809,7 +953,12 @@ mod tests {
 
     fn err(buf: &[u8]) -> (Vec<u8>, usize, usize, bool) {
         match parse(buf, &lim()) {
-            Parse::Error { reply, consumed, swallow, close } => (reply.to_vec(), consumed, swallow, close),
+            Parse::Error {
+                reply,
+                consumed,
+                swallow,
+                close,
+            } => (reply.to_vec(), consumed, swallow, close),
             other => panic!("{:?} => {other:?}", String::from_utf8_lossy(buf)),
         }
     }
@@ -828,7 +977,10 @@ mod tests {
         assert_eq!(safe_strtoul(b"-"), None);
         assert_eq!(safe_strtoul(b"\t5"), Some(5));
         // A negative that wraps to a small positive 64-bit number is accepted by strtoul.
-        assert_eq!(safe_strtoull(b"-9223372036854775809"), Some(9223372036854775807));
+        assert_eq!(
+            safe_strtoull(b"-9223372036854775809"),
+            Some(9223372036854775807)
+        );
         assert_eq!(safe_strtol(b"2147483648"), Some(i32::MIN));
         assert_eq!(safe_strtol(b"4294967297"), Some(1));
         assert_eq!(safe_strtol(b"-5"), Some(-5));
@@ -844,10 +996,17 @@ mod tests {
         assert_eq!(t.n, 3);
         assert_eq!(&t.toks[..3], &[&b"a"[..], b"b", b"c"]);
         assert!(t.rest.is_none());
-        let line: Vec<u8> = (0..30).map(|i| format!("t{i}")).collect::<Vec<_>>().join(" ").into_bytes();
+        let line: Vec<u8> = (0..30)
+            .map(|i| format!("t{i}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+            .into_bytes();
         let t = Tokens::split(&line);
         assert_eq!(t.n, 23);
-        assert_eq!(t.rest.unwrap(), &line[line.len() - "t23 t24 t25 t26 t27 t28 t29".len()..]);
+        assert_eq!(
+            t.rest.unwrap(),
+            &line[line.len() - "t23 t24 t25 t26 t27 t28 t29".len()..]
+        );
         let t = Tokens::split(b"a\tb c");
         assert_eq!(t.n, 2);
     }
@@ -857,14 +1016,28 @@ mod tests {
         let (r, c) = req(b"get a bb  ccc\r\nxx");
         assert_eq!(c, 15);
         match r {
-            Request::Get { cmd: GetCmd::Get, keys, .. } => {
+            Request::Get {
+                cmd: GetCmd::Get,
+                keys,
+                ..
+            } => {
                 assert_eq!(keys.collect::<Vec<_>>(), vec![&b"a"[..], b"bb", b"ccc"])
             }
             _ => panic!(),
         }
         let (r, _) = req(b"gats 100 k\r\n");
-        assert!(matches!(r, Request::Get { cmd: GetCmd::Gats, exptime: 100, .. }));
-        assert_eq!(err(b"gat x k\r\n").0, b"CLIENT_ERROR invalid exptime argument\r\n");
+        assert!(matches!(
+            r,
+            Request::Get {
+                cmd: GetCmd::Gats,
+                exptime: 100,
+                ..
+            }
+        ));
+        assert_eq!(
+            err(b"gat x k\r\n").0,
+            b"CLIENT_ERROR invalid exptime argument\r\n"
+        );
         assert_eq!(err(b"get\r\n").0, b"ERROR\r\n");
         assert_eq!(err(b"gett a\r\n").0, b"ERROR\r\n");
         // Many keys: past the 23-token tokenizer window.
@@ -904,10 +1077,27 @@ mod tests {
         assert_eq!(parse(b"set k 5 100 3\r\nabc\r", &lim()), Parse::Incomplete);
         let (r, c) = req(b"set k 0 0 3\r\nabcde\r\n");
         assert_eq!(c, 18);
-        assert!(matches!(r, Request::Store(StoreRequest { data: Data::BadChunk, .. })));
+        assert!(matches!(
+            r,
+            Request::Store(StoreRequest {
+                data: Data::BadChunk,
+                ..
+            })
+        ));
         let (r, _) = req(b"cas k 0 0 1 77 noreply\r\nx\r\n");
-        assert!(matches!(r, Request::Store(StoreRequest { cmd: StoreCmd::Cas, cas_unique: 77, noreply: true, .. })));
-        assert_eq!(err(b"cas k 0 0 1\r\nx\r\n"), (b"ERROR\r\n".to_vec(), 13, 0, false));
+        assert!(matches!(
+            r,
+            Request::Store(StoreRequest {
+                cmd: StoreCmd::Cas,
+                cas_unique: 77,
+                noreply: true,
+                ..
+            })
+        ));
+        assert_eq!(
+            err(b"cas k 0 0 1\r\nx\r\n"),
+            (b"ERROR\r\n".to_vec(), 13, 0, false)
+        );
         assert_eq!(err(b"set k -1 0 1\r\n").0, BAD_FORMAT);
         assert_eq!(err(b"set k 0 0 -1\r\n").0, BAD_FORMAT);
         assert_eq!(err(b"set k 0 0 x noreply\r\n").0, b"");
@@ -915,34 +1105,88 @@ mod tests {
         assert_eq!(err(long.as_bytes()).0, BAD_FORMAT);
         let (r, c) = req(b"set k 0 0 2000000\r\n");
         assert_eq!(c, 19);
-        assert!(matches!(r, Request::Store(StoreRequest { data: Data::TooLarge, len: 2000000, .. })));
+        assert!(matches!(
+            r,
+            Request::Store(StoreRequest {
+                data: Data::TooLarge,
+                len: 2000000,
+                ..
+            })
+        ));
         // Low 32 bits of the length, like memcached.
         let (r, _) = req(b"set k 4294967297 0 4294967297\r\nx\r\n");
-        assert!(matches!(r, Request::Store(StoreRequest { flags: 1, len: 1, .. })));
+        assert!(matches!(
+            r,
+            Request::Store(StoreRequest {
+                flags: 1,
+                len: 1,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn misc_commands() {
-        assert!(matches!(req(b"delete a 0\r\n").0, Request::Delete { noreply: false, .. }));
-        assert!(matches!(req(b"delete a 0 noreply\r\n").0, Request::Delete { noreply: true, .. }));
+        assert!(matches!(
+            req(b"delete a 0\r\n").0,
+            Request::Delete { noreply: false, .. }
+        ));
+        assert!(matches!(
+            req(b"delete a 0 noreply\r\n").0,
+            Request::Delete { noreply: true, .. }
+        ));
         assert_eq!(
             err(b"delete a 1\r\n").0,
             b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
         );
         assert_eq!(err(b"delete a 1 noreply\r\n").0, b"");
         assert_eq!(err(b"delete a b c d\r\n").0, b"ERROR\r\n");
-        assert!(matches!(req(b"incr a 5\r\n").0, Request::Arith { incr: true, delta: 5, .. }));
-        assert_eq!(err(b"decr a -1\r\n").0, b"CLIENT_ERROR invalid numeric delta argument\r\n");
-        assert!(matches!(req(b"flush_all 10 20\r\n").0, Request::FlushAll { exptime: 10, noreply: false }));
-        assert!(matches!(req(b"flush_all noreply\r\n").0, Request::FlushAll { exptime: 0, noreply: true }));
+        assert!(matches!(
+            req(b"incr a 5\r\n").0,
+            Request::Arith {
+                incr: true,
+                delta: 5,
+                ..
+            }
+        ));
+        assert_eq!(
+            err(b"decr a -1\r\n").0,
+            b"CLIENT_ERROR invalid numeric delta argument\r\n"
+        );
+        assert!(matches!(
+            req(b"flush_all 10 20\r\n").0,
+            Request::FlushAll {
+                exptime: 10,
+                noreply: false
+            }
+        ));
+        assert!(matches!(
+            req(b"flush_all noreply\r\n").0,
+            Request::FlushAll {
+                exptime: 0,
+                noreply: true
+            }
+        ));
         assert_eq!(err(b"flush_all 1 2 3\r\n").0, b"ERROR\r\n");
-        assert_eq!(err(b"flush_all x\r\n").0, b"CLIENT_ERROR invalid exptime argument\r\n");
-        assert!(matches!(req(b"verbosity 1 2\r\n").0, Request::Verbosity { level: 1, noreply: false }));
+        assert_eq!(
+            err(b"flush_all x\r\n").0,
+            b"CLIENT_ERROR invalid exptime argument\r\n"
+        );
+        assert!(matches!(
+            req(b"verbosity 1 2\r\n").0,
+            Request::Verbosity {
+                level: 1,
+                noreply: false
+            }
+        ));
         assert_eq!(err(b"verbosity noreply\r\n").0, b"");
         assert!(matches!(req(b"quit x\r\n").0, Request::Quit));
         assert!(matches!(req(b"version\r\n").0, Request::Version));
         assert!(matches!(req(b"stats\r\n").0, Request::Stats { group: b"" }));
-        assert!(matches!(req(b"stats items\r\n").0, Request::Stats { group: b"items" }));
+        assert!(matches!(
+            req(b"stats items\r\n").0,
+            Request::Stats { group: b"items" }
+        ));
         assert!(matches!(req(b"stats reset\r\n").0, Request::StatsReset));
         assert_eq!(err(b"\r\n"), (b"ERROR\r\n".to_vec(), 2, 0, false));
         assert_eq!(err(b"\n"), (b"ERROR\r\n".to_vec(), 1, 0, false));
@@ -950,7 +1194,14 @@ mod tests {
         assert!(err(b"GET / HTTP/1.1\r\n").3);
         assert!(matches!(req(b"get / HTTP/1.1\r\n").0, Request::Get { .. }));
         assert_eq!(err(b"touch a\r\n").0, b"ERROR\r\n");
-        assert!(matches!(req(b"touch a 10 x\r\n").0, Request::Touch { exptime: 10, noreply: false, .. }));
+        assert!(matches!(
+            req(b"touch a 10 x\r\n").0,
+            Request::Touch {
+                exptime: 10,
+                noreply: false,
+                ..
+            }
+        ));
         // NUL cuts the line.
         assert!(matches!(req(b"version\0junk\r\n").0, Request::Version));
     }
@@ -1003,7 +1254,11 @@ mod tests {
                 Parse::Incomplete => unreachable!(),
             };
             for cut in 0..consumed {
-                assert_eq!(parse(&r[..cut], &l), Parse::Incomplete, "{r:?} cut at {cut}");
+                assert_eq!(
+                    parse(&r[..cut], &l),
+                    Parse::Incomplete,
+                    "{r:?} cut at {cut}"
+                );
             }
             let mut longer = r.clone();
             longer.extend_from_slice(b"get more\r\n");

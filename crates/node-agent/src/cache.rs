@@ -41,7 +41,10 @@ pub fn cache_args(cfg: &ClusterConfig, node: &Node) -> Vec<String> {
 /// `stats` of the cache at `addr` as name → value (memcached's lines and keel's `cluster_*`).
 pub fn cache_stats(addr: &str, timeout: Duration) -> std::io::Result<HashMap<String, String>> {
     let sa = addr.to_socket_addrs()?.next().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr}: no address"))
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{addr}: no address"),
+        )
     })?;
     let deadline = Instant::now() + timeout;
     let mut s = TcpStream::connect_timeout(&sa, timeout)?;
@@ -132,7 +135,8 @@ mod tests {
             s.write_all(b"STAT pid 7\r\nSTAT cluster_role lea").unwrap();
             s.flush().unwrap();
             std::thread::sleep(Duration::from_millis(20));
-            s.write_all(b"der\r\nSTAT cluster_applied_index 42\r\nEND\r\n").unwrap();
+            s.write_all(b"der\r\nSTAT cluster_applied_index 42\r\nEND\r\n")
+                .unwrap();
         });
         let st = cache_stats(&addr, Duration::from_secs(2)).unwrap();
         t.join().unwrap();

@@ -268,8 +268,8 @@ fn handle(sh: &Shared, s: &mut TcpStream) -> std::io::Result<()> {
             let status = sh.observer().map(|o| o.status());
             let mut st = sh.st().clone();
             st.proxy.status = status;
-            let body = serde_json::to_string(&st)
-                .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+            let body =
+                serde_json::to_string(&st).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
             http::write_response(s, 200, json, &body)
         }
         ("GET", "/status") => match sh.observer() {
@@ -350,8 +350,15 @@ pub(crate) enum PeerStateError {
 /// A peer agent's `GET /state` (800 ms budget): what every cluster-wide decision of this
 /// agent reads about the other nodes.
 pub(crate) fn peer_state(n: &Node) -> Result<NodeState, PeerStateError> {
-    match http::request(&n.control_addr(), "GET", "/state", Duration::from_millis(800)) {
-        Ok((200, body)) => serde_json::from_str(&body).map_err(|e| PeerStateError::Bad(e.to_string())),
+    match http::request(
+        &n.control_addr(),
+        "GET",
+        "/state",
+        Duration::from_millis(800),
+    ) {
+        Ok((200, body)) => {
+            serde_json::from_str(&body).map_err(|e| PeerStateError::Bad(e.to_string()))
+        }
         Ok((code, _)) => Err(PeerStateError::Status(code)),
         Err(e) => Err(PeerStateError::Down(e.to_string())),
     }
@@ -384,7 +391,11 @@ fn wait_for_eviction(sh: &Shared, cfg: &ClusterConfig, node: &Node) -> bool {
     while start.elapsed() < Duration::from_secs(30) {
         let still_counted = cfg.nodes.iter().filter(|n| n.name != node.name).any(|n| {
             peer_state(n).is_ok_and(|st| {
-                st.report.primary && st.db.wsrep.is_some_and(|w| w.incoming_addresses.contains(&me))
+                st.report.primary
+                    && st
+                        .db
+                        .wsrep
+                        .is_some_and(|w| w.incoming_addresses.contains(&me))
             })
         });
         if !still_counted {
@@ -858,7 +869,11 @@ fn cache_loop(
                     "started keel cache (pid {pid}) on {}{}",
                     node.cache_addr(),
                     if cfg.cache.clustered() {
-                        format!(", cluster member {} of {}", node.raft_addr(), cfg.cache_peers())
+                        format!(
+                            ", cluster member {} of {}",
+                            node.raft_addr(),
+                            cfg.cache_peers()
+                        )
                     } else {
                         " (standalone)".into()
                     }

@@ -98,7 +98,10 @@ pub(crate) fn known_writer(sh: &Shared, cfg: &ClusterConfig, me: &str) -> Option
     if let Some(w) = sh.observer().and_then(|o| o.status().writer) {
         return Some(w);
     }
-    cfg.nodes.iter().filter(|n| n.name != me).find_map(|n| crate::peer_state(n).ok()?.proxy.status?.writer)
+    cfg.nodes
+        .iter()
+        .filter(|n| n.name != me)
+        .find_map(|n| crate::peer_state(n).ok()?.proxy.status?.writer)
 }
 
 /// Just before a mariadbd starts: a joiner asks for its state transfer (SST or IST) from a node

@@ -62,7 +62,14 @@ pub struct Packet {
 impl Packet {
     /// A well-formed request.
     pub fn request(opcode: u8, extras: &[u8], key: &[u8], value: &[u8]) -> Packet {
-        Packet { magic: REQ, opcode, extras: extras.to_vec(), key: key.to_vec(), value: value.to_vec(), ..Default::default() }
+        Packet {
+            magic: REQ,
+            opcode,
+            extras: extras.to_vec(),
+            key: key.to_vec(),
+            value: value.to_vec(),
+            ..Default::default()
+        }
     }
 
     pub fn with_cas(mut self, cas: u64) -> Packet {
@@ -83,7 +90,8 @@ impl Packet {
 
     /// Encode with the given (possibly lying) length fields.
     pub fn encode_with(&self, keylen: u16, extlen: u8, bodylen: u32) -> Vec<u8> {
-        let mut out = Vec::with_capacity(24 + self.extras.len() + self.key.len() + self.value.len());
+        let mut out =
+            Vec::with_capacity(24 + self.extras.len() + self.key.len() + self.value.len());
         out.push(self.magic);
         out.push(self.opcode);
         out.extend_from_slice(&keylen.to_be_bytes());
@@ -168,7 +176,9 @@ mod tests {
 
     #[test]
     fn encode_then_split_round_trips() {
-        let mut p = Packet::request(op::SET, &store_extras(7, 0), b"key", b"value").with_cas(9).with_opaque(3);
+        let mut p = Packet::request(op::SET, &store_extras(7, 0), b"key", b"value")
+            .with_cas(9)
+            .with_opaque(3);
         p.magic = RES;
         let mut bytes = p.encode();
         bytes.extend_from_slice(&[RES, 1]); // trailing partial header

@@ -30,7 +30,10 @@ impl TextClient {
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
         stream.set_write_timeout(Some(IO_TIMEOUT))?;
         stream.set_nodelay(true)?;
-        Ok(TextClient { stream, buf: Vec::new() })
+        Ok(TextClient {
+            stream,
+            buf: Vec::new(),
+        })
     }
 
     pub fn stream(&self) -> &TcpStream {
@@ -63,7 +66,10 @@ impl TextClient {
             if self.fill()? == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    format!("connection closed; partial line {:?}", String::from_utf8_lossy(&self.buf)),
+                    format!(
+                        "connection closed; partial line {:?}",
+                        String::from_utf8_lossy(&self.buf)
+                    ),
                 ));
             }
         }
@@ -73,7 +79,10 @@ impl TextClient {
     pub fn read_exact_bytes(&mut self, n: usize) -> io::Result<Vec<u8>> {
         while self.buf.len() < n {
             if self.fill()? == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed",
+                ));
             }
         }
         Ok(self.buf.drain(..n).collect())
@@ -89,18 +98,32 @@ impl TextClient {
     pub fn read_until(&mut self, mut done: impl FnMut(&[u8]) -> bool) -> io::Result<Reply> {
         loop {
             if done(&self.buf) {
-                return Ok(Reply { bytes: std::mem::take(&mut self.buf), closed: false });
+                return Ok(Reply {
+                    bytes: std::mem::take(&mut self.buf),
+                    closed: false,
+                });
             }
             match self.fill() {
-                Ok(0) => return Ok(Reply { bytes: std::mem::take(&mut self.buf), closed: true }),
+                Ok(0) => {
+                    return Ok(Reply {
+                        bytes: std::mem::take(&mut self.buf),
+                        closed: true,
+                    })
+                }
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
-                    return Ok(Reply { bytes: std::mem::take(&mut self.buf), closed: true })
+                    return Ok(Reply {
+                        bytes: std::mem::take(&mut self.buf),
+                        closed: true,
+                    })
                 }
                 Err(e) => {
                     return Err(io::Error::new(
                         e.kind(),
-                        format!("{e} while waiting for the end of a reply; got so far: {}", crate::show(&self.buf)),
+                        format!(
+                            "{e} while waiting for the end of a reply; got so far: {}",
+                            crate::show(&self.buf)
+                        ),
                     ))
                 }
             }
@@ -124,7 +147,9 @@ impl TextClient {
             match self.fill() {
                 Ok(0) => return Ok(std::mem::take(&mut self.buf)),
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(std::mem::take(&mut self.buf)),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                    return Ok(std::mem::take(&mut self.buf))
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -156,7 +181,12 @@ impl TextClient {
         }
         let text = String::from_utf8_lossy(&line).into_owned();
         let parts: Vec<&str> = text.split_whitespace().collect();
-        let bad = || io::Error::new(io::ErrorKind::InvalidData, format!("unexpected get reply {text:?}"));
+        let bad = || {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("unexpected get reply {text:?}"),
+            )
+        };
         if parts.len() < 4 || parts[0] != "VALUE" || parts[1] != key {
             return Err(bad());
         }

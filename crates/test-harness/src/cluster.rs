@@ -60,11 +60,16 @@ impl NodeProc {
 
 /// Whether every thread of `pid` is in the stopped state (`T` in `/proc/PID/task/TID/stat`).
 fn all_threads_stopped(pid: u32) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
     tasks.filter_map(Result::ok).all(|t| {
         std::fs::read_to_string(t.path().join("stat"))
             .ok()
-            .and_then(|st| st.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('T')))
+            .and_then(|st| {
+                st.rsplit_once(')')
+                    .map(|(_, rest)| rest.trim_start().starts_with('T'))
+            })
             .unwrap_or(true) // a thread that just exited
     })
 }
@@ -90,7 +95,12 @@ pub type Stats = BTreeMap<String, String>;
 impl CacheCluster {
     /// Start `n` nodes of `keel cache` (binary `bin`) with `extra` flags added to each, and wait
     /// (at most `ready_timeout`) until every node reports `cluster_ready 1`.
-    pub fn start(bin: &Path, n: u16, extra: &[&str], ready_timeout: Duration) -> Result<CacheCluster, Error> {
+    pub fn start(
+        bin: &Path,
+        n: u16,
+        extra: &[&str],
+        ready_timeout: Duration,
+    ) -> Result<CacheCluster, Error> {
         let mut last = None;
         // A port may be taken between choosing and binding; then retry with new ports.
         for _ in 0..3 {
@@ -118,13 +128,17 @@ impl CacheCluster {
         for _ in 0..2 * n {
             ports.push(free_port().map_err(|e| err(format!("keel cluster: no free port: {e}")))?);
         }
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
         let dir = std::env::temp_dir().join(format!(
             "keel-test-cluster-{}-{}-{nanos}",
             std::process::id(),
             NEXT_DIR.fetch_add(1, Ordering::Relaxed)
         ));
-        fs::create_dir_all(&dir).map_err(|e| err(format!("keel cluster: temp dir {}: {e}", dir.display())))?;
+        fs::create_dir_all(&dir)
+            .map_err(|e| err(format!("keel cluster: temp dir {}: {e}", dir.display())))?;
         Ok(CacheCluster {
             bin: bin.to_path_buf(),
             dir,
@@ -206,16 +220,23 @@ impl CacheCluster {
     pub fn spawn(&mut self, slot: u16) -> Result<(), Error> {
         let i = slot as usize - 1;
         if self.node(slot).is_some() {
-            return Err(Error { message: format!("keel cluster: node {slot} is already running") });
+            return Err(Error {
+                message: format!("keel cluster: node {slot} is already running"),
+            });
         }
         if let Some(old) = self.nodes[i].take() {
             self.old_logs.push(old.log);
         }
         self.generation[i] += 1;
-        let log = self.dir.join(format!("node{slot}.{}.log", self.generation[i]));
+        let log = self
+            .dir
+            .join(format!("node{slot}.{}.log", self.generation[i]));
         let err = |m: String| Error { message: m };
-        let out = File::create(&log).map_err(|e| err(format!("keel cluster: {}: {e}", log.display())))?;
-        let out2 = out.try_clone().map_err(|e| err(format!("keel cluster: dup log fd: {e}")))?;
+        let out =
+            File::create(&log).map_err(|e| err(format!("keel cluster: {}: {e}", log.display())))?;
+        let out2 = out
+            .try_clone()
+            .map_err(|e| err(format!("keel cluster: dup log fd: {e}")))?;
         let mut args: Vec<OsString> = [
             "cache",
             "-l",
@@ -242,7 +263,10 @@ impl CacheCluster {
             .args(&args)
             .current_dir(&self.dir)
             .env_clear()
-            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
             .env("HOME", &self.dir)
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null())
@@ -251,7 +275,12 @@ impl CacheCluster {
             .process_group(0)
             .spawn()
             .map_err(|e| err(format!("keel cluster: cannot spawn `{command_line}`: {e}")))?;
-        self.nodes[i] = Some(NodeProc { child, log, command_line, reaped: false });
+        self.nodes[i] = Some(NodeProc {
+            child,
+            log,
+            command_line,
+            reaped: false,
+        });
         Ok(())
     }
 
@@ -264,15 +293,20 @@ impl CacheCluster {
 
     /// SIGSTOP `slot` (the whole process: every thread stops, sockets stay open).
     pub fn pause(&self, slot: u16) -> Result<(), Error> {
-        let n = self.node(slot).ok_or_else(|| Error { message: format!("keel cluster: node {slot} is not running") })?;
-        n.signal(libc::SIGSTOP, true).map_err(|e| self.failure(&format!("SIGSTOP node {slot}: {e}")))?;
+        let n = self.node(slot).ok_or_else(|| Error {
+            message: format!("keel cluster: node {slot} is not running"),
+        })?;
+        n.signal(libc::SIGSTOP, true)
+            .map_err(|e| self.failure(&format!("SIGSTOP node {slot}: {e}")))?;
         // kill(2) returns before the threads stop: wait until every one of them is stopped, so
         // the node can no longer answer anything once this returns.
         let pid = n.child.id();
         let deadline = Instant::now() + Duration::from_secs(5);
         while !all_threads_stopped(pid) {
             if Instant::now() >= deadline {
-                return Err(self.failure(&format!("node {slot} (pid {pid}) not stopped 5 s after SIGSTOP")));
+                return Err(self.failure(&format!(
+                    "node {slot} (pid {pid}) not stopped 5 s after SIGSTOP"
+                )));
             }
             std::thread::sleep(Duration::from_micros(200));
         }
@@ -281,8 +315,11 @@ impl CacheCluster {
 
     /// SIGCONT `slot`.
     pub fn resume(&self, slot: u16) -> Result<(), Error> {
-        let n = self.node(slot).ok_or_else(|| Error { message: format!("keel cluster: node {slot} is not running") })?;
-        n.signal(libc::SIGCONT, true).map_err(|e| self.failure(&format!("SIGCONT node {slot}: {e}")))
+        let n = self.node(slot).ok_or_else(|| Error {
+            message: format!("keel cluster: node {slot} is not running"),
+        })?;
+        n.signal(libc::SIGCONT, true)
+            .map_err(|e| self.failure(&format!("SIGCONT node {slot}: {e}")))
     }
 
     /// Kill (if running) and start `slot` again on the same ports, then wait until it reports
@@ -320,7 +357,9 @@ impl CacheCluster {
                 Err(e) => last = e.to_string(),
             }
             if Instant::now() >= deadline {
-                return Err(self.failure(&format!("node {slot} not ready after {timeout:?} (last: {last})")));
+                return Err(self.failure(&format!(
+                    "node {slot} not ready after {timeout:?} (last: {last})"
+                )));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -333,7 +372,12 @@ impl CacheCluster {
             let left = deadline.saturating_duration_since(Instant::now());
             self.wait_ready(slot, left.max(Duration::from_millis(1)))?;
         }
-        self.leader(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))).map(|_| ())
+        self.leader(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1)),
+        )
+        .map(|_| ())
     }
 
     /// The slot every reachable ready node names as leader (and that calls itself leader),
@@ -348,21 +392,32 @@ impl CacheCluster {
                 }
                 if let Ok(s) = self.stats(slot) {
                     if s.get("cluster_ready").map(String::as_str) == Some("1") {
-                        views.push((slot, s.get("cluster_role").cloned(), s.get("cluster_leader_slot").cloned()));
+                        views.push((
+                            slot,
+                            s.get("cluster_role").cloned(),
+                            s.get("cluster_leader_slot").cloned(),
+                        ));
                     }
                 }
             }
-            let named: Vec<Option<u16>> = views.iter().map(|v| v.2.as_deref().and_then(|l| l.parse().ok())).collect();
+            let named: Vec<Option<u16>> = views
+                .iter()
+                .map(|v| v.2.as_deref().and_then(|l| l.parse().ok()))
+                .collect();
             if let Some(Some(l)) = named.first() {
                 let agree = named.iter().all(|n| *n == Some(*l));
-                let leader_says = views.iter().any(|v| v.0 == *l && v.1.as_deref() == Some("leader"));
+                let leader_says = views
+                    .iter()
+                    .any(|v| v.0 == *l && v.1.as_deref() == Some("leader"));
                 if agree && leader_says && views.len() * 2 > self.nodes.len() {
                     return Ok(*l);
                 }
             }
             let last = format!("{views:?}");
             if Instant::now() >= deadline {
-                return Err(self.failure(&format!("no agreed leader after {timeout:?}; views (slot, role, leader): {last}")));
+                return Err(self.failure(&format!(
+                    "no agreed leader after {timeout:?}; views (slot, role, leader): {last}"
+                )));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -379,7 +434,8 @@ impl CacheCluster {
     /// Tails of every log (current and earlier incarnations), for failure messages.
     pub fn all_logs(&self, max_each: usize) -> String {
         let mut out = String::new();
-        let mut paths: Vec<(&Path, &str)> = self.old_logs.iter().map(|p| (p.as_path(), "")).collect();
+        let mut paths: Vec<(&Path, &str)> =
+            self.old_logs.iter().map(|p| (p.as_path(), "")).collect();
         for n in self.nodes.iter().flatten() {
             paths.push((n.log.as_path(), n.command_line.as_str()));
         }
@@ -394,7 +450,13 @@ impl CacheCluster {
 
     /// An error with `what`, the cluster's dir and every node's log tail.
     pub fn failure(&self, what: &str) -> Error {
-        Error { message: format!("keel cluster ({}): {what}\n{}", self.dir.display(), self.all_logs(2500)) }
+        Error {
+            message: format!(
+                "keel cluster ({}): {what}\n{}",
+                self.dir.display(),
+                self.all_logs(2500)
+            ),
+        }
     }
 }
 
@@ -404,7 +466,11 @@ impl Drop for CacheCluster {
             n.kill_and_reap();
         }
         if std::thread::panicking() {
-            eprintln!("[test-harness] keel cluster kept its dir for inspection: {}\n{}", self.dir.display(), self.all_logs(3000));
+            eprintln!(
+                "[test-harness] keel cluster kept its dir for inspection: {}\n{}",
+                self.dir.display(),
+                self.all_logs(3000)
+            );
         } else {
             let _ = fs::remove_dir_all(&self.dir);
         }
@@ -422,18 +488,28 @@ pub fn stats_of(addr: SocketAddr, timeout: Duration) -> io::Result<Stats> {
     while !buf.ends_with(b"END\r\n") {
         let n = s.read(&mut chunk)?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed before END"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "closed before END",
+            ));
         }
         buf.extend_from_slice(&chunk[..n]);
         if buf.starts_with(b"SERVER_ERROR") || buf.starts_with(b"ERROR") {
-            return Err(io::Error::other(String::from_utf8_lossy(&buf).trim().to_string()));
+            return Err(io::Error::other(
+                String::from_utf8_lossy(&buf).trim().to_string(),
+            ));
         }
     }
     Ok(String::from_utf8_lossy(&buf)
         .lines()
         .filter_map(|l| {
             let mut p = l.splitn(3, ' ');
-            (p.next() == Some("STAT")).then(|| (p.next().unwrap_or("").to_string(), p.next().unwrap_or("").to_string()))
+            (p.next() == Some("STAT")).then(|| {
+                (
+                    p.next().unwrap_or("").to_string(),
+                    p.next().unwrap_or("").to_string(),
+                )
+            })
         })
         .collect())
 }

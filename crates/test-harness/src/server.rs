@@ -71,12 +71,25 @@ static USED_PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 pub fn free_port() -> io::Result<u16> {
     let ephemeral_low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u16>().ok())
+        })
         .unwrap_or(32768);
-    let (lo, hi) = if ephemeral_low > 12000 { (10000u16, ephemeral_low - 1) } else { (0, 0) };
-    let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    let (lo, hi) = if ephemeral_low > 12000 {
+        (10000u16, ephemeral_low - 1)
+    } else {
+        (0, 0)
+    };
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
         ^ (u64::from(std::process::id()) << 32)
-        ^ NEXT_ID.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        ^ NEXT_ID
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let mut rng = crate::Rng::new(seed);
     let mut used = USED_PORTS.lock().unwrap_or_else(|e| e.into_inner());
     let used = used.get_or_insert_with(HashSet::new);
@@ -95,11 +108,17 @@ pub fn free_port() -> io::Result<u16> {
             return Ok(port);
         }
     }
-    Err(io::Error::new(io::ErrorKind::AddrInUse, "no free loopback port found"))
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        "no free loopback port found",
+    ))
 }
 
 fn make_temp_dir(name: &str) -> io::Result<PathBuf> {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     let dir = std::env::temp_dir().join(format!(
         "keel-test-{name}-{}-{}-{nanos}",
         std::process::id(),
@@ -160,10 +179,14 @@ impl Server {
     fn start_once(spec: &ServerSpec) -> Result<Server, (Error, bool)> {
         let fail = |m: String| (Error { message: m }, false);
         let port = free_port().map_err(|e| fail(format!("{}: no free port: {e}", spec.name)))?;
-        let dir = make_temp_dir(&spec.name).map_err(|e| fail(format!("{}: temp dir: {e}", spec.name)))?;
+        let dir =
+            make_temp_dir(&spec.name).map_err(|e| fail(format!("{}: temp dir: {e}", spec.name)))?;
         let log_path = dir.join("server.log");
-        let log = File::create(&log_path).map_err(|e| fail(format!("{}: {}: {e}", spec.name, log_path.display())))?;
-        let log2 = log.try_clone().map_err(|e| fail(format!("{}: dup log fd: {e}", spec.name)))?;
+        let log = File::create(&log_path)
+            .map_err(|e| fail(format!("{}: {}: {e}", spec.name, log_path.display())))?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| fail(format!("{}: dup log fd: {e}", spec.name)))?;
         let args = (spec.args)(port);
         let command_line = std::iter::once(spec.program.as_os_str())
             .chain(args.iter().map(|a| a.as_os_str()))
@@ -174,7 +197,10 @@ impl Server {
         cmd.args(&args)
             .current_dir(&dir)
             .env_clear()
-            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
             .env("HOME", &dir)
             .env("RUST_BACKTRACE", "1")
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
@@ -182,7 +208,9 @@ impl Server {
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))
             .process_group(0);
-        let child = cmd.spawn().map_err(|e| fail(format!("{}: cannot spawn `{command_line}`: {e}", spec.name)))?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| fail(format!("{}: cannot spawn `{command_line}`: {e}", spec.name)))?;
         let mut server = Server {
             name: spec.name.clone(),
             command_line,
@@ -198,8 +226,12 @@ impl Server {
             if let Ok(Some(status)) = server.child.try_wait() {
                 server.reaped = Some(status);
                 let log = file_tail(&server.log_path, 4000);
-                let port_taken = log.contains("in use") || log.contains("AddrInUse") || log.contains("bind");
-                return Err((server.failure(&format!("exited before it was ready: {status}")), port_taken));
+                let port_taken =
+                    log.contains("in use") || log.contains("AddrInUse") || log.contains("bind");
+                return Err((
+                    server.failure(&format!("exited before it was ready: {status}")),
+                    port_taken,
+                ));
             }
             match version_check(server.addr()) {
                 Ok(true) => return Ok(server),
@@ -207,7 +239,10 @@ impl Server {
                 Err(e) => last_probe = e.to_string(),
             }
             if Instant::now() >= deadline {
-                let msg = format!("not ready after {:?} (last probe: {last_probe})", spec.ready_timeout);
+                let msg = format!(
+                    "not ready after {:?} (last probe: {last_probe})",
+                    spec.ready_timeout
+                );
                 return Err((server.failure(&msg), false));
             }
             std::thread::sleep(Duration::from_millis(25));
@@ -291,19 +326,25 @@ impl Server {
         let deadline = Instant::now() + timeout;
         while !exited_nowait(self.child.id()) {
             if Instant::now() >= deadline {
-                return Err(self.failure(&format!("still running {timeout:?} after it was asked to stop")));
+                return Err(self.failure(&format!(
+                    "still running {timeout:?} after it was asked to stop"
+                )));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         self.kill_group(); // leftovers of the group, while the zombie leader pins the group id
-        let status = self.child.wait().map_err(|e| self.failure(&format!("wait: {e}")))?;
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| self.failure(&format!("wait: {e}")))?;
         self.reaped = Some(status);
         Ok(status)
     }
 
     /// SIGTERM, then wait up to `timeout` for a graceful exit.
     pub fn terminate(&mut self, timeout: Duration) -> Result<ExitStatus, Error> {
-        self.signal(libc::SIGTERM).map_err(|e| self.failure(&format!("SIGTERM: {e}")))?;
+        self.signal(libc::SIGTERM)
+            .map_err(|e| self.failure(&format!("SIGTERM: {e}")))?;
         self.wait_exit(timeout)
     }
 
@@ -343,7 +384,13 @@ impl Drop for Server {
 
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Server({} pid {} on {})", self.name, self.child.id(), self.addr())
+        write!(
+            f,
+            "Server({} pid {} on {})",
+            self.name,
+            self.child.id(),
+            self.addr()
+        )
     }
 }
 
@@ -377,7 +424,10 @@ pub fn raise_nofile_limit(want: u64) -> io::Result<u64> {
             return Err(io::Error::last_os_error());
         }
         if (lim.rlim_max as u64) < want {
-            let both = libc::rlimit { rlim_cur: want as libc::rlim_t, rlim_max: want as libc::rlim_t };
+            let both = libc::rlimit {
+                rlim_cur: want as libc::rlim_t,
+                rlim_max: want as libc::rlim_t,
+            };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &both) == 0 {
                 return Ok(want);
             }
@@ -428,7 +478,15 @@ pub fn keel(bin: &Path, extra: &[&str]) -> Result<Server, Error> {
         name: "keel".into(),
         program: bin.to_path_buf(),
         args: Box::new(move |port| {
-            let mut a = os(&["cache", "-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0"]);
+            let mut a = os(&[
+                "cache",
+                "-l",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "0",
+            ]);
             a.extend(extra.iter().cloned());
             a
         }),
@@ -460,7 +518,10 @@ mod tests {
         assert_eq!(c.read_line().unwrap(), b"VALUE k 5 3\r\n");
         drop(c);
         drop(s);
-        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "pid {pid} still exists after drop");
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "pid {pid} still exists after drop"
+        );
     }
 
     #[test]
@@ -474,8 +535,15 @@ mod tests {
         })
         .expect_err("sh never answers `version`");
         assert!(err.message.contains("not ready"), "{err}");
-        assert!(err.message.contains("command: /bin/sh -c echo listening-on-"), "{err}");
-        assert!(err.message.contains("| listening-on-"), "log tail missing: {err}");
+        assert!(
+            err.message
+                .contains("command: /bin/sh -c echo listening-on-"),
+            "{err}"
+        );
+        assert!(
+            err.message.contains("| listening-on-"),
+            "log tail missing: {err}"
+        );
     }
 
     #[test]
@@ -495,7 +563,9 @@ mod tests {
     #[test]
     fn terminate_reports_exit_status() {
         let mut s = memcached(&[]).expect("start memcached");
-        let st = s.terminate(Duration::from_secs(10)).expect("memcached stops on SIGTERM");
+        let st = s
+            .terminate(Duration::from_secs(10))
+            .expect("memcached stops on SIGTERM");
         assert!(st.code().is_some() || st.signal().is_some());
         assert!(!s.is_running());
     }

@@ -19,7 +19,12 @@ pub struct TestCluster {
 }
 
 pub fn store_config() -> StoreConfig {
-    StoreConfig { mem_limit: 256 << 20, item_size_max: 1 << 20, shards: 16, reads_mutate: false }
+    StoreConfig {
+        mem_limit: 256 << 20,
+        item_size_max: 1 << 20,
+        shards: 16,
+        reads_mutate: false,
+    }
 }
 
 impl TestCluster {
@@ -33,15 +38,25 @@ impl TestCluster {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listeners.insert(slot, l);
         }
-        let peers: BTreeMap<u16, String> =
-            listeners.iter().map(|(s, l)| (*s, l.local_addr().unwrap().to_string())).collect();
-        let mut tc = TestCluster { peers, nodes: BTreeMap::new(), tweak };
+        let peers: BTreeMap<u16, String> = listeners
+            .iter()
+            .map(|(s, l)| (*s, l.local_addr().unwrap().to_string()))
+            .collect();
+        let mut tc = TestCluster {
+            peers,
+            nodes: BTreeMap::new(),
+            tweak,
+        };
         for (slot, l) in listeners {
-            let c = Cluster::start_with_listener(tc.config(slot), l).await.unwrap();
+            let c = Cluster::start_with_listener(tc.config(slot), l)
+                .await
+                .unwrap();
             tc.nodes.insert(slot, Some(c));
         }
         for n in tc.nodes() {
-            n.wait_ready(Duration::from_secs(20)).await.unwrap_or_else(|e| panic!("not ready: {e} {:?}", n.status()));
+            n.wait_ready(Duration::from_secs(20))
+                .await
+                .unwrap_or_else(|e| panic!("not ready: {e} {:?}", n.status()));
         }
         tc
     }
@@ -67,14 +82,23 @@ impl TestCluster {
     /// The current leader and one follower (waits for a leader).
     pub async fn leader_and_follower(&self) -> (Cluster, Cluster) {
         let leader = self.node(self.leader_slot().await);
-        let follower = self.nodes().into_iter().find(|n| n.id() != leader.id()).expect("a follower");
+        let follower = self
+            .nodes()
+            .into_iter()
+            .find(|n| n.id() != leader.id())
+            .expect("a follower");
         (leader, follower)
     }
 
     /// The slots of the current leader and of one follower (waits for a leader).
     pub async fn leader_and_follower_slots(&self) -> (u16, u16) {
         let leader = self.leader_slot().await;
-        let follower = self.nodes.keys().copied().find(|s| *s != leader).expect("a follower slot");
+        let follower = self
+            .nodes
+            .keys()
+            .copied()
+            .find(|s| *s != leader)
+            .expect("a follower slot");
         (leader, follower)
     }
 
@@ -89,7 +113,11 @@ impl TestCluster {
                     }
                 }
             }
-            assert!(Instant::now() < deadline, "no leader: {:?}", self.statuses());
+            assert!(
+                Instant::now() < deadline,
+                "no leader: {:?}",
+                self.statuses()
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
@@ -130,11 +158,13 @@ pub fn plain_req<'a>(key: &'a [u8], value: &'a [u8]) -> StoreReq<'a> {
 }
 
 pub async fn set(n: &Cluster, key: &str, value: &str) -> Result<StoreOutcome, ClusterError> {
-    n.store_item(&plain_req(key.as_bytes(), value.as_bytes())).await
+    n.store_item(&plain_req(key.as_bytes(), value.as_bytes()))
+        .await
 }
 
 pub async fn get(n: &Cluster, key: &str) -> Result<Option<Vec<u8>>, ClusterError> {
-    n.get(key.as_bytes(), GetOpts::default(), |it| it.value.to_vec()).await
+    n.get(key.as_bytes(), GetOpts::default(), |it| it.value.to_vec())
+        .await
 }
 
 /// Poll `f` until it returns true (panics after `limit`).
@@ -145,7 +175,10 @@ where
 {
     let deadline = Instant::now() + limit;
     while !f().await {
-        assert!(Instant::now() < deadline, "condition not met within {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "condition not met within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

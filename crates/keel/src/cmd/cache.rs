@@ -79,15 +79,25 @@ pub struct Args {
 
 pub fn settings_from(args: &Args) -> Result<Settings> {
     let mut listen = Vec::new();
-    for part in args.listen.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let ip: IpAddr = part.parse().with_context(|| format!("-l: {part:?} is not an IP address"))?;
+    for part in args
+        .listen
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let ip: IpAddr = part
+            .parse()
+            .with_context(|| format!("-l: {part:?} is not an IP address"))?;
         listen.push(ip);
     }
     if listen.is_empty() {
         bail!("-l: no address given");
     }
     if args.threads == 0 || args.threads > 256 {
-        bail!("-t: number of threads must be between 1 and 256 (got {})", args.threads);
+        bail!(
+            "-t: number of threads must be between 1 and 256 (got {})",
+            args.threads
+        );
     }
     if args.memory_mb == 0 {
         bail!("-m: memory limit must be at least 1 (megabyte)");
@@ -96,9 +106,15 @@ pub fn settings_from(args: &Args) -> Result<Settings> {
         bail!("-c: connection limit must be at least 1");
     }
     let item_size_max = parse_size(&args.max_item_size).map_err(|e| anyhow::anyhow!("-I: {e}"))?;
-    let mem_limit = args.memory_mb.checked_mul(1 << 20).context("-m: memory limit too large")?;
+    let mem_limit = args
+        .memory_mb
+        .checked_mul(1 << 20)
+        .context("-m: memory limit too large")?;
     if item_size_max > mem_limit / 2 {
-        bail!("-I: item size {item_size_max} cannot be larger than half the memory limit (-m {})", args.memory_mb);
+        bail!(
+            "-I: item size {item_size_max} cannot be larger than half the memory limit (-m {})",
+            args.memory_mb
+        );
     }
     Ok(Settings {
         listen,
@@ -118,18 +134,29 @@ pub fn run(args: Args) -> Result<()> {
     let threads = settings.threads;
     let verbose = settings.verbose;
     if settings.udp_port != 0 {
-        eprintln!("keel cache: UDP is not supported; ignoring -U {}", settings.udp_port);
+        eprintln!(
+            "keel cache: UDP is not supported; ignoring -U {}",
+            settings.udp_port
+        );
     }
     if verbose > 0 && !args.extended.is_empty() {
-        eprintln!("keel cache: ignoring memcached extended options {:?}", args.extended);
+        eprintln!(
+            "keel cache: ignoring memcached extended options {:?}",
+            args.extended
+        );
     }
     let cluster_cfg = match (&args.cluster_id, &args.cluster_peers) {
         (Some(id), Some(peers)) => {
-            let peers = cache_cluster::parse_peers(peers).map_err(|e| anyhow::anyhow!("--cluster-peers: {e}"))?;
+            let peers = cache_cluster::parse_peers(peers)
+                .map_err(|e| anyhow::anyhow!("--cluster-peers: {e}"))?;
             if !peers.contains_key(id) {
                 bail!("--cluster-id {id} is not one of the slots in --cluster-peers");
             }
-            let mut cfg = cache_cluster::ClusterConfig::new(*id, peers, cache_server::store_config(&settings));
+            let mut cfg = cache_cluster::ClusterConfig::new(
+                *id,
+                peers,
+                cache_server::store_config(&settings),
+            );
             cfg.write_pipeline = usize::from(args.cluster_write_pipeline);
             cfg.follower_leases = args.cluster_follower_leases == "on";
             if args.cluster_read == "local" {
@@ -153,11 +180,13 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     if let Some(p) = &args.pidfile {
-        std::fs::write(p, format!("{}\n", std::process::id())).with_context(|| format!("-P: writing {}", p.display()))?;
+        std::fs::write(p, format!("{}\n", std::process::id()))
+            .with_context(|| format!("-P: writing {}", p.display()))?;
     }
     if let Some(p) = &args.port_file {
         let port = addrs.first().map(|a| a.port()).unwrap_or(0);
-        std::fs::write(p, format!("{port}\n")).with_context(|| format!("--port-file: writing {}", p.display()))?;
+        std::fs::write(p, format!("{port}\n"))
+            .with_context(|| format!("--port-file: writing {}", p.display()))?;
     }
     if verbose > 0 {
         for a in &addrs {
@@ -168,7 +197,11 @@ pub fn run(args: Args) -> Result<()> {
     // this runtime runs maintenance, signals and, in cluster mode, Raft.
     let _ = threads;
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(if cluster_cfg.is_some() { usize::from(args.cluster_threads) } else { 1 })
+        .worker_threads(if cluster_cfg.is_some() {
+            usize::from(args.cluster_threads)
+        } else {
+            1
+        })
         .enable_all()
         .build()
         .context("building the runtime")?;
@@ -181,7 +214,10 @@ pub fn run(args: Args) -> Result<()> {
                     .await
                     .with_context(|| format!("starting cluster member {slot}"))?;
                 if verbose > 0 {
-                    eprintln!("keel cache: cluster member {slot} started (raft id {})", c.id());
+                    eprintln!(
+                        "keel cache: cluster member {slot} started (raft id {})",
+                        c.id()
+                    );
                 }
                 server.attach_cluster(c.clone());
                 Some(c)

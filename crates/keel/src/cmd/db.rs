@@ -116,7 +116,11 @@ fn traffic(cfg: &ClusterConfig, node: &str) -> Traffic {
         connections: 0,
     };
     for n in &cfg.nodes {
-        let addr = n.control_addr().to_socket_addrs().ok().and_then(|mut a| a.next());
+        let addr = n
+            .control_addr()
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next());
         let st = addr.and_then(|a| db_proxy::fetch_status(a, Duration::from_secs(2)).ok());
         match st {
             Some(st) => {
@@ -142,8 +146,7 @@ fn drain(a: DrainArgs) -> anyhow::Result<()> {
     let cfg = load_config(a.place.dir.as_deref(), a.place.config.as_deref())?;
     cfg.node(&a.node)?;
     let t0 = Instant::now();
-    let r = db_proxy::drain(&cfg, &a.node, true)
-        .with_context(|| format!("draining {}", a.node))?;
+    let r = db_proxy::drain(&cfg, &a.node, true).with_context(|| format!("draining {}", a.node))?;
     match (&r.writer_before, &r.writer_after) {
         (Some(b), Some(w)) if b != w => {
             println!("{}: drained; the writer moved from {b} to {w}", a.node)
@@ -171,7 +174,10 @@ fn drain(a: DrainArgs) -> anyhow::Result<()> {
             if t.unreachable.is_empty() {
                 String::new()
             } else {
-                format!("; no answer from the proxies of {}", t.unreachable.join(", "))
+                format!(
+                    "; no answer from the proxies of {}",
+                    t.unreachable.join(", ")
+                )
             }
         );
         if line != last {
@@ -211,8 +217,8 @@ fn drain(a: DrainArgs) -> anyhow::Result<()> {
 fn undrain(a: UndrainArgs) -> anyhow::Result<()> {
     let cfg = load_config(a.place.dir.as_deref(), a.place.config.as_deref())?;
     cfg.node(&a.node)?;
-    let r = db_proxy::drain(&cfg, &a.node, false)
-        .with_context(|| format!("undraining {}", a.node))?;
+    let r =
+        db_proxy::drain(&cfg, &a.node, false).with_context(|| format!("undraining {}", a.node))?;
     println!(
         "{}: back in service; the writer stays {} (no failback)",
         a.node,

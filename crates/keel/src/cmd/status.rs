@@ -89,26 +89,25 @@ type CacheProbe = (String, Option<u64>, Option<u64>);
 /// The status document of the whole cluster.
 pub fn collect(cfg: &ClusterConfig) -> Value {
     // Ask every agent (and cache) at once: a hung one must not delay the others' answers.
-    let states: Vec<(Result<NodeState, String>, Option<CacheProbe>)> =
-        std::thread::scope(|sc| {
-            let hs: Vec<_> = cfg
-                .nodes
-                .iter()
-                .map(|n| {
-                    sc.spawn(move || {
-                        let st = fetch_state(n);
-                        let cache = (cfg.cache.clustered()
-                            && st.as_ref().is_ok_and(|s| s.cache.pid.is_some()))
-                        .then(|| cache_cluster_fields(&n.cache_addr()))
-                        .flatten();
-                        (st, cache)
-                    })
+    let states: Vec<(Result<NodeState, String>, Option<CacheProbe>)> = std::thread::scope(|sc| {
+        let hs: Vec<_> = cfg
+            .nodes
+            .iter()
+            .map(|n| {
+                sc.spawn(move || {
+                    let st = fetch_state(n);
+                    let cache = (cfg.cache.clustered()
+                        && st.as_ref().is_ok_and(|s| s.cache.pid.is_some()))
+                    .then(|| cache_cluster_fields(&n.cache_addr()))
+                    .flatten();
+                    (st, cache)
                 })
-                .collect();
-            hs.into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| (Err("panicked".into()), None)))
-                .collect()
-        });
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| (Err("panicked".into()), None)))
+            .collect()
+    });
     let proxies: Vec<Option<&db_proxy::ProxyStatus>> = states
         .iter()
         .map(|(st, _)| st.as_ref().ok().and_then(|s| s.proxy.status.as_ref()))
@@ -119,8 +118,9 @@ pub fn collect(cfg: &ClusterConfig) -> Value {
         .filter_map(|p| p.writer.as_deref())
         .collect();
     let writer = named.first().copied();
-    let writers_agree =
-        !named.is_empty() && named.iter().all(|w| Some(*w) == writer) && named.len() == proxies.iter().flatten().count();
+    let writers_agree = !named.is_empty()
+        && named.iter().all(|w| Some(*w) == writer)
+        && named.len() == proxies.iter().flatten().count();
     let nodes: Vec<Value> = cfg
         .nodes
         .iter()
@@ -252,8 +252,16 @@ pub fn table(doc: &Value) -> String {
             format!(
                 "{}{}{}",
                 cell(&n["backend"]["health"]),
-                if n["backend"]["writer"] == Value::Bool(true) { ",writer" } else { "" },
-                if n["backend"]["drained"] == Value::Bool(true) { ",drained" } else { "" }
+                if n["backend"]["writer"] == Value::Bool(true) {
+                    ",writer"
+                } else {
+                    ""
+                },
+                if n["backend"]["drained"] == Value::Bool(true) {
+                    ",drained"
+                } else {
+                    ""
+                }
             ),
             cell(&n["backend"]["connections_active"]),
             cell(&n["proxy"]["addr"]),

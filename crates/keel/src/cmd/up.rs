@@ -328,7 +328,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         "{} proxy {}{}{}",
                         node.name,
                         st.proxy.state,
-                        w.as_ref().map(|w| format!(" (writer {w})")).unwrap_or_default(),
+                        w.as_ref()
+                            .map(|w| format!(" (writer {w})"))
+                            .unwrap_or_default(),
                         if down.is_empty() {
                             String::new()
                         } else {
@@ -391,11 +393,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "\nkeel tier up in {:.1} s: 3 Galera nodes Synced, writer {writer}{}.",
         t0.elapsed().as_secs_f64(),
-        if caches {
-            ", caches clustered"
-        } else {
-            ""
-        }
+        if caches { ", caches clustered" } else { "" }
     );
     println!("applications connect to a node's db-proxy (MySQL protocol; every proxy sends to the writer):");
     for n in &cfg.nodes {

@@ -36,7 +36,10 @@ fn run_with_deadline(cmd: &mut Command, limit: Duration) -> Output {
     let start = Instant::now();
     let mut killed = false;
     let status = loop {
-        if let Some(st) = child.try_wait().unwrap_or_else(|e| panic!("waiting for {desc}: {e}")) {
+        if let Some(st) = child
+            .try_wait()
+            .unwrap_or_else(|e| panic!("waiting for {desc}: {e}"))
+        {
             break st;
         }
         if start.elapsed() > limit && !killed {
@@ -46,7 +49,11 @@ fn run_with_deadline(cmd: &mut Command, limit: Duration) -> Output {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let out = Output { status, stdout: out_t.join().unwrap_or_default(), stderr: err_t.join().unwrap_or_default() };
+    let out = Output {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+    };
     assert!(
         !killed,
         "{desc} ran longer than {limit:?} and was killed\nstdout:\n{}\nstderr:\n{}",
@@ -63,13 +70,25 @@ fn lossy(b: &[u8]) -> String {
 /// `memccapable -a|-b` against `server`: all 27 checks must pass.
 fn memccapable(server: &Server, mode: &str) {
     let out = run_with_deadline(
-        Command::new("/usr/bin/memccapable").args(["-h", "127.0.0.1", "-p", &server.port().to_string(), mode]),
+        Command::new("/usr/bin/memccapable").args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &server.port().to_string(),
+            mode,
+        ]),
         Duration::from_secs(120),
     );
     let stdout = lossy(&out.stdout);
     let stderr = lossy(&out.stderr);
-    let passed = stdout.lines().filter(|l| l.trim_end().ends_with("[pass]")).count();
-    let failed: Vec<&str> = stdout.lines().filter(|l| l.contains("[FAIL]") || l.contains("[fail]")).collect();
+    let passed = stdout
+        .lines()
+        .filter(|l| l.trim_end().ends_with("[pass]"))
+        .count();
+    let failed: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("[FAIL]") || l.contains("[fail]"))
+        .collect();
     let report = format!(
         "memccapable {mode} against {} ({}):\nexit: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver log tail:\n{}",
         server.name(),

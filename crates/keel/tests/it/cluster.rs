@@ -58,9 +58,15 @@ fn start_cluster_with(extra: &[&str]) -> CacheCluster {
 }
 
 fn seed() -> u64 {
-    std::env::var("KEEL_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
-    })
+    std::env::var("KEEL_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        })
 }
 
 // ------------------------------------------------------------------------------------------
@@ -93,7 +99,12 @@ fn request(c: &mut TextClient, req: &[u8], is_get: bool) -> io::Result<Answer> {
         return Ok(Answer::Item(None));
     }
     let parts: Vec<&str> = text.split(' ').collect();
-    let bad = || io::Error::new(io::ErrorKind::InvalidData, format!("unexpected reply {text:?}"));
+    let bad = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unexpected reply {text:?}"),
+        )
+    };
     if parts.len() < 4 || parts[0] != "VALUE" {
         return Err(bad());
     }
@@ -175,7 +186,13 @@ impl Script {
             s
         });
         let stdin = child.stdin.take();
-        Script { child, stdin, lines, transcript, stderr: Some(stderr) }
+        Script {
+            child,
+            stdin,
+            lines,
+            transcript,
+            stderr: Some(stderr),
+        }
     }
 
     fn transcript(&self) -> String {
@@ -201,7 +218,10 @@ impl Script {
 
     fn send(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin open");
-        stdin.write_all(format!("{line}\n").as_bytes()).and_then(|_| stdin.flush()).expect("write to the client script");
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|_| stdin.flush())
+            .expect("write to the client script");
     }
 
     /// Wait for the exit (killing it after `timeout`); returns the status, stdout and stderr.
@@ -214,13 +234,20 @@ impl Script {
             }
             if Instant::now() >= deadline {
                 let _ = self.child.kill();
-                panic!("client script still running after {timeout:?}; transcript:\n{}", self.transcript());
+                panic!(
+                    "client script still running after {timeout:?}; transcript:\n{}",
+                    self.transcript()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         };
         // Drain what is left of stdout.
         while self.lines.recv_timeout(Duration::from_millis(200)).is_ok() {}
-        let err = self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+        let err = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
         (status, self.transcript(), err)
     }
 }
@@ -240,21 +267,32 @@ fn seafile_clients_share_one_view_across_a_kill_and_restart() {
     let _serial = serial();
     let mut c = start_cluster();
     // The single-node client uses the leader, and the leader is the node that dies.
-    let victim = c.leader(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    let victim = c
+        .leader(Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut args: Vec<String> = c.ports().iter().map(u16::to_string).collect();
     args.extend(["--single".to_string(), victim.to_string()]);
     let mut py = Script::spawn("cluster_clients.py", &args);
-    py.expect("STEP before-done", Duration::from_secs(60), &|| c.all_logs(2000));
+    py.expect("STEP before-done", Duration::from_secs(60), &|| {
+        c.all_logs(2000)
+    });
 
     let old_id = c.stats(victim).expect("stats of the victim")["cluster_id"].clone();
     c.kill(victim);
     let killed = Instant::now();
     py.send("killed");
-    py.expect("STEP outage-done", Duration::from_secs(60), &|| c.all_logs(2000));
+    py.expect("STEP outage-done", Duration::from_secs(60), &|| {
+        c.all_logs(2000)
+    });
     let down = killed.elapsed();
     let ready_after = c
         .restart(victim, Duration::from_secs(30))
-        .unwrap_or_else(|e| panic!("the killed node did not come back: {e}\ntranscript:\n{}", py.transcript()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "the killed node did not come back: {e}\ntranscript:\n{}",
+                py.transcript()
+            )
+        });
     eprintln!(
         "FIGURE cluster: seafile clients: leader (slot {victim}) down {:.2} s, ready {:.3} s after its restart",
         down.as_secs_f64(),
@@ -262,19 +300,36 @@ fn seafile_clients_share_one_view_across_a_kill_and_restart() {
     );
     py.send("restarted");
     let (status, out, err) = py.finish(Duration::from_secs(90));
-    let report = || format!("exit: {status:?}\nstdout:\n{out}\nstderr:\n{err}\ncluster logs:\n{}", c.all_logs(2000));
-    assert!(status.success() && out.contains(" passed, 0 failed"), "Seafile's clients disagree\n{}", report());
+    let report = || {
+        format!(
+            "exit: {status:?}\nstdout:\n{out}\nstderr:\n{err}\ncluster logs:\n{}",
+            c.all_logs(2000)
+        )
+    };
+    assert!(
+        status.success() && out.contains(" passed, 0 failed"),
+        "Seafile's clients disagree\n{}",
+        report()
+    );
     for l in out.lines().filter(|l| l.starts_with("NOTE")) {
         eprintln!("cluster_clients.py: {l}");
     }
 
     // The node came back under a new Raft identity, as a voter, and every node agrees.
     let new = c.stats(victim).expect("stats of the restarted node");
-    assert_ne!(new["cluster_id"], old_id, "a restarted node must rejoin under a new Raft id");
+    assert_ne!(
+        new["cluster_id"], old_id,
+        "a restarted node must rejoin under a new Raft id"
+    );
     for slot in c.slots() {
-        let s = c.stats(slot).unwrap_or_else(|e| panic!("stats of node {slot}: {e}"));
+        let s = c
+            .stats(slot)
+            .unwrap_or_else(|e| panic!("stats of node {slot}: {e}"));
         assert_eq!(s["cluster_ready"], "1", "node {slot}: {s:?}");
-        assert_eq!(s["cluster_members"], "3", "node {slot}: three voters: {s:?}");
+        assert_eq!(
+            s["cluster_members"], "3",
+            "node {slot}: three voters: {s:?}"
+        );
     }
 }
 
@@ -288,7 +343,10 @@ fn seafile_clients_disagree_on_independent_memcached_servers() {
     args.extend(["--single", "1", "--only-before"].map(String::from));
     let py = Script::spawn("cluster_clients.py", &args);
     let (status, out, err) = py.finish(Duration::from_secs(60));
-    let misses = out.lines().filter(|l| l.starts_with("FAIL") && l.contains(" get ") && l.contains("read <missing>")).count();
+    let misses = out
+        .lines()
+        .filter(|l| l.starts_with("FAIL") && l.contains(" get ") && l.contains("read <missing>"))
+        .count();
     assert!(
         !status.success() && misses > 20,
         "the client script should see divergent views on independent servers\nexit {status:?}\n{out}\n{err}"
@@ -318,7 +376,13 @@ fn history_client(
     let t = || start.elapsed().as_nanos() as u64;
     let mut conn: Option<TextClient> = None;
     let mut seq = 0u64;
-    let record = |key: &str, e: Event| hist.lock().unwrap().entry(key.to_string()).or_default().push(e);
+    let record = |key: &str, e: Event| {
+        hist.lock()
+            .unwrap()
+            .entry(key.to_string())
+            .or_default()
+            .push(e)
+    };
     while !stop.load(Relaxed) {
         // Pace: the checker's cost grows with the history's length.
         std::thread::sleep(Duration::from_micros(rng.range(500, 3000)));
@@ -359,12 +423,32 @@ fn history_client(
                 match known {
                     None => counts[2].fetch_add(1, Relaxed),
                     Some(true) => {
-                        assert_eq!(a.as_ref().unwrap(), &Answer::Line("STORED".into()), "set {key}");
-                        record(key, Event { call, ret: t(), op: Op::Set(fresh), out: Ret::Ok });
+                        assert_eq!(
+                            a.as_ref().unwrap(),
+                            &Answer::Line("STORED".into()),
+                            "set {key}"
+                        );
+                        record(
+                            key,
+                            Event {
+                                call,
+                                ret: t(),
+                                op: Op::Set(fresh),
+                                out: Ret::Ok,
+                            },
+                        );
                         counts[0].fetch_add(1, Relaxed)
                     }
                     Some(false) => {
-                        record(key, Event { call, ret: u64::MAX, op: Op::Set(fresh), out: Ret::Unknown });
+                        record(
+                            key,
+                            Event {
+                                call,
+                                ret: u64::MAX,
+                                op: Op::Set(fresh),
+                                out: Ret::Unknown,
+                            },
+                        );
                         counts[1].fetch_add(1, Relaxed)
                     }
                 };
@@ -373,8 +457,18 @@ fn history_client(
                 let a = request(c, format!("get {key}\r\n").as_bytes(), true);
                 match a {
                     Ok(Answer::Item(v)) => {
-                        let v = v.map(|(d, _)| num(&d).unwrap_or_else(|| panic!("non-numeric value {d:?} in {key}")));
-                        record(key, Event { call, ret: t(), op: Op::Get, out: Ret::Value(v) });
+                        let v = v.map(|(d, _)| {
+                            num(&d).unwrap_or_else(|| panic!("non-numeric value {d:?} in {key}"))
+                        });
+                        record(
+                            key,
+                            Event {
+                                call,
+                                ret: t(),
+                                op: Op::Get,
+                                out: Ret::Value(v),
+                            },
+                        );
                         counts[0].fetch_add(1, Relaxed);
                     }
                     // A failed read has no effect: nothing to record.
@@ -392,8 +486,18 @@ fn history_client(
                 let a = request(c, format!("gets {key}\r\n").as_bytes(), true);
                 let (v, token) = match a {
                     Ok(Answer::Item(v)) => {
-                        let v = v.map(|(d, cas)| (num(&d).unwrap_or_else(|| panic!("non-numeric {d:?}")), cas));
-                        record(key, Event { call, ret: t(), op: Op::Get, out: Ret::Value(v.map(|x| x.0)) });
+                        let v = v.map(|(d, cas)| {
+                            (num(&d).unwrap_or_else(|| panic!("non-numeric {d:?}")), cas)
+                        });
+                        record(
+                            key,
+                            Event {
+                                call,
+                                ret: t(),
+                                op: Op::Get,
+                                out: Ret::Value(v.map(|x| x.0)),
+                            },
+                        );
                         counts[0].fetch_add(1, Relaxed);
                         match v {
                             Some(x) => x,
@@ -420,7 +524,10 @@ fn history_client(
                 if a.is_err() {
                     conn = None;
                 }
-                let op = Op::Cas { expect: v, new: fresh };
+                let op = Op::Cas {
+                    expect: v,
+                    new: fresh,
+                };
                 match known {
                     None => {
                         counts[2].fetch_add(1, Relaxed);
@@ -432,11 +539,27 @@ fn history_client(
                             Answer::Line(l) if l == "NOT_FOUND" => Ret::NotFound,
                             other => panic!("cas {key}: unexpected answer {other:?}"),
                         };
-                        record(key, Event { call, ret: t(), op, out });
+                        record(
+                            key,
+                            Event {
+                                call,
+                                ret: t(),
+                                op,
+                                out,
+                            },
+                        );
                         counts[0].fetch_add(1, Relaxed);
                     }
                     Some(false) => {
-                        record(key, Event { call, ret: u64::MAX, op, out: Ret::Unknown });
+                        record(
+                            key,
+                            Event {
+                                call,
+                                ret: u64::MAX,
+                                op,
+                                out: Ret::Unknown,
+                            },
+                        );
                         counts[1].fetch_add(1, Relaxed);
                     }
                 }
@@ -454,16 +577,32 @@ fn history_client(
                     Some(true) => {
                         let out = match a.as_ref().unwrap() {
                             Answer::Line(l) if l == "NOT_FOUND" => Ret::Incr(None),
-                            Answer::Line(l) => {
-                                Ret::Incr(Some(l.parse().unwrap_or_else(|_| panic!("incr {key}: unexpected answer {l:?}"))))
-                            }
+                            Answer::Line(l) => Ret::Incr(Some(l.parse().unwrap_or_else(|_| {
+                                panic!("incr {key}: unexpected answer {l:?}")
+                            }))),
                             other => panic!("incr {key}: unexpected answer {other:?}"),
                         };
-                        record(key, Event { call, ret: t(), op: Op::Incr(1), out });
+                        record(
+                            key,
+                            Event {
+                                call,
+                                ret: t(),
+                                op: Op::Incr(1),
+                                out,
+                            },
+                        );
                         counts[0].fetch_add(1, Relaxed);
                     }
                     Some(false) => {
-                        record(key, Event { call, ret: u64::MAX, op: Op::Incr(1), out: Ret::Unknown });
+                        record(
+                            key,
+                            Event {
+                                call,
+                                ret: u64::MAX,
+                                op: Op::Incr(1),
+                                out: Ret::Unknown,
+                            },
+                        );
                         counts[1].fetch_add(1, Relaxed);
                     }
                 }
@@ -476,21 +615,27 @@ fn history_client(
 fn single_key_histories_are_linearizable_under_kill_pause_restart() {
     let _serial = serial();
     let seed = seed();
-    eprintln!("linearizability: seed {seed} (KEEL_TEST_SEED={seed} reproduces the nemesis' choices)");
+    eprintln!(
+        "linearizability: seed {seed} (KEEL_TEST_SEED={seed} reproduces the nemesis' choices)"
+    );
     // Negative control, by hand: KEEL_TEST_CLUSTER_READ=local serves reads from the local
     // replica (not linearizable), and the checker must then report violations.
-    let read_mode = std::env::var("KEEL_TEST_CLUSTER_READ").unwrap_or_else(|_| "linearizable".into());
+    let read_mode =
+        std::env::var("KEEL_TEST_CLUSTER_READ").unwrap_or_else(|_| "linearizable".into());
     let mut c = start_cluster_with(&["--cluster-read", &read_mode]);
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let hist: Arc<Mutex<BTreeMap<String, Vec<Event>>>> = Arc::default();
     // known / unknown / refused (certainly not applied, or a failed read)
-    let counts: Arc<[AtomicU64; 3]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)]);
+    let counts: Arc<[AtomicU64; 3]> =
+        Arc::new([AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)]);
     let mut clients = Vec::new();
     for cid in 1..=6u64 {
         let addr = c.addr((cid % 3 + 1) as u16);
         let (stop, hist, counts) = (stop.clone(), hist.clone(), counts.clone());
-        clients.push(std::thread::spawn(move || history_client(addr, cid, seed, start, stop, hist, counts)));
+        clients.push(std::thread::spawn(move || {
+            history_client(addr, cid, seed, start, stop, hist, counts)
+        }));
     }
 
     // Nemesis: one fault at a time, on a random node (half the time the leader): kill -9 and
@@ -502,7 +647,8 @@ fn single_key_histories_are_linearizable_under_kill_pause_restart() {
     while start.elapsed() < run_for {
         std::thread::sleep(Duration::from_millis(rng.range(300, 900)));
         let slot = if rng.chance(1, 2) {
-            c.leader(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"))
+            c.leader(Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("{e}"))
         } else {
             rng.range(1, 3) as u16
         };
@@ -510,8 +656,13 @@ fn single_key_histories_are_linearizable_under_kill_pause_restart() {
         if rng.chance(1, 2) {
             c.kill(slot);
             std::thread::sleep(Duration::from_millis(rng.range(50, 500)));
-            let took = c.restart(slot, Duration::from_secs(30)).unwrap_or_else(|e| panic!("restart of {slot}: {e}"));
-            faults.push(format!("{t:.1}s kill+restart {slot} (ready after {:.2}s)", took.as_secs_f64()));
+            let took = c
+                .restart(slot, Duration::from_secs(30))
+                .unwrap_or_else(|e| panic!("restart of {slot}: {e}"));
+            faults.push(format!(
+                "{t:.1}s kill+restart {slot} (ready after {:.2}s)",
+                took.as_secs_f64()
+            ));
         } else {
             let ms = rng.range(300, 1500);
             c.pause(slot).unwrap_or_else(|e| panic!("{e}"));
@@ -519,7 +670,8 @@ fn single_key_histories_are_linearizable_under_kill_pause_restart() {
             c.resume(slot).unwrap_or_else(|e| panic!("{e}"));
             faults.push(format!("{t:.1}s pause {slot} {ms}ms"));
         }
-        c.wait_all_ready(Duration::from_secs(30)).unwrap_or_else(|e| panic!("after {faults:?}: {e}"));
+        c.wait_all_ready(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("after {faults:?}: {e}"));
     }
     std::thread::sleep(Duration::from_millis(300)); // a last quiet stretch of history
     stop.store(true, Relaxed);
@@ -536,16 +688,34 @@ fn single_key_histories_are_linearizable_under_kill_pause_restart() {
     let mut violations = Vec::new();
     for (key, h) in &events {
         if let Some(dir) = std::env::var_os("LIN_DUMP") {
-            std::fs::write(std::path::Path::new(&dir).join(format!("{key}.txt")), lin::format_dump(h)).unwrap();
+            std::fs::write(
+                std::path::Path::new(&dir).join(format!("{key}.txt")),
+                lin::format_dump(h),
+            )
+            .unwrap();
         }
         let t = Instant::now();
         let verdict = lin::check(h, None, 20_000_000);
-        eprintln!("linearizability: key {key}: {} ops checked in {:.2} s: {verdict:?}", h.len(), t.elapsed().as_secs_f64());
+        eprintln!(
+            "linearizability: key {key}: {} ops checked in {:.2} s: {verdict:?}",
+            h.len(),
+            t.elapsed().as_secs_f64()
+        );
         if verdict != lin::Verdict::Linearizable {
             let mut sorted = h.clone();
             sorted.sort_by_key(|e| e.call);
-            let tail: Vec<String> = sorted.iter().rev().take(60).rev().map(|e| format!("{e:?}")).collect();
-            violations.push(format!("key {key}: {verdict:?} ({} ops); last events:\n  {}", h.len(), tail.join("\n  ")));
+            let tail: Vec<String> = sorted
+                .iter()
+                .rev()
+                .take(60)
+                .rev()
+                .map(|e| format!("{e:?}"))
+                .collect();
+            violations.push(format!(
+                "key {key}: {verdict:?} ({} ops); last events:\n  {}",
+                h.len(),
+                tail.join("\n  ")
+            ));
         }
     }
     assert!(
@@ -556,14 +726,25 @@ fn single_key_histories_are_linearizable_under_kill_pause_restart() {
         violations.join("\n"),
         c.all_logs(3000)
     );
-    assert!(faults.len() >= 6, "too few faults to mean anything: {faults:?}");
-    assert!(known >= 1000, "too few operations with a known outcome to mean anything: {known}");
+    assert!(
+        faults.len() >= 6,
+        "too few faults to mean anything: {faults:?}"
+    );
+    assert!(
+        known >= 1000,
+        "too few operations with a known outcome to mean anything: {known}"
+    );
     // Followers served reads under their read leases: the histories checked that path too.
     let lease_reads: u64 = (1..=3u16)
         .filter_map(|s| c.stats(s).ok())
-        .filter_map(|st| st.get("cluster_lease_reads").and_then(|v| v.parse::<u64>().ok()))
+        .filter_map(|st| {
+            st.get("cluster_lease_reads")
+                .and_then(|v| v.parse::<u64>().ok())
+        })
         .sum();
-    eprintln!("FIGURE cluster: linearizability: {lease_reads} follower lease reads on the final nodes");
+    eprintln!(
+        "FIGURE cluster: linearizability: {lease_reads} follower lease reads on the final nodes"
+    );
     if read_mode == "linearizable" {
         assert!(lease_reads > 0, "no follower read used a read lease");
     }
@@ -591,9 +772,14 @@ fn load_keys(c: &mut TextClient, keys: std::ops::Range<usize>) -> Result<(), Str
         }
         c.send(&req).map_err(|e| format!("send: {e}"))?;
         for k in i..j {
-            let l = c.read_line().map_err(|e| format!("reply to set key:{k:08}: {e}"))?;
+            let l = c
+                .read_line()
+                .map_err(|e| format!("reply to set key:{k:08}: {e}"))?;
             if l != b"STORED\r\n" {
-                return Err(format!("set key:{k:08}: {}", String::from_utf8_lossy(&l).trim_end()));
+                return Err(format!(
+                    "set key:{k:08}: {}",
+                    String::from_utf8_lossy(&l).trim_end()
+                ));
             }
         }
         i = j;
@@ -602,7 +788,10 @@ fn load_keys(c: &mut TextClient, keys: std::ops::Range<usize>) -> Result<(), Str
 }
 
 /// Pipelined `get`s of `keys` on `c`: the keys whose answer is not their value (with the answer).
-fn check_keys(c: &mut TextClient, keys: std::ops::Range<usize>) -> io::Result<Vec<(usize, String)>> {
+fn check_keys(
+    c: &mut TextClient,
+    keys: std::ops::Range<usize>,
+) -> io::Result<Vec<(usize, String)>> {
     let batch = 1000;
     let mut wrong = Vec::new();
     let mut i = keys.start;
@@ -616,7 +805,11 @@ fn check_keys(c: &mut TextClient, keys: std::ops::Range<usize>) -> io::Result<Ve
         for k in i..j {
             let line = c.read_line()?;
             if line.starts_with(b"VALUE ") {
-                let len: usize = String::from_utf8_lossy(&line).split(' ').nth(3).and_then(|l| l.trim().parse().ok()).unwrap_or(0);
+                let len: usize = String::from_utf8_lossy(&line)
+                    .split(' ')
+                    .nth(3)
+                    .and_then(|l| l.trim().parse().ok())
+                    .unwrap_or(0);
                 let mut data = c.read_exact_bytes(len + 2)?;
                 data.truncate(len);
                 let end = c.read_line()?;
@@ -643,12 +836,15 @@ fn in_parallel<T: Send + 'static>(
         .map(|p| {
             let keys = p * n / parts..(p + 1) * n / parts;
             std::thread::spawn(move || {
-                let mut c = TextClient::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+                let mut c =
+                    TextClient::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
                 f(&mut c, keys)
             })
         })
         .collect();
-    hs.into_iter().map(|h| h.join().expect("worker panicked")).collect()
+    hs.into_iter()
+        .map(|h| h.join().expect("worker panicked"))
+        .collect()
 }
 
 #[test]
@@ -656,8 +852,14 @@ fn restarted_node_catches_up_100k_keys_then_answers_them_all() {
     let _serial = serial();
     const N: usize = 100_000;
     let mut c = start_cluster();
-    let leader = c.leader(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
-    let victim = c.slots().into_iter().find(|s| *s != leader).expect("a follower");
+    let leader = c
+        .leader(Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let victim = c
+        .slots()
+        .into_iter()
+        .find(|s| *s != leader)
+        .expect("a follower");
     let t = Instant::now();
     for r in in_parallel(c.addr(leader), N, load_keys) {
         r.unwrap_or_else(|e| panic!("loading {N} keys: {e}\n{}", c.all_logs(2000)));
@@ -673,7 +875,11 @@ fn restarted_node_catches_up_100k_keys_then_answers_them_all() {
     let mut refused = 0;
     let deadline = t + Duration::from_secs(60);
     loop {
-        assert!(c.is_up(victim), "the restarted node exited:\n{}", c.all_logs(3000));
+        assert!(
+            c.is_up(victim),
+            "the restarted node exited:\n{}",
+            c.all_logs(3000)
+        );
         if let Ok(mut p) = TextClient::connect(c.addr(victim)) {
             let _ = p.set_read_timeout(Duration::from_secs(5));
             for &k in &probe_keys {
@@ -690,7 +896,11 @@ fn restarted_node_catches_up_100k_keys_then_answers_them_all() {
             Ok(s) if s.get("cluster_ready").map(String::as_str) == Some("1") => break,
             _ => {}
         }
-        assert!(Instant::now() < deadline, "not ready 60 s after its restart:\n{}", c.all_logs(3000));
+        assert!(
+            Instant::now() < deadline,
+            "not ready 60 s after its restart:\n{}",
+            c.all_logs(3000)
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let catch_up = t.elapsed();
@@ -715,9 +925,16 @@ fn restarted_node_catches_up_100k_keys_then_answers_them_all() {
         c.all_logs(3000)
     );
     let s = c.stats(victim).expect("stats");
-    assert_eq!(s["curr_items"], N.to_string(), "items on the restarted node: {s:?}");
+    assert_eq!(
+        s["curr_items"],
+        N.to_string(),
+        "items on the restarted node: {s:?}"
+    );
     // Generous bound for a loaded CI machine; the benchmark reports the real figure.
-    assert!(catch_up < Duration::from_secs(20), "catch-up of {N} keys took {catch_up:?}");
+    assert!(
+        catch_up < Duration::from_secs(20),
+        "catch-up of {N} keys took {catch_up:?}"
+    );
 }
 
 // ------------------------------------------------------------------------------------------
@@ -807,11 +1024,16 @@ fn minority_refuses_writes_promptly_and_no_acknowledged_write_is_lost() {
     let mut must_be_absent = Vec::new();
     // Round 1: the leader is the minority (both followers stopped); round 2: a follower is.
     for round in ["leader", "follower"] {
-        let leader = c.leader(Duration::from_secs(15)).unwrap_or_else(|e| panic!("{e}"));
+        let leader = c
+            .leader(Duration::from_secs(15))
+            .unwrap_or_else(|e| panic!("{e}"));
         let lone = if round == "leader" {
             leader
         } else {
-            c.slots().into_iter().find(|s| *s != leader).expect("a follower")
+            c.slots()
+                .into_iter()
+                .find(|s| *s != leader)
+                .expect("a follower")
         };
         let others: Vec<u16> = c.slots().into_iter().filter(|s| *s != lone).collect();
         let before = acked.lock().unwrap().len();
@@ -840,7 +1062,11 @@ fn minority_refuses_writes_promptly_and_no_acknowledged_write_is_lost() {
             .iter()
             .map(|(what, took, a, _)| format!("{what} {:.0} ms {a:?}", took.as_secs_f64() * 1e3))
             .collect();
-        figures.push(format!("{round} alone ({:.1} s): {}", held.as_secs_f64(), shown.join(", ")));
+        figures.push(format!(
+            "{round} alone ({:.1} s): {}",
+            held.as_secs_f64(),
+            shown.join(", ")
+        ));
         for (what, took, a, key) in &tries {
             let Ok(Answer::ServerError(msg)) = a else {
                 panic!(
@@ -848,14 +1074,18 @@ fn minority_refuses_writes_promptly_and_no_acknowledged_write_is_lost() {
                     c.all_logs(2000)
                 )
             };
-            assert!(*took < Duration::from_secs(2), "{round} cut off: {what} took {took:?} to be refused (want < 2 s)");
+            assert!(
+                *took < Duration::from_secs(2),
+                "{round} cut off: {what} took {took:?} to be refused (want < 2 s)"
+            );
             if let Some(k) = key {
                 if certainly_not_applied(msg) {
                     must_be_absent.push(k.clone());
                 }
             }
         }
-        c.wait_all_ready(Duration::from_secs(30)).unwrap_or_else(|e| panic!("healing after round {round}: {e}"));
+        c.wait_all_ready(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("healing after round {round}: {e}"));
         // Writes flow again after healing.
         wait_acked(before + 100);
     }
@@ -865,7 +1095,10 @@ fn minority_refuses_writes_promptly_and_no_acknowledged_write_is_lost() {
         totals.push(w.join().expect("writer panicked"));
     }
     let acked = std::mem::take(&mut *acked.lock().unwrap());
-    eprintln!("FIGURE cluster: minority: {}; writers (acked, failed) per node {totals:?}", figures.join("; "));
+    eprintln!(
+        "FIGURE cluster: minority: {}; writers (acked, failed) per node {totals:?}",
+        figures.join("; ")
+    );
 
     // No acknowledged write is lost, on any node; nothing refused got in.
     for slot in c.slots() {
@@ -895,7 +1128,11 @@ fn minority_refuses_writes_promptly_and_no_acknowledged_write_is_lost() {
         // A write refused as certainly not applied must indeed be absent.
         for k in &must_be_absent {
             let a = request(&mut r, format!("get {k}\r\n").as_bytes(), true).expect("get");
-            assert_eq!(a, Answer::Item(None), "node {slot}: the write {k} was refused as not applied, yet applied");
+            assert_eq!(
+                a,
+                Answer::Item(None),
+                "node {slot}: the write {k} was refused as not applied, yet applied"
+            );
         }
     }
 }
@@ -911,7 +1148,12 @@ fn request_reply_item(c: &mut TextClient) -> io::Result<Option<Vec<u8>>> {
         .split(' ')
         .nth(3)
         .and_then(|l| l.trim().parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("unexpected reply {text:?}")))?;
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("unexpected reply {text:?}"),
+            )
+        })?;
     let mut data = c.read_exact_bytes(len + 2)?;
     data.truncate(len);
     if c.read_line()? != b"END\r\n" {
@@ -1058,7 +1300,9 @@ fn pipelined_batches_answer_like_standalone_on_leader_and_follower() {
     let _g = serial();
     let standalone = crate::start_keel(&["-t", "2"]);
     let c = start_cluster();
-    let leader = c.leader(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    let leader = c
+        .leader(Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}"));
     let follower = c.slots().into_iter().find(|&s| s != leader).unwrap();
     for (slot, p) in [(leader, "L"), (follower, "F")] {
         let text = text_batch(p);
@@ -1067,19 +1311,27 @@ fn pipelined_batches_answer_like_standalone_on_leader_and_follower() {
         let mut n = TextClient::connect(c.addr(slot)).unwrap();
         let got = mask_text(&n.round_trip_mn(&text).unwrap().bytes);
         assert!(!want.contains("SERVER_ERROR"), "{want}");
-        assert_eq!(got, want, "text batch on slot {slot} (leader {leader}) differs from standalone");
+        assert_eq!(
+            got, want,
+            "text batch on slot {slot} (leader {leader}) differs from standalone"
+        );
         // The reads inside the batch saw the batch's own writes (on the follower too).
         assert!(want.contains(&format!("VALUE {p}a 5 3\r\n6zz")), "{want}");
 
         let bin = binary_batch(p);
         let mut s = standalone.connect().unwrap();
         s.send(&bin).unwrap();
-        let want = split_binary(&s.read_until(|b| split_binary(b).is_some()).unwrap().bytes).unwrap();
+        let want =
+            split_binary(&s.read_until(|b| split_binary(b).is_some()).unwrap().bytes).unwrap();
         let mut n = TextClient::connect(c.addr(slot)).unwrap();
         n.send(&bin).unwrap();
-        let got = split_binary(&n.read_until(|b| split_binary(b).is_some()).unwrap().bytes).unwrap();
+        let got =
+            split_binary(&n.read_until(|b| split_binary(b).is_some()).unwrap().bytes).unwrap();
         // Add error, incr error, set-with-cas error, get hit, get miss, noop.
         assert_eq!(want.len(), 6, "{want:?}");
-        assert_eq!(got, want, "binary batch on slot {slot} differs from standalone");
+        assert_eq!(
+            got, want,
+            "binary batch on slot {slot} differs from standalone"
+        );
     }
 }

@@ -41,7 +41,10 @@ pub fn start_memcached(extra: &[&str]) -> Server {
 
 /// The repository root (for `tests/clients/*.py`).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
 }
 
 /// One Galera test at a time across every module (each runs three mariadbd, sometimes more, on

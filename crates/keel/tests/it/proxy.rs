@@ -519,7 +519,10 @@ impl CliProxy {
         args.push(pw.into_os_string());
         args.extend(extra.iter().map(Into::into));
         for (name, port) in backends {
-            args.extend(["--backend".into(), format!("{name}=127.0.0.1:{port}").into()]);
+            args.extend([
+                "--backend".into(),
+                format!("{name}=127.0.0.1:{port}").into(),
+            ]);
         }
         CliProxy::spawn(&dir.join("cli-proxy.log"), listen, &args)
     }
@@ -751,7 +754,10 @@ fn cli_with_flags_serves_metrics_status_and_errors() {
         .expect("run keel db-proxy");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--config needs --name NODE") && err.contains("--listen ADDR"), "{err}");
+    assert!(
+        err.contains("--config needs --name NODE") && err.contains("--listen ADDR"),
+        "{err}"
+    );
     let _ = fs::remove_dir_all(&dir);
 }
 
@@ -1348,7 +1354,11 @@ impl Held {
                     new += 1;
                 }
             }
-            quiet = if held.0.is_empty() || new > 0 { 0 } else { quiet + 1 };
+            quiet = if held.0.is_empty() || new > 0 {
+                0
+            } else {
+                quiet + 1
+            };
             std::thread::sleep(Duration::from_millis(5));
         }
         held
@@ -1413,23 +1423,47 @@ fn galera_donor_and_joiner_get_no_traffic() {
             .sql("CREATE TABLE test_db.t (id INT PRIMARY KEY AUTO_INCREMENT, v INT)")
             .expect("table");
         let p1 = Proxy::start(proxy_config(&cluster)).await.expect("proxy");
-        let w = p1.wait_for_writer(Duration::from_secs(20)).await.expect("a writer");
-        let others: Vec<String> = cluster.nodes.iter().map(|n| n.name.clone()).filter(|n| *n != w).collect();
+        let w = p1
+            .wait_for_writer(Duration::from_secs(20))
+            .await
+            .expect("a writer");
+        let others: Vec<String> = cluster
+            .nodes
+            .iter()
+            .map(|n| n.name.clone())
+            .filter(|n| *n != w)
+            .collect();
         let (third, joiner) = (others[0].clone(), others[1].clone());
-        let (mut held_conn, n) = node_behind(p1.local_addr()).await.expect("through the proxy");
+        let (mut held_conn, n) = node_behind(p1.local_addr())
+            .await
+            .expect("through the proxy");
         assert_eq!(n, w);
 
         // The joiner needs a full SST, and may take it only from the writer.
         tokio::task::block_in_place(|| cluster.node(&joiner).stop_and_wipe());
         let joiner_total = backend(&p1, &joiner).connections_total;
         let donor_pid = cluster.node(&w).pid();
-        let log_from = fs::metadata(cluster.node(&joiner).log()).map(|m| m.len() as usize).unwrap_or(0);
-        cluster.node(&joiner).spawn(&[format!("--wsrep_sst_donor={w}")]);
+        let log_from = fs::metadata(cluster.node(&joiner).log())
+            .map(|m| m.len() as usize)
+            .unwrap_or(0);
+        cluster
+            .node(&joiner)
+            .spawn(&[format!("--wsrep_sst_donor={w}")]);
         let t0 = Instant::now();
-        let hold = tokio::task::block_in_place(|| Held::sst_helpers_of(donor_pid, Duration::from_secs(30)));
+        let hold = tokio::task::block_in_place(|| {
+            Held::sst_helpers_of(donor_pid, Duration::from_secs(30))
+        });
         let donor_state = |c: &Cluster| c.nodes.iter().find(|n| n.name == w).unwrap().local_state();
-        assert_eq!(donor_state(&cluster), Some(2), "the writer is the donor (wsrep_local_state)");
-        eprintln!("{w} donating to {joiner} {:?} after the joiner's start; {} SST helper(s) held", t0.elapsed(), hold.0.len());
+        assert_eq!(
+            donor_state(&cluster),
+            Some(2),
+            "the writer is the donor (wsrep_local_state)"
+        );
+        eprintln!(
+            "{w} donating to {joiner} {:?} after the joiner's start; {} SST helper(s) held",
+            t0.elapsed(),
+            hold.0.len()
+        );
 
         // The donor is marked down and the writer moves to the only Synced node.
         let why = eventually(Duration::from_secs(10), "donor down", || {
@@ -1438,19 +1472,40 @@ fn galera_donor_and_joiner_get_no_traffic() {
         })
         .await;
         assert!(why.contains("Donor/Desynced"), "{why}");
-        let nw = eventually(Duration::from_secs(10), "a new writer", || p1.writer().filter(|x| *x != w)).await;
+        let nw = eventually(Duration::from_secs(10), "a new writer", || {
+            p1.writer().filter(|x| *x != w)
+        })
+        .await;
         assert_eq!(nw, third, "the only Synced node takes the role");
-        eprintln!("donor {w}: down and writer moved to {nw} {:?} after the SST began", t0.elapsed());
-        assert!(held_conn.query("SELECT 1").await.is_err(), "the connection to the donor was closed");
+        eprintln!(
+            "donor {w}: down and writer moved to {nw} {:?} after the SST began",
+            t0.elapsed()
+        );
+        assert!(
+            held_conn.query("SELECT 1").await.is_err(),
+            "the connection to the donor was closed"
+        );
         let donor_total = backend(&p1, &w).connections_total;
         for i in 0..5 {
-            let (mut c, n) = node_behind(p1.local_addr()).await.expect("through the proxy");
+            let (mut c, n) = node_behind(p1.local_addr())
+                .await
+                .expect("through the proxy");
             assert_eq!(n, nw);
-            c.query(&format!("INSERT INTO t (v) VALUES ({i})")).await.expect("commit on the new writer");
+            c.query(&format!("INSERT INTO t (v) VALUES ({i})"))
+                .await
+                .expect("commit on the new writer");
         }
         let (d, j) = (backend(&p1, &w), backend(&p1, &joiner));
-        assert_eq!((d.connections_active, d.connections_total), (0, donor_total), "no traffic to the donor");
-        assert_eq!((j.connections_active, j.connections_total), (0, joiner_total), "no traffic to the joiner");
+        assert_eq!(
+            (d.connections_active, d.connections_total),
+            (0, donor_total),
+            "no traffic to the donor"
+        );
+        assert_eq!(
+            (j.connections_active, j.connections_total),
+            (0, joiner_total),
+            "no traffic to the joiner"
+        );
         assert_eq!(j.health, db_proxy::State::Down, "{j:?}");
         let joiner_log = fs::read_to_string(cluster.node(&joiner).log()).unwrap_or_default();
         let joiner_log = joiner_log.get(log_from..).unwrap_or_default();
@@ -1459,8 +1514,15 @@ fn galera_donor_and_joiner_get_no_traffic() {
             "the joiner is receiving its state:\n{}",
             tail(&cluster.node(&joiner).log(), 20)
         );
-        eprintln!("joiner {joiner} as the proxy sees it: {:?} / {:?}", j.galera_state, j.last_failure);
-        assert_eq!(donor_state(&cluster), Some(2), "still the donor at the end of the window");
+        eprintln!(
+            "joiner {joiner} as the proxy sees it: {:?} / {:?}",
+            j.galera_state, j.last_failure
+        );
+        assert_eq!(
+            donor_state(&cluster),
+            Some(2),
+            "still the donor at the end of the window"
+        );
 
         // Let the SST finish: the joiner comes up only when Synced; nobody takes the role back.
         drop(hold);
@@ -1476,25 +1538,53 @@ fn galera_donor_and_joiner_get_no_traffic() {
             if j.health == db_proxy::State::Up {
                 let node = cluster.node(&joiner);
                 let st = tokio::task::block_in_place(|| node.local_state());
-                assert_eq!(st, Some(4), "the proxy counts the joiner up only once it is Synced");
+                assert_eq!(
+                    st,
+                    Some(4),
+                    "the proxy counts the joiner up only once it is Synced"
+                );
                 assert_eq!(j.galera_state.as_deref(), Some("Synced"));
                 break;
             }
-            assert!(t1.elapsed() < Duration::from_secs(60), "joiner not up 60 s after SIGCONT:\n{}", cluster.logs());
+            assert!(
+                t1.elapsed() < Duration::from_secs(60),
+                "joiner not up 60 s after SIGCONT:\n{}",
+                cluster.logs()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        eprintln!("joiner {joiner} up {:?} after SIGCONT; failures seen meanwhile: {seen:?}", t1.elapsed());
+        eprintln!(
+            "joiner {joiner} up {:?} after SIGCONT; failures seen meanwhile: {seen:?}",
+            t1.elapsed()
+        );
         eventually(Duration::from_secs(20), "former donor up", || {
             (backend(&p1, &w).health == db_proxy::State::Up).then_some(())
         })
         .await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        assert_eq!(p1.writer().as_deref(), Some(nw.as_str()), "no failback to the former donor or the joiner");
-        assert_eq!(backend(&p1, &joiner).connections_total, joiner_total, "the joiner got no traffic");
-        let (_c, n) = node_behind(p1.local_addr()).await.expect("through the proxy");
+        assert_eq!(
+            p1.writer().as_deref(),
+            Some(nw.as_str()),
+            "no failback to the former donor or the joiner"
+        );
+        assert_eq!(
+            backend(&p1, &joiner).connections_total,
+            joiner_total,
+            "the joiner got no traffic"
+        );
+        let (_c, n) = node_behind(p1.local_addr())
+            .await
+            .expect("through the proxy");
         assert_eq!(n, nw);
-        let rows = cluster.node(&joiner).sql("SET SESSION wsrep_sync_wait=1; SELECT COUNT(*) FROM test_db.t").expect("count");
-        assert_eq!(rows.trim(), "5", "the joiner has the rows committed during its SST");
+        let rows = cluster
+            .node(&joiner)
+            .sql("SET SESSION wsrep_sync_wait=1; SELECT COUNT(*) FROM test_db.t")
+            .expect("count");
+        assert_eq!(
+            rows.trim(),
+            "5",
+            "the joiner has the rows committed during its SST"
+        );
         p1.shutdown().await;
     });
 }
@@ -1598,7 +1688,13 @@ fn galera_tier_sst_donor_is_not_the_writer() {
     tier.up_ok();
     let names: Vec<String> = (1..=3).map(|i| format!("node{i}")).collect();
     let index: Vec<i64> = (0..3)
-        .map(|i| tier.root_sql(i, "SHOW STATUS LIKE 'wsrep_local_index'").split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("wsrep_local_index"))
+        .map(|i| {
+            tier.root_sql(i, "SHOW STATUS LIKE 'wsrep_local_index'")
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse().ok())
+                .expect("wsrep_local_index")
+        })
         .collect();
     let lowest = (0..3).min_by_key(|i| index[*i]).unwrap();
     let s = tier.status();
@@ -1612,7 +1708,10 @@ fn galera_tier_sst_donor_is_not_the_writer() {
     }
     let s = tier.status();
     let w = s["writer"].as_str().expect("a writer").to_owned();
-    assert_eq!(w, names[lowest], "the writer is the node Galera would pick as donor: {index:?} {s:#}");
+    assert_eq!(
+        w, names[lowest],
+        "the writer is the node Galera would pick as donor: {index:?} {s:#}"
+    );
     assert_eq!(s["writers_agree"], true, "{s:#}");
     let epoch = |s: &serde_json::Value, i: usize| s["nodes"][i]["proxy"]["writer_epoch"].as_u64();
     // The joiner: the last non-writer; the donor it should ask for: the other non-writer.
@@ -1627,7 +1726,11 @@ fn galera_tier_sst_donor_is_not_the_writer() {
     tier.stop_node(x, 60);
     let t = Instant::now();
     while comm(db).is_some() {
-        assert!(t.elapsed() < Duration::from_secs(60), "node{}'s mariadbd did not stop", x + 1);
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "node{}'s mariadbd did not stop",
+            x + 1
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let data = tier.node_dir(x).join("data");
@@ -1643,7 +1746,11 @@ fn galera_tier_sst_donor_is_not_the_writer() {
     let from = fs::metadata(&log).map(|m| m.len() as usize).unwrap_or(0);
     let t = Instant::now();
     tier.up_ok();
-    eprintln!("node{} rejoined by SST in {:.1} s (keel up)", x + 1, t.elapsed().as_secs_f64());
+    eprintln!(
+        "node{} rejoined by SST in {:.1} s (keel up)",
+        x + 1,
+        t.elapsed().as_secs_f64()
+    );
 
     let text = fs::read_to_string(&log).expect("error log");
     let text = text.get(from..).unwrap_or_default();
@@ -1651,13 +1758,34 @@ fn galera_tier_sst_donor_is_not_the_writer() {
     let line = text
         .lines()
         .find(|l| l.contains(&request))
-        .unwrap_or_else(|| panic!("no state transfer request in the joiner's log:\n{}", tail(&log, 40)));
-    assert!(!line.contains(&format!("({w})(")), "the writer {w} was selected as donor: {line}");
-    assert!(line.contains(&format!("{request}'{},'", names[y])), "asked for the non-writer: {line}");
-    assert!(line.contains("Selected ") && line.contains(&format!("({})(SYNCED) as donor", names[y])), "{line}");
-    assert!(text.contains("rsync SST"), "a full SST, by rsync:\n{}", tail(&log, 40));
+        .unwrap_or_else(|| {
+            panic!(
+                "no state transfer request in the joiner's log:\n{}",
+                tail(&log, 40)
+            )
+        });
+    assert!(
+        !line.contains(&format!("({w})(")),
+        "the writer {w} was selected as donor: {line}"
+    );
+    assert!(
+        line.contains(&format!("{request}'{},'", names[y])),
+        "asked for the non-writer: {line}"
+    );
+    assert!(
+        line.contains("Selected ") && line.contains(&format!("({})(SYNCED) as donor", names[y])),
+        "{line}"
+    );
+    assert!(
+        text.contains("rsync SST"),
+        "a full SST, by rsync:\n{}",
+        tail(&log, 40)
+    );
     let cnf = fs::read_to_string(tier.node_dir(x).join("my.cnf")).expect("my.cnf");
-    assert!(cnf.contains(&format!("wsrep_sst_donor = {},", names[y])), "{cnf}");
+    assert!(
+        cnf.contains(&format!("wsrep_sst_donor = {},", names[y])),
+        "{cnf}"
+    );
     eprintln!("joiner's log: {}", line.trim());
 
     // The writer did not change: same row epoch for the proxies that ran throughout, and every
@@ -1666,6 +1794,11 @@ fn galera_tier_sst_donor_is_not_the_writer() {
     assert_eq!(s["writer"].as_str(), Some(w.as_str()), "{s:#}");
     assert_eq!(s["writers_agree"], true, "{s:#}");
     for i in (0..3).filter(|i| *i != x) {
-        assert_eq!(epoch(&s, i), epochs[i], "node{}'s proxy saw a writer change: {s:#}", i + 1);
+        assert_eq!(
+            epoch(&s, i),
+            epochs[i],
+            "node{}'s proxy saw a writer change: {s:#}",
+            i + 1
+        );
     }
 }

@@ -17,11 +17,26 @@ use crate::{start_keel, start_memcached};
 
 /// The server still works: a fresh client can store and read back a value.
 fn assert_healthy(server: &Server, context: &str) {
-    assert!(server.is_running(), "{} died ({context})\nlog:\n{}", server.name(), server.log_tail(3000));
-    let mut c = server.connect().unwrap_or_else(|e| panic!("{} refuses connections ({context}): {e}", server.name()));
+    assert!(
+        server.is_running(),
+        "{} died ({context})\nlog:\n{}",
+        server.name(),
+        server.log_tail(3000)
+    );
+    let mut c = server
+        .connect()
+        .unwrap_or_else(|e| panic!("{} refuses connections ({context}): {e}", server.name()));
     let v = format!("healthy-{}", context.len());
-    assert_eq!(c.set("health", 1, 0, v.as_bytes()).expect("set"), "STORED", "{context}");
-    assert_eq!(c.get("health").expect("get"), Some((1, v.into_bytes())), "{context}");
+    assert_eq!(
+        c.set("health", 1, 0, v.as_bytes()).expect("set"),
+        "STORED",
+        "{context}"
+    );
+    assert_eq!(
+        c.get("health").expect("get"),
+        Some((1, v.into_bytes())),
+        "{context}"
+    );
 }
 
 /// Send `bytes`, half-close, and read until the server closes. Returns what it answered.
@@ -30,7 +45,11 @@ fn send_and_drain(server: &Server, bytes: &[u8]) -> io::Result<Vec<u8>> {
     match c.send(bytes) {
         Ok(()) => {}
         // The server may close on garbage before reading it all.
-        Err(e) if matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ) => {}
         Err(e) => return Err(e),
     }
     let _ = c.stream().shutdown(Shutdown::Write);
@@ -130,12 +149,17 @@ fn endless_line(server: &Server) {
     writer.join().expect("writer");
     match got {
         Ok(bytes) => assert!(
-            bytes.is_empty() || bytes.starts_with(b"CLIENT_ERROR") || bytes.starts_with(b"SERVER_ERROR"),
+            bytes.is_empty()
+                || bytes.starts_with(b"CLIENT_ERROR")
+                || bytes.starts_with(b"SERVER_ERROR"),
             "{}: unexpected answer to an endless line: {}",
             server.name(),
             show(&bytes)
         ),
-        Err(e) => panic!("{}: did not close a connection sending a 4 MiB line: {e}", server.name()),
+        Err(e) => panic!(
+            "{}: did not close a connection sending a 4 MiB line: {e}",
+            server.name()
+        ),
     }
     assert_healthy(server, "after an endless line");
 }
@@ -161,15 +185,30 @@ fn half_request_then_stall(server: &Server) {
     let start = Instant::now();
     for i in 0..200 {
         let v = format!("value-{i}");
-        assert_eq!(other.set(&format!("k{i}"), i, 0, v.as_bytes()).expect("set"), "STORED");
-        assert_eq!(other.get(&format!("k{i}")).expect("get"), Some((i, v.into_bytes())));
+        assert_eq!(
+            other
+                .set(&format!("k{i}"), i, 0, v.as_bytes())
+                .expect("set"),
+            "STORED"
+        );
+        assert_eq!(
+            other.get(&format!("k{i}")).expect("get"),
+            Some((i, v.into_bytes()))
+        );
     }
-    assert!(start.elapsed() < Duration::from_secs(5), "other client slowed down: {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "other client slowed down: {:?}",
+        start.elapsed()
+    );
     stalled_set.send(b"defghij\r\n").expect("send rest");
     assert_eq!(stalled_set.read_line().expect("reply"), b"STORED\r\n");
     stalled_get.send(b"\r\n").expect("send rest");
     assert_eq!(stalled_get.read_line().expect("reply"), b"END\r\n");
-    assert_eq!(other.get("half").expect("get"), Some((5, b"abcdefghij".to_vec())));
+    assert_eq!(
+        other.get("half").expect("get"),
+        Some((5, b"abcdefghij".to_vec()))
+    );
 }
 
 #[test]
@@ -187,29 +226,41 @@ fn half_request_then_stall_memcached() {
 fn ten_thousand_idle_connections_keel() {
     const N: usize = 10_000;
     let limit = test_harness::raise_nofile_limit(N as u64 + 5_000).expect("raise RLIMIT_NOFILE");
-    assert!(limit >= N as u64 + 1000, "RLIMIT_NOFILE hard limit too low for this test: {limit}");
+    assert!(
+        limit >= N as u64 + 1000,
+        "RLIMIT_NOFILE hard limit too low for this test: {limit}"
+    );
     let server = start_keel(&["-c", "20000"]);
     let mut conns = Vec::with_capacity(N);
     for i in 0..N {
-        let s = TcpStream::connect(server.addr()).unwrap_or_else(|e| panic!("connection {i} refused: {e}"));
+        let s = TcpStream::connect(server.addr())
+            .unwrap_or_else(|e| panic!("connection {i} refused: {e}"));
         conns.push(s);
     }
     // A new client gets answers promptly while all of them are open.
     let start = Instant::now();
     assert_healthy(&server, "with 10 000 idle connections");
-    assert!(start.elapsed() < Duration::from_secs(2), "new client waited {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "new client waited {:?}",
+        start.elapsed()
+    );
     // Every idle connection is really being served.
     for s in &mut conns {
         s.write_all(b"version\r\n").expect("write");
     }
     let mut served = 0;
     for (i, s) in conns.iter().enumerate() {
-        s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
         let mut c = TextClientLike(s);
         match c.line() {
             Ok(l) if l.starts_with(b"VERSION ") => served += 1,
             Ok(l) => panic!("connection {i} answered {}", show(&l)),
-            Err(e) => panic!("connection {i} got no answer: {e}\nlog:\n{}", server.log_tail(2000)),
+            Err(e) => panic!(
+                "connection {i} got no answer: {e}\nlog:\n{}",
+                server.log_tail(2000)
+            ),
         }
     }
     assert_eq!(served, N);
@@ -245,7 +296,10 @@ fn greedy_reader(server: &Server) {
     let baseline = server.rss_kib().expect("rss");
 
     let greedy = server.connect().expect("connect");
-    greedy.stream().set_write_timeout(Some(Duration::from_secs(2))).expect("timeout");
+    greedy
+        .stream()
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let mut s = greedy.stream().try_clone().expect("clone");
@@ -270,9 +324,21 @@ fn greedy_reader(server: &Server) {
     while start.elapsed() < Duration::from_secs(4) {
         let v = format!("v{ops}");
         let t = Instant::now();
-        assert_eq!(other.set("small", ops, 0, v.as_bytes()).expect("set while greedy"), "STORED");
-        assert_eq!(other.get("small").expect("get while greedy"), Some((ops, v.into_bytes())));
-        assert!(t.elapsed() < Duration::from_secs(1), "an op of another client took {:?}", t.elapsed());
+        assert_eq!(
+            other
+                .set("small", ops, 0, v.as_bytes())
+                .expect("set while greedy"),
+            "STORED"
+        );
+        assert_eq!(
+            other.get("small").expect("get while greedy"),
+            Some((ops, v.into_bytes()))
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "an op of another client took {:?}",
+            t.elapsed()
+        );
         ops += 1;
         if ops.is_multiple_of(20) {
             if let Some(r) = server.rss_kib() {
@@ -331,8 +397,17 @@ fn connection_limit(server: &Server, limit: usize) {
             Err(e) => refused_other.push(e.to_string()),
         }
     }
-    assert!(!accepted.is_empty(), "{}: no connection accepted", server.name());
-    assert!(accepted.len() <= limit, "{}: {} connections accepted with -c {limit}", server.name(), accepted.len());
+    assert!(
+        !accepted.is_empty(),
+        "{}: no connection accepted",
+        server.name()
+    );
+    assert!(
+        accepted.len() <= limit,
+        "{}: {} connections accepted with -c {limit}",
+        server.name(),
+        accepted.len()
+    );
     assert!(
         refused_politely > 0,
         "{}: no connection got `ERROR Too many open connections`; other outcomes: {refused_other:?}",
@@ -342,11 +417,19 @@ fn connection_limit(server: &Server, limit: usize) {
     // Recovery: poll (with a deadline) until a new connection is served again.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let ok = server.connect().and_then(|mut c| c.cmd("version")).map(|l| l.starts_with("VERSION ")).unwrap_or(false);
+        let ok = server
+            .connect()
+            .and_then(|mut c| c.cmd("version"))
+            .map(|l| l.starts_with("VERSION "))
+            .unwrap_or(false);
         if ok {
             break;
         }
-        assert!(Instant::now() < deadline, "{}: still refusing 10 s after connections closed", server.name());
+        assert!(
+            Instant::now() < deadline,
+            "{}: still refusing 10 s after connections closed",
+            server.name()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -370,7 +453,9 @@ fn sigterm_graceful(mut server: Server) {
     let _idle = server.connect().expect("connect");
     let mut partial = server.connect().expect("connect");
     partial.send(b"get k").expect("send");
-    let status = server.terminate(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    let status = server
+        .terminate(Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         status.code(),
         Some(0),
@@ -379,7 +464,11 @@ fn sigterm_graceful(mut server: Server) {
         test_harness::server::describe_status(status),
         server.log_tail(2000)
     );
-    assert!(server.connect().is_err(), "{} still accepts connections after exiting", server.name());
+    assert!(
+        server.connect().is_err(),
+        "{} still accepts connections after exiting",
+        server.name()
+    );
 }
 
 #[test]

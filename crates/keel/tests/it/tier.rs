@@ -19,7 +19,6 @@ use std::process::{Command, Output};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-
 pub(crate) fn skip() -> bool {
     if std::env::var_os("KEEL_SKIP_TIER_TESTS").is_some() {
         eprintln!("KEEL_SKIP_TIER_TESTS is set: skipping a Galera tier test");
@@ -145,8 +144,16 @@ impl Tier {
         self.sql_at(self.sql_port(i), 3, sql)
     }
     /// Runs SQL as the app user (from app.cnf) on `port` (a mariadbd or a db-proxy).
-    pub(crate) fn sql_at(&self, port: u16, connect_timeout: u64, sql: &str) -> Result<String, String> {
-        let (port, timeout) = (format!("--port={port}"), format!("--connect-timeout={connect_timeout}"));
+    pub(crate) fn sql_at(
+        &self,
+        port: u16,
+        connect_timeout: u64,
+        sql: &str,
+    ) -> Result<String, String> {
+        let (port, timeout) = (
+            format!("--port={port}"),
+            format!("--connect-timeout={connect_timeout}"),
+        );
         super::adopt::sql(&self.dir.join("app.cnf"), &[&port, &timeout], sql)
     }
     /// Polls `keel status` until `ok` holds for the document, or fails with the last one.
@@ -288,18 +295,29 @@ impl Tier {
     }
     /// Node `i`'s running mariadbd (from its pid file, verified by name).
     pub(crate) fn mariadbd_pid(&self, i: usize) -> Option<i32> {
-        let pid = std::fs::read_to_string(self.node_dir(i).join("mysqld.pid")).ok()?.trim().parse().ok()?;
+        let pid = std::fs::read_to_string(self.node_dir(i).join("mysqld.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
         (comm(pid).as_deref() == Some("mariadbd")).then_some(pid)
     }
     /// SQL as root over node `i`'s socket (`-N -B`, `wsrep_sync_wait=0`); panics on failure.
     pub(crate) fn root_sql(&self, i: usize, q: &str) -> String {
         let o = Command::new("mariadb")
-            .arg(format!("--defaults-file={}", self.node_dir(i).join("my.cnf").display()))
+            .arg(format!(
+                "--defaults-file={}",
+                self.node_dir(i).join("my.cnf").display()
+            ))
             .args(["--connect-timeout=5", "-N", "-B", "-e"])
             .arg(format!("SET SESSION wsrep_sync_wait=0; {q}"))
             .output()
             .expect("mariadb client");
-        assert!(o.status.success(), "{q}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{q}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8_lossy(&o.stdout).trim().to_owned()
     }
     /// `keel db drain NODE` (waits until safe) or `keel db undrain NODE`; panics on failure.
@@ -309,7 +327,12 @@ impl Tier {
         } else {
             keel(&["db", "undrain", node, "--dir", self.d()])
         };
-        assert!(o.status.success(), "keel db {}drain {node}\n{}", if on { "" } else { "un" }, show(&o));
+        assert!(
+            o.status.success(),
+            "keel db {}drain {node}\n{}",
+            if on { "" } else { "un" },
+            show(&o)
+        );
     }
 
     /// The pids of the tier's running caches (from the agents, verified by name).
@@ -774,7 +797,8 @@ pub(crate) fn mc(port: u16, cmd: &str) -> std::io::Result<String> {
         t.ends_with("END\r\n")
             || t.ends_with("STORED\r\n")
             || t.ends_with("ERROR\r\n")
-            || (t.starts_with("SERVER_ERROR") || t.starts_with("CLIENT_ERROR")) && t.ends_with("\r\n")
+            || (t.starts_with("SERVER_ERROR") || t.starts_with("CLIENT_ERROR"))
+                && t.ends_with("\r\n")
     };
     while !done(&out) {
         let n = s.read(&mut buf)?;
@@ -797,7 +821,10 @@ fn node_agent_get(port: u16, path: &str) -> std::io::Result<String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
     Ok(out)
@@ -817,7 +844,12 @@ fn proxies_and_clustered_caches_one_tier() {
     let tier = Tier::new("full");
     let t = Instant::now();
     let o = tier.up_with(120, true);
-    assert!(o.status.success(), "keel up failed\n{}\n{}", show(&o), tier.logs());
+    assert!(
+        o.status.success(),
+        "keel up failed\n{}\n{}",
+        show(&o),
+        tier.logs()
+    );
     eprintln!(
         "keel up (Galera + proxies + clustered caches) from nothing: {:.1} s",
         t.elapsed().as_secs_f64()
@@ -828,7 +860,10 @@ fn proxies_and_clustered_caches_one_tier() {
             out.contains(&format!("db-proxy 127.0.0.1:{}", tier.proxy_port(i))),
             "keel up must print every proxy address:\n{out}"
         );
-        assert!(out.contains(&format!("127.0.0.1:{}", tier.cache_port(i))), "{out}");
+        assert!(
+            out.contains(&format!("127.0.0.1:{}", tier.cache_port(i))),
+            "{out}"
+        );
     }
     assert!(out.contains("keel down --dir"), "{out}");
     let cnf = std::fs::read_to_string(tier.dir.join("app.cnf")).unwrap();
@@ -843,7 +878,10 @@ fn proxies_and_clustered_caches_one_tier() {
     assert_eq!(s["writers_agree"], true, "{s:#}");
     let mut leaders = 0;
     for (i, n) in s["nodes"].as_array().unwrap().iter().enumerate() {
-        assert_eq!(n["proxy"]["addr"], format!("127.0.0.1:{}", tier.proxy_port(i)));
+        assert_eq!(
+            n["proxy"]["addr"],
+            format!("127.0.0.1:{}", tier.proxy_port(i))
+        );
         assert_eq!(n["proxy"]["writer"], writer.as_str(), "{n:#}");
         assert_eq!(n["proxy"]["state"], "running", "{n:#}");
         assert_eq!(n["backend"]["health"], "up", "{n:#}");
@@ -855,7 +893,10 @@ fn proxies_and_clustered_caches_one_tier() {
         for f in ["state", "cluster_size", "seqno", "pid", "addr"] {
             assert!(!n["db"][f].is_null(), "db.{f}: {n:#}");
         }
-        assert!(n["cache"]["pid"].is_i64() && n["cache"]["addr"].is_string(), "{n:#}");
+        assert!(
+            n["cache"]["pid"].is_i64() && n["cache"]["addr"].is_string(),
+            "{n:#}"
+        );
     }
     assert_eq!(leaders, 1, "{s:#}");
     let table = keel(&["status", "--dir", tier.d()]);
@@ -873,12 +914,18 @@ fn proxies_and_clustered_caches_one_tier() {
     )
     .unwrap();
     assert_eq!(
-        tier.sql_at(tier.proxy_port(2), 5, "SELECT v FROM seafile_db.p WHERE id = 1").unwrap(),
+        tier.sql_at(
+            tier.proxy_port(2),
+            5,
+            "SELECT v FROM seafile_db.p WHERE id = 1"
+        )
+        .unwrap(),
         "via proxy"
     );
     for i in 0..3 {
         assert_eq!(
-            tier.sql_at(tier.proxy_port(i), 5, "SELECT @@wsrep_node_name").unwrap(),
+            tier.sql_at(tier.proxy_port(i), 5, "SELECT @@wsrep_node_name")
+                .unwrap(),
             writer,
             "proxy of node{} must send to the writer",
             i + 1
@@ -886,14 +933,22 @@ fn proxies_and_clustered_caches_one_tier() {
     }
     let metrics = http_get(tier.control_port(1), "/metrics");
     assert!(
-        metrics.contains(&format!("keel_proxy_backend_writer{{backend=\"{writer}\"}} 1")),
+        metrics.contains(&format!(
+            "keel_proxy_backend_writer{{backend=\"{writer}\"}} 1"
+        )),
         "{metrics}"
     );
     let status = http_get(tier.control_port(2), "/status");
-    assert!(status.contains(&format!("\"writer\": \"{writer}\"")), "{status}");
+    assert!(
+        status.contains(&format!("\"writer\": \"{writer}\"")),
+        "{status}"
+    );
 
     // The caches are one: written on node1, read on node3 (and node2).
-    assert_eq!(mc(tier.cache_port(0), "set tier:k 0 0 5\r\nhello\r\n").unwrap(), "STORED\r\n");
+    assert_eq!(
+        mc(tier.cache_port(0), "set tier:k 0 0 5\r\nhello\r\n").unwrap(),
+        "STORED\r\n"
+    );
     for i in [2, 1] {
         assert_eq!(
             mc(tier.cache_port(i), "get tier:k\r\n").unwrap(),
@@ -923,32 +978,65 @@ fn proxies_and_clustered_caches_one_tier() {
         killed.elapsed().as_secs_f64()
     );
     let n2 = tier.node(1);
-    assert!(n2["cache"]["pid"].as_i64() != Some(old as i64) && n2["cache"]["restarts"] == 1, "{n2:#}");
+    assert!(
+        n2["cache"]["pid"].as_i64() != Some(old as i64) && n2["cache"]["restarts"] == 1,
+        "{n2:#}"
+    );
 
     // Drain the writer: the role moves, every proxy follows, it is safe to stop.
     let t = Instant::now();
     let o = keel(&["db", "drain", &writer, "--dir", tier.d()]);
     assert!(o.status.success(), "{}", show(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("safe to stop"), "{}", show(&o));
-    eprintln!("keel db drain of the writer: {:.1} s", t.elapsed().as_secs_f64());
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("safe to stop"),
+        "{}",
+        show(&o)
+    );
+    eprintln!(
+        "keel db drain of the writer: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let s = tier.status();
-    let moved = s["writer"].as_str().expect("a writer after the drain").to_owned();
+    let moved = s["writer"]
+        .as_str()
+        .expect("a writer after the drain")
+        .to_owned();
     assert_ne!(moved, writer, "{s:#}");
     assert_eq!(s["writers_agree"], true, "{s:#}");
-    let drained = s["nodes"].as_array().unwrap().iter().find(|n| n["name"] == writer.as_str()).unwrap();
+    let drained = s["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == writer.as_str())
+        .unwrap();
     assert_eq!(drained["backend"]["drained"], true, "{drained:#}");
     assert_eq!(drained["backend"]["connections_active"], 0, "{drained:#}");
-    assert_eq!(tier.sql_at(tier.proxy_port(0), 5, "SELECT @@wsrep_node_name").unwrap(), moved);
+    assert_eq!(
+        tier.sql_at(tier.proxy_port(0), 5, "SELECT @@wsrep_node_name")
+            .unwrap(),
+        moved
+    );
     let o = keel(&["db", "undrain", &writer, "--dir", tier.d()]);
     assert!(o.status.success(), "{}", show(&o));
     let s = tier.status();
-    assert_ne!(s["writer"], writer.as_str(), "undrain must not move the writer back: {s:#}");
+    assert_ne!(
+        s["writer"],
+        writer.as_str(),
+        "undrain must not move the writer back: {s:#}"
+    );
 
     // kill -9 the writer's mariadbd: new connections through a proxy commit again.
-    tier.wait_for("every proxy names the same writer", 30, |s| s["writers_agree"] == true);
+    tier.wait_for("every proxy names the same writer", 30, |s| {
+        s["writers_agree"] == true
+    });
     let s = tier.status();
     let moved = s["writer"].as_str().unwrap().to_owned();
-    let wi = s["nodes"].as_array().unwrap().iter().position(|n| n["name"] == moved.as_str()).unwrap();
+    let wi = s["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|n| n["name"] == moved.as_str())
+        .unwrap();
     let via = (wi + 1) % 3; // a proxy on another node
     let pid = tier.node(wi)["db"]["pid"].as_i64().unwrap() as i32;
     sigkill(pid);
@@ -980,10 +1068,17 @@ fn proxies_and_clustered_caches_one_tier() {
     let now = s["writer"].as_str().unwrap_or_default().to_owned();
     assert!(!now.is_empty() && now != moved, "{s:#}");
     assert_eq!(
-        tier.sql_at(tier.proxy_port(2), 5, &format!("SELECT v FROM seafile_db.p WHERE id = {id}")).unwrap(),
+        tier.sql_at(
+            tier.proxy_port(2),
+            5,
+            &format!("SELECT v FROM seafile_db.p WHERE id = {id}")
+        )
+        .unwrap(),
         "after kill"
     );
     // The agent brings the killed node back (and keel down is then quick and clean).
-    let secs = tier.wait_for("the killed writer's node Synced again", 90, |s| Tier::all_synced(s, 3));
+    let secs = tier.wait_for("the killed writer's node Synced again", 90, |s| {
+        Tier::all_synced(s, 3)
+    });
     eprintln!("the killed writer's node back to Synced after another {secs:.1} s");
 }

@@ -21,7 +21,17 @@ pub struct Gen {
 
 impl Gen {
     pub fn new(_seed: u64) -> Gen {
-        Gen { keys: vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), b"num".to_vec(), b"k:1".to_vec()], opaque: 0, big: 0 }
+        Gen {
+            keys: vec![
+                b"a".to_vec(),
+                b"b".to_vec(),
+                b"c".to_vec(),
+                b"num".to_vec(),
+                b"k:1".to_vec(),
+            ],
+            opaque: 0,
+            big: 0,
+        }
     }
 
     fn key(&self, rng: &mut Rng) -> Vec<u8> {
@@ -44,7 +54,10 @@ impl Gen {
                 v.extend(rng.string_between(ALNUM, 0, 10));
                 v
             }
-            7..=10 => rng.pick(&["0", "9", "18446744073709551615", "12a"]).as_bytes().to_vec(),
+            7..=10 => rng
+                .pick(&["0", "9", "18446744073709551615", "12a"])
+                .as_bytes()
+                .to_vec(),
             11 => Vec::new(),
             12 => {
                 let mut v = b"x".to_vec();
@@ -72,9 +85,22 @@ impl Gen {
         let mut cas_of = None;
         let pkt = match rng.below(22) {
             0..=4 => {
-                let opc = *rng.pick(&[op::SET, op::SET, op::ADD, op::REPLACE, op::SETQ, op::ADDQ, op::REPLACEQ]);
+                let opc = *rng.pick(&[
+                    op::SET,
+                    op::SET,
+                    op::ADD,
+                    op::REPLACE,
+                    op::SETQ,
+                    op::ADDQ,
+                    op::REPLACEQ,
+                ]);
                 let flags = *rng.pick(&[0u32, 1, 0xffff_ffff, 77]);
-                let p = Packet::request(opc, &store_extras(flags, Self::exptime(rng)), &key, &self.value(rng));
+                let p = Packet::request(
+                    opc,
+                    &store_extras(flags, Self::exptime(rng)),
+                    &key,
+                    &self.value(rng),
+                );
                 match rng.below(6) {
                     0 => {
                         cas_of = Some(key.clone());
@@ -105,8 +131,13 @@ impl Gen {
                 }
             }
             12..=14 => {
-                let opc = *rng.pick(&[op::INCREMENT, op::DECREMENT, op::INCREMENTQ, op::DECREMENTQ]);
-                let key = if rng.chance(2, 3) { b"num".to_vec() } else { key };
+                let opc =
+                    *rng.pick(&[op::INCREMENT, op::DECREMENT, op::INCREMENTQ, op::DECREMENTQ]);
+                let key = if rng.chance(2, 3) {
+                    b"num".to_vec()
+                } else {
+                    key
+                };
                 let delta = *rng.pick(&[0u64, 1, 5, u64::MAX]);
                 let initial = *rng.pick(&[0u64, 10, u64::MAX]);
                 let exp = *rng.pick(&[0u32, 0xffff_ffff, 100_000]);
@@ -134,7 +165,11 @@ impl Gen {
             },
             _ => return self.malformed(rng, opaque),
         };
-        BinOp::Packet { pkt: pkt.with_opaque(opaque), cas_of, lengths: None }
+        BinOp::Packet {
+            pkt: pkt.with_opaque(opaque),
+            cas_of,
+            lengths: None,
+        }
     }
 
     /// Well-framed but invalid requests (wrong extras for the opcode, unknown opcodes, bad
@@ -142,18 +177,18 @@ impl Gen {
     fn malformed(&mut self, rng: &mut Rng, opaque: u32) -> BinOp {
         let key = rng.pick(&self.keys).clone();
         let pkt = match rng.below(12) {
-            0 => Packet::request(op::GET, &[1, 2, 3, 4], &key, &[]),               // get with extras
-            1 => Packet::request(op::SET, &[], &key, b"x"),                        // set without extras
-            2 => Packet::request(op::SET, &[0; 4], &key, b"x"),                    // short extras
-            3 => Packet::request(op::GET, &[], &[], &[]),                          // no key
+            0 => Packet::request(op::GET, &[1, 2, 3, 4], &key, &[]), // get with extras
+            1 => Packet::request(op::SET, &[], &key, b"x"),          // set without extras
+            2 => Packet::request(op::SET, &[0; 4], &key, b"x"),      // short extras
+            3 => Packet::request(op::GET, &[], &[], &[]),            // no key
             // Unknown opcode. Without a body: memcached 1.6.18 reads an unknown command's key
             // and then swallows the whole body again, losing sync; that quirk is not compared.
             4 => Packet::request(*rng.pick(&[0x50u8, 0x3f, 0xfe]), &[], &[], &[]),
-            5 => Packet::request(op::INCREMENT, &[0; 8], &key, &[]),               // short arith extras
-            6 => Packet::request(op::DELETE, &[], &key, b"value"),                 // delete with a value
-            7 => Packet::request(op::NOOP, &[], &key, &[]),                        // noop with a key
-            8 => Packet::request(op::VERSION, &[1], &[], &[]),                     // version with extras
-            9 => Packet::request(op::TOUCH, &[], &key, &[]),                       // touch without exptime
+            5 => Packet::request(op::INCREMENT, &[0; 8], &key, &[]), // short arith extras
+            6 => Packet::request(op::DELETE, &[], &key, b"value"),   // delete with a value
+            7 => Packet::request(op::NOOP, &[], &key, &[]),          // noop with a key
+            8 => Packet::request(op::VERSION, &[1], &[], &[]),       // version with extras
+            9 => Packet::request(op::TOUCH, &[], &key, &[]),         // touch without exptime
             // A value where none belongs (memcached reads key lengths beyond the body, so
             // lying length fields cannot be compared without losing sync).
             10 => Packet::request(op::GETK, &[], &key, b"junk"),
@@ -162,7 +197,9 @@ impl Gen {
                     // Bad magic: memcached closes the connection. A valid NOOP goes first so
                     // that the connection is in binary mode even when this is its first
                     // packet (memcached picks the protocol from the first byte).
-                    let mut raw = Packet::request(op::NOOP, &[], &[], &[]).with_opaque(opaque).encode();
+                    let mut raw = Packet::request(op::NOOP, &[], &[], &[])
+                        .with_opaque(opaque)
+                        .encode();
                     let mut bad = Packet::request(op::GET, &[], &key, &[]).encode();
                     bad[0] = 0x42;
                     raw.extend(bad);
@@ -173,14 +210,22 @@ impl Gen {
                 p
             }
         };
-        BinOp::Packet { pkt: pkt.with_opaque(opaque), cas_of: None, lengths: None }
+        BinOp::Packet {
+            pkt: pkt.with_opaque(opaque),
+            cas_of: None,
+            lengths: None,
+        }
     }
 
     /// One step: one packet, or a few pipelined (quiet ones included); rarely a QUIT.
     pub fn ops(&mut self, rng: &mut Rng) -> Vec<BinOp> {
         if rng.chance(1, 200) {
             let opc = *rng.pick(&[op::QUIT, op::QUITQ]);
-            return vec![BinOp::Packet { pkt: Packet::request(opc, &[], &[], &[]), cas_of: None, lengths: None }];
+            return vec![BinOp::Packet {
+                pkt: Packet::request(opc, &[], &[], &[]),
+                cas_of: None,
+                lengths: None,
+            }];
         }
         let n = if rng.chance(1, 6) { rng.range(2, 6) } else { 1 };
         (0..n).map(|_| self.packet(rng)).collect()

@@ -42,12 +42,25 @@ fn key(rng: &mut Rng, keys: &[Vec<u8>]) -> Vec<u8> {
 
 /// Base64 forms of some pool keys (for the `b` flag), plus invalid base64.
 fn b64_key(rng: &mut Rng) -> (Vec<u8>, Vec<u8>) {
-    let (enc, raw): (&str, &str) = *rng.pick(&[("YQ==", "a"), ("Yg==", "b"), ("bnVt", "num"), ("!!!", "!!!"), ("YQ", "a")]);
+    let (enc, raw): (&str, &str) = *rng.pick(&[
+        ("YQ==", "a"),
+        ("Yg==", "b"),
+        ("bnVt", "num"),
+        ("!!!", "!!!"),
+        ("YQ", "a"),
+    ]);
     (enc.as_bytes().to_vec(), raw.as_bytes().to_vec())
 }
 
 /// Assemble `<cmd> <key>[ <extra>] <flags...>\r\n`, CAS flag tokens resolved per server.
-fn line(cmd: &str, key: &[u8], extra: Option<String>, flags: &[String], cas_key: &[u8], cas_flag: Option<char>) -> Vec<Seg> {
+fn line(
+    cmd: &str,
+    key: &[u8],
+    extra: Option<String>,
+    flags: &[String],
+    cas_key: &[u8],
+    cas_flag: Option<char>,
+) -> Vec<Seg> {
     let mut head = format!("{cmd} ").into_bytes();
     head.extend_from_slice(key);
     if let Some(e) = extra {
@@ -68,10 +81,13 @@ fn line(cmd: &str, key: &[u8], extra: Option<String>, flags: &[String], cas_key:
 }
 
 fn mg(rng: &mut Rng, keys: &[Vec<u8>]) -> TextOp {
-    let mut flags: Vec<String> = ["v", "v", "f", "t", "c", "s", "k", "h", "l", "q", "u", "O123", "Oabc", "T100000", "T0", "N100000", "R30"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut flags: Vec<String> = [
+        "v", "v", "f", "t", "c", "s", "k", "h", "l", "q", "u", "O123", "Oabc", "T100000", "T0",
+        "N100000", "R30",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     flags.push(format!("T{}", ttl(rng)));
     let (mut k, cas_key) = if rng.chance(1, 10) {
         let (enc, raw) = b64_key(rng);
@@ -91,13 +107,33 @@ fn mg(rng: &mut Rng, keys: &[Vec<u8>]) -> TextOp {
         k = Vec::new(); // `mg` with no key at all
         chosen.clear();
     }
-    TextOp { segs: line("mg", &k, None, &chosen, &cas_key, None), key: Some(cas_key) }
+    TextOp {
+        segs: line("mg", &k, None, &chosen, &cas_key, None),
+        key: Some(cas_key),
+    }
 }
 
 fn ms(rng: &mut Rng, keys: &[Vec<u8>]) -> TextOp {
     let k = key(rng, keys);
     let flags: Vec<String> = [
-        "c", "k", "q", "I", "O9", "F0", "F7", "F4294967295", "MS", "ME", "MA", "MP", "MR", "Ms", "Me", "Ma", "Mp", "Mr",
+        "c",
+        "k",
+        "q",
+        "I",
+        "O9",
+        "F0",
+        "F7",
+        "F4294967295",
+        "MS",
+        "ME",
+        "MA",
+        "MP",
+        "MR",
+        "Ms",
+        "Me",
+        "Ma",
+        "Mp",
+        "Mr",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -105,7 +141,10 @@ fn ms(rng: &mut Rng, keys: &[Vec<u8>]) -> TextOp {
     .collect();
     let mut chosen = subset(rng, &flags, 4);
     if rng.chance(1, 25) {
-        chosen.push(rng.pick(&["MX", "F-1", "F4294967296", "Fx", "Cabc", "z", "M"]).to_string());
+        chosen.push(
+            rng.pick(&["MX", "F-1", "F4294967296", "Fx", "Cabc", "z", "M"])
+                .to_string(),
+        );
     }
     let cas_flag = match rng.below(6) {
         0 => Some('C'),
@@ -121,7 +160,10 @@ fn ms(rng: &mut Rng, keys: &[Vec<u8>]) -> TextOp {
             v.extend(rng.string_between(ALNUM, 0, 10));
             v
         }
-        6..=8 => rng.pick(&["0", "5", "18446744073709551615", "abc1"]).as_bytes().to_vec(),
+        6..=8 => rng
+            .pick(&["0", "5", "18446744073709551615", "abc1"])
+            .as_bytes()
+            .to_vec(),
         9 => Vec::new(),
         10 => {
             let mut v = b"x".to_vec();
@@ -157,7 +199,10 @@ fn ms(rng: &mut Rng, keys: &[Vec<u8>]) -> TextOp {
 
 fn md(rng: &mut Rng, keys: &[Vec<u8>]) -> TextOp {
     let k = key(rng, keys);
-    let flags: Vec<String> = ["q", "k", "O5", "I", "T100000", "x"].iter().map(|s| s.to_string()).collect();
+    let flags: Vec<String> = ["q", "k", "O5", "I", "T100000", "x"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let mut chosen = subset(rng, &flags, 3);
     let cas_flag = match rng.below(6) {
         0 => Some('C'),
@@ -170,14 +215,43 @@ fn md(rng: &mut Rng, keys: &[Vec<u8>]) -> TextOp {
     if rng.chance(1, 25) {
         chosen.push(rng.pick(&["z", "Cx", "!"]).to_string());
     }
-    TextOp { segs: line("md", &k, None, &chosen, &k, cas_flag), key: Some(k) }
+    TextOp {
+        segs: line("md", &k, None, &chosen, &k, cas_flag),
+        key: Some(k),
+    }
 }
 
 fn ma(rng: &mut Rng, keys: &[Vec<u8>]) -> TextOp {
-    let k = if rng.chance(2, 3) { b"num".to_vec() } else { key(rng, keys) };
+    let k = if rng.chance(2, 3) {
+        b"num".to_vec()
+    } else {
+        key(rng, keys)
+    };
     let flags: Vec<String> = [
-        "N0", "N100000", "J0", "J13", "J18446744073709551615", "D1", "D0", "D7", "D18446744073709551615", "MI", "M+", "MD", "M-", "Mi",
-        "Md", "q", "t", "c", "v", "v", "k", "O77", "T100000", "T0",
+        "N0",
+        "N100000",
+        "J0",
+        "J13",
+        "J18446744073709551615",
+        "D1",
+        "D0",
+        "D7",
+        "D18446744073709551615",
+        "MI",
+        "M+",
+        "MD",
+        "M-",
+        "Mi",
+        "Md",
+        "q",
+        "t",
+        "c",
+        "v",
+        "v",
+        "k",
+        "O77",
+        "T100000",
+        "T0",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -192,9 +266,15 @@ fn ma(rng: &mut Rng, keys: &[Vec<u8>]) -> TextOp {
         _ => None,
     };
     if rng.chance(1, 20) {
-        chosen.push(rng.pick(&["Dabc", "D18446744073709551616", "J-1", "MX", "Nx", "z"]).to_string());
+        chosen.push(
+            rng.pick(&["Dabc", "D18446744073709551616", "J-1", "MX", "Nx", "z"])
+                .to_string(),
+        );
     }
-    TextOp { segs: line("ma", &k, None, &chosen, &k, cas_flag), key: Some(k) }
+    TextOp {
+        segs: line("ma", &k, None, &chosen, &k, cas_flag),
+        key: Some(k),
+    }
 }
 
 fn me(rng: &mut Rng, keys: &[Vec<u8>]) -> TextOp {
@@ -209,12 +289,21 @@ fn me(rng: &mut Rng, keys: &[Vec<u8>]) -> TextOp {
 }
 
 fn malformed(rng: &mut Rng) -> TextOp {
-    TextOp::lit(
-        *rng.pick(&[
-            "mg\r\n", "ms\r\n", "ms a\r\n", "md\r\n", "ma\r\n", "me\r\n", "mz a\r\n", "m\r\n", "mg a v v v v v v v v v v v v v v v v v v v v v v v v\r\n",
-            "ms a 1 T0 T0 T0\r\nx\r\n", "mg  a  v\r\n", "MG a v\r\n", "ms a 2 MS\r\nxyz\r\n",
-        ]),
-    )
+    TextOp::lit(*rng.pick(&[
+        "mg\r\n",
+        "ms\r\n",
+        "ms a\r\n",
+        "md\r\n",
+        "ma\r\n",
+        "me\r\n",
+        "mz a\r\n",
+        "m\r\n",
+        "mg a v v v v v v v v v v v v v v v v v v v v v v v v\r\n",
+        "ms a 1 T0 T0 T0\r\nx\r\n",
+        "mg  a  v\r\n",
+        "MG a v\r\n",
+        "ms a 2 MS\r\nxyz\r\n",
+    ]))
 }
 
 /// Plain text ops that set up state the meta ops then see (CAS via `gets`, numbers for `ma`).

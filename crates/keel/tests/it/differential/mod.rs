@@ -49,15 +49,24 @@ pub struct TextOp {
 
 impl TextOp {
     pub fn lit(bytes: impl Into<Vec<u8>>) -> TextOp {
-        TextOp { segs: vec![Seg::Lit(bytes.into())], key: None }
+        TextOp {
+            segs: vec![Seg::Lit(bytes.into())],
+            key: None,
+        }
     }
     pub fn keyed(bytes: impl Into<Vec<u8>>, key: &[u8]) -> TextOp {
-        TextOp { segs: vec![Seg::Lit(bytes.into())], key: Some(key.to_vec()) }
+        TextOp {
+            segs: vec![Seg::Lit(bytes.into())],
+            key: Some(key.to_vec()),
+        }
     }
     /// Concatenate ops into one pipelined write.
     pub fn pipeline(ops: Vec<TextOp>) -> TextOp {
         let key = ops.iter().find_map(|o| o.key.clone());
-        TextOp { segs: ops.into_iter().flat_map(|o| o.segs).collect(), key }
+        TextOp {
+            segs: ops.into_iter().flat_map(|o| o.segs).collect(),
+            key,
+        }
     }
     fn render(&self, cas: &CasBook) -> Vec<u8> {
         let mut out = Vec::new();
@@ -75,7 +84,11 @@ impl TextOp {
 #[derive(Clone, Debug)]
 pub enum BinOp {
     /// A packet; if `cas_of` is set, its CAS field becomes that key's last CAS on this server.
-    Packet { pkt: Packet, cas_of: Option<Vec<u8>>, lengths: Option<(u16, u8, u32)> },
+    Packet {
+        pkt: Packet,
+        cas_of: Option<Vec<u8>>,
+        lengths: Option<(u16, u8, u32)>,
+    },
     Raw(Vec<u8>),
 }
 
@@ -83,7 +96,11 @@ impl BinOp {
     fn render(&self, cas: &CasBook) -> Vec<u8> {
         match self {
             BinOp::Raw(b) => b.clone(),
-            BinOp::Packet { pkt, cas_of, lengths } => {
+            BinOp::Packet {
+                pkt,
+                cas_of,
+                lengths,
+            } => {
                 let mut p = pkt.clone();
                 if let Some(k) = cas_of {
                     p.cas = cas.last_cas(k);
@@ -143,11 +160,21 @@ const NOOP_OPAQUE: u32 = 0xfeed_f00d;
 
 impl<'a> Side<'a> {
     fn new(server: &'a Server) -> Side<'a> {
-        Side { server, text: None, bin: None, cas: CasBook::default() }
+        Side {
+            server,
+            text: None,
+            bin: None,
+            cas: CasBook::default(),
+        }
     }
 
     fn who(&self) -> String {
-        format!("{} (pid {}, port {})", self.server.name(), self.server.pid(), self.server.port())
+        format!(
+            "{} (pid {}, port {})",
+            self.server.name(),
+            self.server.pid(),
+            self.server.port()
+        )
     }
 
     fn text_conn(&mut self) -> io::Result<&mut TextClient> {
@@ -167,7 +194,9 @@ impl<'a> Side<'a> {
     fn exec_text(&mut self, op: &TextOp) -> Result<Answer, String> {
         let bytes = op.render(&self.cas);
         let who = self.who();
-        let conn = self.text_conn().map_err(|e| format!("{who}: connect: {e}"))?;
+        let conn = self
+            .text_conn()
+            .map_err(|e| format!("{who}: connect: {e}"))?;
         let raw = send_then_read(conn, &bytes, b"mn\r\n", |buf| buf.ends_with(b"MN\r\n"))
             .map_err(|e| format!("{who}: {e}"))?;
         if raw.closed {
@@ -186,12 +215,19 @@ impl<'a> Side<'a> {
             }
             bytes.extend(o.render(&self.cas));
         }
-        let noop = Packet::request(op::NOOP, &[], &[], &[]).with_opaque(NOOP_OPAQUE).encode();
+        let noop = Packet::request(op::NOOP, &[], &[], &[])
+            .with_opaque(NOOP_OPAQUE)
+            .encode();
         let who = self.who();
-        let conn = self.bin_conn().map_err(|e| format!("{who}: connect: {e}"))?;
+        let conn = self
+            .bin_conn()
+            .map_err(|e| format!("{who}: connect: {e}"))?;
         let raw = send_then_read(conn, &bytes, &noop, |buf| {
             let (rs, rest) = split_responses(buf);
-            rest == 0 && rs.last().is_some_and(|r| r.opcode == op::NOOP && r.opaque == NOOP_OPAQUE)
+            rest == 0
+                && rs
+                    .last()
+                    .is_some_and(|r| r.opcode == op::NOOP && r.opaque == NOOP_OPAQUE)
         })
         .map_err(|e| format!("{who}: {e}"))?;
         if raw.closed {
@@ -215,7 +251,11 @@ fn send_then_read(
     msg.extend_from_slice(trailer);
     match conn.send(&msg) {
         Ok(()) => {}
-        Err(e) if matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ) => {}
         Err(e) => return Err(e),
     }
     conn.read_until(done)
@@ -250,7 +290,11 @@ fn run_stream<'s>(
         side.cas = CasBook::default();
         let r = side.exec_text(&TextOp::lit("flush_all\r\n"))?;
         if r.raw.bytes != b"OK\r\nMN\r\n" {
-            return Err(format!("{}: flush_all before seed {seed} answered {}", side.who(), show(&r.raw.bytes)));
+            return Err(format!(
+                "{}: flush_all before seed {seed} answered {}",
+                side.who(),
+                show(&r.raw.bytes)
+            ));
         }
         side.cas = CasBook::default();
     }
@@ -291,7 +335,11 @@ fn run_stream<'s>(
                         s += &format!(
                             "---- {} replied{} (raw):\n{}\n---- {} (normalised):\n{}\n",
                             side.who(),
-                            if r.raw.closed { " and CLOSED the connection" } else { "" },
+                            if r.raw.closed {
+                                " and CLOSED the connection"
+                            } else {
+                                ""
+                            },
                             show(&r.raw.bytes),
                             side.server.name(),
                             show(&r.norm)
@@ -306,9 +354,15 @@ fn run_stream<'s>(
                         return Err(fail("replies differ".into(), Some(&ra), Some(&rb)));
                     }
                 }
-                (Err(e), Ok(rb)) => return Err(fail(format!("first side failed: {e}"), None, Some(&rb))),
-                (Ok(ra), Err(e)) => return Err(fail(format!("second side failed: {e}"), Some(&ra), None)),
-                (Err(e1), Err(e2)) => return Err(fail(format!("both failed: {e1} / {e2}"), None, None)),
+                (Err(e), Ok(rb)) => {
+                    return Err(fail(format!("first side failed: {e}"), None, Some(&rb)))
+                }
+                (Ok(ra), Err(e)) => {
+                    return Err(fail(format!("second side failed: {e}"), Some(&ra), None))
+                }
+                (Err(e1), Err(e2)) => {
+                    return Err(fail(format!("both failed: {e1} / {e2}"), None, None))
+                }
             }
         }
     }
@@ -329,7 +383,10 @@ fn seeds(default_count: u64, base: u64) -> Vec<u64> {
     if let Ok(s) = std::env::var("KEEL_DIFF_SEED") {
         return vec![s.parse().expect("KEEL_DIFF_SEED must be a number")];
     }
-    let n = std::env::var("KEEL_DIFF_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default_count);
+    let n = std::env::var("KEEL_DIFF_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default_count);
     (0..n).map(|i| base + i).collect()
 }
 
@@ -396,15 +453,28 @@ fn differential(x: &Server, y: &Server, mix: Mix, seeds: &[u64], len: usize) {
 /// empty streams (a test that sends nothing cannot fail).
 fn assert_streams_nonempty(mix: Mix) {
     let (t, b) = gen_streams(1, mix, 50);
-    let bytes: usize = t.iter().map(|o| o.render(&CasBook::default()).len()).sum::<usize>()
-        + b.iter().flatten().map(|o| o.render(&CasBook::default()).len()).sum::<usize>();
-    assert!(bytes > 500, "generator for this mix produced only {bytes} bytes");
+    let bytes: usize = t
+        .iter()
+        .map(|o| o.render(&CasBook::default()).len())
+        .sum::<usize>()
+        + b.iter()
+            .flatten()
+            .map(|o| o.render(&CasBook::default()).len())
+            .sum::<usize>();
+    assert!(
+        bytes > 500,
+        "generator for this mix produced only {bytes} bytes"
+    );
     // Every text op must end a line, or the `mn` trailer could be swallowed into it.
     for seed in 0..200 {
         let (t, _) = gen_streams(seed, mix, 50);
         for op in &t {
             let r = op.render(&CasBook::default());
-            assert!(r.is_empty() || r.ends_with(b"\n"), "seed {seed}: op does not end a line: {}", show(&r));
+            assert!(
+                r.is_empty() || r.ends_with(b"\n"),
+                "seed {seed}: op does not end a line: {}",
+                show(&r)
+            );
         }
     }
 }
@@ -413,7 +483,14 @@ fn assert_streams_nonempty(mix: Mix) {
 /// item's in-place update (incr/decr), its "fetched" bit (`h`, `me fetch=`) and stale/win flags
 /// depend on whether a background thread held the item at that moment, and two memcacheds fed
 /// the same stream disagree. Without them memcached is deterministic.
-const REFERENCE_FLAGS: &[&str] = &["-m", "64", "-t", "2", "-o", "no_lru_crawler,no_lru_maintainer"];
+const REFERENCE_FLAGS: &[&str] = &[
+    "-m",
+    "64",
+    "-t",
+    "2",
+    "-o",
+    "no_lru_crawler,no_lru_maintainer",
+];
 
 fn keel_vs_memcached(mix: Mix, base: u64, count: u64, len: usize) {
     assert_streams_nonempty(mix);
@@ -450,7 +527,12 @@ fn memcached_agrees_with_itself() {
     }
     let x = start_memcached(REFERENCE_FLAGS);
     let y = start_memcached(REFERENCE_FLAGS);
-    for (mix, base) in [(Mix::Text, 1_000), (Mix::Meta, 2_000), (Mix::Binary, 3_000), (Mix::All, 4_000)] {
+    for (mix, base) in [
+        (Mix::Text, 1_000),
+        (Mix::Meta, 2_000),
+        (Mix::Binary, 3_000),
+        (Mix::All, 4_000),
+    ] {
         differential(&x, &y, mix, &seeds(15, base), 120);
     }
 }
@@ -460,9 +542,18 @@ fn memcached_agrees_with_itself() {
 #[test]
 fn normalisation_keeps_real_differences() {
     let norm = |s: &[u8]| normalize::text(s, &mut CasBook::default(), None);
-    assert_eq!(norm(b"VALUE k 0 1 5\r\nx\r\nEND\r\n"), norm(b"VALUE k 0 1 99\r\nx\r\nEND\r\n"));
-    assert_ne!(norm(b"VALUE k 0 1 5\r\nx\r\nEND\r\n"), norm(b"VALUE k 0 1 5\r\ny\r\nEND\r\n"));
-    assert_ne!(norm(b"VALUE k 0 1\r\nx\r\nEND\r\n"), norm(b"VALUE k 1 1\r\nx\r\nEND\r\n"));
+    assert_eq!(
+        norm(b"VALUE k 0 1 5\r\nx\r\nEND\r\n"),
+        norm(b"VALUE k 0 1 99\r\nx\r\nEND\r\n")
+    );
+    assert_ne!(
+        norm(b"VALUE k 0 1 5\r\nx\r\nEND\r\n"),
+        norm(b"VALUE k 0 1 5\r\ny\r\nEND\r\n")
+    );
+    assert_ne!(
+        norm(b"VALUE k 0 1\r\nx\r\nEND\r\n"),
+        norm(b"VALUE k 1 1\r\nx\r\nEND\r\n")
+    );
     // Two items with equal CAS vs two with distinct CAS.
     assert_ne!(
         norm(b"VALUE a 0 1 5\r\nx\r\nVALUE b 0 1 5\r\nx\r\nEND\r\n"),
@@ -471,10 +562,22 @@ fn normalisation_keeps_real_differences() {
     assert_eq!(norm(b"HD c17 t99 f3\r\n"), norm(b"HD c4 t98 f3\r\n"));
     assert_ne!(norm(b"HD c17 t-1 f3\r\n"), norm(b"HD c4 t98 f3\r\n"));
     assert_ne!(norm(b"HD f3\r\n"), norm(b"HD f4\r\n"));
-    assert_eq!(norm(b"VERSION 1.6.18\r\n"), norm(b"VERSION 1.6.18-keel-0.1.0\r\n"));
-    assert_eq!(norm(b"VALUE n 0 2\r\n9 \r\nEND\r\n"), norm(b"VALUE n 0 1\r\n9\r\nEND\r\n"));
-    assert_ne!(norm(b"VALUE n 0 2\r\n9 \r\nEND\r\n"), norm(b"VALUE n 0 1\r\n8\r\nEND\r\n"));
-    assert_ne!(norm(b"VALUE n 0 2\r\nx \r\nEND\r\n"), norm(b"VALUE n 0 1\r\nx\r\nEND\r\n"));
+    assert_eq!(
+        norm(b"VERSION 1.6.18\r\n"),
+        norm(b"VERSION 1.6.18-keel-0.1.0\r\n")
+    );
+    assert_eq!(
+        norm(b"VALUE n 0 2\r\n9 \r\nEND\r\n"),
+        norm(b"VALUE n 0 1\r\n9\r\nEND\r\n")
+    );
+    assert_ne!(
+        norm(b"VALUE n 0 2\r\n9 \r\nEND\r\n"),
+        norm(b"VALUE n 0 1\r\n8\r\nEND\r\n")
+    );
+    assert_ne!(
+        norm(b"VALUE n 0 2\r\nx \r\nEND\r\n"),
+        norm(b"VALUE n 0 1\r\nx\r\nEND\r\n")
+    );
     assert_eq!(
         norm(b"ME k exp=-1 la=3 cas=7 fetch=no cls=1 size=63\r\n"),
         norm(b"ME k exp=-1 la=0 cas=9 fetch=no cls=4 size=70\r\n")
@@ -517,12 +620,34 @@ fn stats_match_memcached() {
     let m: HashMap<String, String> = stats(&mc).into_iter().collect();
     let k = stats(&keel);
     assert!(!k.is_empty(), "keel's `stats` reported nothing");
-    let unknown: Vec<&str> = k.iter().map(|(n, _)| n.as_str()).filter(|n| !m.contains_key(*n)).collect();
-    assert!(unknown.is_empty(), "keel reports stats memcached does not have: {unknown:?}");
+    let unknown: Vec<&str> = k
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| !m.contains_key(*n))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "keel reports stats memcached does not have: {unknown:?}"
+    );
     let counters = [
-        "cmd_get", "cmd_set", "cmd_flush", "cmd_touch", "get_hits", "get_misses", "delete_misses", "delete_hits",
-        "incr_misses", "incr_hits", "decr_misses", "decr_hits", "cas_misses", "cas_hits", "cas_badval", "touch_hits",
-        "touch_misses", "curr_items",
+        "cmd_get",
+        "cmd_set",
+        "cmd_flush",
+        "cmd_touch",
+        "get_hits",
+        "get_misses",
+        "delete_misses",
+        "delete_hits",
+        "incr_misses",
+        "incr_hits",
+        "decr_misses",
+        "decr_hits",
+        "cas_misses",
+        "cas_hits",
+        "cas_badval",
+        "touch_hits",
+        "touch_misses",
+        "curr_items",
     ];
     let kk: HashMap<&str, &str> = k.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     let mut diffs = Vec::new();
@@ -532,5 +657,9 @@ fn stats_match_memcached() {
             (a, b) => diffs.push(format!("{name}: memcached {a:?}, keel {b:?}")),
         }
     }
-    assert!(diffs.is_empty(), "stats differ after the same commands:\n{}", diffs.join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "stats differ after the same commands:\n{}",
+        diffs.join("\n")
+    );
 }

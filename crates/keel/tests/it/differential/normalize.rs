@@ -25,7 +25,10 @@ use test_harness::binary::{op, split_responses};
 use super::CasBook;
 
 fn find_crlf(b: &[u8], from: usize) -> Option<usize> {
-    b[from..].windows(2).position(|w| w == b"\r\n").map(|p| from + p)
+    b[from..]
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map(|p| from + p)
 }
 
 fn parse_u64(b: &[u8]) -> Option<u64> {
@@ -35,7 +38,8 @@ fn parse_u64(b: &[u8]) -> Option<u64> {
 /// `Some(len)` if `data` is decimal digits followed by at least one space: the digits' length.
 fn padded_number(data: &[u8]) -> Option<usize> {
     let digits = data.iter().take_while(|c| c.is_ascii_digit()).count();
-    (digits > 0 && digits < data.len() && data[digits..].iter().all(|&c| c == b' ')).then_some(digits)
+    (digits > 0 && digits < data.len() && data[digits..].iter().all(|&c| c == b' '))
+        .then_some(digits)
 }
 
 /// Normalise the flags of a meta reply line (`HD`, `VA n`, `EN`, …): `toks` are the flags.
@@ -107,7 +111,9 @@ pub fn text(bytes: &[u8], cas: &mut CasBook, op_key: Option<&[u8]>) -> Vec<u8> {
                     let s = String::from_utf8_lossy(t);
                     match s.split_once('=') {
                         Some(("exp", v)) if v != "-1" => b"exp=#".to_vec(),
-                        Some(("la" | "cls" | "size", _)) => format!("{}=#", s.split_once('=').expect("has =").0).into_bytes(),
+                        Some(("la" | "cls" | "size", _)) => {
+                            format!("{}=#", s.split_once('=').expect("has =").0).into_bytes()
+                        }
                         Some(("cas", v)) => match v.parse::<u64>() {
                             Ok(v) => format!("cas=#{}", cas.alias(v)).into_bytes(),
                             Err(_) => t.to_vec(),

@@ -38,9 +38,19 @@ pub fn key251() -> Vec<u8> {
 
 impl Gen {
     pub fn new(_seed: u64) -> Gen {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs() as i64;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64;
         Gen {
-            keys: vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), b"num".to_vec(), b"k:1".to_vec(), key250()],
+            keys: vec![
+                b"a".to_vec(),
+                b"b".to_vec(),
+                b"c".to_vec(),
+                b"num".to_vec(),
+                b"k:1".to_vec(),
+                key250(),
+            ],
             far_abs: now + 500_000,
             big: 0,
         }
@@ -87,10 +97,22 @@ impl Gen {
                 v
             }
             9..=13 => rng
-                .pick(&["0", "1", "7", "42", "0099", "18446744073709551615", "18446744073709551614", "4294967296"])
+                .pick(&[
+                    "0",
+                    "1",
+                    "7",
+                    "42",
+                    "0099",
+                    "18446744073709551615",
+                    "18446744073709551614",
+                    "4294967296",
+                ])
                 .as_bytes()
                 .to_vec(),
-            14 => rng.pick(&["-5", "12abc", "99999999999999999999999", " 5"]).as_bytes().to_vec(),
+            14 => rng
+                .pick(&["-5", "12abc", "99999999999999999999999", " 5"])
+                .as_bytes()
+                .to_vec(),
             15 => Vec::new(),
             16..=18 => {
                 let n = rng.range(100, 5000) as usize;
@@ -114,12 +136,26 @@ impl Gen {
 
     /// A storage command (`set add replace append prepend cas`), valid syntax.
     fn storage(&mut self, rng: &mut Rng) -> TextOp {
-        let cmd = *rng.pick(&["set", "set", "set", "add", "replace", "append", "prepend", "cas", "cas"]);
+        let cmd = *rng.pick(&[
+            "set", "set", "set", "add", "replace", "append", "prepend", "cas", "cas",
+        ]);
         let key = self.key(rng);
-        let value = if rng.chance(1, 24) { b"x y".to_vec() } else { self.value(rng) };
+        let value = if rng.chance(1, 24) {
+            b"x y".to_vec()
+        } else {
+            self.value(rng)
+        };
         let mut head = format!("{cmd} ").into_bytes();
         head.extend_from_slice(&key);
-        head.extend(format!(" {} {} {}", Self::flags(rng), self.exptime(rng), value.len()).into_bytes());
+        head.extend(
+            format!(
+                " {} {} {}",
+                Self::flags(rng),
+                self.exptime(rng),
+                value.len()
+            )
+            .into_bytes(),
+        );
         let mut segs = vec![Seg::Lit(head)];
         if cmd == "cas" {
             match rng.below(4) {
@@ -139,15 +175,32 @@ impl Gen {
         tail.extend_from_slice(&value);
         tail.extend_from_slice(b"\r\n");
         segs.push(Seg::Lit(tail));
-        TextOp { segs, key: Some(key) }
+        TextOp {
+            segs,
+            key: Some(key),
+        }
     }
 
     fn retrieval(&mut self, rng: &mut Rng) -> TextOp {
         let cmd = *rng.pick(&["get", "get", "gets", "gets", "gat", "gats"]);
-        let n = if rng.chance(1, 20) { rng.range(20, 100) } else { rng.range(1, 4) };
+        let n = if rng.chance(1, 20) {
+            rng.range(20, 100)
+        } else {
+            rng.range(1, 4)
+        };
         let mut line = cmd.as_bytes().to_vec();
         if cmd.starts_with("gat") {
-            line.extend(format!(" {}", if rng.chance(1, 2) { "0".to_string() } else { self.exptime(rng) }).into_bytes());
+            line.extend(
+                format!(
+                    " {}",
+                    if rng.chance(1, 2) {
+                        "0".to_string()
+                    } else {
+                        self.exptime(rng)
+                    }
+                )
+                .into_bytes(),
+            );
         }
         // Each key is preceded by a space (not a run of spaces: clippy's `same_item_push` does
         // not see the keys pushed by `extend`).
@@ -166,9 +219,23 @@ impl Gen {
 
     fn arith(&mut self, rng: &mut Rng) -> TextOp {
         let cmd = *rng.pick(&["incr", "decr"]);
-        let key = if rng.chance(2, 3) { b"num".to_vec() } else { self.key(rng) };
+        let key = if rng.chance(2, 3) {
+            b"num".to_vec()
+        } else {
+            self.key(rng)
+        };
         let delta = *rng.pick(&[
-            "1", "1", "5", "0", "100", "18446744073709551615", "18446744073709551616", "-1", "abc", "4294967296", "007",
+            "1",
+            "1",
+            "5",
+            "0",
+            "100",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-1",
+            "abc",
+            "4294967296",
+            "007",
         ]);
         let mut line = format!("{cmd} ").into_bytes();
         line.extend(key);
@@ -206,7 +273,14 @@ impl Gen {
                 _ => b"flush_all -1\r\n".to_vec(),
             },
             7 => rng
-                .pick(&["verbosity 1\r\n", "verbosity 0\r\n", "verbosity 1 noreply\r\n", "version\r\n", "stats\r\n", "stats reset\r\n"])
+                .pick(&[
+                    "verbosity 1\r\n",
+                    "verbosity 0\r\n",
+                    "verbosity 1 noreply\r\n",
+                    "version\r\n",
+                    "stats\r\n",
+                    "stats reset\r\n",
+                ])
                 .as_bytes()
                 .to_vec(),
             _ => {
@@ -229,8 +303,8 @@ impl Gen {
             "set a 0 0 -1\r\n".into(),
             "set a 4294967296 0 1\r\nx\r\n".into(),
             "set a -1 0 1\r\nx\r\n".into(),
-            "set a 0 0 3\r\nxyzab\r\n".into(),   // bad data chunk (5 bytes for 3 + CRLF)
-            "set a 0 0 1\r\nxx\n".into(),        // bad data chunk: wrong terminator, right length
+            "set a 0 0 3\r\nxyzab\r\n".into(), // bad data chunk (5 bytes for 3 + CRLF)
+            "set a 0 0 1\r\nxx\n".into(),      // bad data chunk: wrong terminator, right length
             "append a 0 0 2\r\nxyzz\r\n".into(), // bad data chunk
             format!("set {k251} 0 0 1\r\nx\r\n"),
             format!("get {k251}\r\n"),
@@ -301,7 +375,11 @@ impl Gen {
             return TextOp::pipeline(ops);
         }
         if rng.chance(1, 150) {
-            return TextOp::lit(*rng.pick(&["quit\r\n", "GET / HTTP/1.1\r\n", "get a b HTTP/1.0\r\n"]));
+            return TextOp::lit(*rng.pick(&[
+                "quit\r\n",
+                "GET / HTTP/1.1\r\n",
+                "get a b HTTP/1.0\r\n",
+            ]));
         }
         self.single(rng)
     }
