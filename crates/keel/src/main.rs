@@ -2,6 +2,7 @@
 //! with its own `Args` (clap) and `run`; this file only dispatches.
 
 mod cmd;
+mod logging;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +33,13 @@ fn keep_freed_memory() {
     about = "A highly available cache and database tier for Seafile clusters"
 )]
 struct Cli {
+    /// More log detail: -v debug, -vv trace, for keel's own crates (`RUST_LOG` overrides). For
+    /// `keel cache`, memcached's -v (errors) and -vv (every command and response).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Log line format on stderr.
+    #[arg(long, value_enum, default_value_t, global = true, env = "KEEL_LOG_FORMAT")]
+    log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -69,8 +77,12 @@ enum Command {
 fn main() {
     keep_freed_memory();
     let cli = Cli::parse();
+    logging::init(cli.verbose, cli.log_format);
     let result = match cli.command {
-        Command::Cache(args) => cmd::cache::run(args),
+        Command::Cache(mut args) => {
+            args.verbose = cli.verbose;
+            cmd::cache::run(args)
+        }
         Command::Bench(c) => cmd::bench::run(c),
         Command::Node(args) => cmd::node::run(args),
         Command::Up(args) => cmd::up::run(args),
@@ -86,6 +98,7 @@ fn main() {
         }
     };
     if let Err(e) = result {
+        // The command's outcome for the person who ran it, not a log line: always shown.
         eprintln!("keel: error: {e:#}");
         std::process::exit(1);
     }

@@ -32,8 +32,8 @@ pub struct Args {
     /// Maximum item size, e.g. 1m, 512k (1k..1024m).
     #[arg(short = 'I', long = "max-item-size", default_value = "1m")]
     pub max_item_size: String,
-    /// Verbose (repeat for more: -vv logs every connection).
-    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    /// memcached's verbosity, from keel's global `-v`/`-vv` (`-vv` logs every command).
+    #[arg(skip)]
     pub verbose: u8,
     /// Drop privileges to this user after binding (when started as root).
     #[arg(short = 'u', long = "user")]
