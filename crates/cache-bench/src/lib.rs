@@ -1,4 +1,7 @@
 //! `cache-bench`: a load generator for memcached-compatible servers, behind `keel bench cache`.
+//! The benchmark scripts drive keel and its peer (memcached, or a standalone keel next to a
+//! cluster) with this same client in the same run, so a difference between the two is the
+//! servers', not the clients'.
 //!
 //! It speaks the text protocol (`get`/`set` of fixed-length numbered keys `key:0000000042`), keeps
 //! a fixed number of requests in flight on each connection (the pipeline depth), and measures
@@ -7,6 +10,10 @@
 //!   p50/p99/p999, hit ratio, errors).
 //! - [`fill`]: store N items as fast as possible (deep pipelines) → [`FillReport`], so that a
 //!   script can read the server's memory use afterwards.
+//!
+//! Given the servers' pids, [`run`] also reads their CPU time and its own over the measured
+//! window ([`cpu`]): CPU per operation compares servers even when the shared CPU, not the
+//! server, limits throughput, and the client's share says whether the client is the bottleneck.
 //!
 //! The client is built to cost less than the server it measures (it usually shares the CPU with
 //! it): non-blocking sockets under one epoll per thread, replies parsed in place, one `write` per

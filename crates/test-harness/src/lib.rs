@@ -1,11 +1,21 @@
-//! Test harness for keel's integration tests: runs the servers under test (Debian's `memcached`
-//! and `keel cache`) as real processes, and talks to them with tiny blocking clients.
+//! Test harness for keel's integration tests: runs the servers under test (Debian's `memcached`,
+//! `keel cache`, and `keel cache` clusters) as real processes, talks to them with tiny blocking
+//! clients, and checks the histories the tests record. keel is tested against real peers and real
+//! client libraries, not mocks; this crate keeps such tests short to write and safe to run side by
+//! side.
 //!
 //! Every [`Server`] gets a free loopback port, its own temp dir, its own process group and a log
 //! file (stdout + stderr) in that dir. Readiness is polled against a real protocol check
 //! (`version\r\n` → `VERSION `) with a deadline, never a fixed sleep. On drop the whole process
 //! group is SIGKILLed and the child reaped, so a failing test leaves nothing running. Errors carry
 //! the command line and the tail of the log so a CI log explains itself.
+//!
+//! - [`server`]: one server under test; [`cluster`]: N cluster nodes that can be killed, paused,
+//!   resumed and restarted on the same ports.
+//! - [`client`]: a text-protocol client; [`binary`]: binary-protocol framing written from the
+//!   protocol document, independent of the codec under test.
+//! - [`lin`]: the linearizability checker shared by the in-process and the process-level cluster
+//!   tests; [`rng`]: a seeded PRNG so a randomized test is reproducible from its seed.
 //!
 //! This crate must never: listen on or connect to anything but loopback, kill a process it did not
 //! start, or kill by name.
