@@ -9,8 +9,8 @@ use clap::{Parser, Subcommand};
 /// mimalloc instead of glibc's malloc, and freed memory kept for reuse instead of handed back to
 /// the kernel (see [`keep_freed_memory`]). The cache cluster's in-memory Raft log grows until a
 /// snapshot purges it, then grows again; with memory returned to the kernel in between, every
-/// cycle faulted its pages back in (up to 14 % of the leader's samples in `clear_page`), and
-/// replicated writes ran 200-210k ops/s instead of ~320k (docs/benchmarks.md, "Allocator").
+/// cycle faulted its pages back in, which cost replicated writes about a third of their rate
+/// (docs/benchmarks.md, "Allocator").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
