@@ -199,7 +199,10 @@ mod tests {
     #[test]
     fn routes_answers_and_bad_requests() {
         let router = proxy_routes(Arc::new(|| Err("starting".to_owned())))
-            .route("/echo", post(|| async { reply(StatusCode::OK, "application/json", "{}") }))
+            .route(
+                "/echo",
+                post(|| async { reply(StatusCode::OK, "application/json", "{}") }),
+            )
             .fallback(|| async { reply(StatusCode::NOT_FOUND, "text/plain", "not found\n") });
         let addr = spawn(router);
         let t = Duration::from_secs(5);
@@ -223,8 +226,10 @@ mod tests {
         let out = raw(&addr, b"GET /status HTTP/1.0\r\n\r\n");
         assert!(out.starts_with("HTTP/1.0 503"), "{out}");
         assert!(out.ends_with("\r\n\r\ndb-proxy: starting\n"), "{out}");
-        let get = |p| get_status(&addr, p);
-        assert_eq!(get(t).unwrap_err(), "answered 503: db-proxy: starting");
+        assert_eq!(
+            get_status(&addr, t).unwrap_err(),
+            "answered 503: db-proxy: starting"
+        );
     }
 
     #[test]

@@ -167,7 +167,10 @@ impl Collector for Snapshot {
             None,
             MetricType::Counter,
         )?;
-        counter(&mut e.encode_family(&[("reason", "limit")])?, self.rejected_limit)?;
+        counter(
+            &mut e.encode_family(&[("reason", "limit")])?,
+            self.rejected_limit,
+        )?;
         counter(
             &mut e.encode_family(&[("reason", "no_writer")])?,
             self.rejected_no_writer,
@@ -233,18 +236,16 @@ impl Collector for Snapshot {
                 counter(&mut e.encode_family(&labels)?, v)?;
             }
         }
-        let mut per_backend = |name: &str,
-                               help: &str,
-                               value: &dyn Fn(&BackendSnapshot) -> bool|
-         -> fmt::Result {
-            let mut e = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
-            for b in &self.backends {
-                let labels = [("backend", b.name.as_str())];
-                e.encode_family(&labels)?
-                    .encode_gauge(&i64::from(value(b)))?;
-            }
-            Ok(())
-        };
+        let mut per_backend =
+            |name: &str, help: &str, value: &dyn Fn(&BackendSnapshot) -> bool| -> fmt::Result {
+                let mut e = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+                for b in &self.backends {
+                    let labels = [("backend", b.name.as_str())];
+                    e.encode_family(&labels)?
+                        .encode_gauge(&i64::from(value(b)))?;
+                }
+                Ok(())
+            };
         per_backend(
             "keel_proxy_backend_healthy",
             "1 when the backend passes its Galera health check (with rise/fall).",

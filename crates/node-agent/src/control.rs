@@ -166,14 +166,20 @@ mod tests {
         assert_eq!(r("GET", "/metrics"), (503, "db-proxy: disabled\n".into()));
         let (code, body) = r("POST", "/bootstrap/force");
         assert_eq!(code, 200);
-        assert!(body.contains("\"ok\":true") && body.contains("\"node\":\"n1\""), "{body}");
+        assert!(
+            body.contains("\"ok\":true") && body.contains("\"node\":\"n1\""),
+            "{body}"
+        );
         assert!(sh.st().report.force_bootstrap);
         // Unknown paths, and known paths with another method: 404 for GET and POST, else 405.
         assert_eq!(r("GET", "/nowhere"), (404, "not found\n".into()));
         assert_eq!(r("POST", "/state"), (404, "not found\n".into()));
         assert_eq!(r("GET", "/shutdown"), (404, "not found\n".into()));
         assert_eq!(r("PUT", "/state"), (405, "method not allowed\n".into()));
-        assert_eq!(r("DELETE", "/nowhere"), (405, "method not allowed\n".into()));
+        assert_eq!(
+            r("DELETE", "/nowhere"),
+            (405, "method not allowed\n".into())
+        );
         // Garbage on the port: that connection ends, the server keeps answering.
         let out = raw(&addr, b"\x00\x01\x02garbage\r\n\r\n");
         assert!(out.is_empty() || out.starts_with("HTTP/1.1 400"), "{out:?}");
