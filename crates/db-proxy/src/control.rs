@@ -1,105 +1,256 @@
-//! A tiny HTTP/1.0 endpoint for the proxy's own `--metrics-listen`: `GET /metrics` (Prometheus
-//! text), `GET /status` (JSON [`crate::ProxyStatus`]), `POST /drain/NODE` and
-//! `POST /undrain/NODE` ([`crate::drain_backends`]). keel's node control API can serve the same
-//! through [`crate::Observer`]. Requests are bounded (8 KiB, 5 s); one connection per request.
+//! HTTP for keel's control endpoints, both ends, so every control and metrics request keel makes
+//! or answers goes through one stack: axum serves, [`request`] (ureq, blocking) asks.
+//!
+//! The proxy's own `--metrics-listen` endpoint ([`router`]): `GET /metrics` (Prometheus text),
+//! `GET /status` (JSON [`crate::ProxyStatus`]), `POST /drain/NODE` and `POST /undrain/NODE`
+//! ([`crate::drain_backends`]). keel's node control API serves the same `/metrics` and `/status`
+//! by merging [`proxy_routes`] into its own router.
+//!
+//! The client lives here rather than in the node agent because [`crate::fetch_status`] needs it
+//! and the node agent depends on this crate, not the other way round.
 
-use crate::{drain_backends, Shared};
+use crate::{drain_backends, metrics, Observer, ProxyStatus, Shared};
+use axum::extract::Path;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio::time::timeout;
+use tokio::net::TcpListener;
 
-pub(crate) async fn serve(
-    shared: Arc<Shared>,
-    listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let sock = tokio::select! {
-            r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue } },
-            _ = shutdown.changed() => return,
-        };
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let _ = timeout(Duration::from_secs(30), one(shared, sock)).await;
-        });
-    }
+/// Where [`proxy_routes`] find the proxy: the standalone proxy always has one; a node agent's
+/// may not run (yet), and the `Err` says why (answered as 503).
+pub type ProxySource = Arc<dyn Fn() -> Result<Observer, String> + Send + Sync>;
+
+/// A complete answer: status, `Content-Type` and body.
+pub fn reply(code: StatusCode, content_type: &'static str, body: impl Into<String>) -> Response {
+    (code, [(header::CONTENT_TYPE, content_type)], body.into()).into_response()
 }
 
-async fn one(shared: Arc<Shared>, mut sock: TcpStream) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    let head_end = loop {
-        let n = match timeout(Duration::from_secs(5), sock.read(&mut chunk)).await {
-            Ok(r) => r?,
-            Err(_) => return Ok(()),
-        };
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p;
-        }
-        if buf.len() > 8192 {
-            return respond(&mut sock, 431, "text/plain", "request too large\n").await;
-        }
+/// `serde_json`'s pretty form plus a newline, as `curl` users expect.
+pub fn json_pretty<T: serde::Serialize>(v: &T) -> Response {
+    let body = serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    reply(StatusCode::OK, "application/json", body + "\n")
+}
+
+/// `GET /status` and `GET /metrics` of a proxy: the same code for the proxy's endpoint and the
+/// node agent's control API.
+pub fn proxy_routes<S: Clone + Send + Sync + 'static>(source: ProxySource) -> Router<S> {
+    let unavailable = |why: String| {
+        reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            format!("db-proxy: {why}\n"),
+        )
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut parts = head.lines().next().unwrap_or("").split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    match (method, path) {
-        ("GET", "/metrics") => {
-            respond(
-                &mut sock,
-                200,
-                "text/plain; version=0.0.4",
-                &shared.metrics_text(),
-            )
-            .await
-        }
-        ("GET", "/status") => {
-            let body =
-                serde_json::to_string_pretty(&shared.status()).unwrap_or_else(|_| "{}".into());
-            respond(&mut sock, 200, "application/json", &(body + "\n")).await
-        }
-        ("POST", p) if p.starts_with("/drain/") || p.starts_with("/undrain/") => {
-            let on = p.starts_with("/drain/");
-            let node = p.rsplit('/').next().unwrap_or("");
-            match drain_backends(&shared.cfg, node, on).await {
-                Ok(r) => {
-                    let body = serde_json::to_string_pretty(&r).unwrap_or_default();
-                    respond(&mut sock, 200, "application/json", &(body + "\n")).await
+    let status = source.clone();
+    Router::new()
+        .route(
+            "/status",
+            get(move || async move {
+                match status() {
+                    Ok(o) => json_pretty(&o.status()),
+                    Err(why) => unavailable(why),
                 }
-                Err(e) => respond(&mut sock, 409, "text/plain", &format!("{e}\n")).await,
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || async move {
+                match source() {
+                    Ok(o) => reply(StatusCode::OK, metrics::CONTENT_TYPE, o.metrics_text()),
+                    Err(why) => unavailable(why),
+                }
+            }),
+        )
+}
+
+/// The proxy's `--metrics-listen` endpoint. Anything else (an unknown path or method) is 404
+/// with the list of what there is.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let observer = Observer(shared.clone());
+    let drain = |on: bool| {
+        let shared = shared.clone();
+        move |Path(node): Path<String>| async move {
+            match drain_backends(&shared.cfg, &node, on).await {
+                Ok(r) => json_pretty(&r),
+                Err(e) => {
+                    tracing::warn!(node = %node, drain = on, error = %e, "drain request failed");
+                    reply(StatusCode::CONFLICT, "text/plain", format!("{e}\n"))
+                }
             }
         }
-        _ => {
-            respond(
-                &mut sock,
-                404,
-                "text/plain",
-                "not found: GET /metrics, GET /status, POST /drain/NODE, POST /undrain/NODE\n",
-            )
-            .await
+    };
+    let not_found = || async {
+        reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: GET /metrics, GET /status, POST /drain/NODE, POST /undrain/NODE\n",
+        )
+    };
+    proxy_routes(Arc::new(move || Ok(observer.clone())))
+        .route("/drain/{node}", post(drain(true)))
+        .route("/undrain/{node}", post(drain(false)))
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes. Requests in flight when it does are
+/// not waited for: a control request is never worth delaying a stop.
+pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()>) {
+    let addr = listener.local_addr().ok();
+    tokio::select! {
+        r = axum::serve(listener, router) => {
+            if let Err(e) = r {
+                tracing::error!(addr = ?addr, error = %e, "control endpoint stopped");
+            }
         }
+        () = shutdown => {}
     }
 }
 
-async fn respond(sock: &mut TcpStream, code: u16, ctype: &str, body: &str) -> std::io::Result<()> {
-    let reason = match code {
-        200 => "OK",
-        404 => "Not Found",
-        409 => "Conflict",
-        _ => "Error",
+/// Why a [`request`] got no answer.
+#[derive(Debug, thiserror::Error)]
+#[error("{addr}: {source}")]
+pub struct ClientError {
+    pub addr: String,
+    #[source]
+    pub source: ureq::Error,
+}
+
+/// One blocking request to `http://{addr}{path}` with an empty body, all of it (connect, send,
+/// answer) within `timeout`. Returns the status code and body of any answer, 4xx and 5xx
+/// included: what a status means is the caller's business.
+pub fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<(u16, String), ClientError> {
+    let err = |source| ClientError {
+        addr: addr.to_owned(),
+        source,
     };
-    let head = format!(
-        "HTTP/1.0 {code} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    sock.write_all(head.as_bytes()).await?;
-    sock.write_all(body.as_bytes()).await?;
-    sock.shutdown().await
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        // Control traffic stays between the nodes: never through an HTTP_PROXY of the
+        // environment.
+        .proxy(None)
+        .max_redirects(0)
+        .build()
+        .into();
+    let req = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .body(())
+        .map_err(|e| err(e.into()))?;
+    let mut resp = agent.run(req).map_err(err)?;
+    let code = resp.status().as_u16();
+    let body = resp.body_mut().read_to_string().map_err(err)?;
+    Ok((code, body))
+}
+
+/// `GET /status` of a proxy's endpoint (or a node agent's control API), parsed.
+pub(crate) fn get_status(addr: &str, deadline: Duration) -> Result<ProxyStatus, String> {
+    match request(addr, "GET", "/status", deadline) {
+        Ok((200, body)) => serde_json::from_str(&body).map_err(|e| format!("bad JSON: {e}")),
+        Ok((code, body)) => Err(format!("answered {code}: {}", body.trim_end())),
+        Err(e) => Err(e.source.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A server on its own runtime thread, for blocking clients.
+    fn spawn(router: Router) -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        l.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let l = TcpListener::from_std(l).unwrap();
+                serve(l, router, std::future::pending()).await
+            });
+        });
+        addr
+    }
+
+    fn raw(addr: &str, bytes: &[u8]) -> String {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(bytes).unwrap();
+        let mut out = Vec::new();
+        // A reset after the server's answer (it closes without reading our trailing bytes) is
+        // an acceptable end of the exchange.
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn routes_answers_and_bad_requests() {
+        let router = proxy_routes(Arc::new(|| Err("starting".to_owned())))
+            .route(
+                "/echo",
+                post(|| async { reply(StatusCode::OK, "application/json", "{}") }),
+            )
+            .fallback(|| async { reply(StatusCode::NOT_FOUND, "text/plain", "not found\n") });
+        let addr = spawn(router);
+        let t = Duration::from_secs(5);
+        assert_eq!(
+            request(&addr, "POST", "/echo", t).unwrap(),
+            (200, "{}".into())
+        );
+        assert_eq!(
+            request(&addr, "GET", "/status", t).unwrap(),
+            (503, "db-proxy: starting\n".into())
+        );
+        assert_eq!(
+            request(&addr, "GET", "/nowhere", t).unwrap(),
+            (404, "not found\n".into())
+        );
+        // Garbage instead of a request line: the server answers 400 or just closes, and keeps
+        // serving others.
+        let out = raw(&addr, b"\x16\x03\x01\x02\x00garbage\r\n\r\n");
+        assert!(out.is_empty() || out.starts_with("HTTP/1.1 400"), "{out:?}");
+        // An HTTP/1.0 client reading to EOF gets a 1.0 answer and a closed connection.
+        let out = raw(&addr, b"GET /status HTTP/1.0\r\n\r\n");
+        assert!(out.starts_with("HTTP/1.0 503"), "{out}");
+        assert!(out.ends_with("\r\n\r\ndb-proxy: starting\n"), "{out}");
+        assert_eq!(
+            get_status(&addr, t).unwrap_err(),
+            "answered 503: db-proxy: starting"
+        );
+    }
+
+    #[test]
+    fn refused_connection_is_an_error_naming_the_address() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        drop(l);
+        let e = request(&addr, "GET", "/state", Duration::from_millis(500))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&addr), "{e}");
+    }
+
+    #[test]
+    fn a_silent_server_times_out_within_the_budget() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let t0 = std::time::Instant::now();
+        let e = request(&addr, "GET", "/state", Duration::from_millis(300));
+        assert!(e.is_err());
+        assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+        drop(l);
+    }
 }

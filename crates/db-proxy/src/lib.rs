@@ -373,7 +373,14 @@ impl Proxy {
             rx.clone(),
         )));
         if let Some(l) = metrics_listener {
-            tasks.push(tokio::spawn(control::serve(shared.clone(), l, rx.clone())));
+            let mut stop = rx.clone();
+            tasks.push(tokio::spawn(control::serve(
+                l,
+                control::router(shared.clone()),
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            )));
         }
         log(&format!("listening on {local_addr}"));
         Ok(Proxy {
@@ -617,16 +624,6 @@ async fn futures_join_all<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> 
 /// Reads a running proxy's [`ProxyStatus`] from its `--metrics-listen` endpoint (`GET /status`),
 /// blocking, for `keel status` and scripts.
 pub fn fetch_status(addr: SocketAddr, deadline: Duration) -> Result<ProxyStatus, ProxyError> {
-    use std::io::{Read, Write};
-    let what = || format!("GET http://{addr}/status");
-    let io = |e: std::io::Error| ProxyError::Config(format!("{}: {e}", what()));
-    let mut s = std::net::TcpStream::connect_timeout(&addr, deadline).map_err(io)?;
-    s.set_read_timeout(Some(deadline)).map_err(io)?;
-    s.set_write_timeout(Some(deadline)).map_err(io)?;
-    s.write_all(b"GET /status HTTP/1.0\r\n\r\n").map_err(io)?;
-    let mut out = Vec::new();
-    s.take(1 << 20).read_to_end(&mut out).map_err(io)?;
-    let text = String::from_utf8_lossy(&out);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    serde_json::from_str(body).map_err(|e| ProxyError::Config(format!("{}: bad JSON: {e}", what())))
+    control::get_status(&addr.to_string(), deadline)
+        .map_err(|e| ProxyError::Config(format!("GET http://{addr}/status: {e}")))
 }

@@ -23,6 +23,7 @@
 
 pub mod adopt;
 pub mod cache;
+mod control;
 pub mod http;
 mod proxy;
 pub mod state;
@@ -32,7 +33,7 @@ use galera::mycnf::{self, NodePaths};
 use galera::process::{self, Mariadbd, StartMode};
 use galera::{decide, BootstrapReason, Decision, History, MemberView, Phase};
 pub use state::{CacheState, DbState, NodeState, ProxyState};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -220,7 +221,7 @@ pub fn run(opts: AgentOptions) -> Result<(), AgentError> {
 
     {
         let sh = shared.clone();
-        std::thread::spawn(move || serve_control(sh, control));
+        std::thread::spawn(move || control::serve_control(sh, control));
     }
     let cache_thread = {
         let sh = shared.clone();
@@ -248,78 +249,6 @@ pub fn run(opts: AgentOptions) -> Result<(), AgentError> {
     }
     shared.log("stopped");
     Ok(())
-}
-
-fn serve_control(sh: Arc<Shared>, listener: TcpListener) {
-    for conn in listener.incoming() {
-        let Ok(mut s) = conn else { continue };
-        let sh = sh.clone();
-        std::thread::spawn(move || {
-            let _ = handle(&sh, &mut s);
-        });
-    }
-}
-
-fn handle(sh: &Shared, s: &mut TcpStream) -> std::io::Result<()> {
-    let req = http::read_request(s)?;
-    let json = "application/json";
-    match (req.method.as_str(), req.path.as_str()) {
-        ("GET", "/state") => {
-            let status = sh.observer().map(|o| o.status());
-            let mut st = sh.st().clone();
-            st.proxy.status = status;
-            let body =
-                serde_json::to_string(&st).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
-            http::write_response(s, 200, json, &body)
-        }
-        ("GET", "/status") => match sh.observer() {
-            Some(o) => {
-                let body = serde_json::to_string_pretty(&o.status())
-                    .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
-                http::write_response(s, 200, json, &(body + "\n"))
-            }
-            None => {
-                let why = sh.st().proxy.state.clone();
-                http::write_response(s, 503, "text/plain", &format!("db-proxy: {why}\n"))
-            }
-        },
-        ("GET", "/metrics") => match sh.observer() {
-            Some(o) => http::write_response(s, 200, "text/plain; version=0.0.4", &o.metrics_text()),
-            None => {
-                let why = sh.st().proxy.state.clone();
-                http::write_response(s, 503, "text/plain", &format!("db-proxy: {why}\n"))
-            }
-        },
-        ("GET", "/health") => {
-            let healthy = sh.st().db.healthy;
-            http::write_response(
-                s,
-                if healthy { 200 } else { 503 },
-                "text/plain",
-                if healthy { "ok\n" } else { "not ready\n" },
-            )
-        }
-        ("POST", "/bootstrap/force") => {
-            let mut st = sh.st();
-            st.report.force_bootstrap = true;
-            let body = serde_json::json!({
-                "ok": true,
-                "node": st.name,
-                "message": "this node will bootstrap the cluster from its own data",
-                "position": st.db.seqno,
-            });
-            drop(st);
-            sh.log("operator forced this node to bootstrap");
-            http::write_response(s, 200, json, &body.to_string())
-        }
-        ("POST", "/shutdown") => {
-            sh.shutdown.store(true, Ordering::SeqCst);
-            sh.log("shutdown requested over the control API");
-            http::write_response(s, 200, json, "{\"ok\":true}")
-        }
-        ("GET" | "POST", _) => http::write_response(s, 404, "text/plain", "not found\n"),
-        _ => http::write_response(s, 405, "text/plain", "method not allowed\n"),
-    }
 }
 
 /// The views of all members in config order: this node's own report, the peers' over HTTP.
