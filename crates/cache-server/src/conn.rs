@@ -29,10 +29,11 @@ use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tracing::trace;
 
 use crate::stats::ConnInfo;
 use crate::Kind;
-use crate::{binary, text, Ctx, Session, Step, Unavailable};
+use crate::{binary, text, Ctx, Session, Step, Unavailable, PROTOCOL_TARGET};
 
 /// Replies are flushed to the socket once this many bytes are pending, even mid-batch.
 pub const OUT_HIGH_WATER: usize = 256 * 1024;
@@ -60,15 +61,11 @@ pub async fn serve(mut stream: TcpStream, ctx: Ctx, id: u64, mut shutdown: watch
         last_cmd: ctx.now().into(),
     });
     ctx.stats.conns.lock().insert(id, info.clone());
-    if ctx.settings.verbose > 1 {
-        eprintln!("<{id} new client connection from {}", info.peer);
-    }
+    trace!(target: PROTOCOL_TARGET, "<{id} new client connection from {}", info.peer);
     let result = run(&mut stream, &ctx, id, &info, &mut shutdown).await;
-    if ctx.settings.verbose > 1 {
-        match result {
-            Ok(()) => eprintln!("<{id} connection closed."),
-            Err(e) => eprintln!("<{id} connection closed: {e}"),
-        }
+    match result {
+        Ok(()) => trace!(target: PROTOCOL_TARGET, "<{id} connection closed."),
+        Err(e) => trace!(target: PROTOCOL_TARGET, "<{id} connection closed: {e}"),
     }
     ctx.stats.conns.lock().remove(&id);
 }

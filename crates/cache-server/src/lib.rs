@@ -6,6 +6,8 @@
 //! Protocol framing lives in [`memcache_proto`] (pure codecs); this crate turns requests into store
 //! operations ([`text`] for text + meta, [`binary`] for binary) and replies into bytes.
 
+#![forbid(unsafe_code)]
+
 pub mod binary;
 pub mod config;
 pub mod conn;
@@ -25,6 +27,12 @@ use cache_store::{
     ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, Expiry, GetOpts, ItemRef, MetaInfo,
     MetaOrder, Store, StoreOutcome, StoreReq,
 };
+
+/// The `tracing` target of memcached's `-v`/`-vv` lines, whose messages keep memcached's form:
+/// connection errors (`accept failed: …`) at DEBUG, what memcached's `-vv` adds (every
+/// connection opened and closed: `<28 new client connection from …`, `<28 connection closed.`)
+/// at TRACE. The binary maps `-v` to DEBUG and `-vv` to TRACE for this target.
+pub const PROTOCOL_TARGET: &str = "cache_server::protocol";
 
 /// Everything a connection needs to execute requests; cheap to clone.
 #[derive(Clone)]

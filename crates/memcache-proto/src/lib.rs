@@ -12,6 +12,8 @@
 //! or is malformed ([`Parse::Error`], carrying memcached's exact reply and how much input to drop).
 //! Parsing knows nothing about items; executing a request against a store is the server's job.
 
+#![forbid(unsafe_code)]
+
 pub mod ascii;
 pub mod binary;
 pub mod meta;
