@@ -19,6 +19,8 @@
 //! it): non-blocking sockets under one epoll per thread, replies parsed in place, one `write` per
 //! batch of replies, one clock read per `read`. See [`engine`].
 
+#![forbid(unsafe_code)]
+
 pub mod cpu;
 pub mod engine;
 pub mod hist;

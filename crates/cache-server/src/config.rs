@@ -18,7 +18,8 @@ pub struct Settings {
     pub threads: usize,
     /// Largest item in bytes (`-I`).
     pub item_size_max: usize,
-    /// Verbosity (`-v`, `-vv`, `-vvv`).
+    /// Verbosity (`-v`, `-vv`, `-vvv`). The server logs through `tracing`; the binary turns this
+    /// count into its log filter ([`crate::PROTOCOL_TARGET`]).
     pub verbose: u8,
     /// Longest non-retrieval command line.
     pub max_line: usize,

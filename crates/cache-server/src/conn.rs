@@ -8,9 +8,9 @@
 //!
 //! Cluster mode, where a write waits for a Raft commit and a read for a read barrier: a run of
 //! consecutive text writes whose reply needs only their outcome (storage commands, delete, touch,
-//! incr/decr: [`text_exec::stage_write`]) is encoded as it is parsed and queued for replication as
+//! incr/decr: [`text::stage_write`]) is encoded as it is parsed and queued for replication as
 //! one unit, then answered in order from the outcomes (`run_staged`); any other run of pure
-//! writes ([`text_exec::Kind::Write`]: meta and binary ones) is executed concurrently (each is
+//! writes ([`Kind::Write`]: meta and binary ones) is executed concurrently (each is
 //! queued when it starts, in request order, so they share the node's next log entry and apply in
 //! order; replies are assembled in request order); every other request starts only after every
 //! earlier one finished. Reads of one received batch share one read barrier (the
@@ -29,10 +29,11 @@ use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tracing::trace;
 
 use crate::stats::ConnInfo;
-use crate::text_exec::Kind;
-use crate::{binary_exec, text_exec, Ctx, Session, Step, Unavailable};
+use crate::Kind;
+use crate::{binary, text, Ctx, Session, Step, Unavailable, PROTOCOL_TARGET};
 
 /// Replies are flushed to the socket once this many bytes are pending, even mid-batch.
 pub const OUT_HIGH_WATER: usize = 256 * 1024;
@@ -60,15 +61,11 @@ pub async fn serve(mut stream: TcpStream, ctx: Ctx, id: u64, mut shutdown: watch
         last_cmd: ctx.now().into(),
     });
     ctx.stats.conns.lock().insert(id, info.clone());
-    if ctx.settings.verbose > 1 {
-        eprintln!("<{id} new client connection from {}", info.peer);
-    }
+    trace!(target: PROTOCOL_TARGET, "<{id} new client connection from {}", info.peer);
     let result = run(&mut stream, &ctx, id, &info, &mut shutdown).await;
-    if ctx.settings.verbose > 1 {
-        match result {
-            Ok(()) => eprintln!("<{id} connection closed."),
-            Err(e) => eprintln!("<{id} connection closed: {e}"),
-        }
+    match result {
+        Ok(()) => trace!(target: PROTOCOL_TARGET, "<{id} connection closed."),
+        Err(e) => trace!(target: PROTOCOL_TARGET, "<{id} connection closed: {e}"),
     }
     ctx.stats.conns.lock().remove(&id);
 }
@@ -88,7 +85,7 @@ async fn run(
     };
     let mut proto: Option<Proto> = None;
     let mut swallow = 0usize;
-    let mut unsent = text_exec::Unsent::default();
+    let mut unsent = text::Unsent::default();
     loop {
         // Execute everything that is buffered.
         let mut close = false;
@@ -136,20 +133,13 @@ async fn run(
             }
             let step = match (p, parsed) {
                 (Proto::Text, Some((req, consumed))) => {
-                    text_exec::process_parsed(
-                        req,
-                        consumed,
-                        ctx,
-                        &mut session,
-                        &mut unsent,
-                        &mut out,
-                    )
-                    .await
+                    text::process_parsed(req, consumed, ctx, &mut session, &mut unsent, &mut out)
+                        .await
                 }
                 (Proto::Text, None) => {
-                    text_exec::process(&buf, ctx, &mut session, &mut unsent, &mut out).await
+                    text::process(&buf, ctx, &mut session, &mut unsent, &mut out).await
                 }
-                (Proto::Binary, _) => binary_exec::process(&buf, ctx, &mut session, &mut out).await,
+                (Proto::Binary, _) => binary::process(&buf, ctx, &mut session, &mut out).await,
             };
             if invalidate {
                 session.fence.invalidate();
@@ -164,9 +154,9 @@ async fn run(
                     }
                     // memcached writes its replies whenever its read buffer runs dry, which a
                     // request with a large data block always causes; after that, a later error
-                    // can no longer discard them (`text_exec::unsent_start`).
-                    let flushed = p == Proto::Text
-                        && text_exec::replies_flushed_after(consumed, flow.swallow);
+                    // can no longer discard them (`text::unsent_start`).
+                    let flushed =
+                        p == Proto::Text && text::replies_flushed_after(consumed, flow.swallow);
                     if flushed {
                         unsent.written();
                     }
@@ -220,12 +210,12 @@ fn classify<'a>(
     p: Proto,
     input: &'a [u8],
     ctx: &Ctx,
-    unsent: &text_exec::Unsent,
+    unsent: &text::Unsent,
 ) -> Option<(Kind, usize, Option<memcache_proto::text::Request<'a>>)> {
     match p {
-        Proto::Text => text_exec::classify(input, ctx, unsent),
+        Proto::Text => text::classify(input, ctx, unsent),
         Proto::Binary => {
-            binary_exec::classify(input, ctx).map(|(kind, consumed)| (kind, consumed, None))
+            binary::classify(input, ctx).map(|(kind, consumed)| (kind, consumed, None))
         }
     }
 }
@@ -239,7 +229,7 @@ async fn run_writes(
     first: usize,
     ctx: &Ctx,
     session: &mut Session,
-    unsent: &mut text_exec::Unsent,
+    unsent: &mut text::Unsent,
     out: &mut Vec<u8>,
 ) -> usize {
     if p == Proto::Text {
@@ -280,8 +270,8 @@ async fn run_writes(
                 };
                 let mut o = Vec::new();
                 let _ = match p {
-                    Proto::Text => text_exec::process(input, ctx, &mut s, &mut u, &mut o).await,
-                    Proto::Binary => binary_exec::process(input, ctx, &mut s, &mut o).await,
+                    Proto::Text => text::process(input, ctx, &mut s, &mut u, &mut o).await,
+                    Proto::Binary => binary::process(input, ctx, &mut s, &mut o).await,
                 };
                 (s, u, o)
             })
@@ -295,7 +285,7 @@ async fn run_writes(
     end
 }
 
-/// Cluster mode, text protocol: execute the run of consecutive [`text_exec::stage_write`] writes at
+/// Cluster mode, text protocol: execute the run of consecutive [`text::stage_write`] writes at
 /// the start of `buf` as one unit: each request's command is encoded in order (from views of
 /// the input: no command of its own, no copy of its key and value), the commands go to the
 /// node's proposer together ([`cache_cluster::Cluster::write_many`]: one hand-off, one wake-up,
@@ -305,7 +295,7 @@ async fn run_staged(
     buf: &[u8],
     ctx: &Ctx,
     session: &mut Session,
-    unsent: &mut text_exec::Unsent,
+    unsent: &mut text::Unsent,
     out: &mut Vec<u8>,
 ) -> usize {
     let Some(cluster) = &ctx.cluster else {
@@ -315,11 +305,10 @@ async fn run_staged(
     let mut cmds = cache_cluster::Packer::default();
     let mut end = 0;
     while reqs.len() < MAX_WRITE_RUN && end < buf.len() {
-        let Some((Kind::Write, n, Some(req))) = text_exec::classify(&buf[end..], ctx, unsent)
-        else {
+        let Some((Kind::Write, n, Some(req))) = text::classify(&buf[end..], ctx, unsent) else {
             break;
         };
-        let Some(cmd) = text_exec::stage_write(&req, ctx, session, unsent) else {
+        let Some(cmd) = text::stage_write(&req, ctx, session, unsent) else {
             break;
         };
         cmds.push(&cmd);
@@ -332,7 +321,7 @@ async fn run_staged(
     match cluster.write_many(cmds).await {
         Ok(outs) if outs.len() == reqs.len() => {
             for (req, o) in reqs.iter().zip(&outs) {
-                text_exec::finish_write(req, Ok(o), session, unsent, out);
+                text::finish_write(req, Ok(o), session, unsent, out);
             }
         }
         r => {
@@ -341,7 +330,7 @@ async fn run_staged(
                 .map(Unavailable::from)
                 .unwrap_or_else(|| Unavailable("batch outcome mismatch".into()));
             for req in &reqs {
-                text_exec::finish_write(req, Err(e.clone()), session, unsent, out);
+                text::finish_write(req, Err(e.clone()), session, unsent, out);
             }
         }
     }
@@ -432,7 +421,7 @@ mod tests {
     #[test]
     fn classify_sorts_requests() {
         let ctx = Ctx::new(crate::Settings::default());
-        let unsent = text_exec::Unsent::default();
+        let unsent = text::Unsent::default();
         let k = |input: &[u8]| {
             classify(Proto::Text, input, &ctx, &unsent).map(|(kind, n, _)| (kind, n))
         };

@@ -4,14 +4,16 @@
 //! counters, background expiry and graceful shutdown.
 //!
 //! Protocol framing lives in [`memcache_proto`] (pure codecs); this crate turns requests into store
-//! operations (`text_exec` for text + meta, `binary_exec` for binary) and replies into bytes.
+//! operations ([`text`] for text + meta, [`binary`] for binary) and replies into bytes.
 
-pub mod binary_exec;
+#![forbid(unsafe_code)]
+
+pub mod binary;
 pub mod config;
 pub mod conn;
 pub mod server;
 pub mod stats;
-pub mod text_exec;
+pub mod text;
 
 use std::sync::Arc;
 
@@ -25,6 +27,12 @@ use cache_store::{
     ArithOutcome, ArithReq, DeleteOpts, DeleteOutcome, Expiry, GetOpts, ItemRef, MetaInfo,
     MetaOrder, Store, StoreOutcome, StoreReq,
 };
+
+/// The `tracing` target of memcached's `-v`/`-vv` lines, whose messages keep memcached's form:
+/// connection errors (`accept failed: …`) at DEBUG, what memcached's `-vv` adds (every
+/// connection opened and closed: `<28 new client connection from …`, `<28 connection closed.`)
+/// at TRACE. The binary maps `-v` to DEBUG and `-vv` to TRACE for this target.
+pub const PROTOCOL_TARGET: &str = "cache_server::protocol";
 
 /// Everything a connection needs to execute requests; cheap to clone.
 #[derive(Clone)]
@@ -208,13 +216,26 @@ pub struct Flow {
     pub swallow: usize,
 }
 
-/// The result of one call to `text_exec::process` / `binary_exec::process`.
+/// The result of one call to [`text::process`] / [`binary::process`].
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step {
     /// One request (or one malformed line) was handled: drop `consumed` input bytes, then obey `flow`.
     Done { consumed: usize, flow: Flow },
     /// The input holds only part of a request.
     Incomplete,
+}
+
+/// How the connection may schedule a request (cluster mode, see [`conn`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A plain read: no state change, no effect on the connection's state.
+    Read,
+    /// A pure write: one replicated command whose reply depends only on its outcome, no effect
+    /// on the connection's state besides unpinning its key and counters, and no `swallow`/flush:
+    /// consecutive ones may run concurrently (issued in order, replies in order).
+    Write,
+    /// Anything else: runs alone, after every earlier request finished.
+    Other,
 }
 
 /// Per-connection state the executors may keep (e.g. binary quiet-mode bookkeeping).

@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::{conn, Ctx, Settings};
+use crate::{conn, Ctx, Settings, PROTOCOL_TARGET};
 
 /// How long shutdown waits for open connections to finish their current batch.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -92,7 +92,7 @@ impl Server {
                                     ));
                                 }
                                 Err(e) => {
-                                    eprintln!("keel cache: worker cannot use a listener: {e}")
+                                    tracing::error!(error = %e, "worker cannot use a listener")
                                 }
                             }
                         }
@@ -136,9 +136,7 @@ async fn accept_loop(
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => {
                 // EMFILE and friends: back off briefly instead of spinning.
-                if ctx.settings.verbose > 0 {
-                    eprintln!("accept failed: {e}");
-                }
+                tracing::debug!(target: PROTOCOL_TARGET, "accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }

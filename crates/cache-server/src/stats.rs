@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+use nix::sys::resource::{getrusage, UsageWho};
+use nix::sys::time::TimeVal;
 use parking_lot::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -300,14 +302,13 @@ pub fn report(ctx: &crate::Ctx, group: &str) -> Option<Vec<(String, String)>> {
 }
 
 fn rusage() -> (String, String) {
-    // SAFETY: getrusage only writes into the zeroed struct we own.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } == 0;
-    if !ok {
-        return ("0.000000".into(), "0.000000".into());
+    match getrusage(UsageWho::RUSAGE_SELF) {
+        Ok(ru) => {
+            let f = |t: TimeVal| format!("{}.{:06}", t.tv_sec(), t.tv_usec());
+            (f(ru.user_time()), f(ru.system_time()))
+        }
+        Err(_) => ("0.000000".into(), "0.000000".into()),
     }
-    let f = |t: libc::timeval| format!("{}.{:06}", t.tv_sec, t.tv_usec);
-    (f(ru.ru_utime), f(ru.ru_stime))
 }
 
 /// `stats reset`.

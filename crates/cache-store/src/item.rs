@@ -92,17 +92,20 @@ impl Item {
         let hl = header_len(vlen);
         let size = hl + key.len() + vlen;
         let layout = Layout::from_size_align(size, 8).ok()?;
-        // SAFETY: size >= 24 > 0.
+        // SAFETY: `layout` is not zero-sized (it holds at least the 24-byte header).
         let p = unsafe { alloc(layout) };
         let p = NonNull::new(p)?;
         if (p.as_ptr() as u64) >> PTR_BITS != 0 {
-            // SAFETY: allocated just above with this layout.
+            // SAFETY: `p` came from `alloc` with this same `layout` just above and is not used again.
             unsafe { dealloc(p.as_ptr(), layout) };
             return None;
         }
         let vfield = if hl == BIG_HDR { VLEN_ESC } else { vlen as u32 };
         let meta = key.len() as u32 | ((bits as u32 & 0xF) << 8) | (vfield << 12);
-        // SAFETY: the allocation is `size` bytes, aligned to 8; every byte is written below.
+        // SAFETY: `b` points to `size` = hl + key + value freshly allocated bytes, aligned to 8: the
+        // u64 at 0 and the u32s at 8..hl are in bounds and aligned; the key fills hl.. and the parts
+        // follow it back to back, ending exactly at `size`. The sources are the caller's slices,
+        // never this new allocation, so the copies do not overlap. Every byte is written.
         unsafe {
             let b = p.as_ptr();
             (b as *mut u64).write(0);
@@ -130,6 +133,7 @@ impl Item {
     /// `addr` must come from [`Item::addr`] of a live item.
     #[inline]
     pub unsafe fn from_addr(addr: u64) -> Item {
+        // SAFETY: a live item's address is that of an allocation, hence not null.
         Item(NonNull::new_unchecked(addr as *mut u8))
     }
 
@@ -140,13 +144,16 @@ impl Item {
 
     #[inline]
     fn u32_at(self, off: usize) -> u32 {
-        // SAFETY: header fields are inside the allocation and 4-aligned.
+        // SAFETY: `self` is a live item: a handle is made only by `alloc` or, for an item in a table slot,
+        // by `from_addr`, and is not used after `free` (callers hold the shard lock);
+        // `off` is a u32 header field (8, 12, 16, 20 or 24), inside the header, 4-aligned.
         unsafe { (self.0.as_ptr().add(off) as *const u32).read() }
     }
 
     #[inline]
     fn set_u32_at(self, off: usize, v: u32) {
-        // SAFETY: as above; only called with the shard lock held.
+        // SAFETY: as in `u32_at`; the shard lock, held by every caller, makes this write the only
+        // access to the item.
         unsafe { (self.0.as_ptr().add(off) as *mut u32).write(v) }
     }
 
@@ -157,13 +164,15 @@ impl Item {
 
     #[inline]
     pub fn cas(self) -> u64 {
-        // SAFETY: offset 0, 8-aligned.
+        // SAFETY: `self` is a live item: a handle is made only by `alloc` or, for an item in a table slot,
+        // by `from_addr`, and is not used after `free` (callers hold the shard lock);
+        // the CAS is the u64 at offset 0 of the 8-aligned allocation.
         unsafe { (self.0.as_ptr() as *const u64).read() }
     }
 
     #[inline]
     pub fn set_cas(self, cas: u64) {
-        // SAFETY: offset 0, 8-aligned.
+        // SAFETY: as in `cas`; the shard lock makes this write the only access to the item.
         unsafe { (self.0.as_ptr() as *mut u64).write(cas) }
     }
 
@@ -238,14 +247,18 @@ impl Item {
     /// The key. The returned slice must not outlive the item (callers hold the shard lock).
     #[inline]
     pub fn key<'a>(self) -> &'a [u8] {
-        // SAFETY: key bytes were initialised in `alloc`; the item lives while linked.
+        // SAFETY: `self` is a live item: a handle is made only by `alloc` or, for an item in a table slot,
+        // by `from_addr`, and is not used after `free` (callers hold the shard lock).
+        // Bytes hdr_len..hdr_len + key_len lie inside the allocation and were written by `alloc`;
+        // the slice is used only while the lock keeps the item from being freed or rewritten.
         unsafe { std::slice::from_raw_parts(self.0.as_ptr().add(self.hdr_len()), self.key_len()) }
     }
 
     /// The value. Same lifetime caveat as [`Item::key`].
     #[inline]
     pub fn value<'a>(self) -> &'a [u8] {
-        // SAFETY: as for `key`.
+        // SAFETY: as in `key`: the value_len bytes after the key lie inside the allocation (they
+        // end exactly at its size) and were written by `alloc` or in place under the lock.
         unsafe {
             std::slice::from_raw_parts(
                 self.0.as_ptr().add(self.hdr_len() + self.key_len()),
@@ -257,7 +270,8 @@ impl Item {
     /// Mutable value bytes (in-place incr/decr). Caller holds the shard lock.
     #[inline]
     pub fn value_mut<'a>(self) -> &'a mut [u8] {
-        // SAFETY: as for `key`; exclusive access is guaranteed by the shard lock.
+        // SAFETY: as in `value`; the shard lock gives the caller exclusive access, and it holds no
+        // other slice of this item while it writes through this one.
         unsafe {
             std::slice::from_raw_parts_mut(
                 self.0.as_ptr().add(self.hdr_len() + self.key_len()),
@@ -278,6 +292,8 @@ impl Item {
     /// The item must be unlinked and never used again.
     pub unsafe fn free(self) {
         let size = self.hdr_len() + self.key_len() + self.value_len();
+        // SAFETY: the caller guarantees a live, unlinked item; `size` and alignment 8 are exactly
+        // the layout `alloc` used (the header records both lengths), which was valid then.
         let layout = Layout::from_size_align_unchecked(size, 8);
         dealloc(self.0.as_ptr(), layout);
     }
@@ -309,6 +325,7 @@ mod tests {
         assert_eq!(it.value_len(), 4);
         assert_eq!(it.key_len(), 3);
         assert_eq!(it.charge(), malloc_size(24 + 3 + 4) + TABLE_SHARE);
+        // SAFETY: allocated above, never linked, not used again.
         unsafe { it.free() };
 
         let big = vec![7u8; (1 << 20) + 5];
@@ -317,11 +334,13 @@ mod tests {
         assert_eq!(it.value(), &big[..]);
         assert_eq!(it.key(), &k[..]);
         assert_eq!(it.bits(), 0);
+        // SAFETY: allocated above, never linked, not used again.
         unsafe { it.free() };
         // exactly at the escape boundary
         let v = vec![1u8; VLEN_ESC as usize];
         let it = Item::alloc(b"", &[&v], 0, 0, 0, 0).unwrap();
         assert_eq!(it.value_len(), v.len());
+        // SAFETY: allocated above, never linked, not used again.
         unsafe { it.free() };
         assert!(Item::alloc(&[0u8; 256], &[], 0, 0, 0, 0).is_none());
     }

@@ -1,6 +1,7 @@
-//! keel's item store: the memory of `keel cache`.
-//!
-//! (Memory design rationale: see the "Memory design" section below, written by the store's author.)
+//! keel's item store: the memory of `keel cache`. It holds items with memcached's semantics (flags,
+//! CAS, expiry, flush, the meta protocol's stale/win/recache state, incr/decr) under a memory limit,
+//! in lock-sharded tables, and it is deterministic, so that the cache cluster can drive identical
+//! replicas from one replicated log (see the contract below).
 //!
 //! # Memory design
 //! **One heap allocation per item** (module `item`): a 24-byte header — CAS (8), expiry (4,
@@ -30,25 +31,13 @@
 //! for the table slot (8 bytes at 40–80% load). For a 11-byte key and 100-byte value:
 //! 135 → 144 bytes allocated + 16 = 160 bytes per item, i.e. 49 bytes over key + value; memcached
 //! 1.6.18 spends 48 (header) + 8 (CAS) + 1 (NUL) + 2 (CRLF) = 59 bytes and rounds 170 up to its
-//! 192-byte slab class, plus 8 bytes of hash bucket: ~200 bytes.
-//!
-//! Measured (`cargo run --release -p cache-store --example rss`, 1,000,000 items, keys
-//! `key:0000001`.., 100-byte values, 64 shards): VmRSS 155.5 MiB (161 B/item incl. the table),
-//! accounted 160.0 B/item; Debian's memcached 1.6.18 (`-m 1024`, same items over the text
-//! protocol) reaches VmRSS 197.4 MiB once its hash table has expanded: keel uses 0.79x.
-//! Single-thread release timings on the shared 2-core box (noisy: load 1–6): random get over the
-//! 1M items 260–700 ns (two DRAM misses: slot + item), get of a cache-resident key ~45 ns, set of
-//! a new key 300–700 ns, set that evicts 650–1000 ns. A same-length overwrite reuses the
-//! allocation.
+//! 192-byte slab class, plus 8 bytes of hash bucket: ~200 bytes. A same-length overwrite reuses
+//! the allocation.
 //!
 //! **Snapshots** (module `snapshot`): [`Store::export`] writes the store's exact image (every
 //! item with its slot, the CLOCK hands, counters, CAS counter and flush state) and
 //! [`Store::import`] rebuilds it in place, so a replica installed from an image behaves exactly
-//! like the original afterwards, evictions included. Measured with
-//! `cargo run --release -p cache-store --example snapshot` (64 shards, 100-byte values, on the
-//! shared, loaded 2-core box): 100 000 items export in 11–29 ms (13.8 MiB), import 12–20 ms;
-//! 1 000 000 items export in 140–270 ms (138 MiB; 90–160 ms into an already faulted-in
-//! buffer), import 115–230 ms.
+//! like the original afterwards, evictions included.
 //!
 //! # Contract
 //! * Every mutating operation is **deterministic** given its arguments and `now` (unix seconds
@@ -366,7 +355,9 @@ struct Shard {
     c: Counters,
 }
 
-// SAFETY: the raw item pointers inside a shard are owned by it and only touched with its lock held.
+// SAFETY: `Shard` is not `Send` only because its table holds raw item addresses. Those items are
+// owned by the shard alone (nothing else keeps a handle past the lock), and are reached only
+// through it, under its lock, so moving a shard to another thread moves their ownership with it.
 unsafe impl Send for Shard {}
 
 /// flush_all state (memcached's `settings.oldest_live` / `settings.oldest_cas`). Times are

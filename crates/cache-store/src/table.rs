@@ -57,7 +57,8 @@ impl Table {
         if e == 0 {
             None
         } else {
-            // SAFETY: non-empty slots hold addresses of live items.
+            // SAFETY: a non-empty slot holds the address of a live item: an item is freed only
+            // after it was removed from its slot (or the whole table drained).
             Some(unsafe { Item::from_addr(e & ADDR_MASK) })
         }
     }
@@ -67,7 +68,7 @@ impl Table {
         if self.mask <= 0xFFFF {
             (e >> TAG_SHIFT) as usize & self.mask
         } else {
-            // SAFETY: `e` is an occupied slot.
+            // SAFETY: `e` is an occupied slot, which holds a live item's address (see `get`).
             let it = unsafe { Item::from_addr(e & ADDR_MASK) };
             hash_key(it.key()) as usize & self.mask
         }
@@ -125,7 +126,7 @@ impl Table {
                 return None;
             }
             if e & !ADDR_MASK == t {
-                // SAFETY: occupied slot.
+                // SAFETY: an occupied slot holds a live item's address (see `get`).
                 let it = unsafe { Item::from_addr(e & ADDR_MASK) };
                 if it.key() == key {
                     return Some(i);
@@ -296,6 +297,7 @@ mod tests {
                         let got = t.remove_at(i).unwrap();
                         assert_eq!(got, it);
                         model.remove(&k);
+                        // SAFETY: removed from the table above, not used again.
                         unsafe { got.free() };
                     }
                 }
@@ -313,6 +315,7 @@ mod tests {
             assert_eq!(t.get(i), Some(*it));
         }
         for it in t.drain() {
+            // SAFETY: drained from the table, not used again.
             unsafe { it.free() };
         }
     }

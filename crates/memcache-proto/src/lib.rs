@@ -4,6 +4,7 @@
 //! * [`text`]: the classic text protocol (`get`, `set`, `incr`, `stats`, …).
 //! * [`meta`]: the meta commands (`mg`, `ms`, `md`, `ma`, `mn`, `me`), which share the text
 //!   protocol's connection and line framing.
+//! * [`ascii`]: what text and meta share (line framing, tokens, numbers, data blocks).
 //! * [`binary`]: the binary protocol (24-byte headers, magic `0x80`/`0x81`).
 //!
 //! Parsers never panic and never allocate without bound: a parser looks at a buffer and says
@@ -11,6 +12,9 @@
 //! or is malformed ([`Parse::Error`], carrying memcached's exact reply and how much input to drop).
 //! Parsing knows nothing about items; executing a request against a store is the server's job.
 
+#![forbid(unsafe_code)]
+
+pub mod ascii;
 pub mod binary;
 pub mod meta;
 pub mod text;

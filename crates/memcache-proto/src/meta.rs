@@ -2,7 +2,8 @@
 //! 1.6.18's `proto_text.c` does (same checks in the same order, same error strings), plus the
 //! helpers that build their replies.
 //!
-//! Meta commands share the text protocol's line framing and tokenizer ([`crate::text`]).
+//! Meta commands share the text protocol's line framing, tokenizer and numbers ([`crate::ascii`]);
+//! [`crate::text::parse`] hands the `m?` lines of a text connection to this module.
 //! Flags memcached 1.6.18 knows: `b c f h k l O P L q s t u v N R T F C M J D I` (`P`/`L` are
 //! accepted and ignored). Later memcached versions added `E` (explicit CAS) and `x` (md: remove
 //! value only); 1.6.18 answers `CLIENT_ERROR invalid flag` to them, and so does this parser.
@@ -10,7 +11,7 @@
 //! Reply flags are echoed in the order the request gave them, so a parsed [`Request`] keeps the raw
 //! flag tokens ([`Request::tokens`]) next to their parsed values ([`Flags`]).
 
-use crate::text::{self, Data, Line, Tokens, KEY_MAX_LENGTH};
+use crate::ascii::{self, Data, Line, Tokens, KEY_MAX_LENGTH};
 use crate::{Limits, Parse};
 use std::borrow::Cow;
 
@@ -132,20 +133,20 @@ impl<'a> Request<'a> {
 
 /// Parse a single meta command from the front of `buf`.
 pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parse<Request<'a>> {
-    let line = match text::frame_line(buf, limits) {
+    let line = match ascii::frame_line(buf, limits) {
         Ok(l) => l,
-        Err(e) => return text::retype(e),
+        Err(e) => return ascii::retype(e),
     };
     let t = Tokens::split(line.text);
     let cmd = t.get(0);
     if t.ntokens() < 2 || cmd.len() != 2 || cmd[0] != b'm' {
-        return text::error(text::ERROR, line.consumed);
+        return ascii::error(ascii::ERROR, line.consumed);
     }
     parse_tokens(buf, &line, &t, limits)
 }
 
 fn err<T>(s: &'static [u8], c: usize) -> Parse<T> {
-    text::error(s, c)
+    ascii::error(s, c)
 }
 
 fn err_swallow<T>(s: &'static [u8], c: usize, swallow: usize) -> Parse<T> {
@@ -173,7 +174,7 @@ pub(crate) fn parse_tokens<'a>(
         Some(b'a') => Cmd::Arith,
         Some(b'n') => Cmd::Noop,
         Some(b'e') => Cmd::Debug,
-        _ => return err(text::ERROR, c),
+        _ => return err(ascii::ERROR, c),
     };
     let empty = Request {
         cmd,
@@ -192,7 +193,7 @@ pub(crate) fn parse_tokens<'a>(
         }
         Cmd::Debug => {
             if nt < 3 || t.get(1).len() > KEY_MAX_LENGTH {
-                return err(text::BAD_FORMAT, c);
+                return err(ascii::BAD_FORMAT, c);
             }
             let mut req = Request {
                 key: Key::Plain(t.get(1)),
@@ -201,7 +202,7 @@ pub(crate) fn parse_tokens<'a>(
             if nt >= 4 && t.get(2) == b"b" {
                 match base64_decode_key(t.get(1)) {
                     Some(k) => req.key = k,
-                    None => return err(text::BAD_FORMAT, c),
+                    None => return err(ascii::BAD_FORMAT, c),
                 }
                 req.flags.base64 = true;
             }
@@ -210,11 +211,11 @@ pub(crate) fn parse_tokens<'a>(
         _ => {}
     }
     if nt < 3 {
-        return err(text::ERROR, c);
+        return err(ascii::ERROR, c);
     }
     let raw_key = t.get(1);
     if raw_key.len() > KEY_MAX_LENGTH {
-        return err(text::BAD_FORMAT, c);
+        return err(ascii::BAD_FORMAT, c);
     }
     let too_long: &'static [u8] = if cmd == Cmd::Get {
         b"CLIENT_ERROR options flags are too long\r\n"
@@ -222,7 +223,7 @@ pub(crate) fn parse_tokens<'a>(
         b"CLIENT_ERROR options flags too long\r\n"
     };
     if cmd == Cmd::Set && nt == 3 {
-        return err(text::BAD_FORMAT, c);
+        return err(ascii::BAD_FORMAT, c);
     }
     if nt > MFLAG_MAX_OPT_LENGTH {
         return err(too_long, c);
@@ -231,12 +232,12 @@ pub(crate) fn parse_tokens<'a>(
     let mut swallow = 0;
     let mut len = 0;
     if cmd == Cmd::Set {
-        match text::safe_strtol(t.get(2)) {
+        match ascii::safe_strtol(t.get(2)) {
             Some(v) if (0..=i32::MAX - 2).contains(&v) => {
                 len = v as usize;
                 swallow = len + 2;
             }
-            _ => return err(text::BAD_FORMAT, c),
+            _ => return err(ascii::BAD_FORMAT, c),
         }
         first_flag = 3;
     }
@@ -267,7 +268,7 @@ pub(crate) fn parse_tokens<'a>(
             if flags.opaque_too_long {
                 return err_swallow(b"CLIENT_ERROR opaque token too long\r\n", c, swallow);
             }
-            let (data, consumed) = match text::read_data(buf, c, len, limits) {
+            let (data, consumed) = match ascii::read_data(buf, c, len, limits) {
                 Some(d) => d,
                 None => return Parse::Incomplete,
             };
@@ -331,7 +332,7 @@ fn preparse<'a>(
     of: &mut Flags,
 ) -> Result<(), &'static [u8]> {
     let mut seen = [false; 127];
-    let mut errstr: &'static [u8] = text::BAD_FORMAT;
+    let mut errstr: &'static [u8] = ascii::BAD_FORMAT;
     let mut has_error = false;
     const BAD_TOKEN: &[u8] = b"CLIENT_ERROR bad token in command line format\r\n";
     for i in start..t.n {
@@ -353,7 +354,7 @@ fn preparse<'a>(
                 }
                 of.base64 = true;
             }
-            b'N' | b'T' | b'R' => match text::safe_strtol(arg) {
+            b'N' | b'T' | b'R' => match ascii::safe_strtol(arg) {
                 Some(v) => match o {
                     b'N' => of.vivify = Some(v),
                     b'T' => of.ttl = Some(v),
@@ -373,11 +374,11 @@ fn preparse<'a>(
             b'v' => of.value = true,
             b'u' => of.no_update = true,
             b'q' => of.quiet = true,
-            b'F' => match text::safe_strtoul(arg) {
+            b'F' => match ascii::safe_strtoul(arg) {
                 Some(v) => of.client_flags = v,
                 None => has_error = true,
             },
-            b'C' => match text::safe_strtoull(arg) {
+            b'C' => match ascii::safe_strtoull(arg) {
                 Some(v) => of.compare_cas = Some(v),
                 None => {
                     errstr = BAD_TOKEN;
@@ -392,14 +393,14 @@ fn preparse<'a>(
                     of.mode = tok[1];
                 }
             }
-            b'J' => match text::safe_strtoull(arg) {
+            b'J' => match ascii::safe_strtoull(arg) {
                 Some(v) => of.initial = v,
                 None => {
                     errstr = b"CLIENT_ERROR invalid numeric initial value\r\n";
                     has_error = true;
                 }
             },
-            b'D' => match text::safe_strtoull(arg) {
+            b'D' => match ascii::safe_strtoull(arg) {
                 Some(v) => of.delta = Some(v),
                 None => {
                     errstr = b"CLIENT_ERROR invalid numeric delta value\r\n";
@@ -525,7 +526,7 @@ pub fn put_key_flag(out: &mut Vec<u8>, key: &[u8], binary: bool) {
 pub fn put_num_flag(out: &mut Vec<u8>, flag: u8, v: u64) {
     out.push(b' ');
     out.push(flag);
-    text::put_u64(out, v);
+    ascii::put_u64(out, v);
 }
 
 /// Append ` t<remaining>` (`-1` when the item never expires), memcached's rendering.
@@ -535,7 +536,7 @@ pub fn put_ttl_flag(out: &mut Vec<u8>, expires_at: u64, now: u64) {
         out.extend_from_slice(b"-1");
     } else {
         // memcached prints an unsigned 32-bit difference.
-        text::put_u64(out, u64::from(expires_at.wrapping_sub(now) as u32));
+        ascii::put_u64(out, u64::from(expires_at.wrapping_sub(now) as u32));
     }
 }
 
@@ -576,7 +577,7 @@ pub fn encode_request(
     }
     if let Some(v) = value {
         out.push(b' ');
-        text::put_u64(out, v.len() as u64);
+        ascii::put_u64(out, v.len() as u64);
     }
     for f in flags {
         out.push(b' ');
