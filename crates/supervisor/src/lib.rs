@@ -448,6 +448,14 @@ pub fn signal(pid: i32, sig: Signal) -> nix::Result<()> {
     signal::kill(Pid::from_raw(pid), sig)
 }
 
+/// Sends `sig` to the process group led by `pid`, a child the caller started in its own group
+/// and has not reaped yet.
+pub fn signal_group(pid: i32, sig: Signal) {
+    if pid > 0 {
+        let _ = signal::killpg(Pid::from_raw(pid), sig);
+    }
+}
+
 /// Why an OS user could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
