@@ -1,16 +1,16 @@
 //! The I/O side of Galera control: checks before start (packages installed, ports free, no
-//! other cluster's datadir, stale pid file), datadir initialisation, starting `mariadbd` in its
-//! own process group with its output in a log file, `--wsrep-recover`, status queries with a
-//! deadline, and a clean stop. Only pids this module started are ever signalled. Nothing here
-//! deletes a datadir or data; the only file it removes is a pid file whose process is gone.
+//! other cluster's datadir, stale pid file), datadir initialisation, starting `mariadbd` as a
+//! [`supervisor::Child`] (its own process group, its output in a log file), `--wsrep-recover`,
+//! status queries with a deadline, and a clean stop. Only pids this module started (or adopted
+//! after checking their command line) are ever signalled. Nothing here deletes a datadir or
+//! data; the only file it removes is a pid file whose process is gone.
 
 use crate::grastate::{GrState, GrStateError};
 use crate::mycnf::NodePaths;
 use crate::position::{recovered_position, Position};
 use crate::status::WsrepStatus;
 use cluster_config::ClusterConfig;
-use std::ffi::CString;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -192,22 +192,12 @@ pub fn port_owner(port: u16) -> Option<String> {
 
 /// uid and gid of an OS user.
 pub fn os_user_ids(name: &str) -> Result<(u32, u32)> {
-    let c = CString::new(name).map_err(|_| ProcessError::NoSuchUser(name.into()))?;
-    // SAFETY: getpwnam returns NULL or a pointer to a static struct we copy from at once; keel
-    // calls it from one thread at a time (agent start-up).
-    let pw = unsafe { libc::getpwnam(c.as_ptr()) };
-    if pw.is_null() {
-        return Err(ProcessError::NoSuchUser(name.into()));
-    }
-    // SAFETY: non-null, points to a valid passwd.
-    let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
-    Ok((uid, gid))
+    supervisor::os_user(name).map_err(|_| ProcessError::NoSuchUser(name.into()))
 }
 
 /// True when this process runs as root (mariadbd must then be told to drop to the OS user).
 pub fn running_as_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    supervisor::running_as_root()
 }
 
 fn chown(path: &Path, owner: Option<(u32, u32)>) -> Result<()> {
@@ -344,12 +334,36 @@ pub fn mark_safe_to_bootstrap(paths: &NodePaths) -> Result<()> {
     Ok(())
 }
 
-fn log_file(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(io(format!("opening {}", path.display())))
+/// How the programs of the MariaDB packages are started: a cleared environment, so nothing of
+/// the caller's leaks in (SST scripts need PATH), output appended to `log`.
+fn spec(name: &str, program: &Path, log: &Path) -> supervisor::Spec {
+    supervisor::Spec::new(name, program)
+        .env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .env("LANG", "C")
+        .log(log)
+}
+
+fn child_error(what: &str, e: supervisor::Error) -> ProcessError {
+    match e {
+        supervisor::Error::Timeout { secs, .. } => ProcessError::Timeout {
+            what: what.into(),
+            secs,
+        },
+        supervisor::Error::Spawn { source, .. } | supervisor::Error::Log { source, .. } => {
+            ProcessError::Io {
+                what: format!("starting {what}"),
+                source,
+            }
+        }
+        other => ProcessError::Io {
+            what: what.into(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    }
 }
 
 fn base_command(program: &Path) -> Command {
@@ -376,7 +390,7 @@ fn wait_deadline(mut child: Child, what: &str, deadline: Duration) -> Result<Exi
             return Ok(st);
         }
         if start.elapsed() > deadline {
-            kill_group(child.id() as i32, libc::SIGKILL);
+            supervisor::signal_group(child.id() as i32, supervisor::Signal::SIGKILL);
             let _ = child.wait();
             return Err(ProcessError::Timeout {
                 what: what.into(),
@@ -387,34 +401,19 @@ fn wait_deadline(mut child: Child, what: &str, deadline: Duration) -> Result<Exi
     }
 }
 
-/// Sends `sig` to the process group led by `pid` (a child keel started with its own group).
-pub fn kill_group(pid: i32, sig: i32) {
-    if pid > 0 {
-        // SAFETY: kill has no memory preconditions; a negative pid names the group we created.
-        unsafe {
-            libc::kill(-pid, sig);
-        }
-    }
-}
-
 /// `mariadb-install-db` for a node that bootstraps a brand-new cluster.
 pub fn install_db(cfg: &ClusterConfig, paths: &NodePaths, os_user: Option<&str>) -> Result<()> {
+    let what = "mariadb-install-db";
     let log = paths.dir.join("install-db.log");
-    let out = log_file(&log)?;
-    let mut c = base_command(&cfg.database.install_db);
-    c.arg(format!("--defaults-file={}", paths.cnf.display()))
+    let mut s = spec(what, &cfg.database.install_db, &log)
+        .arg(format!("--defaults-file={}", paths.cnf.display()))
         .arg("--skip-test-db");
     if let Some(u) = os_user {
-        c.arg(format!("--user={u}"));
+        s = s.arg(format!("--user={u}"));
     }
-    c.stdout(out.try_clone().map_err(io("log"))?)
-        .stderr(out)
-        .process_group(0);
-    let child = c.spawn().map_err(io(format!(
-        "starting {}",
-        cfg.database.install_db.display()
-    )))?;
-    let st = wait_deadline(child, "mariadb-install-db", Duration::from_secs(120))?;
+    let st = supervisor::Child::spawn(&s)
+        .and_then(|mut c| c.wait_exit(Duration::from_secs(120)))
+        .map_err(|e| child_error(what, e))?;
     if !st.success() {
         return Err(ProcessError::Failed {
             what: "mariadb-install-db".into(),
@@ -444,19 +443,18 @@ fn read_from(p: &Path, offset: u64) -> String {
 /// `mariadbd --wsrep-recover`: the last committed position from InnoDB (≈0.2 s). `None` when the
 /// datadir has no Galera position (never part of a cluster).
 pub fn recover(cfg: &ClusterConfig, paths: &NodePaths) -> Result<Option<Position>> {
+    let what = "mariadbd --wsrep-recover";
     let offset = file_len(&paths.error_log);
-    let out = log_file(&paths.dir.join("mariadbd.out"))?;
-    let mut c = base_command(&cfg.database.mariadbd);
-    c.arg(format!("--defaults-file={}", paths.cnf.display()))
-        .arg("--wsrep-recover")
-        .stdout(out.try_clone().map_err(io("log"))?)
-        .stderr(out)
-        .process_group(0);
-    let child = c.spawn().map_err(io(format!(
-        "starting {} --wsrep-recover",
-        cfg.database.mariadbd.display()
-    )))?;
-    let st = wait_deadline(child, "mariadbd --wsrep-recover", Duration::from_secs(120))?;
+    let s = spec(
+        what,
+        &cfg.database.mariadbd,
+        &paths.dir.join("mariadbd.out"),
+    )
+    .arg(format!("--defaults-file={}", paths.cnf.display()))
+    .arg("--wsrep-recover");
+    let st = supervisor::Child::spawn(&s)
+        .and_then(|mut c| c.wait_exit(Duration::from_secs(120)))
+        .map_err(|e| child_error(what, e))?;
     let log = read_from(&paths.error_log, offset);
     match recovered_position(&log) {
         Some(p) => Ok(p.is_known().then_some(p)),
@@ -478,104 +476,76 @@ pub enum StartMode {
     Join,
 }
 
-/// A running mariadbd started by keel (leader of its own process group).
+/// A running mariadbd started by keel (leader of its own process group), or adopted from an
+/// earlier agent of this node.
 #[derive(Debug)]
 pub struct Mariadbd {
-    /// `None` for a mariadbd adopted from an earlier agent (not our child: watched through /proc).
-    child: Option<Child>,
+    child: supervisor::Child,
     pub pid: i32,
     pub started: Instant,
-}
-
-/// Is `pid` alive (not gone, not a zombie)?
-fn alive(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
-        st.rsplit_once(')')
-            .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'))
-    })
 }
 
 impl Mariadbd {
     /// Takes over a mariadbd that an earlier agent of this node started (the agent died, its
     /// mariadbd did not): only if the pid runs mariadbd with this node's `--defaults-file`.
     pub fn adopt(paths: &NodePaths, pid: i32) -> Option<Mariadbd> {
-        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
         let want = format!("--defaults-file={}", paths.cnf.display());
-        let ours = cmdline.split(|b| *b == 0).any(|a| a == want.as_bytes());
-        (ours && alive(pid)).then(|| Mariadbd {
-            child: None,
+        if !supervisor::cmdline(pid).contains(&want) {
+            return None;
+        }
+        let child = supervisor::Child::adopt("mariadbd", pid)?;
+        Some(Mariadbd {
             pid,
-            started: Instant::now(),
+            started: child.started(),
+            child,
         })
     }
 
     /// True for an adopted process.
     pub fn adopted(&self) -> bool {
-        self.child.is_none()
+        self.child.adopted()
     }
 
     /// `Some(status)` once it has exited (for an adopted process the status is unknown: -1).
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        match &mut self.child {
-            Some(c) => c.try_wait().ok().flatten(),
-            None => (!alive(self.pid)).then(|| std::os::unix::process::ExitStatusExt::from_raw(-1)),
-        }
+        self.child.try_wait()
     }
 
     /// Clean stop (SIGTERM = SHUTDOWN), then waits up to `deadline`; then SIGKILL to the group.
-    /// Returns true when it stopped cleanly.
+    /// SST helpers (grandchildren) that linger after a clean stop get SIGTERM. Returns true
+    /// when it stopped cleanly.
     pub fn stop(&mut self, deadline: Duration) -> bool {
-        if self.try_wait().is_some() {
-            return true;
-        }
-        // SAFETY: signalling the mariadbd this node started (checked at adoption for adopted ones).
-        unsafe {
-            libc::kill(self.pid, libc::SIGTERM);
-        }
-        let start = Instant::now();
-        while start.elapsed() < deadline {
-            if self.try_wait().is_some() {
-                // SST helpers (grandchildren) may linger in the group.
-                kill_group(self.pid, libc::SIGTERM);
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        kill_group(self.pid, libc::SIGKILL);
-        if let Some(c) = &mut self.child {
-            let _ = c.wait();
-        }
-        false
+        self.child.stop(deadline) == supervisor::Stopped::Clean
     }
 }
 
-/// Starts mariadbd (output appended to `mariadbd.out`, its own log in `error.log`).
+/// Starts mariadbd (output appended to `mariadbd.out`, its own log in `error.log`). It is
+/// detached (no parent-death signal, not killed when the handle drops): a mariadbd whose agent
+/// died keeps serving and the next agent adopts it; the agent stops it with [`Mariadbd::stop`].
 pub fn start(
     cfg: &ClusterConfig,
     paths: &NodePaths,
     mode: StartMode,
     position: Option<&Position>,
 ) -> Result<Mariadbd> {
-    let out = log_file(&paths.dir.join("mariadbd.out"))?;
-    let mut c = base_command(&cfg.database.mariadbd);
-    c.arg(format!("--defaults-file={}", paths.cnf.display()));
+    let mut s = spec(
+        "mariadbd",
+        &cfg.database.mariadbd,
+        &paths.dir.join("mariadbd.out"),
+    )
+    .arg(format!("--defaults-file={}", paths.cnf.display()))
+    .detached();
     if mode == StartMode::Bootstrap {
-        c.arg("--wsrep-new-cluster");
+        s = s.arg("--wsrep-new-cluster");
     }
     if let Some(p) = position {
-        c.arg(format!("--wsrep-start-position={p}"));
+        s = s.arg(format!("--wsrep-start-position={p}"));
     }
-    c.stdout(out.try_clone().map_err(io("log"))?)
-        .stderr(out)
-        .process_group(0);
-    let child = c
-        .spawn()
-        .map_err(io(format!("starting {}", cfg.database.mariadbd.display())))?;
-    let pid = child.id() as i32;
+    let child = supervisor::Child::spawn(&s).map_err(|e| child_error("mariadbd", e))?;
     Ok(Mariadbd {
-        child: Some(child),
-        pid,
-        started: Instant::now(),
+        pid: child.pid(),
+        started: child.started(),
+        child,
     })
 }
 

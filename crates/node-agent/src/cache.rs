@@ -1,11 +1,18 @@
-//! The node's `keel cache`: its command line (standalone or cluster mode, from the description)
-//! and a blocking `stats` query for its cluster fields.
+//! The node's `keel cache`: its command line (standalone or cluster mode, from the description),
+//! its supervision (restarted on the same client port after a crash) and a blocking `stats`
+//! query for its cluster fields.
 
+use crate::Shared;
 use cluster_config::{ClusterConfig, Node};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use supervisor::{BackOff, Child, Signal, Spec};
+use tracing::{info, warn};
 
 /// The arguments after `keel` that run `node`'s cache: memcached's flags, plus in cluster mode
 /// `--cluster-id <slot> --cluster-peers <every node's Raft address>` (slot = 1-based position
@@ -74,6 +81,131 @@ pub fn cache_stats(addr: &str, timeout: Duration) -> std::io::Result<HashMap<Str
             }
         })
         .collect())
+}
+
+/// Runs the node's `keel cache` until the agent stops: output in `cache.log`, its own process
+/// group, SIGTERM when the agent dies (it would hold the port against the next agent);
+/// restarted on the same client port after a crash, under [`BackOff`]; stopped with SIGTERM and
+/// a 3 s grace period.
+pub(crate) fn supervise(
+    sh: Arc<Shared>,
+    cfg: &ClusterConfig,
+    node: &Node,
+    dir: PathBuf,
+    program: Option<PathBuf>,
+) {
+    let Some(program) = program.filter(|_| cfg.cache.enabled) else {
+        sh.st().cache.state = "disabled".into();
+        return;
+    };
+    let log = dir.join("cache.log");
+    let spec = Spec::new("keel cache", &program)
+        .args(cache_args(cfg, node))
+        .log(&log)
+        .parent_death_signal(Signal::SIGTERM);
+    let mut backoff = BackOff::DEFAULT;
+    while !sh.stopping() {
+        let was_healthy = match Child::spawn(&spec) {
+            Ok(mut child) => {
+                started(&sh, cfg, node, &child);
+                let Some(status) = watch(&sh, cfg, node, &mut child) else {
+                    child.stop(Duration::from_secs(3));
+                    let mut st = sh.st();
+                    st.cache.pid = None;
+                    st.cache.state = "stopped".into();
+                    return;
+                };
+                exited(&sh, node, &child, status, &log);
+                child.started().elapsed() >= BackOff::HEALTHY_RUN
+            }
+            Err(e) => {
+                warn!(node = %sh.node, child = "keel cache", "{e}");
+                sh.st().cache.state = format!("failed: {e}");
+                false
+            }
+        };
+        if sh.nap(backoff.after_exit(was_healthy)) {
+            break;
+        }
+    }
+    sh.st().cache.state = "stopped".into();
+}
+
+fn started(sh: &Shared, cfg: &ClusterConfig, node: &Node, child: &Child) {
+    {
+        let mut st = sh.st();
+        st.cache.pid = Some(child.pid());
+        st.cache.state = "running".into();
+        st.cache.role = None;
+        st.cache.applied = None;
+        st.cache.leader_slot = None;
+    }
+    info!(
+        node = %sh.node,
+        child = "keel cache",
+        pid = child.pid(),
+        "started keel cache on {}{}",
+        node.cache_addr(),
+        if cfg.cache.clustered() {
+            format!(
+                ", cluster member {} of {}",
+                node.raft_addr(),
+                cfg.cache_peers()
+            )
+        } else {
+            " (standalone)".into()
+        }
+    );
+}
+
+/// Watches the running cache until it exits (its status) or the agent stops (`None`), keeping
+/// the node's state up to date with the cache's cluster fields.
+fn watch(sh: &Shared, cfg: &ClusterConfig, node: &Node, child: &mut Child) -> Option<ExitStatus> {
+    let mut last_stats = Instant::now();
+    loop {
+        if sh.stopping() {
+            return None;
+        }
+        if let Some(status) = child.try_wait() {
+            return Some(status);
+        }
+        if cfg.cache.clustered() && last_stats.elapsed() >= Duration::from_secs(1) {
+            last_stats = Instant::now();
+            if let Ok(stats) = cache_stats(&node.cache_addr(), Duration::from_millis(500)) {
+                let mut st = sh.st();
+                st.cache.role = stats.get("cluster_role").cloned();
+                st.cache.applied = stats
+                    .get("cluster_applied_index")
+                    .and_then(|v| v.parse().ok());
+                st.cache.leader_slot = stats
+                    .get("cluster_leader_slot")
+                    .and_then(|v| v.parse().ok());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn exited(sh: &Shared, node: &Node, child: &Child, status: ExitStatus, log: &Path) {
+    sh.record_error(format!(
+        "keel cache (pid {}) exited: {status}; restarting it on {}",
+        child.pid(),
+        node.cache_addr()
+    ));
+    warn!(
+        node = %sh.node,
+        child = "keel cache",
+        pid = child.pid(),
+        status = %status,
+        "keel cache exited; restarting it on {}",
+        node.cache_addr()
+    );
+    let mut st = sh.st();
+    st.cache.pid = None;
+    st.cache.role = None;
+    st.cache.applied = None;
+    st.cache.state = format!("failed: exited {status}, see {}", log.display());
+    st.cache.restarts += 1;
 }
 
 #[cfg(test)]

@@ -17,28 +17,33 @@
 //! | `POST /bootstrap/force` | the operator's override: this node bootstraps (or, if its mariadbd runs without quorum, becomes primary with `pc.bootstrap=YES`) |
 //! | `POST /shutdown` | clean stop of mariadbd and the cache, then the agent exits |
 //!
-//! Threads, not async: one supervises mariadbd, one the cache, one accepts control requests; the
-//! proxy has its own small tokio runtime.
-//! The agent signals only processes it started, and never deletes data.
+//! Threads, not async: one supervises mariadbd ([`db`]), one the cache ([`cache`]), one accepts
+//! control requests; the proxy has its own small tokio runtime. Children are
+//! [`supervisor::Child`]ren. The agent signals only processes it started, and never deletes data.
+
+#![forbid(unsafe_code)]
 
 pub mod adopt;
 pub mod cache;
 mod control;
+mod db;
 pub mod http;
+mod peers;
 mod proxy;
 pub mod state;
 
-use cluster_config::{ClusterConfig, Node};
+use cluster_config::ClusterConfig;
+pub use db::ensure_users_sql;
 use galera::mycnf::{self, NodePaths};
-use galera::process::{self, Mariadbd, StartMode};
-use galera::{decide, BootstrapReason, Decision, History, MemberView, Phase};
+use galera::process::{self, Mariadbd};
+pub(crate) use peers::peer_state;
 pub use state::{CacheState, DbState, NodeState, ProxyState};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use tracing::{error, info};
 
 /// Errors that stop the agent before it starts supervising.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +65,8 @@ pub enum AgentError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("installing the SIGTERM/SIGINT handler: {0}")]
+    Signals(std::io::Error),
 }
 
 /// How to run the agent.
@@ -74,18 +81,13 @@ pub struct AgentOptions {
     pub adopt: Option<adopt::AdoptOptions>,
 }
 
-static SIGNALLED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    SIGNALLED.store(true, Ordering::SeqCst);
-}
-
 pub(crate) struct Shared {
+    /// This node's name (the `node` field of every log line).
+    node: String,
     state: Mutex<NodeState>,
     /// The running proxy, for the control API.
     proxy: Mutex<Option<db_proxy::Observer>>,
     shutdown: AtomicBool,
-    started: Instant,
 }
 
 impl Shared {
@@ -96,17 +98,17 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
     fn stopping(&self) -> bool {
-        self.shutdown.load(Ordering::SeqCst) || SIGNALLED.load(Ordering::SeqCst)
+        self.shutdown.load(Ordering::SeqCst) || supervisor::termination_requested()
     }
     fn log(&self, msg: &str) {
-        let name = self.st().name.clone();
-        eprintln!(
-            "[keel node {name} +{:.1}s] {msg}",
-            self.started.elapsed().as_secs_f64()
-        );
+        info!(node = %self.node, "{msg}");
     }
+    /// Logs a failure and keeps it as the node's `last_error` (shown by `keel status`).
     fn error(&self, msg: String) {
-        self.log(&format!("error: {msg}"));
+        error!(node = %self.node, "{msg}");
+        self.record_error(msg);
+    }
+    fn record_error(&self, msg: String) {
         self.st().last_error = Some(msg);
     }
     /// Sleeps up to `d`, returning early (true) when shutdown was asked.
@@ -176,13 +178,10 @@ pub fn run(opts: AgentOptions) -> Result<(), AgentError> {
         })?;
     }
 
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-    }
+    supervisor::catch_termination().map_err(|e| AgentError::Signals(e.into()))?;
 
     let shared = Arc::new(Shared {
+        node: node.name.clone(),
         state: Mutex::new(NodeState::new(
             &node.name,
             &cfg.cluster.name,
@@ -191,7 +190,6 @@ pub fn run(opts: AgentOptions) -> Result<(), AgentError> {
         )),
         proxy: Mutex::new(None),
         shutdown: AtomicBool::new(false),
-        started: Instant::now(),
     });
     {
         let mut st = shared.st();
@@ -206,17 +204,20 @@ pub fn run(opts: AgentOptions) -> Result<(), AgentError> {
         }
         .into();
     }
-    shared.log(&format!(
-        "agent for cluster {} started, files in {}, control API on {}",
-        cfg.cluster.name,
+    info!(
+        node = %node.name,
+        cluster = %cfg.cluster.name,
+        "agent started, files in {}, control API on {}",
         paths.dir.display(),
         node.control_addr()
-    ));
+    );
     if let Some(pid) = stale {
-        shared.log(&format!(
-            "removed a stale pid file {} (pid {pid} is not running)",
+        info!(
+            node = %node.name,
+            pid,
+            "removed a stale pid file {} (its process is not running)",
             paths.pid_file.display()
-        ));
+        );
     }
 
     {
@@ -227,7 +228,7 @@ pub fn run(opts: AgentOptions) -> Result<(), AgentError> {
         let sh = shared.clone();
         let (cfg, node, dir) = (cfg.clone(), node.clone(), paths.dir.clone());
         let prog = opts.cache_program.clone();
-        std::thread::spawn(move || cache_loop(sh, &cfg, &node, dir, prog))
+        std::thread::spawn(move || cache::supervise(sh, &cfg, &node, dir, prog))
     };
     let proxy_thread = opts.proxy.then(|| {
         let sh = shared.clone();
@@ -236,639 +237,20 @@ pub fn run(opts: AgentOptions) -> Result<(), AgentError> {
     });
 
     if let Some(m) = &adopted {
-        shared.log(&format!(
-            "adopted the running mariadbd (pid {}) of an earlier agent",
-            m.pid
-        ));
+        info!(
+            node = %node.name,
+            child = "mariadbd",
+            pid = m.pid,
+            "adopted the running mariadbd of an earlier agent"
+        );
     }
-    db_loop(&shared, &cfg, &node, &paths, os_user.as_deref(), adopted);
+    db::db_loop(&shared, &cfg, &node, &paths, os_user.as_deref(), adopted);
     shared.shutdown.store(true, Ordering::SeqCst);
     let _ = cache_thread.join();
     if let Some(t) = proxy_thread {
         let _ = t.join();
     }
-    shared.log("stopped");
+    info!(node = %node.name, "agent stopped");
     Ok(())
 }
 
-/// The views of all members in config order: this node's own report, the peers' over HTTP.
-fn gather(sh: &Shared, cfg: &ClusterConfig, me: &str) -> Vec<(String, MemberView)> {
-    cfg.nodes
-        .iter()
-        .map(|n| {
-            let view = if n.name == me {
-                MemberView::Reported(sh.st().report.clone())
-            } else {
-                peer_view(n)
-            };
-            (n.name.clone(), view)
-        })
-        .collect()
-}
-
-/// Why a peer agent's state could not be had ([`peer_state`]).
-pub(crate) enum PeerStateError {
-    /// No answer (connection refused, timeout).
-    Down(String),
-    /// An answer other than 200.
-    Status(u16),
-    /// A 200 whose body is not a [`NodeState`].
-    Bad(String),
-}
-
-/// A peer agent's `GET /state` (800 ms budget): what every cluster-wide decision of this
-/// agent reads about the other nodes.
-pub(crate) fn peer_state(n: &Node) -> Result<NodeState, PeerStateError> {
-    match http::request(
-        &n.control_addr(),
-        "GET",
-        "/state",
-        Duration::from_millis(800),
-    ) {
-        Ok((200, body)) => {
-            serde_json::from_str(&body).map_err(|e| PeerStateError::Bad(e.to_string()))
-        }
-        Ok((code, _)) => Err(PeerStateError::Status(code)),
-        Err(e) => Err(PeerStateError::Down(e.to_string())),
-    }
-}
-
-fn peer_view(n: &Node) -> MemberView {
-    match peer_state(n) {
-        Ok(st) => MemberView::Reported(st.report),
-        Err(PeerStateError::Bad(e)) => MemberView::Unreachable {
-            why: format!("bad state from {}: {e}", n.control_addr()),
-        },
-        Err(PeerStateError::Status(code)) => MemberView::Unreachable {
-            why: format!("agent at {} answered {code}", n.control_addr()),
-        },
-        // While adopting, a hand-built node may still run there ([`adopt::foreign_peer`]).
-        Err(PeerStateError::Down(e)) => adopt::foreign_peer(n).unwrap_or(MemberView::Unreachable {
-            why: format!("its agent does not answer: {e}"),
-        }),
-    }
-}
-
-/// After a crash the cluster still counts this node's previous incarnation until it is
-/// evicted (`evs.suspect_timeout`); a new incarnation started before that sits in non-primary
-/// views for many seconds. Waiting for the eviction makes the rejoin faster. Returns true on
-/// shutdown.
-fn wait_for_eviction(sh: &Shared, cfg: &ClusterConfig, node: &Node) -> bool {
-    let me = node.sql_addr();
-    let start = Instant::now();
-    let mut said = false;
-    while start.elapsed() < Duration::from_secs(30) {
-        let still_counted = cfg.nodes.iter().filter(|n| n.name != node.name).any(|n| {
-            peer_state(n).is_ok_and(|st| {
-                st.report.primary
-                    && st
-                        .db
-                        .wsrep
-                        .is_some_and(|w| w.incoming_addresses.contains(&me))
-            })
-        });
-        if !still_counted {
-            if said {
-                sh.log(&format!(
-                    "previous incarnation evicted after {:.1} s",
-                    start.elapsed().as_secs_f64()
-                ));
-            }
-            return false;
-        }
-        if !said {
-            sh.log("waiting until the cluster evicts this node's previous incarnation");
-            said = true;
-        }
-        if sh.nap(Duration::from_millis(250)) {
-            return true;
-        }
-    }
-    sh.stopping()
-}
-
-fn set_phase(sh: &Shared, phase: Phase) {
-    let mut st = sh.st();
-    st.report.phase = phase;
-    if phase != Phase::Running {
-        st.db.state = format!("{phase:?}").to_lowercase();
-    }
-}
-
-/// What the datadir says about the node's past, recovering the position when needed.
-fn history(
-    sh: &Shared,
-    cfg: &ClusterConfig,
-    paths: &NodePaths,
-) -> Result<History, process::ProcessError> {
-    let gs = process::read_grastate(paths)?;
-    sh.st().db.grastate = gs.clone();
-    sh.st().report.grastate = gs.clone();
-    if let Some(p) = gs.as_ref().and_then(|g| g.position()) {
-        return Ok(History::At(p));
-    }
-    if !process::datadir_initialized(paths) {
-        return Ok(History::Empty);
-    }
-    set_phase(sh, Phase::Recovering);
-    let t = Instant::now();
-    let r = process::recover(cfg, paths)?;
-    sh.log(&format!(
-        "--wsrep-recover: {} ({:.1} s)",
-        r.as_ref()
-            .map(|p| format!("recovered position {p}"))
-            .unwrap_or_else(|| "no position (never part of a cluster)".into()),
-        t.elapsed().as_secs_f64()
-    ));
-    Ok(r.map(History::At).unwrap_or(History::Empty))
-}
-
-fn db_loop(
-    sh: &Shared,
-    cfg: &ClusterConfig,
-    node: &Node,
-    paths: &NodePaths,
-    os_user: Option<&str>,
-    mut adopted: Option<Mariadbd>,
-) {
-    let mut crashes_in_a_row = 0u32;
-    'outer: while !sh.stopping() {
-        if let Some(mut m) = adopted.take() {
-            {
-                let mut st = sh.st();
-                st.db.pid = Some(m.pid);
-                st.db.started_as = Some("adopted".into());
-                st.report.phase = Phase::Joining;
-            }
-            match supervise(sh, cfg, node, paths, &mut m, StartMode::Join, None) {
-                Exit::Shutdown => break,
-                _ => {
-                    sh.st().db.restarts += 1;
-                    continue;
-                }
-            }
-        }
-        // 1. Where is this node in the cluster's history?
-        let hist = match history(sh, cfg, paths) {
-            Ok(h) => h,
-            Err(e) => {
-                sh.error(format!("reading the node's position: {e}"));
-                if sh.nap(Duration::from_secs(2)) {
-                    break;
-                }
-                continue;
-            }
-        };
-        {
-            let mut st = sh.st();
-            st.report.history = hist.clone();
-            st.report.primary = false;
-            st.db.seqno = match &hist {
-                History::At(p) => Some(p.seqno),
-                _ => None,
-            };
-            st.db.cluster_uuid = match &hist {
-                History::At(p) => Some(p.uuid.clone()),
-                _ => None,
-            };
-        }
-        set_phase(sh, Phase::Stopped);
-
-        // 2. Decide with the peers.
-        let mut last_said = String::new();
-        let mode = loop {
-            if sh.stopping() {
-                break 'outer;
-            }
-            let d = decide(&gather(sh, cfg, &node.name));
-            let said = d.to_string();
-            if said != last_said {
-                sh.log(&said);
-                last_said = said.clone();
-            }
-            sh.st().decision = Some(said);
-            match d {
-                Decision::Join { .. } => break (StartMode::Join, None),
-                Decision::Bootstrap { node: n, reason } if n == node.name => {
-                    break (StartMode::Bootstrap, Some(reason))
-                }
-                _ => {}
-            }
-            if sh.nap(Duration::from_millis(300)) {
-                break 'outer;
-            }
-        };
-        let (mode, reason) = mode;
-        if mode == StartMode::Join && wait_for_eviction(sh, cfg, node) {
-            break;
-        }
-
-        // 3. Start.
-        if mode == StartMode::Bootstrap {
-            if !process::datadir_initialized(paths) {
-                sh.log("initialising the datadir (mariadb-install-db)");
-                if let Err(e) = process::install_db(cfg, paths, os_user) {
-                    sh.error(format!("initialising the datadir: {e}"));
-                    if sh.nap(Duration::from_secs(2)) {
-                        break;
-                    }
-                    continue;
-                }
-            }
-            if let Err(e) = process::mark_safe_to_bootstrap(paths) {
-                sh.error(format!("marking safe_to_bootstrap: {e}"));
-            }
-        }
-        let position = match &hist {
-            History::At(p) => Some(p.clone()),
-            _ => None,
-        };
-        set_phase(
-            sh,
-            if mode == StartMode::Bootstrap {
-                Phase::Bootstrapping
-            } else {
-                Phase::Joining
-            },
-        );
-        proxy::prefer_non_writer_donor(sh, cfg, node, &paths.cnf, mode == StartMode::Join);
-        let mut m = match process::start(cfg, paths, mode.clone(), position.as_ref()) {
-            Ok(m) => m,
-            Err(e) => {
-                sh.error(format!("starting mariadbd: {e}"));
-                if sh.nap(Duration::from_secs(2)) {
-                    break;
-                }
-                continue;
-            }
-        };
-        let started_as = format!(
-            "{}{}",
-            if mode == StartMode::Bootstrap {
-                "bootstrap"
-            } else {
-                "join"
-            },
-            position
-                .as_ref()
-                .map(|p| format!(" from {p}"))
-                .unwrap_or_default()
-        );
-        sh.log(&format!("started mariadbd (pid {}): {started_as}", m.pid));
-        {
-            let mut st = sh.st();
-            st.db.pid = Some(m.pid);
-            st.db.started_as = Some(started_as);
-        }
-
-        // 4. Supervise.
-        match supervise(sh, cfg, node, paths, &mut m, mode, reason) {
-            Exit::Shutdown => break,
-            Exit::Crashed => {
-                crashes_in_a_row += 1;
-                sh.st().db.restarts += 1;
-                // Quick repeated deaths: back off, so a broken node does not spin.
-                if crashes_in_a_row > 2
-                    && sh.nap(Duration::from_secs(u64::from(crashes_in_a_row.min(10))))
-                {
-                    break;
-                }
-            }
-            Exit::Healthy => {
-                crashes_in_a_row = 0;
-                sh.st().db.restarts += 1;
-            }
-            Exit::Abandoned => {}
-        }
-    }
-    let mut st = sh.st();
-    st.report.phase = Phase::Stopped;
-    st.report.primary = false;
-    st.db.state = "stopped".into();
-    st.db.pid = None;
-    st.db.healthy = false;
-}
-
-enum Exit {
-    Shutdown,
-    /// mariadbd died without being asked to.
-    Crashed,
-    /// mariadbd died after having been healthy (a crash too, but not a crash loop).
-    Healthy,
-    /// The agent stopped a join that had nobody left to join.
-    Abandoned,
-}
-
-fn supervise(
-    sh: &Shared,
-    cfg: &ClusterConfig,
-    node: &Node,
-    paths: &NodePaths,
-    m: &mut Mariadbd,
-    mode: StartMode,
-    reason: Option<BootstrapReason>,
-) -> Exit {
-    let mut last_poll = Instant::now() - Duration::from_secs(1);
-    let mut last_peer_check = Instant::now();
-    let mut peer_primary_seen = Instant::now();
-    let mut was_healthy = false;
-    let mut users_done = false;
-    let mut last_status_error = String::new();
-    loop {
-        if sh.stopping() {
-            set_phase(sh, Phase::Stopping);
-            sh.st().report.primary = false;
-            sh.log(&format!("stopping mariadbd (pid {})", m.pid));
-            let t = Instant::now();
-            // A mariadbd that never got Synced (a joiner waiting for a state transfer from
-            // peers that are stopping too) may ignore SIGTERM for minutes; killing it is a crash
-            // it recovers from (--wsrep-recover), so it gets less time than a Synced one.
-            let clean = m.stop(Duration::from_secs(if was_healthy { 120 } else { 30 }));
-            sh.log(&format!(
-                "mariadbd stopped {}in {:.1} s",
-                if clean { "cleanly " } else { "by SIGKILL " },
-                t.elapsed().as_secs_f64()
-            ));
-            return Exit::Shutdown;
-        }
-        if let Some(st) = m.try_wait() {
-            {
-                let mut s = sh.st();
-                s.db.pid = None;
-                s.db.healthy = false;
-                s.db.primary = false;
-                s.report.primary = false;
-            }
-            sh.error(format!(
-                "mariadbd (pid {}) exited: {st}; recovering and restarting",
-                m.pid
-            ));
-            return if was_healthy {
-                Exit::Healthy
-            } else {
-                Exit::Crashed
-            };
-        }
-        if last_poll.elapsed() >= Duration::from_millis(500) {
-            last_poll = Instant::now();
-            match process::status(cfg, paths) {
-                Ok(w) => {
-                    last_status_error.clear();
-                    let primary = w.is_primary();
-                    let healthy = w.is_healthy();
-                    {
-                        let mut s = sh.st();
-                        s.db.state = if w.state.is_empty() {
-                            "unknown".into()
-                        } else {
-                            w.state.clone()
-                        };
-                        s.db.cluster_size = Some(w.cluster_size);
-                        s.db.seqno = Some(w.last_committed);
-                        s.db.cluster_uuid = Some(w.cluster_state_uuid.clone());
-                        s.db.primary = primary;
-                        s.db.healthy = healthy;
-                        s.db.wsrep = Some(w);
-                        s.report.primary = primary;
-                        if primary {
-                            s.report.phase = Phase::Running;
-                            s.report.force_bootstrap = false;
-                        }
-                    }
-                    if healthy && !was_healthy {
-                        was_healthy = true;
-                        sh.st().last_error = None;
-                        sh.log(&format!(
-                            "Synced, Primary, cluster size {}",
-                            sh.st().db.cluster_size.unwrap_or(0)
-                        ));
-                    }
-                    if primary && mode == StartMode::Bootstrap && !users_done && healthy {
-                        users_done = ensure_users(sh, cfg, paths, reason.as_ref());
-                    }
-                    // The operator's override for a node that runs without quorum.
-                    if !primary && sh.st().report.force_bootstrap {
-                        sh.log("no quorum: forcing this node primary (pc.bootstrap=YES)");
-                        if let Err(e) = process::query(
-                            cfg,
-                            paths,
-                            "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'",
-                            Duration::from_secs(5),
-                        ) {
-                            sh.error(format!("pc.bootstrap: {e}"));
-                        }
-                    }
-                }
-                Err(e) => {
-                    let e = e.to_string();
-                    if e != last_status_error {
-                        sh.log(&format!("status query: {e}"));
-                        last_status_error = e;
-                    }
-                    let mut s = sh.st();
-                    s.db.healthy = false;
-                    s.db.primary = false;
-                    s.report.primary = false;
-                }
-            }
-        }
-        // A joiner whose cluster vanished would wait ~34 s (pc.wait_prim_timeout) and then
-        // forget its position; stop it early and decide again instead.
-        if mode == StartMode::Join
-            && !sh.st().report.primary
-            && last_peer_check.elapsed() >= Duration::from_secs(1)
-        {
-            last_peer_check = Instant::now();
-            let any_primary = cfg
-                .nodes
-                .iter()
-                .filter(|n| n.name != node.name)
-                .any(|n| matches!(peer_view(n), MemberView::Reported(r) if r.primary));
-            if any_primary {
-                peer_primary_seen = Instant::now();
-            } else if peer_primary_seen.elapsed() > Duration::from_secs(5) {
-                sh.log("nobody is Primary any more: stopping this join and deciding again");
-                m.stop(Duration::from_secs(30));
-                sh.st().db.pid = None;
-                return Exit::Abandoned;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn ensure_users(
-    sh: &Shared,
-    cfg: &ClusterConfig,
-    paths: &NodePaths,
-    reason: Option<&BootstrapReason>,
-) -> bool {
-    let sql = match ensure_users_sql(cfg) {
-        Ok(s) => s,
-        Err(e) => {
-            sh.error(format!("users: {e}"));
-            return true; // a config problem: retrying will not help
-        }
-    };
-    match process::query(cfg, paths, &sql, Duration::from_secs(10)) {
-        Ok(_) => {
-            sh.log(&format!(
-                "ensured users {} and {} ({})",
-                cfg.users.app.name,
-                cfg.users.monitor.name,
-                reason.map(|r| format!("{r:?}")).unwrap_or_default()
-            ));
-            true
-        }
-        Err(e) => {
-            sh.error(format!("creating users: {e}"));
-            false
-        }
-    }
-}
-
-/// The users of the description ([`galera::users::ensure_users_sql`]) plus what the db-proxy
-/// needs: its monitor user keeps the writer row and the drain flags in `keel_meta`, so it gets
-/// `ALL ON keel_meta.*` (besides `PROCESS` for the status checks). Idempotent; `keel up` runs it
-/// too, so a cluster bootstrapped by an older agent gets the grant.
-pub fn ensure_users_sql(cfg: &ClusterConfig) -> Result<String, cluster_config::ConfigError> {
-    let mon = &cfg.users.monitor;
-    Ok(format!(
-        "{} GRANT PROCESS ON *.* TO '{}'@'{}'; GRANT ALL PRIVILEGES ON `keel_meta`.* TO '{}'@'{}';",
-        galera::users::ensure_users_sql(cfg)?,
-        mon.name,
-        mon.host,
-        mon.name,
-        mon.host
-    ))
-}
-
-fn cache_loop(
-    sh: Arc<Shared>,
-    cfg: &ClusterConfig,
-    node: &Node,
-    dir: PathBuf,
-    program: Option<PathBuf>,
-) {
-    let Some(program) = program.filter(|_| cfg.cache.enabled) else {
-        sh.st().cache.state = "disabled".into();
-        return;
-    };
-    let mut backoff = Duration::from_millis(500);
-    while !sh.stopping() {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("cache.log"));
-        let Ok(log) = log else {
-            sh.st().cache.state = "failed: cannot open cache.log".into();
-            return;
-        };
-        let mut c = Command::new(&program);
-        c.args(cache::cache_args(cfg, node))
-            .stdin(Stdio::null())
-            .stdout(
-                log.try_clone()
-                    .map(Stdio::from)
-                    .unwrap_or_else(|_| Stdio::null()),
-            )
-            .stderr(log);
-        std::os::unix::process::CommandExt::process_group(&mut c, 0);
-        // The cache must not outlive a killed agent (it would hold the port against the next).
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut c, || {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
-        let started = Instant::now();
-        match c.spawn() {
-            Ok(mut child) => {
-                let pid = child.id() as i32;
-                {
-                    let mut st = sh.st();
-                    st.cache.pid = Some(pid);
-                    st.cache.state = "running".into();
-                    st.cache.role = None;
-                    st.cache.applied = None;
-                    st.cache.leader_slot = None;
-                }
-                sh.log(&format!(
-                    "started keel cache (pid {pid}) on {}{}",
-                    node.cache_addr(),
-                    if cfg.cache.clustered() {
-                        format!(
-                            ", cluster member {} of {}",
-                            node.raft_addr(),
-                            cfg.cache_peers()
-                        )
-                    } else {
-                        " (standalone)".into()
-                    }
-                ));
-                let mut last_stats = Instant::now();
-                let status = loop {
-                    if sh.stopping() {
-                        process::kill_group(pid, libc::SIGTERM);
-                        let t = Instant::now();
-                        while t.elapsed() < Duration::from_secs(3) {
-                            if let Ok(Some(_)) = child.try_wait() {
-                                break;
-                            }
-                            std::thread::sleep(Duration::from_millis(50));
-                        }
-                        process::kill_group(pid, libc::SIGKILL);
-                        let _ = child.wait();
-                        let mut st = sh.st();
-                        st.cache.pid = None;
-                        st.cache.state = "stopped".into();
-                        return;
-                    }
-                    if let Ok(Some(st)) = child.try_wait() {
-                        break st;
-                    }
-                    if cfg.cache.clustered() && last_stats.elapsed() >= Duration::from_secs(1) {
-                        last_stats = Instant::now();
-                        if let Ok(stats) =
-                            cache::cache_stats(&node.cache_addr(), Duration::from_millis(500))
-                        {
-                            let mut st = sh.st();
-                            st.cache.role = stats.get("cluster_role").cloned();
-                            st.cache.applied = stats
-                                .get("cluster_applied_index")
-                                .and_then(|v| v.parse().ok());
-                            st.cache.leader_slot = stats
-                                .get("cluster_leader_slot")
-                                .and_then(|v| v.parse().ok());
-                        }
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                };
-                sh.error(format!(
-                    "keel cache (pid {pid}) exited: {status}; restarting it on {}",
-                    node.cache_addr()
-                ));
-                let mut st = sh.st();
-                st.cache.pid = None;
-                st.cache.role = None;
-                st.cache.applied = None;
-                st.cache.state = format!(
-                    "failed: exited {status}, see {}",
-                    dir.join("cache.log").display()
-                );
-                st.cache.restarts += 1;
-            }
-            Err(e) => sh.st().cache.state = format!("failed: {e}"),
-        }
-        backoff = if started.elapsed() > Duration::from_secs(10) {
-            Duration::from_millis(500)
-        } else {
-            (backoff * 2).min(Duration::from_secs(10))
-        };
-        if sh.nap(backoff) {
-            break;
-        }
-    }
-    sh.st().cache.state = "stopped".into();
-}

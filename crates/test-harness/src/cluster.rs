@@ -12,6 +12,8 @@
 //! Never signals a pid it did not spawn, and only while that child is unreaped (so the pid and
 //! its group id cannot have been reused).
 
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -36,22 +38,24 @@ struct NodeProc {
 }
 
 impl NodeProc {
-    fn signal(&self, sig: i32, group: bool) -> io::Result<()> {
+    fn signal(&self, sig: Signal, group: bool) -> io::Result<()> {
         if self.reaped {
             return Err(io::Error::other("process already reaped"));
         }
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: kill(2) has no memory-safety preconditions; the pid is our unreaped child and
-        // the group is the one it leads (process_group(0)), pinned by that unreaped child.
-        if unsafe { libc::kill(if group { -pid } else { pid }, sig) } != 0 {
-            return Err(io::Error::last_os_error());
+        // The pid is our unreaped child and the group is the one it leads (process_group(0)),
+        // pinned by that unreaped child.
+        let pid = Pid::from_raw(self.child.id() as i32);
+        if group {
+            signal::killpg(pid, sig)?;
+        } else {
+            signal::kill(pid, sig)?;
         }
         Ok(())
     }
 
     fn kill_and_reap(&mut self) {
         if !self.reaped {
-            let _ = self.signal(libc::SIGKILL, true);
+            let _ = self.signal(Signal::SIGKILL, true);
             let _ = self.child.wait();
             self.reaped = true;
         }
@@ -296,7 +300,7 @@ impl CacheCluster {
         let n = self.node(slot).ok_or_else(|| Error {
             message: format!("keel cluster: node {slot} is not running"),
         })?;
-        n.signal(libc::SIGSTOP, true)
+        n.signal(Signal::SIGSTOP, true)
             .map_err(|e| self.failure(&format!("SIGSTOP node {slot}: {e}")))?;
         // kill(2) returns before the threads stop: wait until every one of them is stopped, so
         // the node can no longer answer anything once this returns.
@@ -318,7 +322,7 @@ impl CacheCluster {
         let n = self.node(slot).ok_or_else(|| Error {
             message: format!("keel cluster: node {slot} is not running"),
         })?;
-        n.signal(libc::SIGCONT, true)
+        n.signal(Signal::SIGCONT, true)
             .map_err(|e| self.failure(&format!("SIGCONT node {slot}: {e}")))
     }
 

@@ -10,6 +10,8 @@
 //! spawn, and a group is signalled only while its leader is still unreaped (so its id cannot have
 //! been reused).
 
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fmt;
@@ -306,15 +308,14 @@ impl Server {
         self.reaped.is_none() && !exited_nowait(self.child.id())
     }
 
-    /// Send `signal` to the server process itself (not the group).
+    /// Send `signal` (a signal number) to the server process itself (not the group).
     pub fn signal(&self, signal: i32) -> io::Result<()> {
         if self.reaped.is_some() {
             return Err(io::Error::other("process already reaped"));
         }
-        // SAFETY: kill(2) has no memory-safety preconditions; the pid is our unreaped child.
-        if unsafe { libc::kill(self.child.id() as libc::pid_t, signal) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let sig = Signal::try_from(signal)?;
+        // The pid is our unreaped child, so it cannot have been reused.
+        nix::sys::signal::kill(Pid::from_raw(self.child.id() as i32), sig)?;
         Ok(())
     }
 
@@ -343,18 +344,17 @@ impl Server {
 
     /// SIGTERM, then wait up to `timeout` for a graceful exit.
     pub fn terminate(&mut self, timeout: Duration) -> Result<ExitStatus, Error> {
-        self.signal(libc::SIGTERM)
+        self.signal(Signal::SIGTERM as i32)
             .map_err(|e| self.failure(&format!("SIGTERM: {e}")))?;
         self.wait_exit(timeout)
     }
 
     fn kill_group(&self) {
         if self.reaped.is_none() {
-            // SAFETY: as above; the negative pid names the group we created with process_group(0),
-            // whose id is pinned by our unreaped child.
-            unsafe {
-                libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL);
-            }
+            // The group we created with process_group(0), whose id is pinned by our unreaped
+            // child.
+            let _ =
+                nix::sys::signal::killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
         }
     }
 }
@@ -400,47 +400,29 @@ fn indent(s: &str) -> String {
 
 /// Has `pid` (our child) exited? Uses `waitid(WNOWAIT)`, so the zombie is left for `wait`.
 fn exited_nowait(pid: u32) -> bool {
-    // SAFETY: waitid writes only into the zeroed siginfo we pass.
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        let r = libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        );
-        r == 0 && info.si_pid() != 0
-    }
+    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    matches!(
+        waitid(Id::Pid(Pid::from_raw(pid as i32)), flags),
+        Ok(s) if s != WaitStatus::StillAlive
+    )
 }
 
 /// Raise this process's soft `RLIMIT_NOFILE` to at least `want`; when the hard limit is lower,
 /// try to raise it too (works as root), else stop at the hard limit. Children inherit it.
 /// Returns the new soft limit.
 pub fn raise_nofile_limit(want: u64) -> io::Result<u64> {
-    // SAFETY: getrlimit/setrlimit only touch the struct we pass.
-    unsafe {
-        let mut lim: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if (lim.rlim_max as u64) < want {
-            let both = libc::rlimit {
-                rlim_cur: want as libc::rlim_t,
-                rlim_max: want as libc::rlim_t,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &both) == 0 {
-                return Ok(want);
-            }
-        }
-        let target = want.min(lim.rlim_max as u64);
-        if (lim.rlim_cur as u64) < target {
-            lim.rlim_cur = target as libc::rlim_t;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(lim.rlim_cur as u64)
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (cur, max) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if max < want && setrlimit(Resource::RLIMIT_NOFILE, want, want).is_ok() {
+        return Ok(want);
     }
+    let target = want.min(max);
+    if cur < target {
+        setrlimit(Resource::RLIMIT_NOFILE, target, max)?;
+        return Ok(target);
+    }
+    Ok(cur)
 }
 
 fn os(v: &[&str]) -> Vec<OsString> {
@@ -451,8 +433,7 @@ fn os(v: &[&str]) -> Vec<OsString> {
 /// (`-u memcache` is added when running as root, since memcached refuses root otherwise).
 pub fn memcached(extra: &[&str]) -> Result<Server, Error> {
     let extra = os(extra);
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = nix::unistd::geteuid().is_root();
     Server::start(ServerSpec {
         name: "memcached".into(),
         program: PathBuf::from("/usr/bin/memcached"),

@@ -1,11 +1,12 @@
 //! `keel cache`: a memcached-compatible cache server, with memcached's command line so existing
 //! systemd units and test harnesses work unchanged.
 
-use std::ffi::CString;
 use std::net::IpAddr;
 
 use anyhow::{bail, Context, Result};
 use cache_server::{config::parse_size, Server, Settings};
+use nix::unistd::{Gid, Uid};
+use tracing::{info, warn};
 
 /// memcached's flags (same letters, same defaults).
 #[derive(clap::Args, Debug)]
@@ -134,13 +135,13 @@ pub fn run(args: Args) -> Result<()> {
     let threads = settings.threads;
     let verbose = settings.verbose;
     if settings.udp_port != 0 {
-        eprintln!(
+        warn!(
             "keel cache: UDP is not supported; ignoring -U {}",
             settings.udp_port
         );
     }
     if verbose > 0 && !args.extended.is_empty() {
-        eprintln!(
+        info!(
             "keel cache: ignoring memcached extended options {:?}",
             args.extended
         );
@@ -170,14 +171,12 @@ pub fn run(args: Args) -> Result<()> {
     let addrs = server.local_addrs();
     if let Some(user) = &args.user {
         drop_privileges(user)?;
-    } else if unsafe { libc::geteuid() } == 0 && verbose > 0 {
-        eprintln!("keel cache: running as root; pass -u USER to drop privileges");
+    } else if supervisor::running_as_root() && verbose > 0 {
+        warn!("keel cache: running as root; pass -u USER to drop privileges");
     }
     if args.daemon {
-        // SAFETY: no threads exist yet (the runtime is built below).
-        if unsafe { libc::daemon(1, 0) } != 0 {
-            bail!("-d: cannot daemonize: {}", std::io::Error::last_os_error());
-        }
+        // Before the runtime is built below: daemon forks, and only the calling thread survives.
+        nix::unistd::daemon(true, false).context("-d: cannot daemonize")?;
     }
     if let Some(p) = &args.pidfile {
         std::fs::write(p, format!("{}\n", std::process::id()))
@@ -190,7 +189,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     if verbose > 0 {
         for a in &addrs {
-            eprintln!("keel cache: listening on {a}");
+            info!("keel cache: listening on {a}");
         }
     }
     // Connections are served by `threads` dedicated worker threads (see cache_server::Server::run);
@@ -214,7 +213,7 @@ pub fn run(args: Args) -> Result<()> {
                     .await
                     .with_context(|| format!("starting cluster member {slot}"))?;
                 if verbose > 0 {
-                    eprintln!(
+                    info!(
                         "keel cache: cluster member {slot} started (raft id {})",
                         c.id()
                     );
@@ -231,33 +230,28 @@ pub fn run(args: Args) -> Result<()> {
         served.context("serving")
     })?;
     if verbose > 0 {
-        eprintln!("keel cache: shut down");
+        info!("keel cache: shut down");
     }
     Ok(())
 }
 
 /// setgid/setuid to `user` (only meaningful when running as root).
 fn drop_privileges(user: &str) -> Result<()> {
-    if unsafe { libc::geteuid() } != 0 {
+    if !supervisor::running_as_root() {
         return Ok(()); // memcached ignores -u when not root
     }
-    let name = CString::new(user).context("-u: invalid user name")?;
-    // SAFETY: getpwnam returns a pointer into static storage or null; read before any other call.
-    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
-    if pw.is_null() {
-        bail!("-u: can't find the user {user:?} to switch to");
+    let (uid, gid) = match supervisor::os_user(user) {
+        Ok(ids) => ids,
+        Err(supervisor::UserError::NoSuchUser(_)) => {
+            bail!("-u: can't find the user {user:?} to switch to")
+        }
+        Err(e) => bail!("-u: {e}"),
+    };
+    let gid = Gid::from_raw(gid);
+    if nix::unistd::setgroups(&[]).is_err() {
+        nix::unistd::setgroups(&[gid]).context("-u: setgroups failed")?;
     }
-    let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
-    unsafe {
-        if libc::setgroups(0, std::ptr::null()) != 0 && libc::setgroups(1, &gid) != 0 {
-            bail!("-u: setgroups failed: {}", std::io::Error::last_os_error());
-        }
-        if libc::setgid(gid) != 0 {
-            bail!("-u: setgid failed: {}", std::io::Error::last_os_error());
-        }
-        if libc::setuid(uid) != 0 {
-            bail!("-u: setuid failed: {}", std::io::Error::last_os_error());
-        }
-    }
+    nix::unistd::setgid(gid).context("-u: setgid failed")?;
+    nix::unistd::setuid(Uid::from_raw(uid)).context("-u: setuid failed")?;
     Ok(())
 }

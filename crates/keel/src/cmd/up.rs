@@ -10,13 +10,11 @@
 
 use super::status::{fetch_state, load_config, DEFAULT_DIR};
 use anyhow::{bail, Context};
-use cluster_config::ClusterConfig;
+use cluster_config::{ClusterConfig, Node};
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
@@ -102,16 +100,9 @@ pub fn live_agent(dir: &Path, node: &str) -> Option<i32> {
         .trim()
         .parse()
         .ok()?;
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, r)| r.trim_start().chars().next());
-    if state == Some('Z') {
-        return None;
-    }
-    let cmdline = fs::read_to_string(format!("/proc/{pid}/cmdline")).ok()?;
-    let args: Vec<&str> = cmdline.split('\0').collect();
-    (args.contains(&"node") && args.contains(&node)).then_some(pid)
+    let args = supervisor::cmdline(pid);
+    let ours = args.iter().any(|a| a == "node") && args.iter().any(|a| a == node);
+    (ours && supervisor::alive(pid)).then_some(pid)
 }
 
 fn tail(path: &Path, lines: usize) -> String {
@@ -122,135 +113,193 @@ fn tail(path: &Path, lines: usize) -> String {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let t0 = Instant::now();
+    let (dir, cfg_path) = write_description(&args)?;
+    let cfg = ClusterConfig::load(&cfg_path)?;
+    galera::process::check_installed(&cfg)?;
+    let mut agents = start_agents(&args, &dir, &cfg_path, &cfg)?;
+    let mut progress = Progress::new(t0);
+    wait_all_synced(&args, &dir, &cfg, &mut agents, &mut progress)?;
+    ensure_users(&cfg)?;
+    let caches = cfg.cache.clustered() && !args.no_cache;
+    let writer = wait_writer_and_caches(&args, &dir, &cfg, caches, &mut progress)?;
+    let app_cnf = write_app_cnf(&dir, &cfg)?;
+    print_summary(&dir, &cfg, &app_cnf, &writer, caches, t0);
+    Ok(())
+}
+
+/// The agents this run started. They are detached: they outlive `keel up` (`keel down` stops
+/// them through their pid files).
+type Agents = std::collections::HashMap<String, supervisor::Child>;
+
+/// Creates DIR and, on first use, the description and the secrets. Returns DIR (absolute) and
+/// the description's path.
+fn write_description(args: &Args) -> anyhow::Result<(PathBuf, PathBuf)> {
     fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
     let dir =
         fs::canonicalize(&args.dir).with_context(|| format!("resolving {}", args.dir.display()))?;
     let cfg_path = dir.join("cluster.toml");
     if cfg_path.exists() {
         println!("using the existing {}", cfg_path.display());
-    } else {
-        if args.base_port > u16::MAX - 10 * NODES as u16 {
-            bail!(
-                "--base-port {} is too high: three nodes need 30 ports above it",
-                args.base_port
-            );
-        }
-        fs::create_dir_all(dir.join("secrets")).context("creating the secrets folder")?;
-        fs::set_permissions(dir.join("secrets"), fs::Permissions::from_mode(0o700))?;
-        for f in ["app.password", "monitor.password"] {
-            let p = dir.join("secrets").join(f);
-            if !p.exists() {
-                write_private(&p, &format!("{}\n", random_password()?))?;
-            }
-        }
-        fs::write(&cfg_path, local_description("keel-local", args.base_port))
-            .with_context(|| format!("writing {}", cfg_path.display()))?;
+        return Ok((dir, cfg_path));
     }
-    let cfg = ClusterConfig::load(&cfg_path)?;
-    galera::process::check_installed(&cfg)?;
-    let exe = std::env::current_exe().context("finding the keel binary")?;
+    if args.base_port > u16::MAX - 10 * NODES as u16 {
+        bail!(
+            "--base-port {} is too high: three nodes need 30 ports above it",
+            args.base_port
+        );
+    }
+    fs::create_dir_all(dir.join("secrets")).context("creating the secrets folder")?;
+    fs::set_permissions(dir.join("secrets"), fs::Permissions::from_mode(0o700))?;
+    for f in ["app.password", "monitor.password"] {
+        let p = dir.join("secrets").join(f);
+        if !p.exists() {
+            write_private(&p, &format!("{}\n", random_password()?))?;
+        }
+    }
+    fs::write(&cfg_path, local_description("keel-local", args.base_port))
+        .with_context(|| format!("writing {}", cfg_path.display()))?;
+    Ok((dir, cfg_path))
+}
 
-    // Start the agents that are not running yet.
-    let mut started: std::collections::HashMap<String, std::process::Child> = Default::default();
-    for node in &cfg.nodes {
-        if let Some(pid) = live_agent(&dir, &node.name) {
-            println!("{}: agent already running (pid {pid})", node.name);
+/// The ports of `node` that its agent's own children bind (the agent checks the database ports
+/// itself: it may adopt a mariadbd still running after its previous agent died) must be free.
+fn check_agent_ports(args: &Args, cfg: &ClusterConfig, node: &Node) -> anyhow::Result<()> {
+    let mut ports = node.ports().to_vec();
+    if cfg.cache.clustered() && !args.no_cache {
+        ports.push(("cache_cluster_port", node.raft_port().unwrap_or(0)));
+    }
+    for (field, port) in ports {
+        if !matches!(
+            field,
+            "control_port" | "cache_port" | "proxy_port" | "cache_cluster_port"
+        ) || (args.no_cache && field == "cache_port")
+        {
             continue;
         }
-        let mut ports = node.ports().to_vec();
-        if cfg.cache.clustered() && !args.no_cache {
-            ports.push(("cache_cluster_port", node.raft_port().unwrap_or(0)));
-        }
-        for (field, port) in ports {
-            // The agent checks the database ports itself (it may adopt a mariadbd still running
-            // after its previous agent died); the others belong to the agent's own children.
-            if !matches!(
-                field,
-                "control_port" | "cache_port" | "proxy_port" | "cache_cluster_port"
-            ) || (args.no_cache && field == "cache_port")
-            {
-                continue;
-            }
-            galera::process::check_port_free(
-                &format!("{}.{field}", node.name),
-                &node.address,
-                port,
-            )
+        galera::process::check_port_free(&format!("{}.{field}", node.name), &node.address, port)
             .with_context(|| {
                 format!(
                     "{} cannot start; choose another --base-port or --dir",
                     node.name
                 )
             })?;
+    }
+    Ok(())
+}
+
+/// Starts the agents that are not running yet: `keel node` in its own process group, output in
+/// `DIR/NODE.agent.log`, its pid in `DIR/NODE.agent.pid`.
+fn start_agents(
+    args: &Args,
+    dir: &Path,
+    cfg_path: &Path,
+    cfg: &ClusterConfig,
+) -> anyhow::Result<Agents> {
+    let exe = std::env::current_exe().context("finding the keel binary")?;
+    let mut started = Agents::new();
+    for node in &cfg.nodes {
+        if let Some(pid) = live_agent(dir, &node.name) {
+            println!("{}: agent already running (pid {pid})", node.name);
+            continue;
         }
+        check_agent_ports(args, cfg, node)?;
         let log_path = dir.join(format!("{}.agent.log", node.name));
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .with_context(|| format!("opening {}", log_path.display()))?;
-        let mut c = Command::new(&exe);
-        c.arg("node")
+        let mut spec = supervisor::Spec::new(format!("keel node {}", node.name), &exe)
+            .arg("node")
             .arg("--config")
-            .arg(&cfg_path)
+            .arg(cfg_path)
             .arg("--name")
-            .arg(&node.name);
+            .arg(&node.name)
+            .log(&log_path)
+            .detached();
         if args.no_cache {
-            c.arg("--no-cache");
+            spec = spec.arg("--no-cache");
         }
-        c.stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0);
-        let child = c
-            .spawn()
+        let child = supervisor::Child::spawn(&spec)
             .with_context(|| format!("starting the agent of {}", node.name))?;
         fs::write(
-            agent_pid_file(&dir, &node.name),
-            format!("{}\n", child.id()),
+            agent_pid_file(dir, &node.name),
+            format!("{}\n", child.pid()),
         )?;
         println!(
             "{}: agent started (pid {}), log {}",
             node.name,
-            child.id(),
+            child.pid(),
             log_path.display()
         );
         started.insert(node.name.clone(), child);
     }
+    Ok(started)
+}
 
-    // Wait, with progress, until every node is Synced in a cluster of three.
-    let deadline = Duration::from_secs(args.timeout);
-    let mut last_line = String::new();
-    let mut last_print = Instant::now();
+/// How long an agent of this run gets to stop cleanly (it stops its mariadbd first) when the
+/// tier cannot come up.
+const AGENT_STOP_GRACE: Duration = Duration::from_secs(180);
+
+/// An agent exited while the tier comes up: the tier cannot come up, so the agents this run
+/// started are stopped (clean stop), and the error shows the end of the dead agent's log.
+fn agent_gone(dir: &Path, node: &str, agents: &mut Agents) -> anyhow::Error {
+    for (name, child) in agents.iter_mut() {
+        if child.try_wait().is_none() {
+            child.stop(AGENT_STOP_GRACE);
+            let _ = fs::remove_file(agent_pid_file(dir, name));
+        }
+    }
+    let log = dir.join(format!("{node}.agent.log"));
+    anyhow::anyhow!(
+        "the agent of {node} exited; last lines of {}:\n{}",
+        log.display(),
+        tail(&log, 15)
+    )
+}
+
+/// The progress lines `keel up` prints: a line when it changes, or every 5 s.
+struct Progress {
+    t0: Instant,
+    last_line: String,
+    last_print: Instant,
+}
+
+impl Progress {
+    fn new(t0: Instant) -> Progress {
+        Progress {
+            t0,
+            last_line: String::new(),
+            last_print: Instant::now(),
+        }
+    }
+    fn show(&mut self, line: String) {
+        if line != self.last_line || self.last_print.elapsed() > Duration::from_secs(5) {
+            println!("[{:5.1}s] {line}", self.t0.elapsed().as_secs_f64());
+            self.last_line = line;
+            self.last_print = Instant::now();
+        }
+    }
+    fn timed_out(&self, args: &Args) -> bool {
+        self.t0.elapsed() > Duration::from_secs(args.timeout)
+    }
+}
+
+/// Waits, with progress, until every node is Synced in a cluster of three.
+fn wait_all_synced(
+    args: &Args,
+    dir: &Path,
+    cfg: &ClusterConfig,
+    agents: &mut Agents,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
     loop {
         let mut parts = Vec::new();
         let mut all = true;
         for node in &cfg.nodes {
             // Our own children are checked by wait (right after fork, /proc still shows
             // `keel up`); agents of an earlier `keel up` through their pid files.
-            let gone = match started.get_mut(&node.name) {
-                Some(child) => child.try_wait().ok().flatten().is_some(),
-                None => live_agent(&dir, &node.name).is_none(),
+            let gone = match agents.get_mut(&node.name) {
+                Some(child) => child.try_wait().is_some(),
+                None => live_agent(dir, &node.name).is_none(),
             };
             if gone {
-                // The tier cannot come up: stop the agents this run started (clean stop).
-                for (name, child) in started.iter_mut() {
-                    if child.try_wait().ok().flatten().is_none() {
-                        // SAFETY: our own child.
-                        unsafe {
-                            libc::kill(child.id() as i32, libc::SIGTERM);
-                        }
-                        let _ = child.wait();
-                        let _ = fs::remove_file(agent_pid_file(&dir, name));
-                    }
-                }
-                let log = dir.join(format!("{}.agent.log", node.name));
-                bail!(
-                    "the agent of {} exited; last lines of {}:\n{}",
-                    node.name,
-                    log.display(),
-                    tail(&log, 15)
-                );
+                return Err(agent_gone(dir, &node.name, agents));
             }
             match fetch_state(node) {
                 Ok(st) => {
@@ -259,7 +308,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     let mut p = format!("{} {}", node.name, st.db.state);
                     // Agents starting together wait a moment for each other: say why only
                     // when the wait lasts.
-                    if !ok && t0.elapsed() > Duration::from_secs(3) {
+                    if !ok && progress.t0.elapsed() > Duration::from_secs(3) {
                         if let Some(d) = st.decision.as_ref().filter(|d| d.contains("waiting")) {
                             p += &format!(" ({d})");
                         }
@@ -272,20 +321,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }
             }
         }
-        let line = parts.join(", ");
-        if line != last_line || last_print.elapsed() > Duration::from_secs(5) {
-            println!("[{:5.1}s] {line}", t0.elapsed().as_secs_f64());
-            last_line = line;
-            last_print = Instant::now();
-        }
+        progress.show(parts.join(", "));
         if all {
-            break;
+            return Ok(());
         }
-        if t0.elapsed() > deadline {
+        if progress.timed_out(args) {
             bail!(
-                "the tier is not up after {} s ({last_line}); see the logs in {} and `keel status --dir {}`; \
+                "the tier is not up after {} s ({}); see the logs in {} and `keel status --dir {}`; \
                  it keeps trying: `keel down --dir {}` stops it",
                 args.timeout,
+                progress.last_line,
                 dir.display(),
                 dir.display(),
                 dir.display()
@@ -293,18 +338,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
 
-    // The application and monitor users (the bootstrapping agent creates them too; this is
-    // idempotent, and gives a cluster made by an older keel the monitor's keel_meta grant).
-    let first = &cfg.nodes[0];
-    let paths = galera::mycnf::NodePaths::new(&cfg.node_dir(first));
-    let sql = node_agent::ensure_users_sql(&cfg)?;
-    galera::process::query(&cfg, &paths, &sql, Duration::from_secs(20))
+/// The application and monitor users (the bootstrapping agent creates them too; this is
+/// idempotent, and gives a cluster made by an older keel the monitor's keel_meta grant).
+fn ensure_users(cfg: &ClusterConfig) -> anyhow::Result<()> {
+    let paths = galera::mycnf::NodePaths::new(&cfg.node_dir(&cfg.nodes[0]));
+    let sql = node_agent::ensure_users_sql(cfg)?;
+    galera::process::query(cfg, &paths, &sql, Duration::from_secs(20))
         .context("creating the application and monitor users")?;
+    Ok(())
+}
 
-    // Every proxy names the same writer, and the caches have elected a leader.
-    let caches = cfg.cache.clustered() && !args.no_cache;
-    let writer = loop {
+/// Waits until every proxy names the same writer and, with `caches`, the caches have elected a
+/// leader. Returns the writer.
+fn wait_writer_and_caches(
+    args: &Args,
+    dir: &Path,
+    cfg: &ClusterConfig,
+    caches: bool,
+    progress: &mut Progress,
+) -> anyhow::Result<String> {
+    loop {
         let mut parts = Vec::new();
         let mut writers = Vec::new();
         let mut caches_ready = true;
@@ -356,27 +411,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .cloned()
             .flatten()
             .filter(|w| writers.iter().all(|x| x.as_ref() == Some(w)));
-        let line = parts.join(", ");
-        if line != last_line || last_print.elapsed() > Duration::from_secs(5) {
-            println!("[{:5.1}s] {line}", t0.elapsed().as_secs_f64());
-            last_line = line;
-            last_print = Instant::now();
+        progress.show(parts.join(", "));
+        if let (Some(w), true) = (agreed, caches_ready) {
+            return Ok(w);
         }
-        if let (Some(w), true) = (&agreed, caches_ready) {
-            break w.clone();
-        }
-        if t0.elapsed() > deadline {
+        if progress.timed_out(args) {
             bail!(
-                "the proxies or caches are not ready after {} s ({last_line}); see the logs in {} and \
+                "the proxies or caches are not ready after {} s ({}); see the logs in {} and \
                  `keel status --dir {}`; `keel down --dir {}` stops the tier",
                 args.timeout,
+                progress.last_line,
                 dir.display(),
                 dir.display(),
                 dir.display()
             );
         }
         std::thread::sleep(Duration::from_millis(200));
-    };
+    }
+}
+
+/// `DIR/app.cnf`: the application's client options, pointing at node1's proxy.
+fn write_app_cnf(dir: &Path, cfg: &ClusterConfig) -> anyhow::Result<PathBuf> {
+    let first = &cfg.nodes[0];
     let app_cnf = dir.join("app.cnf");
     write_private(
         &app_cnf,
@@ -389,7 +445,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             first.proxy_port
         ),
     )?;
+    Ok(app_cnf)
+}
 
+fn print_summary(
+    dir: &Path,
+    cfg: &ClusterConfig,
+    app_cnf: &Path,
+    writer: &str,
+    caches: bool,
+    t0: Instant,
+) {
     println!(
         "\nkeel tier up in {:.1} s: 3 Galera nodes Synced, writer {writer}{}.",
         t0.elapsed().as_secs_f64(),
@@ -422,7 +488,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     println!("status:   keel status --dir {}", dir.display());
     println!("stop:     keel down --dir {}", dir.display());
-    Ok(())
 }
 
 /// Asks one agent to stop and waits until its process is gone.
@@ -443,10 +508,8 @@ pub fn stop_agent(
     )
     .is_err()
     {
-        // SAFETY: pid was verified to be this node's agent, which keel up started.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
+        // pid was verified to be this node's agent (not a recycled pid).
+        let _ = supervisor::signal(pid, supervisor::Signal::SIGTERM);
     }
     while live_agent(dir, &node.name).is_some() {
         if t.elapsed() > timeout {
