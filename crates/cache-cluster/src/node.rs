@@ -21,6 +21,7 @@ use parking_lot::Mutex;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
 
 use crate::batch::Coalescer;
 use crate::command::{Command, Outcome, Packer, Request};
@@ -52,7 +53,12 @@ struct Inner {
     /// Connections for follower read-index requests, one set per thread ([`Inner::read_peer`]).
     read_peers: Mutex<HashMap<std::thread::ThreadId, Peers>>,
     isolated: Arc<AtomicBool>,
+    /// Whether this node answers clients: a voter ([`watch_ready`]) that has caught up
+    /// ([`Inner::caught_up`]).
     ready: AtomicBool,
+    /// Set once by [`startup`]: after this node became a voter, it applied everything the leader
+    /// had committed when asked (a read-index round through the leader).
+    caught_up: watch::Sender<bool>,
     leader_reads: Coalescer,
     follower_reads: Coalescer,
     /// The leader's read lease, if it has one ([`Lease`]).
@@ -361,6 +367,7 @@ impl Cluster {
             read_peers: Mutex::default(),
             isolated,
             ready: AtomicBool::new(false),
+            caught_up: watch::channel(false).0,
             leader_reads: Coalescer::default(),
             follower_reads: Coalescer::default(),
             lease: parking_lot::RwLock::new(None),
@@ -414,8 +421,10 @@ impl Cluster {
         self.inner.cfg.read_mode
     }
 
-    /// Whether this node answers clients: it is a voter (so it has applied everything up to the
-    /// membership change that made it one).
+    /// Whether this node answers clients: it is a voter of the cluster and, since it became one,
+    /// has applied every entry the leader had committed when this node asked it (a read-index
+    /// round through the leader, so a restarted node holds every write acknowledged before it
+    /// finished joining).
     pub fn is_ready(&self) -> bool {
         self.inner.ready.load(Relaxed)
     }
@@ -1187,6 +1196,48 @@ impl Inner {
         }
     }
 
+    /// The last step of startup: apply everything the leader has committed, then open for
+    /// clients. Being a voter is not enough: the membership entry that made this node one takes
+    /// effect when it is appended, and the entries before it (a snapshot and the log tail: all
+    /// the data) are applied only once this node learns they are committed, with a later
+    /// append or heartbeat. The commit index this node knows may lag far behind, so the target is
+    /// the leader's, fixed by a read-index round (as for a linearizable read), asked for after
+    /// this node became a voter. Retried until it succeeds or the node stops: a node that
+    /// cannot reach a leader has nothing to serve.
+    async fn catch_up(self: &Arc<Self>) {
+        let mut stop = self.stop.subscribe();
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let r = async {
+                let target = self.clone().follower_round().await?;
+                self.wait_applied(target, Instant::now() + self.cfg.join_timeout)
+                    .await
+                    .map(|()| target)
+            };
+            let r = tokio::select! {
+                r = r => r,
+                _ = stop.changed() => return,
+            };
+            match r {
+                Ok(target) => {
+                    info!(
+                        node = self.id,
+                        applied = target,
+                        "caught up: ready for clients"
+                    );
+                    self.caught_up.send_replace(true);
+                    return;
+                }
+                Err(e) => {
+                    debug!(node = self.id, error = %e, "catch-up read index failed; asking again");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
     /// Whether this node is a voter of a settled configuration ([`settled_in`]).
     fn settled(&self) -> bool {
         settled_in(
@@ -1245,6 +1296,12 @@ impl Inner {
         // A node asks again while it is a learner or its promotion stopped half-way (a joint
         // configuration left when a leader lost office between the two steps): adding an
         // existing learner changes nothing, and the membership change below completes either.
+        info!(
+            node = self.id,
+            joiner = id,
+            slot,
+            "adding a joining node as a learner"
+        );
         let t = self.cfg.join_timeout;
         let deadline = Instant::now() + t;
         let added =
@@ -1294,6 +1351,7 @@ impl Inner {
             .filter(|v| slot_of(*v) != slot)
             .chain([id])
             .collect();
+        info!(node = self.id, joiner = id, slot, voters = ?new, "learner caught up; making it a voter");
         let left = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_secs(1));
@@ -1341,6 +1399,7 @@ impl Inner {
                 .collect()
         };
         if !stale.is_empty() {
+            info!(node = self.id, stale = ?stale, "removing learners of joins that never finished");
             let _ = tokio::time::timeout(
                 Duration::from_secs(5),
                 self.raft
@@ -1410,14 +1469,33 @@ impl Inner {
     }
 }
 
-/// Keep `ready` in step with membership: ready while this id is a voter.
+/// Keep `ready` in step with membership: ready while this id is a voter, once it has caught up
+/// ([`Inner::catch_up`]).
 async fn watch_ready(inner: Arc<Inner>) {
     let mut m = inner.metrics.clone();
+    let mut caught_up = inner.caught_up.subscribe();
     let mut stop = inner.stop.subscribe();
     let mut led = false;
+    let mut known_leader = None;
     loop {
         let (voter, leads) = {
             let mm = m.borrow_and_update();
+            if mm.current_leader != known_leader {
+                known_leader = mm.current_leader;
+                match known_leader {
+                    Some(l) if l == inner.id => {
+                        info!(node = inner.id, term = mm.current_term, "became leader")
+                    }
+                    Some(l) => info!(
+                        node = inner.id,
+                        term = mm.current_term,
+                        leader = l,
+                        leader_slot = slot_of(l),
+                        "leader changed"
+                    ),
+                    None => info!(node = inner.id, term = mm.current_term, "no leader"),
+                }
+            }
             let voter = mm.running_state.is_ok()
                 && mm
                     .membership_config
@@ -1426,7 +1504,10 @@ async fn watch_ready(inner: Arc<Inner>) {
                     .any(|v| v == inner.id);
             (voter, mm.state == ServerState::Leader)
         };
-        inner.ready.store(voter, Relaxed);
+        let ready = voter && *caught_up.borrow_and_update();
+        if inner.ready.swap(ready, Relaxed) != ready {
+            info!(node = inner.id, ready, "readiness changed");
+        }
         // Leases this node granted as leader stop holding back its applies once it no longer
         // leads (their holders' own clocks still bound them; see `crate::lease`).
         if led && !leads {
@@ -1435,6 +1516,7 @@ async fn watch_ready(inner: Arc<Inner>) {
         led = leads;
         tokio::select! {
             r = m.changed() => if r.is_err() { break },
+            r = caught_up.changed() => if r.is_err() { break },
             _ = stop.changed() => break,
         }
     }
@@ -1477,7 +1559,9 @@ async fn startup(inner: Arc<Inner>) {
         }
         let me = inner.hello();
         if inner.settled() {
-            return; // a voter: bootstrapped (by us or a peer), or our join went through
+            // A voter: bootstrapped (by us or a peer), or our join went through.
+            inner.catch_up().await;
+            return;
         }
         let mut probes = Vec::new();
         for (_, addr) in &others {
@@ -1504,8 +1588,10 @@ async fn startup(inner: Arc<Inner>) {
                 id: inner.id,
                 addr: inner.addr.clone(),
             };
+            debug!(node = inner.id, peer = %leader_addr, "asking the leader to join");
             match p.call(&rpc, inner.cfg.join_timeout).await {
                 Ok(Reply::Join(Ok(()))) => {
+                    info!(node = inner.id, peer = %leader_addr, "joined the cluster");
                     // Wait for the membership entry to reach us; the loop then ends above.
                     let _ = tokio::time::timeout(Duration::from_secs(5), async {
                         while !inner.settled() {
@@ -1514,7 +1600,15 @@ async fn startup(inner: Arc<Inner>) {
                     })
                     .await;
                 }
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+                r => {
+                    let why = match r {
+                        Ok(Reply::Join(Err(e))) => ClusterError::from(e).to_string(),
+                        Ok(_) => "unexpected reply".to_string(),
+                        Err(e) => e.to_string(),
+                    };
+                    debug!(node = inner.id, peer = %leader_addr, error = %why, "join refused; asking again");
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
             }
             continue;
         }
@@ -1540,8 +1634,15 @@ async fn startup(inner: Arc<Inner>) {
                 || (fresh.len() * 2 > total && start.elapsed() >= inner.cfg.bootstrap_grace);
             let lowest = fresh.keys().map(|id| slot_of(*id)).min() == Some(inner.cfg.slot);
             if enough && lowest {
+                info!(
+                    node = inner.id,
+                    voters = fresh.len(),
+                    "bootstrapping a new cluster"
+                );
                 // Errors (e.g. already initialized by a race) are fine: the loop re-checks.
-                let _ = inner.raft.initialize(fresh).await;
+                if let Err(e) = inner.raft.initialize(fresh).await {
+                    debug!(node = inner.id, error = %e, "bootstrap refused");
+                }
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -2003,7 +2104,17 @@ async fn handle(inner: &Arc<Inner>, rpc: Rpc) -> Reply {
         }),
         Rpc::Hello => Reply::Hello(inner.hello()),
         Rpc::Join { id, addr } => {
-            Reply::Join(inner.handle_join(id, addr).await.map_err(WireError::from))
+            let r = inner.handle_join(id, addr).await;
+            match &r {
+                Ok(()) => {}
+                Err(e @ ClusterError::NotLeader(_)) => {
+                    debug!(node = inner.id, joiner = id, error = %e, "join refused")
+                }
+                Err(e) => {
+                    warn!(node = inner.id, joiner = id, slot = slot_of(id), error = %e, "join failed")
+                }
+            }
+            Reply::Join(r.map_err(WireError::from))
         }
     }
 }
