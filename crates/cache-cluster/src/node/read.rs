@@ -88,9 +88,16 @@ impl Inner {
     /// The read index from the read lease alone, if it holds (no round trip).
     pub(super) fn lease_read_index(&self) -> Option<u64> {
         let l = self.lease_now()?;
-        // Everything acknowledged so far is applied here (or covered by the lease's own read
-        // index); checked again after reading, so the index was taken inside the lease.
-        let index = l.target.max(*self.applied_rx.borrow());
+        // Every acknowledged write is applied here (or covered by the lease's own read index).
+        // A write may be visible before it is acknowledged, though: the commit index goes out
+        // to followers before this node has applied it, and a follower that applied it may
+        // already have answered a read with it, so the index also covers every commit index
+        // sent ([`crate::lease::LeaseGate::exposed`]). Checked again after reading, so the
+        // index was taken inside the lease.
+        let index = l
+            .target
+            .max(*self.applied_rx.borrow())
+            .max(self.gate.exposed());
         self.lease_now().map(|_| index)
     }
 
