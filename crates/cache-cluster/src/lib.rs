@@ -152,6 +152,7 @@
 
 pub mod batch;
 pub mod command;
+pub mod hooks;
 pub mod lease;
 pub mod network;
 pub mod node;

@@ -2,7 +2,6 @@
 //! replaces the older ids of its slot in the voter set.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,7 +68,7 @@ impl Inner {
             };
         // Catch-up: the learner has everything up to the entry that added it. Given up at once
         // when a newer node of the same slot asks to join (this one died meanwhile).
-        let stall = self.stall_catch_up.swap(false, Relaxed);
+        let stall = self.hooks.take_stall_catch_up();
         let mut m = self.metrics.clone();
         loop {
             let caught_up = {
@@ -98,7 +97,7 @@ impl Inner {
             }
             let _ = tokio::time::timeout(left.min(Duration::from_millis(50)), m.changed()).await;
         }
-        if self.fail_promotion.swap(false, Relaxed) {
+        if self.hooks.take_fail_promotion() {
             return Err(ClusterError::Timeout("join: membership change (test hook)"));
         }
         let new: BTreeSet<NodeId> = voters
@@ -116,7 +115,7 @@ impl Inner {
                 .change_membership(ChangeMembers::ReplaceAllVoters(new), false),
         );
         // Test hook: drop the change once its joint configuration is in the log.
-        let abandon = self.half_promotion.swap(false, Relaxed);
+        let abandon = self.hooks.take_half_promotion();
         let mut m = self.metrics.clone();
         let joint_logged = async move {
             while m.changed().await.is_ok() {

@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 
 use crate::batch::Coalescer;
 use crate::command::{Command, Outcome, Packer};
+use crate::hooks::{JoinHooks, Partition};
 use crate::lease::LeaseGate;
 use crate::network::{NetworkFactory, Peers};
 use crate::status::{ClusterStatus, MemberStatus};
@@ -59,7 +60,7 @@ struct Inner {
     peers: Peers,
     /// Connections for follower read-index requests, one set per thread ([`Inner::read_peer`]).
     read_peers: Mutex<HashMap<std::thread::ThreadId, Peers>>,
-    isolated: Arc<AtomicBool>,
+    partition: Partition,
     /// Whether this node answers clients: a voter ([`watch_ready`]) that has caught up
     /// ([`Inner::caught_up`]).
     ready: AtomicBool,
@@ -86,15 +87,8 @@ struct Inner {
     /// Client writes waiting for the proposer ([`propose_loop`]).
     proposals: mpsc::UnboundedSender<Proposal>,
     join_lock: tokio::sync::Mutex<()>,
-    /// Test hook ([`Cluster::fail_next_promotion`]): as leader, fail the next join after it
-    /// added the learner and before the membership change.
-    fail_promotion: AtomicBool,
-    /// Test hook ([`Cluster::stall_next_catch_up`]): as leader, never see the next joiner as
-    /// caught up.
-    stall_catch_up: AtomicBool,
-    /// Test hook ([`Cluster::stop_next_promotion_half_way`]): as leader, abandon the next
-    /// membership change once its joint configuration is in the log.
-    half_promotion: AtomicBool,
+    /// Test hooks (cargo feature `test-hooks`; an empty struct without it).
+    hooks: JoinHooks,
     /// As leader, the id that most recently asked to join, per slot: an older joiner of the same
     /// slot (its process died mid-join and was restarted) gives way at once instead of holding
     /// the join lock until its catch-up times out.
@@ -234,9 +228,9 @@ impl Cluster {
         let log = LogStore::new(progress.clone());
         let gate = Arc::new(LeaseGate::default());
         let sm = StateMachine::new(store.clone(), progress.clone(), gate.clone());
-        let isolated = Arc::new(AtomicBool::new(false));
+        let partition = Partition::default();
         let contact: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-        let peers = Peers::new(isolated.clone(), contact.clone());
+        let peers = Peers::new(partition.clone(), contact.clone());
         let net = NetworkFactory {
             peers: peers.clone(),
             gate: gate.clone(),
@@ -261,7 +255,7 @@ impl Cluster {
             log,
             peers,
             read_peers: Mutex::default(),
-            isolated,
+            partition,
             ready: AtomicBool::new(false),
             caught_up: watch::channel(false).0,
             leader_reads: Coalescer::default(),
@@ -278,9 +272,7 @@ impl Cluster {
             write_rounds_pipelined: AtomicU64::new(0),
             proposals,
             join_lock: tokio::sync::Mutex::new(()),
-            fail_promotion: AtomicBool::new(false),
-            stall_catch_up: AtomicBool::new(false),
-            half_promotion: AtomicBool::new(false),
+            hooks: JoinHooks::default(),
             joiners: Mutex::new(HashMap::new()),
             contact,
             stop,
@@ -498,30 +490,30 @@ impl Cluster {
     }
 
     /// Test hook: cut this node off from every peer (both directions) or heal it.
-    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub fn set_isolated(&self, on: bool) {
-        self.inner.isolated.store(on, Relaxed);
+        self.inner.partition.set(on);
     }
 
     /// Test hook: as leader, let the next join fail after the new node was added as a learner
     /// and before it was made a voter (as when leadership moves between the two steps).
-    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub fn fail_next_promotion(&self) {
-        self.inner.fail_promotion.store(true, Relaxed);
+        self.inner.hooks.arm_fail_promotion();
     }
 
     /// Test hook: as leader, never consider the next joining node caught up (as when it died
     /// while it was catching up), so its join waits until it times out or is superseded.
-    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub fn stall_next_catch_up(&self) {
-        self.inner.stall_catch_up.store(true, Relaxed);
+        self.inner.hooks.arm_stall_catch_up();
     }
 
     /// Test hook: as leader, abandon the next membership change of a join half-way, once its
     /// joint configuration is in the log (as when the leader loses office between the steps).
-    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub fn stop_next_promotion_half_way(&self) {
-        self.inner.half_promotion.store(true, Relaxed);
+        self.inner.hooks.arm_half_promotion();
     }
 
     /// Number of log entries held in memory.

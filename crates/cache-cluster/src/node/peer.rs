@@ -1,7 +1,6 @@
 //! The peer listener: accepts connections from the other nodes and answers their requests
 //! (Raft RPCs, forwarded writes, read-index and lease requests, joins, probes).
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ pub(super) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
             },
             _ = stop.changed() => return,
         };
-        if inner.isolated.load(Relaxed) {
+        if inner.partition.cut_off() {
             drop(stream);
             continue;
         }
@@ -76,7 +75,7 @@ pub(super) async fn serve_peer(inner: Arc<Inner>, stream: TcpStream) {
             r = read_frame(&mut r, &mut buf) => match r { Ok(Some(id)) => id, _ => break },
             _ = stop.changed() => break,
         };
-        if inner.isolated.load(Relaxed) {
+        if inner.partition.cut_off() {
             break;
         }
         let Ok(rpc) = decode::<Rpc>(&buf) else { break };

@@ -134,7 +134,7 @@ impl Inner {
         let thread = std::thread::current().id();
         let mut map = self.read_peers.lock();
         map.entry(thread)
-            .or_insert_with(|| Peers::new(self.isolated.clone(), self.contact.clone()))
+            .or_insert_with(|| Peers::new(self.partition.clone(), self.contact.clone()))
             .get(addr)
     }
 
@@ -188,7 +188,7 @@ impl Inner {
                     | ClusterError::Raft(_)
                     | ClusterError::Remote(_),
                 ) if Instant::now() + Duration::from_millis(10) < deadline
-                    && !self.isolated.load(Relaxed) =>
+                    && !self.partition.cut_off() =>
                 {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }

@@ -232,7 +232,7 @@ impl Inner {
                     | ClusterError::Unreachable(_)
                     | ClusterError::NoLeader,
                 ) if Instant::now() + Duration::from_millis(10) < deadline
-                    && !self.isolated.load(Relaxed) =>
+                    && !self.partition.cut_off() =>
                 {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
@@ -241,7 +241,7 @@ impl Inner {
                     | ClusterError::Unreachable(_)
                     | ClusterError::NoLeader,
                 ) => {
-                    return Err(if self.isolated.load(Relaxed) {
+                    return Err(if self.partition.cut_off() {
                         ClusterError::NoQuorum
                     } else {
                         ClusterError::NoLeader
