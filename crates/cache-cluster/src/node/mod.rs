@@ -1,6 +1,11 @@
-//! One running cluster node: the Raft instance, the peer listener, the startup (bootstrap or
-//! join) driver, the write path (local or forwarded to the leader), the batched read barrier and
-//! the typed item operations the cache server's `Ctx` calls.
+//! One running cluster node ([`Cluster`]): the Raft instance, its tasks, and the typed item
+//! operations the cache server's `Ctx` calls. By job:
+//! * `startup`: bootstrap or join, catch-up, readiness;
+//! * `join`: the leader's side of a join (learner, then voter in place of the slot's old id);
+//! * `write`: the write path (group commit, pipelined rounds, forwarding to the leader, expiry);
+//! * `read`: the read path (read-index rounds, the leader's and followers' read leases);
+//! * `peer`: the listener that answers the other nodes;
+//! * `snapshot`: snapshots triggered by the log's size.
 //!
 //! Every client-facing wait is bounded by [`ClusterConfig::op_timeout`]; nothing here may hang a
 //! connection or panic on a peer's input.
