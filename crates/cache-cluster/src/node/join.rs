@@ -58,14 +58,20 @@ impl Inner {
         );
         let t = self.cfg.join_timeout;
         let deadline = Instant::now() + t;
-        let added =
-            match tokio::time::timeout(t, self.raft.add_learner(id, BasicNode { addr }, false))
-                .await
-            {
+        let term = self.metrics.borrow().current_term;
+        // A membership entry proposed by a leader that lost office is answered only once a
+        // later leader overwrites or commits it, which can take as long as the join timeout:
+        // the joiner is told at once instead, and asks the new leader.
+        let add = tokio::time::timeout(t, self.raft.add_learner(id, BasicNode { addr }, false));
+        let added = tokio::select! {
+            biased;
+            r = add => match r {
                 Err(_) => return Err(ClusterError::Timeout("join: adding the learner")),
                 Ok(Err(e)) => return Err(raft_err(e)),
                 Ok(Ok(r)) => r.log_id.index,
-            };
+            },
+            _ = self.office_lost(term) => return Err(self.not_leader()),
+        };
         // Catch-up: the learner has everything up to the entry that added it. Given up at once
         // when a newer node of the same slot asks to join (this one died meanwhile).
         let stall = self.hooks.take_stall_catch_up();
@@ -135,6 +141,7 @@ impl Inner {
             biased;
             _ = joint_logged, if abandon => return Err(ClusterError::Timeout("join: membership change (test hook: half-way)")),
             r = change => r,
+            _ = self.office_lost(term) => return Err(self.not_leader()),
         };
         match r {
             Err(_) => return Err(ClusterError::Timeout("join: membership change")),
@@ -162,5 +169,25 @@ impl Inner {
             .await;
         }
         Ok(())
+    }
+
+    /// Resolves once this node no longer leads in `term`.
+    async fn office_lost(&self, term: u64) {
+        let mut m = self.metrics.clone();
+        loop {
+            {
+                let mm = m.borrow_and_update();
+                if mm.current_term != term || mm.current_leader != Some(self.id) {
+                    return;
+                }
+            }
+            if m.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn not_leader(&self) -> ClusterError {
+        ClusterError::NotLeader(self.metrics.borrow().current_leader)
     }
 }
