@@ -16,8 +16,8 @@ use crate::ClusterError;
 
 type Waiter = oneshot::Sender<Result<u64, ClusterError>>;
 
-/// Most rounds of one coalescer in flight at once (3 -> 8: follower reads +10 % at 8 conns, depth
-/// 1 and 16, in alternating runs; with the leader's read lease a round is one small request).
+/// Most rounds of one coalescer in flight at once: enough that a read arriving while rounds are in
+/// flight starts its own at once (with the leader's read lease a round is one small request).
 pub const MAX_IN_FLIGHT: usize = 8;
 
 #[derive(Default)]

@@ -24,6 +24,11 @@
 //!    400 ms); a holder's lease ends at most `lease` after the grant, so it has run out before
 //!    any later leader can be elected, and that leader need not know about it.
 //!
+//!
+//! The same bound serves reads without a lease: the read index a leader gives from its own read
+//! lease is at least `exposed` (every commit index sent so far), not only its applied index,
+//! because a follower may apply, and show, an entry before the leader has applied it.
+//!
 //! Liveness: a holder that stops answering costs writes at most its remaining lease; the leader
 //! renews a lease only for a holder whose last append was answered promptly and that is within
 //! [`MAX_LAG`] entries of the leader.
@@ -212,6 +217,11 @@ impl Holders {
         c
     }
 
+    /// Highest applied count any node may have made visible (see `exposed`).
+    pub fn exposed(&self) -> u64 {
+        self.exposed
+    }
+
     /// Clear entries up to applied count `upto` to be applied (made visible) at `now`: None if
     /// every holder has them (they count as exposed from here on, so a later grant covers them),
     /// else the earliest time a holder that lacks them loses its lease.
@@ -254,6 +264,11 @@ impl LeaseGate {
         if released {
             self.heartbeat.notify_one();
         }
+    }
+
+    /// Highest applied count any node may have made visible so far ([`Holders::exposed`]).
+    pub fn exposed(&self) -> u64 {
+        self.table.lock().exposed()
     }
 
     pub fn step_down(&self) {
@@ -355,6 +370,7 @@ mod tests {
         // Commit 20 went out (no holders): anything up to 20 may be visible on node 3.
         assert_eq!(h.clamp(1, lid(20), now), lid(20));
         assert_eq!(h.grant(2, 1, now, L, 12), Ok(21));
+        assert_eq!(h.exposed(), 21, "a leader's read index covers it too");
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! keel's cache cluster: three (or more) `keel cache` nodes that hold the **same** data, so a
-//! client may send any command to any node, hashed however it likes (issue 5).
+//! client may send any command to any node, hashed however it likes. Clients that hash keys
+//! differently (pylibmc with ketama, libmemcached's modula, python-memcached) then still read what
+//! the others wrote, and a node's death or restart loses nothing.
 //!
 //! # Design, and why
 //! * **Consensus: [openraft] 0.9** (not tikv's raft-rs). openraft is async/tokio-native (keel is
@@ -22,7 +24,7 @@
 //!   follower forwards writes to the leader over the inter-node transport and replies when the
 //!   leader answers. Retries happen only when the write provably did not reach a leader
 //!   (unreachable at connect time, or "not leader"), so an `incr` is never applied twice.
-//! * **Group commit**: a node's client writes go through one proposer task (`node::propose_loop`)
+//! * **Group commit**: a node's client writes go through one proposer task (`node::write::propose_loop`)
 //!   that turns everything queued since its last round into one entry, applied in order, one
 //!   [`Outcome`] per command. The entry is **packed** ([`Cmd::Packed`]): the commands' encoding,
 //!   made once. A connection's run of pipelined text writes is queued as one unit
@@ -34,9 +36,7 @@
 //!   encodes each write once instead of once per follower, and the log's memory per write is
 //!   about its encoded size (fewer snapshots). Apply hints the store's table slots and items a
 //!   chunk of commands at a time ([`cache_store::Store::prefetch`]): a write's store work is
-//!   mostly two dependent cache misses, and overlapping them halved it. Together these took
-//!   leader writes at depth 64 from ~0.36 to ~0.7 of a standalone server (docs/benchmarks.md,
-//!   session 8). On the leader, up to
+//!   mostly two dependent cache misses, and the hints overlap them. On the leader, up to
 //!   [`ClusterConfig::write_pipeline`] rounds (default 4) are in flight: each is handed to the
 //!   Raft core in queue order (`Raft::client_write_ff`), so the log keeps the queue's order, and
 //!   the next batch forms while earlier ones replicate; outcomes are delivered in log order. A
@@ -79,8 +79,7 @@
 //!   log, and the commit index it sends followers is held back to the same point, so no replica
 //!   shows an entry a holder lacks. A holder that stops answering delays writes by at most its
 //!   lease (100 ms); a slow or far-behind follower gets none. The linearizability test fails
-//!   when either rule is switched off (checked by hand: 3 of 3 runs without the apply rule,
-//!   1 of 3 without the commit rule). `cluster_lease_reads` counts the reads served so.
+//!   when either rule is switched off. `cluster_lease_reads` counts the reads served so.
 //!   **Waiting instead of refusing**: libmemcached and python-memcached report `SERVER_ERROR` on
 //!   a `get` as a miss, so a refused read looks like a lost key to Seafile. A read therefore
 //!   retries "no leader to ask" errors until [`ClusterConfig::op_timeout`], and requests on a
@@ -106,9 +105,12 @@
 //!   catch-up wait as soon as a newer node of the same slot asks, and removes learners of the
 //!   slot that never finished once the new node is a voter. Because an id is never
 //!   reused, a restarted node can never vote twice in a term or forget an entry it acknowledged,
-//!   which is what durable vote+log would otherwise be needed for. It answers clients only once it
-//!   is a voter (so it has applied everything up to the membership change), and linearizable reads
-//!   go through the read index anyway: it never serves stale data.
+//!   which is what durable vote+log would otherwise be needed for. **Ready** (it answers clients)
+//!   means: it is a voter, and since it became one it has applied every entry the leader had
+//!   committed when this node asked it (a read-index round through the leader, as for a
+//!   linearizable read). Being a voter alone is not enough: the membership entry takes effect
+//!   when it is appended, and the data before it is applied only once the node learns it is
+//!   committed. Requests that arrive earlier wait up to [`ClusterConfig::ready_wait`].
 //!   Bootstrap: when no peer is part of a cluster, the lowest slot among the reachable fresh nodes
 //!   initializes the cluster once all configured peers answer (or a majority after
 //!   [`ClusterConfig::bootstrap_grace`]).
@@ -122,16 +124,12 @@
 //!   memory than [`snapshot_trigger_bytes`]: twice the store's bytes, at least 32 MiB, at most
 //!   [`ClusterConfig::snapshot_log_bytes`]. Bounding the log near the store's size matters for
 //!   speed as well as memory: a log that grows for seconds puts every write on fresh pages the
-//!   kernel has to zero (a quarter of the leader's CPU with a 512 MiB bound; with this trigger
-//!   leader writes at depth 64 went from ~330k to ~500k ops/s and each node's RSS from ~880 to
-//!   ~180 MB in the same benchmark, docs/benchmarks.md). The image is
-//!   taken in the apply task between two entries (consistent), which is the only pause of the
-//!   apply path: 11–30 ms for 100 000 items (up to ~70 ms on the loaded 2-core CI box) and
-//!   140–270 ms for 1 000 000 items of 100 bytes, once per `snapshot_logs` writes; reads are not
-//!   paused. A new or restarted node whose log starts before the leader's first kept entry
+//!   kernel has to zero (docs/benchmarks.md has the figures). The image is taken in the apply
+//!   task between two entries (consistent), which is the only pause of the apply path, once per
+//!   `snapshot_logs` writes and in proportion to the item count; reads are not paused. A new or restarted node whose log starts before the leader's first kept entry
 //!   receives the snapshot (chunks of 8 MiB) and installs it with
 //!   [`cache_store::Store::import`] (an exact rebuild, so it evicts exactly like the others
-//!   afterwards), then the log tail: 100 000 keys catch up in ~30–90 ms.
+//!   afterwards), then the log tail.
 //! * **Transport**: persistent TCP connections with length-prefixed bincode frames, multiplexed by
 //!   request id, Nagle off, writes batched per connection ([`transport`]); no HTTP. Raft traffic
 //!   and forwarded writes share one connection per peer; follower read-index requests use one
@@ -139,7 +137,7 @@
 //!
 //! # Known limits
 //! * Every node must run the same keel version: the replicated [`Command`]/[`Outcome`] encoding
-//!   (bincode) has no versioning (e.g. [`Cmd::Packed`] and the meta-order fields are new).
+//!   (bincode) has no versioning.
 //! * If a majority of nodes lose their state at the same time (restart together) the cluster's
 //!   data is lost and a new cluster forms; a surviving minority node stays in the old cluster and
 //!   refuses service until it is restarted (documented, not detected).
@@ -147,11 +145,14 @@
 //!   it is no longer a voter and answers `SERVER_ERROR` until restarted.
 //! * Snapshot memory: each node keeps its current snapshot image (about the store's accounted
 //!   bytes) next to the store, so a node needs up to ~2x `-m` plus the bounded log. The export
-//!   pause grows linearly with the item count (~0.14–0.27 µs per item); a per-shard
+//!   pause grows linearly with the item count; a per-shard
 //!   copy-on-write export would spread it, not implemented.
+
+#![deny(unsafe_code)]
 
 pub mod batch;
 pub mod command;
+pub mod hooks;
 pub mod lease;
 pub mod network;
 pub mod node;
@@ -254,9 +255,8 @@ pub type ClockFn = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 /// The system clock in unix seconds, read from the kernel's coarse real-time clock: it advances
 /// every scheduler tick (a few ms behind the precise clock at most, nothing at a resolution of
-/// seconds) and is read without a timestamp-counter read. Reads call it once per request; the
-/// precise clock (`SystemTime::now`, ~20 ns here against ~3 ns) was ~8 % of a leader's read
-/// profile at depth 64 (docs/benchmarks.md, session 7).
+/// seconds) and is read without a timestamp-counter read. Reads call it once per request, so
+/// its cost shows in a leader's read profile (docs/benchmarks.md).
 pub fn system_clock() -> ClockFn {
     Arc::new(coarse_unix_secs)
 }
@@ -267,8 +267,12 @@ fn coarse_unix_secs() -> u64 {
         tv_sec: 0,
         tv_nsec: 0,
     };
+    // libc, not `nix::time::clock_gettime`: nix's wrapper measured 2-3x slower here (about 19-24
+    // against 6-13 ns a call), and this runs once per request.
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_REALTIME_COARSE exists since Linux 2.6.32.
-    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
+    #[allow(unsafe_code)]
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    if r == 0 {
         u64::try_from(ts.tv_sec).unwrap_or(0)
     } else {
         precise_unix_secs()
@@ -377,7 +381,7 @@ pub const SNAPSHOT_LOG_BYTES_FLOOR: u64 = 32 << 20;
 /// so tying the trigger to the store's size keeps that cost per write constant (about half an
 /// export of an item per write) while the log stays near the store's size instead of growing to
 /// the cap: a log that keeps growing makes every write land on fresh pages the kernel must zero,
-/// which cost the leader a quarter of its CPU (docs/benchmarks.md, session 5).
+/// which costs the leader much of its CPU (docs/benchmarks.md).
 pub fn snapshot_trigger_bytes(store_bytes: u64, cap: u64) -> u64 {
     store_bytes
         .saturating_mul(2)

@@ -5,7 +5,6 @@
 //! down, or a snapshot chunk did not match).
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +17,7 @@ use openraft::raft::{
 use openraft::{AnyError, BasicNode};
 use parking_lot::Mutex;
 
+use crate::hooks::Partition;
 use crate::lease::LeaseGate;
 use crate::transport::{Peer, Reply, Rpc};
 use crate::{ClusterError, NodeId, TypeConfig};
@@ -26,16 +26,16 @@ use crate::{ClusterError, NodeId, TypeConfig};
 #[derive(Clone)]
 pub struct Peers {
     map: Arc<Mutex<HashMap<String, Arc<Peer>>>>,
-    isolated: Arc<AtomicBool>,
+    partition: Partition,
     /// When each address last answered a Raft RPC (the leader's quorum check reads it).
     pub contact: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl Peers {
-    pub fn new(isolated: Arc<AtomicBool>, contact: Arc<Mutex<HashMap<String, Instant>>>) -> Peers {
+    pub fn new(partition: Partition, contact: Arc<Mutex<HashMap<String, Instant>>>) -> Peers {
         Peers {
             map: Arc::default(),
-            isolated,
+            partition,
             contact,
         }
     }
@@ -44,7 +44,7 @@ impl Peers {
         self.map
             .lock()
             .entry(addr.to_string())
-            .or_insert_with(|| Arc::new(Peer::new(addr.to_string(), self.isolated.clone())))
+            .or_insert_with(|| Arc::new(Peer::new(addr.to_string(), self.partition.clone())))
             .clone()
     }
 }

@@ -653,6 +653,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         });
         let pause = t.elapsed();
         let items = self.store.stats().curr_items;
+        tracing::debug!(
+            applied = last_applied.map(|l| l.index + 1).unwrap_or(0),
+            items,
+            pause_us = pause.as_micros() as u64,
+            "snapshot image taken"
+        );
         {
             let mut info = self.progress.snap.lock();
             info.last_pause = pause;
@@ -699,6 +705,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             info.bytes = data.len() as u64;
             info.items = imported.items;
         }
+        tracing::info!(
+            applied,
+            items = imported.items,
+            bytes = data.len() as u64,
+            took_ms = t.elapsed().as_millis() as u64,
+            "snapshot installed"
+        );
         *self.current.lock() = Some(Current {
             meta: meta.clone(),
             data,

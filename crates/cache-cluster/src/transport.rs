@@ -29,6 +29,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::command::{Command, Outcome};
+use crate::hooks::Partition;
 use crate::{ClusterError, NodeId, TypeConfig};
 
 /// Largest frame accepted (a batch of log entries with large items).
@@ -202,16 +203,16 @@ pub struct Peer {
     conn: tokio::sync::Mutex<Option<Conn>>,
     next_id: AtomicU64,
     /// Shared "this node is cut off" switch (tests simulate partitions with it).
-    isolated: Arc<AtomicBool>,
+    partition: Partition,
 }
 
 impl Peer {
-    pub fn new(addr: String, isolated: Arc<AtomicBool>) -> Peer {
+    pub fn new(addr: String, partition: Partition) -> Peer {
         Peer {
             addr,
             conn: tokio::sync::Mutex::new(None),
             next_id: AtomicU64::new(1),
-            isolated,
+            partition,
         }
     }
 
@@ -221,7 +222,7 @@ impl Peer {
 
     /// Send `rpc` and wait for its reply, at most `timeout` (connecting included).
     pub async fn call(&self, rpc: &Rpc, timeout: Duration) -> Result<Reply, ClusterError> {
-        if self.isolated.load(Relaxed) {
+        if self.partition.cut_off() {
             return Err(ClusterError::Unreachable(self.addr.clone()));
         }
         match tokio::time::timeout(timeout, self.call_inner(rpc)).await {

@@ -18,6 +18,14 @@ pub struct TestCluster {
     tweak: fn(&mut ClusterConfig),
 }
 
+/// The nodes' log events, filtered by `RUST_LOG` (none by default), captured per test.
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 pub fn store_config() -> StoreConfig {
     StoreConfig {
         mem_limit: 256 << 20,
@@ -33,6 +41,7 @@ impl TestCluster {
     }
 
     pub async fn start_with(n: u16, tweak: fn(&mut ClusterConfig)) -> TestCluster {
+        init_logs();
         let mut listeners = BTreeMap::new();
         for slot in 1..=n {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
