@@ -299,7 +299,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let first = &cfg.nodes[0];
     let paths = galera::mycnf::NodePaths::new(&cfg.node_dir(first));
     let sql = node_agent::ensure_users_sql(&cfg)?;
-    galera::process::query(&cfg, &paths, &sql, Duration::from_secs(20))
+    galera::sql::query(&paths.socket, &sql, Duration::from_secs(20))
         .context("creating the application and monitor users")?;
 
     // Every proxy names the same writer, and the caches have elected a leader.
