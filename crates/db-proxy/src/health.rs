@@ -1,108 +1,17 @@
 //! Per-backend health, a pure state machine: a check result goes in, the backend's state (and
 //! whether it changed) comes out. No I/O and no clock: the monitor feeds it.
 //!
-//! A check passes only when all six conditions of galera.md "Health" hold: `wsrep_ready=ON`,
-//! `wsrep_connected=ON`, `wsrep_cluster_status=Primary`, `wsrep_local_state=4` (Synced),
-//! `wsrep_desync=OFF`, `wsrep_reject_queries=NONE`. A timeout (a hung or SIGSTOPped node) and an
-//! error (refused connection, `ERROR 1047`) are failures. Rise/fall counters keep one slow answer
-//! from flapping a node: an up node goes down after `fall` consecutive failures, a down node comes
-//! up after `rise` consecutive passes. A node never seen yet takes its first result at once, so a
-//! freshly started proxy serves within one check.
+//! A check passes only when the node is fit by keel's one health rule ([`galera::status`]): all
+//! six of `wsrep_ready=ON`, `wsrep_connected=ON`, `wsrep_cluster_status=Primary`,
+//! `wsrep_local_state=4` (Synced), `wsrep_desync=OFF` and `wsrep_reject_queries=NONE`. A timeout
+//! (a hung or SIGSTOPped node) and an error (refused connection, `ERROR 1047`) are failures.
+//! Rise/fall counters keep one slow answer from flapping a node: an up node goes down after
+//! `fall` consecutive failures, a down node comes up after `rise` consecutive passes. A node never
+//! seen yet takes its first result at once, so a freshly started proxy serves within one check.
 
+pub use galera::WsrepStatus;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
-
-/// The wsrep variables a check reads (status plus the two global variables).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct WsrepSample {
-    pub ready: bool,
-    pub connected: bool,
-    pub cluster_status: String,
-    pub local_state: i64,
-    /// Galera's name for the state: `Synced`, `Donor/Desynced`, `Joining`, …
-    pub state: String,
-    pub desync: bool,
-    pub reject_queries: String,
-    pub cluster_size: i64,
-    pub local_index: i64,
-    /// `wsrep_cluster_conf_id`: the number of the primary component's membership changes, the
-    /// same on every member of the current primary component.
-    pub conf_id: i64,
-}
-
-impl WsrepSample {
-    /// Builds a sample from `(name, value)` rows of `SHOW GLOBAL STATUS` / `SHOW GLOBAL VARIABLES`
-    /// (names case-insensitive). Missing variables read as failing values, except
-    /// `wsrep_reject_queries`, which older servers lack (then `NONE`).
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> WsrepSample {
-        let mut s = WsrepSample {
-            local_state: -1,
-            cluster_size: -1,
-            local_index: -1,
-            conf_id: -1,
-            reject_queries: "NONE".into(),
-            ..Default::default()
-        };
-        for (k, v) in pairs {
-            let v = v.trim();
-            let on = v.eq_ignore_ascii_case("ON");
-            let n = v.parse::<i64>().unwrap_or(-1);
-            match k.trim().to_ascii_lowercase().as_str() {
-                "wsrep_ready" => s.ready = on,
-                "wsrep_connected" => s.connected = on,
-                "wsrep_cluster_status" => s.cluster_status = v.into(),
-                "wsrep_local_state" => s.local_state = n,
-                "wsrep_local_state_comment" => s.state = v.into(),
-                "wsrep_desync" => s.desync = on,
-                "wsrep_reject_queries" => s.reject_queries = v.into(),
-                "wsrep_cluster_size" => s.cluster_size = n,
-                "wsrep_local_index" => s.local_index = n,
-                "wsrep_cluster_conf_id" => s.conf_id = n,
-                _ => {}
-            }
-        }
-        s
-    }
-
-    /// Why this node must not take traffic, or `None` when all six conditions hold.
-    pub fn unfit_reason(&self) -> Option<String> {
-        let mut why = Vec::new();
-        if !self.ready {
-            why.push("wsrep_ready=OFF".to_string());
-        }
-        if !self.connected {
-            why.push("wsrep_connected=OFF".to_string());
-        }
-        if self.cluster_status != "Primary" {
-            why.push(format!(
-                "wsrep_cluster_status={}",
-                or_missing(&self.cluster_status)
-            ));
-        }
-        if self.local_state != 4 {
-            why.push(format!(
-                "wsrep_local_state={} ({})",
-                self.local_state,
-                or_missing(&self.state)
-            ));
-        }
-        if self.desync {
-            why.push("wsrep_desync=ON".to_string());
-        }
-        if !self.reject_queries.eq_ignore_ascii_case("NONE") {
-            why.push(format!("wsrep_reject_queries={}", self.reject_queries));
-        }
-        (!why.is_empty()).then(|| why.join(", "))
-    }
-}
-
-fn or_missing(s: &str) -> &str {
-    if s.is_empty() {
-        "missing"
-    } else {
-        s
-    }
-}
 
 /// Which of the up nodes answer from a stale view: a node resumed after SIGSTOP (or cut off
 /// until now) still reports `Primary`/`Synced` from the view it had, for about a second, until it
@@ -111,7 +20,7 @@ fn or_missing(s: &str) -> &str {
 ///
 /// For samples taken at the same moment (a one-off check of every node). The proxy's own checks
 /// run per node at different moments, so it uses [`stale_timed`].
-pub fn stale(samples: &[Option<&WsrepSample>], up: &[bool]) -> Vec<bool> {
+pub fn stale(samples: &[Option<&WsrepStatus>], up: &[bool]) -> Vec<bool> {
     let conf = |i: usize| samples.get(i).copied().flatten().map_or(-1, |s| s.conf_id);
     let newest = (0..up.len())
         .filter(|i| up[*i])
@@ -159,7 +68,7 @@ pub fn stale_timed(nodes: &[Option<TimedSample<'_>>], up: &[bool], grace: Durati
 /// A node's last sample with when it was taken and since when the node has reported its conf_id.
 #[derive(Debug, Clone, Copy)]
 pub struct TimedSample<'a> {
-    pub sample: &'a WsrepSample,
+    pub sample: &'a WsrepStatus,
     pub taken: Instant,
     pub conf_since: Instant,
 }
@@ -168,7 +77,7 @@ pub struct TimedSample<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckOutcome {
     /// The node answered; the sample decides.
-    Sample(WsrepSample),
+    Sample(WsrepStatus),
     /// No answer within the check timeout.
     Timeout,
     /// Connection or query failed.
@@ -219,7 +128,7 @@ pub struct Health {
     /// Why the last check failed, if it did.
     pub last_failure: Option<String>,
     /// The last sample a node answered with.
-    pub last_sample: Option<WsrepSample>,
+    pub last_sample: Option<WsrepStatus>,
     /// When `last_sample` was taken, and since when the node has reported its `conf_id`.
     pub sample_at: Option<Instant>,
     pub conf_since: Option<Instant>,
@@ -301,8 +210,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn synced() -> WsrepSample {
-        WsrepSample::from_pairs([
+    fn synced() -> WsrepStatus {
+        WsrepStatus::from_pairs([
             ("wsrep_ready", "ON"),
             ("wsrep_connected", "ON"),
             ("wsrep_cluster_status", "Primary"),
@@ -315,43 +224,18 @@ mod tests {
     }
 
     #[test]
-    fn synced_primary_passes() {
-        assert_eq!(synced().unfit_reason(), None);
-        assert_eq!(synced().cluster_size, 3);
-    }
-
-    #[test]
-    fn each_of_the_six_conditions_fails_alone() {
-        type Case = (fn(&mut WsrepSample), &'static str);
-        let cases: Vec<Case> = vec![
-            (|s| s.ready = false, "wsrep_ready"),
-            (|s| s.connected = false, "wsrep_connected"),
-            (
-                |s| s.cluster_status = "non-Primary".into(),
-                "wsrep_cluster_status",
-            ),
-            (
-                |s| {
-                    s.local_state = 2;
-                    s.state = "Donor/Desynced".into()
-                },
-                "Donor/Desynced",
-            ),
-            (|s| s.desync = true, "wsrep_desync"),
-            (|s| s.reject_queries = "ALL".into(), "wsrep_reject_queries"),
-        ];
-        for (f, name) in cases {
-            let mut s = synced();
-            f(&mut s);
-            let why = s.unfit_reason().expect(name);
-            assert!(why.contains(name), "{why}");
-        }
-        for state in [1, 3] {
-            let mut s = synced();
-            s.local_state = state;
-            assert!(s.unfit_reason().is_some());
-        }
-        assert!(WsrepSample::from_pairs([]).unfit_reason().is_some());
+    fn a_check_fails_with_the_reasons_of_the_health_rule() {
+        assert_eq!(CheckOutcome::Sample(synced()).failure(), None);
+        let mut donor = synced();
+        donor.local_state = 2;
+        donor.state = "Donor/Desynced".into();
+        donor.desync = true;
+        assert_eq!(
+            CheckOutcome::Sample(donor).failure().as_deref(),
+            Some("wsrep_local_state=2 (Donor/Desynced), wsrep_desync=ON")
+        );
+        let nothing = WsrepStatus::from_pairs(std::iter::empty::<(&str, &str)>());
+        assert!(CheckOutcome::Sample(nothing).failure().is_some());
     }
 
     #[test]

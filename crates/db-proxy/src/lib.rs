@@ -70,14 +70,16 @@
 //! move the writer role for the duration of the transfer.
 //!
 //! # Layout
-//! Pure cores: [`health`] (the six wsrep conditions, rise/fall), [`writer`] (the rule above),
-//! [`protocol`] (the few MySQL packets needed), [`metrics`] (Prometheus text). I/O: [`client`]
-//! (a minimal MySQL client), [`meta`] (the `keel_meta` schema), [`monitor`] (check and writer
-//! tasks), [`forward`] (client connections), [`control`] (HTTP `/metrics`, `/status`, drain).
+//! Pure cores: [`health`] (rise/fall over `galera`'s health rule), [`writer`] (the rule above),
+//! [`protocol`] (the few MySQL packets forwarding needs), [`metrics`] (Prometheus text). I/O:
+//! [`meta`] (the `keel_meta` schema), [`monitor`] (check and writer tasks), [`forward`] (client
+//! connections), [`control`] (HTTP `/metrics`, `/status`, drain). Every statement the proxy runs
+//! goes through `galera::sql`, keel's one MySQL client.
 //!
 //! The monitor user needs `PROCESS` (status) and `ALL ON keel_meta.*`.
 
-pub mod client;
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod control;
 pub mod forward;
@@ -86,7 +88,6 @@ pub mod meta;
 pub mod metrics;
 pub mod monitor;
 pub mod protocol;
-mod sha1;
 pub mod writer;
 
 pub use config::{parse_backend, Backend, ProxyConfig};
@@ -120,14 +121,14 @@ pub enum ProxyError {
     #[error("{node}: {source}")]
     Sql {
         node: String,
-        source: client::ClientError,
+        source: galera::sql::SqlError,
     },
     #[error("{0} timed out")]
     Timeout(String),
 }
 
 pub(crate) fn log(msg: &str) {
-    eprintln!("keel db-proxy: {msg}");
+    tracing::info!("{msg}");
 }
 
 /// What connection tasks follow: published by the writer and health tasks.
@@ -382,7 +383,7 @@ impl Proxy {
                 },
             )));
         }
-        log(&format!("listening on {local_addr}"));
+        tracing::info!(addr = %local_addr, "listening");
         Ok(Proxy {
             shared,
             local_addr,
@@ -457,11 +458,7 @@ pub async fn drain_backends(
     // One check of every node, concurrently.
     let checks = cfg.backends.iter().map(|b| async move {
         let r = tokio::time::timeout(cfg.check_timeout.max(Duration::from_secs(2)), async {
-            let mut c =
-                client::Conn::connect(b.addr, &cfg.monitor_user, &cfg.monitor_password, None)
-                    .await?;
-            c.query("SET SESSION wsrep_sync_wait=0").await?;
-            monitor::sample(&mut c).await
+            monitor::check_conn(cfg, b).await?.wsrep_status().await
         })
         .await;
         match r {
@@ -472,7 +469,7 @@ pub async fn drain_backends(
     });
     let outcomes = futures_join_all(checks.collect()).await;
     let passed: Vec<bool> = outcomes.iter().map(|o| o.failure().is_none()).collect();
-    let samples: Vec<Option<&health::WsrepSample>> = outcomes
+    let samples: Vec<Option<&health::WsrepStatus>> = outcomes
         .iter()
         .map(|o| match o {
             CheckOutcome::Sample(s) => Some(s),

@@ -9,9 +9,9 @@
 //! ```
 //! The monitor user needs `ALL ON keel_meta.*` (besides `PROCESS` for the status checks).
 
-use crate::client::{ClientError, Conn};
 use crate::protocol::quote;
 use crate::writer::WriterRow;
+use galera::sql::{Conn, SqlError};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
@@ -22,7 +22,7 @@ const ER_NO_SUCH_TABLE: u16 = 1146;
 /// Connects as the monitor user for `keel_meta` work. `wsrep_sync_wait=7` makes reads,
 /// UPDATE/DELETE and INSERT causal: they first wait until this node has applied everything
 /// certified before them, so a compare-and-set never runs against a stale epoch.
-pub async fn connect(addr: SocketAddr, user: &str, password: &str) -> Result<Conn, ClientError> {
+pub async fn connect(addr: SocketAddr, user: &str, password: &str) -> Result<Conn, SqlError> {
     let mut c = Conn::connect(addr, user, password, None).await?;
     c.query("SET SESSION wsrep_sync_wait=7").await?;
     Ok(c)
@@ -30,7 +30,7 @@ pub async fn connect(addr: SocketAddr, user: &str, password: &str) -> Result<Con
 
 /// Creates the schema if it is missing (DDL replicates by TOI; `IF NOT EXISTS` makes concurrent
 /// proxies harmless).
-pub async fn ensure_schema(c: &mut Conn) -> Result<(), ClientError> {
+pub async fn ensure_schema(c: &mut Conn) -> Result<(), SqlError> {
     c.query("CREATE DATABASE IF NOT EXISTS keel_meta").await?;
     c.query(
         "CREATE TABLE IF NOT EXISTS keel_meta.writer (id TINYINT PRIMARY KEY, node VARCHAR(64) NOT NULL, \
@@ -45,7 +45,7 @@ pub async fn ensure_schema(c: &mut Conn) -> Result<(), ClientError> {
 }
 
 /// The writer row and the drained nodes (creating the schema on first use).
-pub async fn read(c: &mut Conn) -> Result<(Option<WriterRow>, BTreeSet<String>), ClientError> {
+pub async fn read(c: &mut Conn) -> Result<(Option<WriterRow>, BTreeSet<String>), SqlError> {
     match read_inner(c).await {
         Err(e) if matches!(e.code(), Some(ER_BAD_DB | ER_NO_SUCH_TABLE)) => {
             ensure_schema(c).await?;
@@ -55,7 +55,7 @@ pub async fn read(c: &mut Conn) -> Result<(Option<WriterRow>, BTreeSet<String>),
     }
 }
 
-async fn read_inner(c: &mut Conn) -> Result<(Option<WriterRow>, BTreeSet<String>), ClientError> {
+async fn read_inner(c: &mut Conn) -> Result<(Option<WriterRow>, BTreeSet<String>), SqlError> {
     let r = c
         .query("SELECT node, epoch FROM keel_meta.writer WHERE id = 1")
         .await?;
@@ -80,7 +80,7 @@ pub async fn claim(
     c: &mut Conn,
     expected_epoch: Option<u64>,
     node: &str,
-) -> Result<bool, ClientError> {
+) -> Result<bool, SqlError> {
     let sql = match expected_epoch {
         None => format!(
             "INSERT IGNORE INTO keel_meta.writer (id, node, epoch) VALUES (1, {}, 1)",
@@ -102,7 +102,7 @@ pub async fn claim(
 }
 
 /// Sets or clears the drain flag of `node`.
-pub async fn set_drain(c: &mut Conn, node: &str, on: bool) -> Result<(), ClientError> {
+pub async fn set_drain(c: &mut Conn, node: &str, on: bool) -> Result<(), SqlError> {
     ensure_schema(c).await?;
     let sql = if on {
         format!(

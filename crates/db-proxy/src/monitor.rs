@@ -2,32 +2,35 @@
 //! [`crate::health::Health`]; one writer task reads `keel_meta`, applies [`crate::writer::decide`]
 //! and publishes the route that connection tasks follow.
 
-use crate::client::{ClientError, Conn};
-use crate::health::{CheckOutcome, State, WsrepSample};
+use crate::config::Backend;
+use crate::health::{CheckOutcome, State};
 use crate::writer::{decide, Action, NodeView};
-use crate::{log, meta, Shared};
+use crate::{meta, ProxyConfig, Shared};
+use galera::sql::{Conn, SqlError};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::watch;
 use tokio::time::{sleep, timeout};
+use tracing::{debug, info, warn};
+
+/// A connection for health checks: the monitor user, and `wsrep_sync_wait=0` so a check never
+/// blocks on a node that lost quorum (it must answer, and fail, at once).
+pub(crate) async fn check_conn(cfg: &ProxyConfig, b: &Backend) -> Result<Conn, SqlError> {
+    let mut c = Conn::connect(b.addr, &cfg.monitor_user, &cfg.monitor_password, None).await?;
+    c.query("SET SESSION wsrep_sync_wait=0").await?;
+    Ok(c)
+}
 
 /// One health check on an existing or new monitor connection. `conn` is dropped (set to
 /// `None`) on any failure, since its state is then unknown.
 pub(crate) async fn check_once(shared: &Shared, i: usize, conn: &mut Option<Conn>) -> CheckOutcome {
     let cfg = &shared.cfg;
-    let b = &cfg.backends[i];
     let run = async {
-        if conn.is_none() {
-            let mut c =
-                Conn::connect(b.addr, &cfg.monitor_user, &cfg.monitor_password, None).await?;
-            // Never block on a node that lost quorum (galera.md pitfall 7).
-            c.query("SET SESSION wsrep_sync_wait=0").await?;
-            *conn = Some(c);
-        }
-        let c = conn
-            .as_mut()
-            .ok_or_else(|| ClientError::Io(std::io::ErrorKind::NotConnected.into()))?;
-        sample(c).await
+        let c = match conn {
+            Some(c) => c,
+            None => conn.insert(check_conn(cfg, &cfg.backends[i]).await?),
+        };
+        c.wsrep_status().await
     };
     match timeout(cfg.check_timeout, run).await {
         Ok(Ok(s)) => CheckOutcome::Sample(s),
@@ -40,31 +43,6 @@ pub(crate) async fn check_once(shared: &Shared, i: usize, conn: &mut Option<Conn
             CheckOutcome::Timeout
         }
     }
-}
-
-/// Reads the wsrep status and the two global variables of one node.
-pub async fn sample(c: &mut Conn) -> Result<WsrepSample, ClientError> {
-    let st = c.query("SHOW GLOBAL STATUS LIKE 'wsrep%'").await?;
-    let vars = c
-        .query(
-            "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('wsrep_desync', 'wsrep_reject_queries')",
-        )
-        .await?;
-    let pairs: Vec<(String, String)> = st
-        .rows
-        .into_iter()
-        .chain(vars.rows)
-        .filter_map(|r| {
-            let mut it = r.into_iter();
-            Some((
-                it.next().flatten()?,
-                it.next().flatten().unwrap_or_default(),
-            ))
-        })
-        .collect();
-    Ok(WsrepSample::from_pairs(
-        pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    ))
 }
 
 /// The check loop of backend `i`.
@@ -85,14 +63,10 @@ pub(crate) async fn health_task(
             .observe(&outcome, shared.cfg.thresholds);
         if let Some(state) = changed {
             let why = outcome.failure().unwrap_or_default();
-            log(&format!(
-                "backend {name}: {state:?}{}",
-                if why.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({why})")
-                }
-            ));
+            match state {
+                State::Down => warn!(backend = %name, reason = %why, "backend down"),
+                _ => info!(backend = %name, "backend up"),
+            }
             shared.route.send_modify(|r| {
                 r.down[i] = state == State::Down;
                 if state == State::Down && r.writer == Some(i) {
@@ -155,16 +129,14 @@ pub(crate) async fn writer_task(shared: Arc<Shared>, mut shutdown: watch::Receiv
         }
         let addr = cfg.backends[read_at].addr;
         let read = timeout(cfg.meta_timeout, async {
-            if meta_conn.is_none() {
-                meta_conn = Some((
+            let (_, c) = match &mut meta_conn {
+                Some(c) => c,
+                None => meta_conn.insert((
                     read_at,
                     meta::connect(addr, &cfg.monitor_user, &cfg.monitor_password).await?,
-                ));
-            }
-            match meta_conn.as_mut() {
-                Some((_, c)) => meta::read(c).await,
-                None => Err(ClientError::Io(std::io::ErrorKind::NotConnected.into())),
-            }
+                )),
+            };
+            meta::read(c).await
         })
         .await;
         let (row, d) = match read {
@@ -178,6 +150,7 @@ pub(crate) async fn writer_task(shared: Arc<Shared>, mut shutdown: watch::Receiv
                 // Fail static: keep a healthy current writer (the row cannot have moved away
                 // from a healthy, undrained node); otherwise nobody.
                 if current.is_some_and(|w| up[w]) {
+                    debug!(backend = %cfg.backends[read_at].name, error = %err, "cannot read keel_meta; keeping the healthy writer");
                     continue;
                 }
                 let why = format!(
@@ -218,12 +191,14 @@ pub(crate) async fn writer_task(shared: Arc<Shared>, mut shutdown: watch::Receiv
                 let Some(ci) = cfg.index_of(&node) else {
                     continue;
                 };
-                log(&format!(
-                    "claiming the writer role for {node} (row: {})",
-                    row.as_ref()
+                info!(
+                    backend = %node,
+                    row = %row
+                        .as_ref()
                         .map(|r| format!("{} epoch {}", r.node, r.epoch))
-                        .unwrap_or_else(|| "empty".into())
-                ));
+                        .unwrap_or_else(|| "empty".into()),
+                    "claiming the writer role"
+                );
                 let res = timeout(cfg.meta_timeout * 3, async {
                     let mut c = meta::connect(
                         cfg.backends[ci].addr,
@@ -238,18 +213,22 @@ pub(crate) async fn writer_task(shared: Arc<Shared>, mut shutdown: watch::Receiv
                 // error wait for the next tick rather than hammer the cluster.
                 match res {
                     Ok(Ok(true)) => {
-                        log(&format!(
-                            "{node} is the writer now (epoch {})",
-                            expected_epoch.unwrap_or(0) + 1
-                        ));
+                        info!(
+                            backend = %node,
+                            epoch = expected_epoch.unwrap_or(0) + 1,
+                            "claimed the writer role"
+                        );
                         immediate = true;
                     }
                     Ok(Ok(false)) => {
-                        log("claim lost: another proxy changed the writer first");
+                        info!(
+                            backend = %node,
+                            "claim lost: another proxy changed the writer first"
+                        );
                         immediate = true;
                     }
-                    Ok(Err(e)) => log(&format!("claim for {node} failed: {e}")),
-                    Err(_) => log(&format!("claim for {node} timed out")),
+                    Ok(Err(e)) => warn!(backend = %node, error = %e, "writer claim failed"),
+                    Err(_) => warn!(backend = %node, "writer claim timed out"),
                 }
             }
         }
@@ -277,10 +256,12 @@ fn publish(
                     .metrics
                     .writer_changes
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                log(&format!(
-                    "writer changed: {} -> {}",
-                    cfg.backends[old].name, cfg.backends[new].name
-                ));
+                info!(
+                    from = %cfg.backends[old].name,
+                    backend = %cfg.backends[new].name,
+                    epoch,
+                    "writer changed"
+                );
             }
         }
         if writer.is_some() {

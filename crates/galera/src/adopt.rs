@@ -18,7 +18,7 @@
 //!   `lower_case_table_names`, `sql_mode`, plugins, `wsrep_sst_auth`, …): those go to
 //!   `adopted.cnf`, which keel adds to the node's my.cnf at every start.
 //! - **Changed**: the options keel writes (paths, addresses, ports, Galera endpoints, the
-//!   settings galera.md requires such as `innodb_flush_log_at_trx_commit = 1`, sizes from
+//!   settings keel requires for Galera such as `innodb_flush_log_at_trx_commit = 1`, sizes from
 //!   `[database]`): reported with old and new value.
 //!
 //! Nothing here does I/O; `node-agent`'s `adopt` module reads the facts and applies the plan.
@@ -235,403 +235,489 @@ fn port_of(addr: &str) -> Option<u16> {
     p.parse().ok()
 }
 
-/// Compares what the node ran with (`facts`) with `node` of `cfg` and plans the adoption.
+/// Compares what the node ran with (`facts`) with `node` of `cfg` and plans the adoption: each
+/// step below looks at one group of settings and refuses, keeps or changes them; the plan lists
+/// what they kept and changed in that order, or the refusal lists every problem found.
 pub fn plan(cfg: &ClusterConfig, node: &Node, facts: &Facts) -> Result<Plan, Vec<Problem>> {
-    let f = &facts.found;
-    let src = &f.source;
-    let paths = NodePaths::new(&cfg.node_dir(node));
-    let mut problems = Vec::new();
-    let mut bad = |setting: &str, message: String| {
-        problems.push(Problem {
+    let mut r = Review {
+        cfg,
+        node,
+        facts,
+        found: &facts.found,
+        paths: NodePaths::new(&cfg.node_dir(node)),
+        problems: Vec::new(),
+        kept: Vec::new(),
+        changed: Vec::new(),
+    };
+    r.require_galera();
+    r.check_cluster_name();
+    r.check_node_name();
+    r.check_node_address();
+    r.check_sst_method();
+    let grastate = r.check_data();
+    r.take_endpoints_from_the_description();
+    r.take_members_from_the_description();
+    r.apply_keels_server_settings();
+    r.move_files_into_the_node_folder();
+    let carried = r.carry_over_the_operators_options();
+    match grastate {
+        Some(grastate) if r.problems.is_empty() => Ok(Plan {
+            found_datadir: facts.found.datadir(),
+            keel_datadir: r.paths.datadir,
+            grastate,
+            kept: r.kept,
+            changed: r.changed,
+            carried,
+        }),
+        // No grastate was always reported as a problem by check_data.
+        _ => Err(r.problems),
+    }
+}
+
+/// What [`plan`]'s steps found so far.
+struct Review<'a> {
+    cfg: &'a ClusterConfig,
+    node: &'a Node,
+    facts: &'a Facts,
+    found: &'a FoundConfig,
+    paths: NodePaths,
+    problems: Vec<Problem>,
+    kept: Vec<Kept>,
+    changed: Vec<Change>,
+}
+
+impl<'a> Review<'a> {
+    /// Where the found options come from (for messages).
+    fn src(&self) -> &'a str {
+        &self.found.source
+    }
+
+    fn bad(&mut self, setting: &str, message: String) {
+        self.problems.push(Problem {
             setting: setting.into(),
             message,
         })
-    };
-    let mut kept = Vec::new();
-    let mut changed = Vec::new();
-    let mut keep = |setting: &str, value: String, why: &str| {
-        kept.push(Kept {
+    }
+
+    fn keep(&mut self, setting: &str, value: String, why: &str) {
+        self.kept.push(Kept {
             setting: setting.into(),
             value,
             why: why.into(),
         })
-    };
-    let mut change = |setting: &str, from: Option<&str>, to: Option<String>, why: &str| {
+    }
+
+    /// Records a change unless the value stays the same (compared case-insensitively).
+    fn change(&mut self, setting: &str, from: Option<&str>, to: Option<String>, why: &str) {
         let from = from.map(str::to_owned);
         if from.as_deref().map(str::to_ascii_lowercase)
             != to.as_deref().map(str::to_ascii_lowercase)
         {
-            changed.push(Change {
+            self.changed.push(Change {
                 setting: setting.into(),
                 from,
                 to,
                 why: why.into(),
             });
         }
-    };
-
-    // Galera at all.
-    if !f.get("wsrep_on").is_some_and(on) || f.get("wsrep_provider").is_none_or(|p| p == "none") {
-        bad(
-            "wsrep_on",
-            format!(
-                "{src} does not run Galera (wsrep_on = {}, wsrep_provider = {}): keel adopts Galera nodes only",
-                f.get("wsrep_on").unwrap_or("unset"),
-                f.get("wsrep_provider").unwrap_or("unset")
-            ),
-        );
     }
 
-    // The cluster's name.
-    let found_name = f.get("wsrep_cluster_name").unwrap_or("my_wsrep_cluster");
-    if found_name != cfg.cluster.name {
-        bad(
-            "wsrep_cluster_name",
-            format!(
-                "the node ran in cluster {found_name:?} ({src}), the description says cluster.name = {:?}: \
-                 set cluster.name = {found_name:?} (Galera refuses a member with another cluster name)",
-                cfg.cluster.name
-            ),
-        );
-    } else {
-        keep(
-            "wsrep_cluster_name",
-            found_name.into(),
-            "the cluster's name (cluster.name)",
-        );
-    }
-
-    // This node's name.
-    match f.get("wsrep_node_name") {
-        Some(n) if n == node.name => keep("wsrep_node_name", n.into(), "this node's name"),
-        Some(n) => match cfg.index_of(n) {
-            Some(i) => bad(
-                "wsrep_node_name",
+    /// Refuses a node that does not run Galera at all.
+    fn require_galera(&mut self) {
+        let f = self.found;
+        if !f.get("wsrep_on").is_some_and(on) || f.get("wsrep_provider").is_none_or(|p| p == "none")
+        {
+            self.bad(
+                "wsrep_on",
                 format!(
-                    "this host ran node {n:?} ({src}), which is node[{i}] of the description, not {:?}: \
-                     run `keel node --name {n} --adopt …` on this host",
-                    node.name
-                ),
-            ),
-            None => bad(
-                "wsrep_node_name",
-                format!(
-                    "this host ran node {n:?} ({src}), which is not in the description (nodes: {}): \
-                     name the [[node]] of this host {n:?}, or set wsrep_node_name = {} in {src}",
-                    cfg.nodes
-                        .iter()
-                        .map(|n| n.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    node.name
-                ),
-            ),
-        },
-        None => change(
-            "wsrep_node_name",
-            Some(&format!("unset, i.e. the host name {}", facts.hostname)),
-            Some(node.name.clone()),
-            "keel names every node explicitly",
-        ),
-    }
-
-    // This node's address.
-    let found_addr = f.get("wsrep_node_address").map(host_of);
-    match found_addr {
-        Some(a) if a != node.address => bad(
-            "wsrep_node_address",
-            format!(
-                "the node ran with address {a} ({src}), the description gives {:?} the address {}: \
-                 adopt on the right host, or fix the [[node]] address",
-                node.name, node.address
-            ),
-        ),
-        Some(a) => keep("wsrep_node_address", a.into(), "the node's address"),
-        None => change(
-            "wsrep_node_address",
-            None,
-            Some(node.address.clone()),
-            "set explicitly (auto-detection picks the wrong address with several interfaces)",
-        ),
-    }
-
-    // The state transfer method must be the cluster's.
-    let sst = f.get("wsrep_sst_method").unwrap_or("rsync");
-    if sst != cfg.database.sst_method {
-        bad(
-            "wsrep_sst_method",
-            format!(
-                "the node used {sst:?} ({src}), the description database.sst_method = {:?}: set \
-                 database.sst_method = {sst:?} (with [users.sst] for mariabackup) to keep it",
-                cfg.database.sst_method
-            ),
-        );
-    } else {
-        keep(
-            "wsrep_sst_method",
-            sst.into(),
-            "state transfers as before (database.sst_method)",
-        );
-    }
-
-    // The data.
-    let found_datadir = f.datadir();
-    let grastate = match &facts.grastate {
-        _ if !facts.datadir_initialized => {
-            bad(
-                "datadir",
-                format!(
-                    "{} holds no MariaDB data (no mysql/ folder): nothing to adopt (a new node needs no --adopt)",
-                    found_datadir.display()
+                    "{} does not run Galera (wsrep_on = {}, wsrep_provider = {}): keel adopts Galera nodes only",
+                    self.src(),
+                    f.get("wsrep_on").unwrap_or("unset"),
+                    f.get("wsrep_provider").unwrap_or("unset")
                 ),
             );
-            None
         }
-        None => {
-            bad(
-                "datadir",
+    }
+
+    /// Keeps the cluster's name, or refuses one the description does not give.
+    fn check_cluster_name(&mut self) {
+        let src = self.src();
+        let found_name = self
+            .found
+            .get("wsrep_cluster_name")
+            .unwrap_or("my_wsrep_cluster");
+        if found_name != self.cfg.cluster.name {
+            self.bad(
+                "wsrep_cluster_name",
                 format!(
-                    "{} has no grastate.dat: it never ran as a Galera node; keel adopts Galera nodes only",
-                    found_datadir.display()
+                    "the node ran in cluster {found_name:?} ({src}), the description says cluster.name = {:?}: \
+                     set cluster.name = {found_name:?} (Galera refuses a member with another cluster name)",
+                    self.cfg.cluster.name
                 ),
             );
-            None
+        } else {
+            self.keep(
+                "wsrep_cluster_name",
+                found_name.into(),
+                "the cluster's name (cluster.name)",
+            );
         }
-        Some(g) => Some(g.clone()),
-    };
-    if let Some(g) = &grastate {
-        let others: Vec<&(String, String)> = facts
+    }
+
+    /// Keeps an explicit node name that is this node's, refuses another node's (wrong host) or
+    /// one outside the description, and names an unnamed node explicitly.
+    fn check_node_name(&mut self) {
+        let (cfg, node, src) = (self.cfg, self.node, self.src());
+        match self.found.get("wsrep_node_name") {
+            Some(n) if n == node.name => self.keep("wsrep_node_name", n.into(), "this node's name"),
+            Some(n) => match cfg.index_of(n) {
+                Some(i) => self.bad(
+                    "wsrep_node_name",
+                    format!(
+                        "this host ran node {n:?} ({src}), which is node[{i}] of the description, not {:?}: \
+                         run `keel node --name {n} --adopt …` on this host",
+                        node.name
+                    ),
+                ),
+                None => self.bad(
+                    "wsrep_node_name",
+                    format!(
+                        "this host ran node {n:?} ({src}), which is not in the description (nodes: {}): \
+                         name the [[node]] of this host {n:?}, or set wsrep_node_name = {} in {src}",
+                        cfg.nodes
+                            .iter()
+                            .map(|n| n.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        node.name
+                    ),
+                ),
+            },
+            None => self.change(
+                "wsrep_node_name",
+                Some(&format!("unset, i.e. the host name {}", self.facts.hostname)),
+                Some(node.name.clone()),
+                "keel names every node explicitly",
+            ),
+        }
+    }
+
+    /// Keeps an explicit node address that is the description's, refuses another one, and sets
+    /// an unset one explicitly.
+    fn check_node_address(&mut self) {
+        let (node, src) = (self.node, self.src());
+        match self.found.get("wsrep_node_address").map(host_of) {
+            Some(a) if a != node.address => self.bad(
+                "wsrep_node_address",
+                format!(
+                    "the node ran with address {a} ({src}), the description gives {:?} the address {}: \
+                     adopt on the right host, or fix the [[node]] address",
+                    node.name, node.address
+                ),
+            ),
+            Some(a) => self.keep("wsrep_node_address", a.into(), "the node's address"),
+            None => self.change(
+                "wsrep_node_address",
+                None,
+                Some(node.address.clone()),
+                "set explicitly (auto-detection picks the wrong address with several interfaces)",
+            ),
+        }
+    }
+
+    /// Keeps the state transfer method when it is the cluster's, else refuses.
+    fn check_sst_method(&mut self) {
+        let src = self.src();
+        let sst = self.found.get("wsrep_sst_method").unwrap_or("rsync");
+        if sst != self.cfg.database.sst_method {
+            self.bad(
+                "wsrep_sst_method",
+                format!(
+                    "the node used {sst:?} ({src}), the description database.sst_method = {:?}: set \
+                     database.sst_method = {sst:?} (with [users.sst] for mariabackup) to keep it",
+                    self.cfg.database.sst_method
+                ),
+            );
+        } else {
+            self.keep(
+                "wsrep_sst_method",
+                sst.into(),
+                "state transfers as before (database.sst_method)",
+            );
+        }
+    }
+
+    /// Keeps the data when the datadir holds a Galera node's data of the same cluster state as
+    /// every peer already running keel; returns its saved state (`None`: refused).
+    fn check_data(&mut self) -> Option<GrState> {
+        let facts = self.facts;
+        let found_datadir = self.found.datadir();
+        let grastate = match &facts.grastate {
+            _ if !facts.datadir_initialized => {
+                self.bad(
+                    "datadir",
+                    format!(
+                        "{} holds no MariaDB data (no mysql/ folder): nothing to adopt (a new node needs no --adopt)",
+                        found_datadir.display()
+                    ),
+                );
+                return None;
+            }
+            None => {
+                self.bad(
+                    "datadir",
+                    format!(
+                        "{} has no grastate.dat: it never ran as a Galera node; keel adopts Galera nodes only",
+                        found_datadir.display()
+                    ),
+                );
+                return None;
+            }
+            Some(g) => g.clone(),
+        };
+        let node = self.node;
+        for (peer, uuid) in facts
             .peer_uuids
             .iter()
-            .filter(|(n, u)| *n != node.name && !u.is_empty() && *u != g.uuid)
-            .collect();
-        for (peer, uuid) in others {
-            bad(
+            .filter(|(n, u)| *n != node.name && !u.is_empty() && *u != grastate.uuid)
+        {
+            self.bad(
                 "grastate.dat uuid",
                 format!(
                     "this node's data belongs to cluster state {} ({}), node {peer:?} reports {uuid}: \
                      they are not one cluster, and joining would replace this node's data by a full \
                      state transfer; refusing",
-                    g.uuid,
+                    grastate.uuid,
                     found_datadir.join("grastate.dat").display()
                 ),
             );
         }
-        keep(
-            "data",
-            format!(
-                "{} (cluster state {}, seqno {}{})",
-                found_datadir.display(),
-                g.uuid,
-                g.seqno,
-                if g.seqno < 0 {
-                    ": not stopped cleanly, keel recovers the position with --wsrep-recover"
-                } else {
-                    ""
-                }
-            ),
-            if found_datadir == paths.datadir {
-                "already in keel's node folder"
+        let value = format!(
+            "{} (cluster state {}, seqno {}{})",
+            found_datadir.display(),
+            grastate.uuid,
+            grastate.seqno,
+            if grastate.seqno < 0 {
+                ": not stopped cleanly, keel recovers the position with --wsrep-recover"
             } else {
-                "moved (renamed, not copied) into keel's node folder"
-            },
+                ""
+            }
         );
+        let why = if found_datadir == self.paths.datadir {
+            "already in keel's node folder"
+        } else {
+            "moved (renamed, not copied) into keel's node folder"
+        };
+        self.keep("data", value, why);
+        Some(grastate)
     }
 
-    // Endpoints keel writes from the description.
-    let po = f.provider_options();
-    let popt = |k: &str| {
-        po.iter()
-            .rev()
-            .find(|(pk, _)| pk == k)
-            .map(|(_, v)| v.as_str())
-    };
-    let galera_port = popt("gmcast.listen_addr").and_then(port_of).unwrap_or(4567);
-    change(
-        "galera port (gmcast.listen_addr)",
-        Some(&galera_port.to_string()),
-        Some(node.galera_port.to_string()),
-        "node.galera_port: open it between the nodes",
-    );
-    let ist_port = popt("ist.recv_addr")
-        .and_then(port_of)
-        .unwrap_or(galera_port.wrapping_add(1));
-    change(
-        "IST port (ist.recv_addr)",
-        Some(&ist_port.to_string()),
-        Some(node.ist_port.to_string()),
-        "node.ist_port",
-    );
-    let sst_port = f
-        .get("wsrep_sst_receive_address")
-        .and_then(port_of)
-        .unwrap_or(4444);
-    change(
-        "SST port (wsrep_sst_receive_address)",
-        Some(&sst_port.to_string()),
-        Some(node.sst_port.to_string()),
-        "node.sst_port",
-    );
-    change(
-        "port",
-        Some(f.get("port").unwrap_or("3306")),
-        Some(node.sql_port.to_string()),
-        "node.sql_port (applications connect to the proxy on node.proxy_port)",
-    );
-    change(
-        "bind_address",
-        Some(f.get("bind_address").unwrap_or("unset (all addresses)")),
-        Some(node.address.clone()),
-        "node.address",
-    );
-    if let Some(gc) = popt("gcache.size") {
-        change(
-            "gcache.size",
-            Some(gc),
-            Some(cfg.database.gcache_size.clone()),
-            "database.gcache_size",
+    /// Ports, the SQL bind address and the gcache size come from the description; any other
+    /// provider option is dropped (keel writes `wsrep_provider_options` itself).
+    fn take_endpoints_from_the_description(&mut self) {
+        let (f, node, cfg) = (self.found, self.node, self.cfg);
+        let po = f.provider_options();
+        let popt = |k: &str| {
+            po.iter()
+                .rev()
+                .find(|(pk, _)| pk == k)
+                .map(|(_, v)| v.as_str())
+        };
+        let galera_port = popt("gmcast.listen_addr").and_then(port_of).unwrap_or(4567);
+        self.change(
+            "galera port (gmcast.listen_addr)",
+            Some(&galera_port.to_string()),
+            Some(node.galera_port.to_string()),
+            "node.galera_port: open it between the nodes",
         );
-    }
-    for (k, _) in po.iter().filter(|(k, _)| {
-        !matches!(
-            k.as_str(),
-            "gmcast.listen_addr" | "ist.recv_addr" | "gcache.size" | "base_host" | "base_port"
-        )
-    }) {
-        change(
-            &format!("wsrep_provider_options {k}"),
-            popt(k),
-            None,
-            "keel writes wsrep_provider_options itself; add it back with database.extra if needed",
+        let ist_port = popt("ist.recv_addr")
+            .and_then(port_of)
+            .unwrap_or(galera_port.wrapping_add(1));
+        self.change(
+            "IST port (ist.recv_addr)",
+            Some(&ist_port.to_string()),
+            Some(node.ist_port.to_string()),
+            "node.ist_port",
         );
-    }
-    let found_gcomm = f.get("wsrep_cluster_address").unwrap_or("");
-    change(
-        "wsrep_cluster_address",
-        Some(found_gcomm),
-        Some(cfg.gcomm_address()),
-        "every [[node]] of the description",
-    );
-    for member in found_gcomm
-        .trim_start_matches("gcomm://")
-        .split('?')
-        .next()
-        .unwrap_or("")
-        .split(',')
-        .map(host_of)
-        .filter(|h| !h.is_empty())
-    {
-        if !cfg.nodes.iter().any(|n| n.address == member) {
-            bad(
-                "wsrep_cluster_address",
-                format!(
-                    "member {member} of {found_gcomm} ({src}) is no [[node]] address of the description: \
-                     add that node (or remove it from the cluster first)"
-                ),
+        let sst_port = f
+            .get("wsrep_sst_receive_address")
+            .and_then(port_of)
+            .unwrap_or(4444);
+        self.change(
+            "SST port (wsrep_sst_receive_address)",
+            Some(&sst_port.to_string()),
+            Some(node.sst_port.to_string()),
+            "node.sst_port",
+        );
+        self.change(
+            "port",
+            Some(f.get("port").unwrap_or("3306")),
+            Some(node.sql_port.to_string()),
+            "node.sql_port (applications connect to the proxy on node.proxy_port)",
+        );
+        self.change(
+            "bind_address",
+            Some(f.get("bind_address").unwrap_or("unset (all addresses)")),
+            Some(node.address.clone()),
+            "node.address",
+        );
+        if let Some(gc) = popt("gcache.size") {
+            self.change(
+                "gcache.size",
+                Some(gc),
+                Some(cfg.database.gcache_size.clone()),
+                "database.gcache_size",
+            );
+        }
+        for (k, _) in po.iter().filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "gmcast.listen_addr" | "ist.recv_addr" | "gcache.size" | "base_host" | "base_port"
+            )
+        }) {
+            self.change(
+                &format!("wsrep_provider_options {k}"),
+                popt(k),
+                None,
+                "keel writes wsrep_provider_options itself; add it back with database.extra if needed",
             );
         }
     }
 
-    // Settings keel writes with its own (measured) values.
-    let db = &cfg.database;
-    change(
-        "innodb_flush_log_at_trx_commit",
-        Some(f.get("innodb_flush_log_at_trx_commit").unwrap_or("1")),
-        Some("1".into()),
-        "anything else loses acknowledged commits when nodes crash together",
-    );
-    change(
-        "innodb_buffer_pool_size",
-        Some(f.get("innodb_buffer_pool_size").unwrap_or("128M")),
-        Some(db.innodb_buffer_pool_size.clone()),
-        "database.innodb_buffer_pool_size",
-    );
-    change(
-        "innodb_log_file_size",
-        Some(f.get("innodb_log_file_size").unwrap_or("96M")),
-        Some(db.innodb_log_file_size.clone()),
-        "database.innodb_log_file_size (MariaDB resizes the redo log at start)",
-    );
-    change(
-        "wsrep_slave_threads",
-        Some(
-            f.get("wsrep_slave_threads")
-                .or(f.get("wsrep_applier_threads"))
-                .unwrap_or("1"),
-        ),
-        Some(db.slave_threads.to_string()),
-        "database.slave_threads",
-    );
-    change(
-        "binlog_format",
-        Some(f.get("binlog_format").unwrap_or("MIXED")),
-        Some("ROW".into()),
-        "Galera replicates row events only",
-    );
-    change(
-        "default_storage_engine",
-        Some(f.get("default_storage_engine").unwrap_or("InnoDB")),
-        Some("InnoDB".into()),
-        "Galera replicates InnoDB only",
-    );
-    change(
-        "innodb_autoinc_lock_mode",
-        Some(f.get("innodb_autoinc_lock_mode").unwrap_or("1")),
-        Some("2".into()),
-        "required by Galera",
-    );
-    if let Some(v) = f.get("wsrep_sst_donor") {
-        change(
-            "wsrep_sst_donor",
-            Some(v),
-            None,
-            "keel chooses donors itself",
+    /// The cluster address lists every node of the description; refuses a member the
+    /// description does not have.
+    fn take_members_from_the_description(&mut self) {
+        let (cfg, src) = (self.cfg, self.src());
+        let found_gcomm = self.found.get("wsrep_cluster_address").unwrap_or("");
+        self.change(
+            "wsrep_cluster_address",
+            Some(found_gcomm),
+            Some(cfg.gcomm_address()),
+            "every [[node]] of the description",
         );
-    }
-    for (k, keel_value) in [
-        ("socket", paths.socket.display().to_string()),
-        ("pid_file", paths.pid_file.display().to_string()),
-        ("log_error", paths.error_log.display().to_string()),
-        ("tmpdir", paths.tmpdir.display().to_string()),
-        ("datadir", paths.datadir.display().to_string()),
-    ] {
-        let old = match k {
-            "datadir" => Some(found_datadir.display().to_string()),
-            _ => f.get(k).map(str::to_owned),
-        };
-        change(k, old.as_deref(), Some(keel_value), "keel's node folder");
+        for member in found_gcomm
+            .trim_start_matches("gcomm://")
+            .split('?')
+            .next()
+            .unwrap_or("")
+            .split(',')
+            .map(host_of)
+            .filter(|h| !h.is_empty())
+        {
+            if !cfg.nodes.iter().any(|n| n.address == member) {
+                self.bad(
+                    "wsrep_cluster_address",
+                    format!(
+                        "member {member} of {found_gcomm} ({src}) is no [[node]] address of the description: \
+                         add that node (or remove it from the cluster first)"
+                    ),
+                );
+            }
+        }
     }
 
-    // Everything else is the operator's: carried over, in order.
-    let carried: Vec<(String, String)> = f
-        .options
-        .iter()
-        .filter(|(k, _)| !MANAGED.contains(&k.as_str()))
-        .cloned()
-        .collect();
-    for (k, v) in &carried {
-        keep(
-            k,
-            if k.contains("password") || k == "wsrep_sst_auth" {
-                "********".into()
-            } else {
-                v.clone()
-            },
-            "carried over to adopted.cnf",
+    /// The settings keel writes with its own (measured) values or from `[database]`.
+    fn apply_keels_server_settings(&mut self) {
+        let (f, db) = (self.found, &self.cfg.database);
+        self.change(
+            "innodb_flush_log_at_trx_commit",
+            Some(f.get("innodb_flush_log_at_trx_commit").unwrap_or("1")),
+            Some("1".into()),
+            "anything else loses acknowledged commits when nodes crash together",
         );
+        self.change(
+            "innodb_buffer_pool_size",
+            Some(f.get("innodb_buffer_pool_size").unwrap_or("128M")),
+            Some(db.innodb_buffer_pool_size.clone()),
+            "database.innodb_buffer_pool_size",
+        );
+        self.change(
+            "innodb_log_file_size",
+            Some(f.get("innodb_log_file_size").unwrap_or("96M")),
+            Some(db.innodb_log_file_size.clone()),
+            "database.innodb_log_file_size (MariaDB resizes the redo log at start)",
+        );
+        self.change(
+            "wsrep_slave_threads",
+            Some(
+                f.get("wsrep_slave_threads")
+                    .or(f.get("wsrep_applier_threads"))
+                    .unwrap_or("1"),
+            ),
+            Some(db.slave_threads.to_string()),
+            "database.slave_threads",
+        );
+        self.change(
+            "binlog_format",
+            Some(f.get("binlog_format").unwrap_or("MIXED")),
+            Some("ROW".into()),
+            "Galera replicates row events only",
+        );
+        self.change(
+            "default_storage_engine",
+            Some(f.get("default_storage_engine").unwrap_or("InnoDB")),
+            Some("InnoDB".into()),
+            "Galera replicates InnoDB only",
+        );
+        self.change(
+            "innodb_autoinc_lock_mode",
+            Some(f.get("innodb_autoinc_lock_mode").unwrap_or("1")),
+            Some("2".into()),
+            "required by Galera",
+        );
+        if let Some(v) = f.get("wsrep_sst_donor") {
+            self.change(
+                "wsrep_sst_donor",
+                Some(v),
+                None,
+                "keel chooses donors itself",
+            );
+        }
     }
 
-    if !problems.is_empty() {
-        return Err(problems);
+    /// Socket, pid file, error log, tmpdir and datadir move into keel's node folder.
+    fn move_files_into_the_node_folder(&mut self) {
+        let f = self.found;
+        let p = &self.paths;
+        let moves = [
+            ("socket", p.socket.display().to_string()),
+            ("pid_file", p.pid_file.display().to_string()),
+            ("log_error", p.error_log.display().to_string()),
+            ("tmpdir", p.tmpdir.display().to_string()),
+            ("datadir", p.datadir.display().to_string()),
+        ];
+        for (k, keel_value) in moves {
+            let old = match k {
+                "datadir" => Some(f.datadir().display().to_string()),
+                _ => f.get(k).map(str::to_owned),
+            };
+            self.change(k, old.as_deref(), Some(keel_value), "keel's node folder");
+        }
     }
-    Ok(Plan {
-        found_datadir,
-        keel_datadir: paths.datadir.clone(),
-        grastate: grastate.expect("checked above"),
-        kept,
-        changed,
-        carried,
-    })
+
+    /// Every option keel does not manage is the operator's: carried over to `adopted.cnf` in
+    /// order (and reported as kept, secrets masked).
+    fn carry_over_the_operators_options(&mut self) -> Vec<(String, String)> {
+        let carried: Vec<(String, String)> = self
+            .found
+            .options
+            .iter()
+            .filter(|(k, _)| !MANAGED.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        for (k, v) in &carried {
+            self.keep(
+                k,
+                if k.contains("password") || k == "wsrep_sst_auth" {
+                    "********".into()
+                } else {
+                    v.clone()
+                },
+                "carried over to adopted.cnf",
+            );
+        }
+        carried
+    }
 }
 
 impl Plan {

@@ -8,7 +8,6 @@
 use crate::grastate::{GrState, GrStateError};
 use crate::mycnf::NodePaths;
 use crate::position::{recovered_position, Position};
-use crate::status::WsrepStatus;
 use cluster_config::ClusterConfig;
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
@@ -547,57 +546,6 @@ pub fn start(
         started: child.started(),
         child,
     })
-}
-
-/// Runs SQL over the node's socket (as the OS user's unix_socket account, i.e. root) with
-/// `wsrep_sync_wait=0` so it never blocks on a node without quorum. Output: `-N -B` rows.
-pub fn query(
-    cfg: &ClusterConfig,
-    paths: &NodePaths,
-    sql: &str,
-    deadline: Duration,
-) -> Result<String> {
-    let mut c = base_command(&cfg.database.client);
-    c.arg(format!("--defaults-file={}", paths.cnf.display()))
-        .arg("--connect-timeout=2")
-        .arg("-N")
-        .arg("-B")
-        .arg("-e")
-        .arg(format!("SET SESSION wsrep_sync_wait=0; {sql}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = c
-        .spawn()
-        .map_err(io(format!("starting {}", cfg.database.client.display())))?;
-    // Output is small (status rows); read it on a thread so a full pipe never blocks the child.
-    let mut so = child.stdout.take().expect("piped");
-    let mut se = child.stderr.take().expect("piped");
-    let t = std::thread::spawn(move || {
-        let mut o = String::new();
-        let mut e = String::new();
-        let _ = so.read_to_string(&mut o);
-        let _ = se.read_to_string(&mut e);
-        (o, e)
-    });
-    let st = wait_deadline(child, "SQL query", deadline)?;
-    let (o, e) = t.join().unwrap_or_default();
-    if st.success() {
-        Ok(o)
-    } else {
-        Err(ProcessError::Query(e.trim().to_owned()))
-    }
-}
-
-/// The node's wsrep status.
-pub fn status(cfg: &ClusterConfig, paths: &NodePaths) -> Result<WsrepStatus> {
-    let out = query(
-        cfg,
-        paths,
-        "SHOW GLOBAL STATUS LIKE 'wsrep%'; SHOW GLOBAL VARIABLES WHERE Variable_name IN ('wsrep_desync','wsrep_reject_queries')",
-        Duration::from_secs(3),
-    )?;
-    Ok(WsrepStatus::parse(&out))
 }
 
 #[cfg(test)]

@@ -132,11 +132,11 @@ pub fn foreign_peer(n: &Node) -> Option<MemberView> {
 pub fn ensure_users_when_synced(cfg: &ClusterConfig, paths: &NodePaths, name: &str) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(900) {
-        if process::status(cfg, paths).is_ok_and(|w| w.is_healthy()) {
+        if galera::sql::status(&paths.socket).is_ok_and(|w| w.is_healthy()) {
             let said = crate::ensure_users_sql(cfg)
                 .map_err(|e| e.to_string())
                 .and_then(|sql| {
-                    process::query(cfg, paths, &sql, Duration::from_secs(10))
+                    galera::sql::query(&paths.socket, &sql, Duration::from_secs(10))
                         .map_err(|e| e.to_string())
                 });
             match said {

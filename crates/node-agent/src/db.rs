@@ -311,7 +311,7 @@ fn supervise(
         }
         if last_poll.elapsed() >= Duration::from_millis(500) {
             last_poll = Instant::now();
-            match process::status(cfg, paths) {
+            match galera::sql::status(&paths.socket) {
                 Ok(w) => {
                     last_status_error.clear();
                     let primary = w.is_primary();
@@ -349,9 +349,8 @@ fn supervise(
                     // The operator's override for a node that runs without quorum.
                     if !primary && sh.st().report.force_bootstrap {
                         sh.log("no quorum: forcing this node primary (pc.bootstrap=YES)");
-                        if let Err(e) = process::query(
-                            cfg,
-                            paths,
+                        if let Err(e) = galera::sql::query(
+                            &paths.socket,
                             "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'",
                             Duration::from_secs(5),
                         ) {
@@ -410,7 +409,7 @@ fn ensure_users(
             return true; // a config problem: retrying will not help
         }
     };
-    match process::query(cfg, paths, &sql, Duration::from_secs(10)) {
+    match galera::sql::query(&paths.socket, &sql, Duration::from_secs(10)) {
         Ok(_) => {
             sh.log(&format!(
                 "ensured users {} and {} ({})",

@@ -213,7 +213,7 @@ pub fn init_seafile(args: InitSeafileArgs) -> anyhow::Result<()> {
     let paths = galera::mycnf::NodePaths::new(&cfg.node_dir(&node));
     let sql = seafile_config::init_sql(&cfg, &dbs)?;
     let out =
-        galera::process::query(&cfg, &paths, &sql, Duration::from_secs(30)).with_context(|| {
+        galera::sql::query(&paths.socket, &sql, Duration::from_secs(30)).with_context(|| {
             format!(
                 "running the SQL on {} through {} (is it running and Primary? `keel status`)",
                 node.name,
@@ -229,7 +229,7 @@ pub fn init_seafile(args: InitSeafileArgs) -> anyhow::Result<()> {
             .filter_map(|e| e.revoke.clone())
             .collect();
         let sql = format!("{}; SHOW GRANTS FOR {account};", revokes.join("; "));
-        let out = galera::process::query(&cfg, &paths, &sql, Duration::from_secs(30))
+        let out = galera::sql::query(&paths.socket, &sql, Duration::from_secs(30))
             .context("revoking the extra grants")?;
         for r in &revokes {
             println!("revoked: {r}");
@@ -352,9 +352,8 @@ mod tests {
         let cfg = load_config(Some(&dir), None).unwrap();
         let paths = galera::mycnf::NodePaths::new(&cfg.node_dir(&cfg.nodes[0]));
         let acct = seafile_config::app_account(&cfg);
-        galera::process::query(
-            &cfg,
-            &paths,
+        galera::sql::query(
+            &paths.socket,
             &format!("GRANT RELOAD ON *.* TO {acct}; GRANT SELECT ON mysql.* TO {acct}"),
             Duration::from_secs(10),
         )
@@ -370,9 +369,8 @@ mod tests {
         })
         .unwrap();
         init_seafile(a()).unwrap();
-        let grants = galera::process::query(
-            &cfg,
-            &paths,
+        let grants = galera::sql::query(
+            &paths.socket,
             &format!("SHOW GRANTS FOR {acct}"),
             Duration::from_secs(10),
         )

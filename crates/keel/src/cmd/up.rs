@@ -345,7 +345,7 @@ fn wait_all_synced(
 fn ensure_users(cfg: &ClusterConfig) -> anyhow::Result<()> {
     let paths = galera::mycnf::NodePaths::new(&cfg.node_dir(&cfg.nodes[0]));
     let sql = node_agent::ensure_users_sql(cfg)?;
-    galera::process::query(cfg, &paths, &sql, Duration::from_secs(20))
+    galera::sql::query(&paths.socket, &sql, Duration::from_secs(20))
         .context("creating the application and monitor users")?;
     Ok(())
 }

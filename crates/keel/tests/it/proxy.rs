@@ -13,8 +13,8 @@
 //! SIGSTOPped node. The last test runs a `keel up` tier to check that the agents take a
 //! non-writer as SST donor.
 
-use db_proxy::client::Conn;
 use db_proxy::{Backend, Proxy, ProxyConfig};
+use galera::sql::Conn;
 use std::collections::HashSet;
 use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
