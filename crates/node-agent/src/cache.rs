@@ -12,7 +12,7 @@ use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use supervisor::{BackOff, Child, Signal, Spec};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// The arguments after `keel` that run `node`'s cache: memcached's flags, plus in cluster mode
 /// `--cluster-id <slot> --cluster-peers <every node's Raft address>` (slot = 1-based position
@@ -108,6 +108,7 @@ pub(crate) fn supervise(
         let was_healthy = match Child::spawn(&spec) {
             Ok(mut child) => {
                 started(&sh, cfg, node, &child);
+                wait_answering(&sh, node, &mut child);
                 let Some(status) = watch(&sh, cfg, node, &mut child) else {
                     child.stop(Duration::from_secs(3));
                     let mut st = sh.st();
@@ -135,7 +136,7 @@ fn started(sh: &Shared, cfg: &ClusterConfig, node: &Node, child: &Child) {
     {
         let mut st = sh.st();
         st.cache.pid = Some(child.pid());
-        st.cache.state = "running".into();
+        st.cache.state = "starting".into();
         st.cache.role = None;
         st.cache.applied = None;
         st.cache.leader_slot = None;
@@ -156,6 +157,29 @@ fn started(sh: &Shared, cfg: &ClusterConfig, node: &Node, child: &Child) {
             " (standalone)".into()
         }
     );
+}
+
+/// How long a started cache may take to answer `stats` before the agent says so.
+const ANSWER_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Waits until the started cache answers `stats` on its client port (state `running`); a cache
+/// that exits meanwhile is left to [`watch`], one that stays silent is logged and watched too.
+fn wait_answering(sh: &Shared, node: &Node, child: &mut Child) {
+    let addr = node.cache_addr();
+    let answers = || sh.stopping() || cache_stats(&addr, Duration::from_millis(500)).is_ok();
+    match child.wait_ready(ANSWER_DEADLINE, answers) {
+        Ok(()) => {
+            if !sh.stopping() {
+                sh.st().cache.state = "running".into();
+                debug!(node = %sh.node, child = "keel cache", pid = child.pid(), "answers on {addr}");
+            }
+        }
+        Err(e @ supervisor::Error::NotReady { .. }) => {
+            warn!(node = %sh.node, child = "keel cache", pid = child.pid(), "{e}");
+            sh.st().cache.state = "running".into();
+        }
+        Err(_) => {}
+    }
 }
 
 /// Watches the running cache until it exits (its status) or the agent stops (`None`), keeping

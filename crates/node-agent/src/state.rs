@@ -55,7 +55,7 @@ pub struct DbState {
 pub struct CacheState {
     pub addr: String,
     pub pid: Option<i32>,
-    /// `running`, `stopped`, `disabled`, or `failed: …`.
+    /// `starting` (spawned, not answering yet), `running`, `stopped`, `disabled`, or `failed: …`.
     pub state: String,
     pub restarts: u32,
     /// `cluster` or `standalone` (`cache.mode` of the description).
