@@ -17,11 +17,12 @@ pub(super) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
     let mut stop = inner.stop.subscribe();
     loop {
         let (stream, _) = tokio::select! {
+            biased;
+            _ = stopping(&mut stop) => return,
             r = listener.accept() => match r {
                 Ok(s) => s,
                 Err(_) => { tokio::time::sleep(Duration::from_millis(10)).await; continue }
             },
-            _ = stop.changed() => return,
         };
         if inner.partition.cut_off() {
             drop(stream);
@@ -68,12 +69,18 @@ pub(super) async fn serve_peer(inner: Arc<Inner>, stream: TcpStream) {
             send_reply(&out2, id, &reply);
         }
     });
+    // `wait_for`, not `changed`: a connection accepted while the node was stopping subscribes
+    // after the stop was sent, and `changed` would never fire for it. Such a connection then
+    // outlived the node: the stopped incarnation kept answering at the address (Raft RPCs for
+    // its successor with "wrong node"), so a node restarted at that address never caught up
+    // from that peer and its join waited for the join timeout.
     let mut stop = inner.stop.subscribe();
     let mut buf = Vec::new();
     loop {
         let id = tokio::select! {
+            biased;
+            _ = stopping(&mut stop) => break,
             r = read_frame(&mut r, &mut buf) => match r { Ok(Some(id)) => id, _ => break },
-            _ = stop.changed() => break,
         };
         if inner.partition.cut_off() {
             break;
@@ -175,4 +182,9 @@ pub(super) async fn handle(inner: &Arc<Inner>, rpc: Rpc) -> Reply {
             Reply::Join(r.map_err(WireError::from))
         }
     }
+}
+
+/// Resolves once the node is stopping, at once if it already is.
+async fn stopping(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await.map(|_| ());
 }
