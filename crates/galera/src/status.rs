@@ -310,7 +310,7 @@ mod tests {
         for (f, reason, text) in cases {
             let mut s = synced();
             f(&mut s);
-            assert_eq!(s.unfit(), [reason.clone()]);
+            assert_eq!(s.unfit(), std::slice::from_ref(&reason));
             assert_eq!(reason.to_string(), text);
             assert_eq!(s.unfit_reason().as_deref(), Some(text));
         }

@@ -27,7 +27,6 @@
 use cluster_config::{ClusterConfig, Node};
 use galera::adopt::{self, Facts, FoundConfig, Problem};
 use galera::mycnf::NodePaths;
-use galera::process;
 use galera::{GrState, History, MemberReport, MemberView, Phase};
 use std::fs;
 use std::net::{TcpStream, ToSocketAddrs};

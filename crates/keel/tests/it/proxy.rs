@@ -797,7 +797,10 @@ fn galera_one_writer_desync_sigstop_drain() {
         // A slow client that never reads its 50 MB result does not stall the others, and
         // hundreds of connections at once work (Seafile opens up to 200 per seaf-server).
         let (mut slow, _) = node_behind(p1.local_addr()).await.expect("slow client");
-        slow.send_query("SELECT REPEAT('x', 1000000) FROM seq_1_to_50").await.expect("send");
+        // Sent, then left unpolled (never read) for as long as the future lives.
+        let mut slow_query = Box::pin(slow.query("SELECT REPEAT('x', 1000000) FROM seq_1_to_50"));
+        let sent = tokio::time::timeout(Duration::from_millis(10), &mut slow_query).await;
+        assert!(sent.is_err(), "a 50 MB result arrived at once: {:?}", sent.map(|r| r.map(|r| r.rows.len())));
         let t0 = Instant::now();
         let many: Vec<_> = (0..250)
             .map(|_| {
@@ -820,6 +823,7 @@ fn galera_one_writer_desync_sigstop_drain() {
         assert!(active >= 251, "{active} active connections");
         eprintln!("250 concurrent connections through the proxy in {:?}", t0.elapsed());
         drop(open);
+        drop(slow_query);
         drop(slow);
         // Garbage from one client is forwarded; the server drops that connection, others go on.
         {
