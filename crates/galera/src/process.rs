@@ -11,9 +11,8 @@ use crate::position::{recovered_position, Position};
 use cluster_config::ClusterConfig;
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 /// What can go wrong running a node.
@@ -362,41 +361,6 @@ fn child_error(what: &str, e: supervisor::Error) -> ProcessError {
             what: what.into(),
             source: std::io::Error::other(other.to_string()),
         },
-    }
-}
-
-fn base_command(program: &Path) -> Command {
-    let mut c = Command::new(program);
-    // A cleared environment, so nothing of the caller's leaks in; SST scripts need PATH.
-    c.env_clear()
-        .env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        )
-        .env("LANG", "C")
-        .stdin(Stdio::null());
-    c
-}
-
-/// Runs `child` to completion within `deadline`, killing its process group on timeout.
-fn wait_deadline(mut child: Child, what: &str, deadline: Duration) -> Result<ExitStatus> {
-    let start = Instant::now();
-    loop {
-        if let Some(st) = child
-            .try_wait()
-            .map_err(io(format!("waiting for {what}")))?
-        {
-            return Ok(st);
-        }
-        if start.elapsed() > deadline {
-            supervisor::signal_group(child.id() as i32, supervisor::Signal::SIGKILL);
-            let _ = child.wait();
-            return Err(ProcessError::Timeout {
-                what: what.into(),
-                secs: deadline.as_secs(),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

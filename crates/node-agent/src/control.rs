@@ -119,10 +119,11 @@ mod tests {
     use std::io::{Read, Write};
     use std::sync::atomic::AtomicBool;
     use std::sync::Mutex;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     fn agent() -> (Arc<Shared>, String) {
         let sh = Arc::new(Shared {
+            node: "n1".into(),
             state: Mutex::new(crate::NodeState::new(
                 "n1",
                 "c",
@@ -131,7 +132,6 @@ mod tests {
             )),
             proxy: Mutex::new(None),
             shutdown: AtomicBool::new(false),
-            started: Instant::now(),
         });
         sh.st().proxy.state = "disabled".into();
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
