@@ -13,6 +13,8 @@
 //! datadir. [`sql`] is keel's one MySQL client: the agent's statements over a node's socket (with
 //! a deadline) and the db-proxy's checks, writer table and drain.
 
+#![forbid(unsafe_code)]
+
 pub mod adopt;
 pub mod bootstrap;
 pub mod donor;

@@ -38,7 +38,13 @@ struct Cli {
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
     verbose: u8,
     /// Log line format on stderr.
-    #[arg(long, value_enum, default_value_t, global = true, env = "KEEL_LOG_FORMAT")]
+    #[arg(
+        long,
+        value_enum,
+        default_value_t,
+        global = true,
+        env = "KEEL_LOG_FORMAT"
+    )]
     log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,

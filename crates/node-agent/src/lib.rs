@@ -253,4 +253,3 @@ pub fn run(opts: AgentOptions) -> Result<(), AgentError> {
     info!(node = %node.name, "agent stopped");
     Ok(())
 }
-

@@ -20,6 +20,8 @@
 //! This crate must never: listen on or connect to anything but loopback, kill a process it did not
 //! start, or kill by name.
 
+#![forbid(unsafe_code)]
+
 pub mod binary;
 pub mod client;
 pub mod cluster;
