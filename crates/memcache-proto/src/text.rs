@@ -271,14 +271,10 @@ fn parse_tokens<'a>(
         },
         b't' => match cmd {
             b"touch" => {
-                if nt != 4 && nt != 5 {
-                    return error(ERROR, c);
-                }
-                let noreply = t.noreply();
-                let key = t.get(1);
-                if key.len() > KEY_MAX_LENGTH {
-                    return error_nr(BAD_FORMAT, c, noreply);
-                }
+                let (key, noreply) = match key_and_number(c, t) {
+                    Ok(k) => k,
+                    Err(e) => return e,
+                };
                 match safe_strtol(t.get(2)) {
                     None => error_nr(b"CLIENT_ERROR invalid exptime argument\r\n", c, noreply),
                     Some(exptime) => req(Request::Touch {
@@ -449,17 +445,28 @@ fn store_request<'a>(
     }
 }
 
-fn arith_request<'a>(incr: bool, line: &Line<'a>, t: &Tokens<'a>) -> Parse<Request<'a>> {
-    let c = line.consumed;
+/// The arguments of `touch` and `incr`/`decr` (`<cmd> <key> <number> [noreply]`): memcached
+/// answers `ERROR` to any other token count and `CLIENT_ERROR bad command line format` to an
+/// over-long key, before it reads the number.
+fn key_and_number<'a>(c: usize, t: &Tokens<'a>) -> Result<(&'a [u8], bool), Parse<Request<'a>>> {
     let nt = t.ntokens();
     if nt != 4 && nt != 5 {
-        return error(ERROR, c);
+        return Err(error(ERROR, c));
     }
     let noreply = t.noreply();
     let key = t.get(1);
     if key.len() > KEY_MAX_LENGTH {
-        return error_nr(BAD_FORMAT, c, noreply);
+        return Err(error_nr(BAD_FORMAT, c, noreply));
     }
+    Ok((key, noreply))
+}
+
+fn arith_request<'a>(incr: bool, line: &Line<'a>, t: &Tokens<'a>) -> Parse<Request<'a>> {
+    let c = line.consumed;
+    let (key, noreply) = match key_and_number(c, t) {
+        Ok(k) => k,
+        Err(e) => return e,
+    };
     match safe_strtoull(t.get(2)) {
         Some(delta) => Parse::Request {
             req: Request::Arith {
