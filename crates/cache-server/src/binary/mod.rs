@@ -121,9 +121,9 @@ async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut 
             exptime: e,
             quiet,
             with_key,
-        } => retrieval::gat(req, ctx, session, out, key, e, quiet, with_key).await,
+        } => retrieval::gat(req, ctx, session, out, key, e, quiet, with_key, true).await,
         Command::Touch { key, exptime: e } => {
-            retrieval::touch(req, ctx, session, out, key, e).await
+            retrieval::gat(req, ctx, session, out, key, e, false, false, false).await
         }
         Command::Store {
             op,

@@ -25,34 +25,10 @@ pub(crate) async fn get(
     }
 }
 
+/// `GAT` and its variants; `Touch` is a `GAT` whose reply carries no value (`with_value` false)
+/// and whose miss is never quiet.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn gat(
-    req: &Request<'_>,
-    ctx: &Ctx,
-    session: &mut Session,
-    out: &mut Vec<u8>,
-    key: &[u8],
-    e: u32,
-    quiet: bool,
-    with_key: bool,
-) {
-    touch_and_reply(req, ctx, session, out, key, e, quiet, with_key, true).await;
-}
-
-/// `Touch`: a `GAT` whose reply carries the flags but no value, and whose miss is not quiet.
-pub(crate) async fn touch(
-    req: &Request<'_>,
-    ctx: &Ctx,
-    session: &mut Session,
-    out: &mut Vec<u8>,
-    key: &[u8],
-    e: u32,
-) {
-    touch_and_reply(req, ctx, session, out, key, e, false, false, false).await;
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn touch_and_reply(
     req: &Request<'_>,
     ctx: &Ctx,
     session: &mut Session,
@@ -69,11 +45,11 @@ async fn touch_and_reply(
         touch: Some(exptime(e, now)),
         ..GetOpts::default()
     };
-    match lookup(
+    let hit = lookup(
         req, ctx, session, out, key, opts, quiet, with_key, with_value,
     )
-    .await
-    {
+    .await;
+    match hit {
         Some(true) => session.stats.touch_hits += 1,
         Some(false) => session.stats.touch_misses += 1,
         None => {}
