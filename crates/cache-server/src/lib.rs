@@ -8,6 +8,21 @@
 
 #![forbid(unsafe_code)]
 
+/// Unwrap an item operation's result; on [`Unavailable`] (cluster mode) write the protocol's
+/// error reply, `$reply(args…, &err)`, and return from the executor. Each protocol wraps it as
+/// its own `try_op!`.
+macro_rules! or_reply {
+    ($e:expr, $reply:ident($($arg:expr),*)) => {
+        match $e {
+            Ok(v) => v,
+            Err(err) => {
+                $reply($($arg,)* &err);
+                return Default::default();
+            }
+        }
+    };
+}
+
 pub mod binary;
 pub mod config;
 pub mod conn;

@@ -403,6 +403,24 @@ fn itoa(v: u64, buf: &mut [u8; 20]) -> &[u8] {
     &buf[i..]
 }
 
+/// How a stored item (with its state `bits`) is shown to a reader; `win` is the caller's: only a
+/// meta get can win the recache race.
+#[inline]
+fn item_ref<'a>(it: Item, bits: u8, win: bool) -> ItemRef<'a> {
+    ItemRef {
+        key: it.key(),
+        value: it.value(),
+        flags: it.flags(),
+        cas: it.cas(),
+        expires_at: it.exp() as u64,
+        last_access: it.time() as u64,
+        fetched_before: bits & FETCHED != 0,
+        stale: bits & STALE != 0,
+        win,
+        win_already_sent: bits & TOKEN != 0,
+    }
+}
+
 /// The item store. All methods take `&self`; internally sharded locks.
 pub struct Store {
     config: StoreConfig,
@@ -846,18 +864,7 @@ impl Store {
             win = true;
         }
         let r = f(
-            ItemRef {
-                key: it.key(),
-                value: it.value(),
-                flags: it.flags(),
-                cas: it.cas(),
-                expires_at: it.exp() as u64,
-                last_access: it.time() as u64,
-                fetched_before: bits & FETCHED != 0,
-                stale: bits & STALE != 0,
-                win,
-                win_already_sent: bits & TOKEN != 0,
-            },
+            item_ref(it, bits, win),
             MetaInfo {
                 created,
                 prior_expires_at: prior,
@@ -1344,18 +1351,7 @@ impl Store {
             for i in 0..g.table.capacity() {
                 if let Some(it) = g.table.get(i) {
                     let bits = it.bits();
-                    f(ItemRef {
-                        key: it.key(),
-                        value: it.value(),
-                        flags: it.flags(),
-                        cas: it.cas(),
-                        expires_at: it.exp() as u64,
-                        last_access: it.time() as u64,
-                        fetched_before: bits & FETCHED != 0,
-                        stale: bits & STALE != 0,
-                        win: false,
-                        win_already_sent: bits & TOKEN != 0,
-                    });
+                    f(item_ref(it, bits, false));
                 }
             }
         }

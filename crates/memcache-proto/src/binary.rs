@@ -315,6 +315,18 @@ impl Command<'_> {
     }
 }
 
+/// Write a storage request's extras (flags and exptime; none for append/prepend) into `extras`;
+/// returns their length.
+fn store_extras(extras: &mut [u8; 20], op: StoreOp, flags: u32, exptime: u32) -> usize {
+    if op.has_extras() {
+        extras[..4].copy_from_slice(&flags.to_be_bytes());
+        extras[4..8].copy_from_slice(&exptime.to_be_bytes());
+        8
+    } else {
+        0
+    }
+}
+
 /// One request: the command plus the header fields every reply echoes or uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request<'a> {
@@ -351,30 +363,22 @@ impl<'a> Request<'a> {
                 exptime,
                 value,
                 ..
-            } => {
-                if op.has_extras() {
-                    extras[..4].copy_from_slice(&flags.to_be_bytes());
-                    extras[4..8].copy_from_slice(&exptime.to_be_bytes());
-                    (8, value, value.len())
-                } else {
-                    (0, value, value.len())
-                }
-            }
+            } => (
+                store_extras(&mut extras, op, flags, exptime),
+                value,
+                value.len(),
+            ),
             Command::TooLarge {
                 op,
                 flags,
                 exptime,
                 value_len,
                 ..
-            } => {
-                if op.has_extras() {
-                    extras[..4].copy_from_slice(&flags.to_be_bytes());
-                    extras[4..8].copy_from_slice(&exptime.to_be_bytes());
-                    (8, &[][..], value_len as usize)
-                } else {
-                    (0, &[][..], value_len as usize)
-                }
-            }
+            } => (
+                store_extras(&mut extras, op, flags, exptime),
+                &[][..],
+                value_len as usize,
+            ),
             Command::Gat { exptime, .. } | Command::Touch { exptime, .. } => {
                 extras[..4].copy_from_slice(&exptime.to_be_bytes());
                 (4, &[][..], 0)

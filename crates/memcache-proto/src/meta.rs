@@ -272,7 +272,7 @@ pub(crate) fn parse_tokens<'a>(
                 Some(d) => d,
                 None => return Parse::Incomplete,
             };
-            Parse::Request {
+            return Parse::Request {
                 req: Request {
                     key,
                     flags,
@@ -282,45 +282,24 @@ pub(crate) fn parse_tokens<'a>(
                     ..empty
                 },
                 consumed,
-            }
+            };
         }
-        Cmd::Delete => {
-            if flags.opaque_too_long {
-                return err(b"CLIENT_ERROR opaque token too long\r\n", c);
-            }
-            Parse::Request {
-                req: Request {
-                    key,
-                    flags,
-                    tokens,
-                    ..empty
-                },
-                consumed: c,
-            }
+        Cmd::Delete if flags.opaque_too_long => {
+            return err(b"CLIENT_ERROR opaque token too long\r\n", c);
         }
-        Cmd::Arith => {
-            if !matches!(flags.mode, 0 | b'I' | b'+' | b'D' | b'-') {
-                return err(b"CLIENT_ERROR invalid mode for ma M token\r\n", c);
-            }
-            Parse::Request {
-                req: Request {
-                    key,
-                    flags,
-                    tokens,
-                    ..empty
-                },
-                consumed: c,
-            }
+        Cmd::Arith if !matches!(flags.mode, 0 | b'I' | b'+' | b'D' | b'-') => {
+            return err(b"CLIENT_ERROR invalid mode for ma M token\r\n", c);
         }
-        _ => Parse::Request {
-            req: Request {
-                key,
-                flags,
-                tokens,
-                ..empty
-            },
-            consumed: c,
+        _ => {}
+    }
+    Parse::Request {
+        req: Request {
+            key,
+            flags,
+            tokens,
+            ..empty
         },
+        consumed: c,
     }
 }
 

@@ -271,14 +271,10 @@ fn parse_tokens<'a>(
         },
         b't' => match cmd {
             b"touch" => {
-                if nt != 4 && nt != 5 {
-                    return error(ERROR, c);
-                }
-                let noreply = t.noreply();
-                let key = t.get(1);
-                if key.len() > KEY_MAX_LENGTH {
-                    return error_nr(BAD_FORMAT, c, noreply);
-                }
+                let (key, noreply) = match key_and_number(t) {
+                    Ok(k) => k,
+                    Err(reply) => return error(reply, c),
+                };
                 match safe_strtol(t.get(2)) {
                     None => error_nr(b"CLIENT_ERROR invalid exptime argument\r\n", c, noreply),
                     Some(exptime) => req(Request::Touch {
@@ -449,17 +445,28 @@ fn store_request<'a>(
     }
 }
 
-fn arith_request<'a>(incr: bool, line: &Line<'a>, t: &Tokens<'a>) -> Parse<Request<'a>> {
-    let c = line.consumed;
+/// The arguments of `touch` and `incr`/`decr` (`<cmd> <key> <number> [noreply]`): memcached
+/// answers `ERROR` to any other token count and `CLIENT_ERROR bad command line format` (unless
+/// `noreply`) to an over-long key, before it reads the number. `Err` is that reply.
+fn key_and_number<'a>(t: &Tokens<'a>) -> Result<(&'a [u8], bool), &'static [u8]> {
     let nt = t.ntokens();
     if nt != 4 && nt != 5 {
-        return error(ERROR, c);
+        return Err(ERROR);
     }
     let noreply = t.noreply();
     let key = t.get(1);
     if key.len() > KEY_MAX_LENGTH {
-        return error_nr(BAD_FORMAT, c, noreply);
+        return Err(if noreply { b"" } else { BAD_FORMAT });
     }
+    Ok((key, noreply))
+}
+
+fn arith_request<'a>(incr: bool, line: &Line<'a>, t: &Tokens<'a>) -> Parse<Request<'a>> {
+    let c = line.consumed;
+    let (key, noreply) = match key_and_number(t) {
+        Ok(k) => k,
+        Err(reply) => return error(reply, c),
+    };
     match safe_strtoull(t.get(2)) {
         Some(delta) => Parse::Request {
             req: Request::Arith {

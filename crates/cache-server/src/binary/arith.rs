@@ -3,7 +3,7 @@
 use cache_store::{ArithOutcome, ArithReq, StoreMode, StoreOutcome, StoreReq};
 use memcache_proto::binary::{self, Request, Status, NO_CREATE};
 
-use super::{error, exptime, unavailable};
+use super::{error, exptime, ok_value, unavailable};
 use crate::{Ctx, Session};
 
 #[allow(clippy::too_many_arguments)]
@@ -39,18 +39,7 @@ pub(crate) async fn arith(
             } else {
                 stats.decr_hits += 1;
             }
-            if !quiet {
-                binary::encode_response(
-                    out,
-                    opcode,
-                    Status::Success,
-                    opaque,
-                    cas,
-                    &[],
-                    &[],
-                    &value.to_be_bytes(),
-                );
-            }
+            ok_value(out, req, quiet, cas, &value.to_be_bytes());
         }
         ArithOutcome::NonNumeric => error(out, req, Status::NonNumeric),
         ArithOutcome::Exists => error(out, req, Status::KeyExists),
@@ -78,18 +67,7 @@ pub(crate) async fn arith(
             };
             match try_op!(out, req, ctx.store_item(&sreq).await) {
                 StoreOutcome::Stored { cas } => {
-                    if !quiet {
-                        binary::encode_response(
-                            out,
-                            opcode,
-                            Status::Success,
-                            opaque,
-                            cas,
-                            &[],
-                            &[],
-                            &initial.to_be_bytes(),
-                        );
-                    }
+                    ok_value(out, req, quiet, cas, &initial.to_be_bytes());
                 }
                 StoreOutcome::TooLarge | StoreOutcome::OutOfMemory => binary::encode_error_msg(
                     out,

@@ -11,13 +11,7 @@
 /// reason as the body (even for quiet opcodes: errors are never quiet) and return.
 macro_rules! try_op {
     ($out:expr, $req:expr, $e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(err) => {
-                unavailable($out, $req, &err);
-                return Default::default();
-            }
-        }
+        or_reply!($e, unavailable($out, $req))
     };
 }
 
@@ -84,6 +78,11 @@ pub fn classify(input: &[u8], ctx: &Ctx) -> Option<(Kind, usize)> {
 
 /// A success reply without body (suppressed for quiet opcodes).
 pub(crate) fn ok_empty(out: &mut Vec<u8>, req: &Request<'_>, quiet: bool, cas: u64) {
+    ok_value(out, req, quiet, cas, &[]);
+}
+
+/// A success reply whose body is `value` alone (suppressed for quiet opcodes).
+pub(crate) fn ok_value(out: &mut Vec<u8>, req: &Request<'_>, quiet: bool, cas: u64, value: &[u8]) {
     if !quiet {
         binary::encode_response(
             out,
@@ -93,7 +92,7 @@ pub(crate) fn ok_empty(out: &mut Vec<u8>, req: &Request<'_>, quiet: bool, cas: u
             cas,
             &[],
             &[],
-            &[],
+            value,
         );
     }
 }
@@ -122,9 +121,9 @@ async fn execute(req: &Request<'_>, ctx: &Ctx, session: &mut Session, out: &mut 
             exptime: e,
             quiet,
             with_key,
-        } => retrieval::gat(req, ctx, session, out, key, e, quiet, with_key).await,
+        } => retrieval::gat(req, ctx, session, out, key, e, quiet, with_key, true).await,
         Command::Touch { key, exptime: e } => {
-            retrieval::touch(req, ctx, session, out, key, e).await
+            retrieval::gat(req, ctx, session, out, key, e, false, false, false).await
         }
         Command::Store {
             op,

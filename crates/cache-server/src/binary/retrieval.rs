@@ -16,24 +16,17 @@ pub(crate) async fn get(
     quiet: bool,
     with_key: bool,
 ) {
-    let stats = &mut session.stats;
-    stats.cmd_get += 1;
-    let hit = try_op!(
-        out,
-        req,
-        ctx.get(&mut session.fence, key, GetOpts::default(), |it| write_hit(
-            out, req, &it, with_key, true
-        ))
-        .await
-    );
-    if hit.is_some() {
-        stats.get_hits += 1;
-    } else {
-        stats.get_misses += 1;
-        write_miss(out, req, key, quiet, with_key);
+    session.stats.cmd_get += 1;
+    let opts = GetOpts::default();
+    match lookup(req, ctx, session, out, key, opts, quiet, with_key, true).await {
+        Some(true) => session.stats.get_hits += 1,
+        Some(false) => session.stats.get_misses += 1,
+        None => {}
     }
 }
 
+/// `GAT` and its variants; `Touch` is a `GAT` whose reply carries no value (`with_value` false)
+/// and whose miss is never quiet.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn gat(
     req: &Request<'_>,
@@ -44,59 +37,51 @@ pub(crate) async fn gat(
     e: u32,
     quiet: bool,
     with_key: bool,
+    with_value: bool,
 ) {
     let now = ctx.now();
-    let stats = &mut session.stats;
-    stats.cmd_touch += 1;
+    session.stats.cmd_touch += 1;
     let opts = GetOpts {
         touch: Some(exptime(e, now)),
         ..GetOpts::default()
     };
-    let hit = try_op!(
-        out,
-        req,
-        ctx.get(&mut session.fence, key, opts, |it| write_hit(
-            out, req, &it, with_key, true
-        ))
-        .await
-    );
-    if hit.is_some() {
-        stats.touch_hits += 1;
-    } else {
-        stats.touch_misses += 1;
-        write_miss(out, req, key, quiet, with_key);
+    let hit = lookup(
+        req, ctx, session, out, key, opts, quiet, with_key, with_value,
+    )
+    .await;
+    match hit {
+        Some(true) => session.stats.touch_hits += 1,
+        Some(false) => session.stats.touch_misses += 1,
+        None => {}
     }
 }
 
-pub(crate) async fn touch(
+/// Read `key` with `opts` and write the hit's or the miss's reply. Whether it hit; `None` when
+/// the operation could not be carried out (the error reply is written).
+#[allow(clippy::too_many_arguments)]
+async fn lookup(
     req: &Request<'_>,
     ctx: &Ctx,
     session: &mut Session,
     out: &mut Vec<u8>,
     key: &[u8],
-    e: u32,
-) {
-    let now = ctx.now();
-    let stats = &mut session.stats;
-    stats.cmd_touch += 1;
-    let opts = GetOpts {
-        touch: Some(exptime(e, now)),
-        ..GetOpts::default()
-    };
+    opts: GetOpts,
+    quiet: bool,
+    with_key: bool,
+    with_value: bool,
+) -> Option<bool> {
     let hit = try_op!(
         out,
         req,
         ctx.get(&mut session.fence, key, opts, |it| write_hit(
-            out, req, &it, false, false
+            out, req, &it, with_key, with_value
         ))
         .await
     );
-    if hit.is_some() {
-        stats.touch_hits += 1;
-    } else {
-        stats.touch_misses += 1;
-        write_miss(out, req, key, false, false);
+    if hit.is_none() {
+        write_miss(out, req, key, quiet, with_key);
     }
+    Some(hit.is_some())
 }
 
 /// Reply for a hit: flags in the extras, the key for `…K…` opcodes, the value unless `Touch`.

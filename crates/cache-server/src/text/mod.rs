@@ -34,13 +34,7 @@
 /// `SERVER_ERROR <why>` (unless `noreply`) and return from the executor.
 macro_rules! try_op {
     ($out:expr, $noreply:expr, $e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(err) => {
-                server_error($out, $noreply, &err);
-                return Default::default();
-            }
-        }
+        or_reply!($e, server_error($out, $noreply))
     };
 }
 

@@ -44,13 +44,7 @@ pub(crate) async fn get(
                 )
             })
             .await;
-        let hit = match hit {
-            Ok(h) => h.is_some(),
-            Err(e) => {
-                server_error(out, false, &e);
-                return Default::default();
-            }
-        };
+        let hit = try_op!(out, false, hit).is_some();
         if touch {
             st.cmd_touch += 1;
             if hit {

@@ -61,14 +61,27 @@ impl DbNameArgs {
     }
 }
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
+/// Where the cluster description comes from: `--config FILE`, else `DIR/cluster.toml`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DescriptionArgs {
     /// The cluster description (TOML), the same file on every host.
     #[arg(long, short = 'c')]
     pub config: Option<PathBuf>,
     /// The folder of a tier started by `keel up` (reads DIR/cluster.toml).
     #[arg(long, conflicts_with = "config")]
     pub dir: Option<PathBuf>,
+}
+
+impl DescriptionArgs {
+    fn load(&self) -> anyhow::Result<ClusterConfig> {
+        load_config(self.dir.as_deref(), self.config.as_deref())
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub description: DescriptionArgs,
     /// The node whose proxy and cache Seafile uses: this host's own node (Galera on every app
     /// server), or a database node (dedicated database hosts).
     #[arg(long, short = 'n')]
@@ -150,7 +163,7 @@ pub fn render(cfg: &ClusterConfig, args: &Args) -> anyhow::Result<(String, Vec<S
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let cfg = load_config(args.dir.as_deref(), args.config.as_deref())?;
+    let cfg = args.description.load()?;
     let (out, warnings) = render(&cfg, &args).context("keel seafile-config")?;
     for w in &warnings {
         eprintln!("keel: warning: {w}");
@@ -162,12 +175,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// `keel db init-seafile`.
 #[derive(clap::Args, Debug)]
 pub struct InitSeafileArgs {
-    /// The cluster description (TOML).
-    #[arg(long, short = 'c')]
-    pub config: Option<PathBuf>,
-    /// The folder of a tier started by `keel up`.
-    #[arg(long, conflicts_with = "config")]
-    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub description: DescriptionArgs,
     /// The node to run the SQL on (through its local socket, so run this on that node's host as
     /// root or as the user that runs keel); default: the first node of the description whose
     /// socket is on this host. Galera replicates the result to every node.
@@ -184,7 +193,7 @@ pub struct InitSeafileArgs {
 /// Creates Seafile's three databases (utf8mb4) and the app user of the description with `ALL
 /// PRIVILEGES` on those three and nothing else, then reads the grants back.
 pub fn init_seafile(args: InitSeafileArgs) -> anyhow::Result<()> {
-    let cfg = load_config(args.dir.as_deref(), args.config.as_deref())?;
+    let cfg = args.description.load()?;
     let dbs = args.dbs.names();
     let node = match &args.node {
         Some(n) => cfg.node(n)?.clone(),
@@ -337,8 +346,10 @@ mod tests {
     fn init_seafile_on_a_tier() {
         let dir = PathBuf::from(std::env::var("KEEL_TIER_DIR").expect("KEEL_TIER_DIR"));
         let a = || InitSeafileArgs {
-            config: None,
-            dir: Some(dir.clone()),
+            description: DescriptionArgs {
+                config: None,
+                dir: Some(dir.clone()),
+            },
             node: None,
             revoke_extra: false,
             dbs: DbNameArgs {

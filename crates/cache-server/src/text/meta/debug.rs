@@ -78,13 +78,7 @@ pub(crate) async fn meta_debug(
             out.extend_from_slice(b"\r\n");
         })
         .await;
-    let hit = match hit {
-        Ok(h) => h.is_some(),
-        Err(e) => {
-            server_error(out, false, &e);
-            return Default::default();
-        }
-    };
+    let hit = try_op!(out, false, hit).is_some();
     if !hit {
         out.extend_from_slice(b"EN\r\n");
     }
