@@ -8,7 +8,7 @@
 //! its own buffers: a slow client never stalls another.
 
 use crate::protocol::{greeting_error, ER_CON_COUNT_ERROR, ER_UNKNOWN_ERROR};
-use crate::{log, Route, Shared};
+use crate::{Route, Shared};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -32,7 +32,7 @@ pub(crate) async fn accept_loop(
                 Ok(x) => x,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
-                    log(&format!("accept failed: {e}"));
+                    tracing::warn!(error = %e, "accept failed");
                     sleep(Duration::from_millis(50)).await;
                     continue;
                 }

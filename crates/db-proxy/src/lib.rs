@@ -127,10 +127,6 @@ pub enum ProxyError {
     Timeout(String),
 }
 
-pub(crate) fn log(msg: &str) {
-    tracing::info!("{msg}");
-}
-
 /// What connection tasks follow: published by the writer and health tasks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {

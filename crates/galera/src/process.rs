@@ -59,8 +59,6 @@ pub enum ProcessError {
     Timeout { what: String, secs: u64 },
     #[error("{path}: {source}")]
     GrState { path: PathBuf, source: GrStateError },
-    #[error("query failed: {0}")]
-    Query(String),
     #[error("the OS user mariadbd runs as (uid {uid}) cannot reach {dir}: {blocker} has mode {mode:o}; allow it (chmod o+x {blocker}) or choose another data_dir")]
     Unreachable {
         dir: PathBuf,

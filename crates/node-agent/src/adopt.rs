@@ -84,9 +84,9 @@ pub fn startup(
     if let Some(o) = opts {
         match prepare(&cfg, node, paths, o, owner)? {
             Some(report) => println!("{report}"),
-            None => eprintln!(
-                "[keel node {}] --adopt: {} already belongs to cluster {:?}: nothing to adopt",
-                node.name,
+            None => tracing::info!(
+                node = %node.name,
+                "--adopt: {} already belongs to cluster {:?}: nothing to adopt",
                 paths.dir.display(),
                 cfg.cluster.name
             ),
@@ -140,13 +140,15 @@ pub fn ensure_users_when_synced(cfg: &ClusterConfig, paths: &NodePaths, name: &s
                 });
             match said {
                 Ok(_) => {
-                    eprintln!(
-                        "[keel node {name}] --adopt: ensured users {} and {}",
-                        cfg.users.app.name, cfg.users.monitor.name
+                    tracing::info!(
+                        node = %name,
+                        "--adopt: ensured users {} and {}",
+                        cfg.users.app.name,
+                        cfg.users.monitor.name
                     );
                     return;
                 }
-                Err(e) => eprintln!("[keel node {name}] --adopt: creating users: {e}"),
+                Err(e) => tracing::warn!(node = %name, error = %e, "--adopt: creating users"),
             }
         }
         std::thread::sleep(Duration::from_secs(1));

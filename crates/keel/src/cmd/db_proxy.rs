@@ -127,10 +127,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let shutdown = super::shutdown_signals()?;
         let proxy = Proxy::start(cfg).await.context("starting the proxy")?;
         if let Some(m) = proxy.metrics_addr() {
-            eprintln!("keel db-proxy: metrics and status on http://{m}/metrics, /status");
+            tracing::info!("metrics and status on http://{m}/metrics, /status");
         }
         shutdown.await;
-        eprintln!("keel db-proxy: stopping");
+        tracing::info!("stopping");
         proxy.shutdown().await;
         Ok(())
     })
