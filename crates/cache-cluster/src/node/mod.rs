@@ -43,6 +43,14 @@ mod startup;
 mod write;
 
 use read::{FollowerLease, Lease};
+
+/// Resolves once the node is stopping, at once if it already is. Every task's select arm on the
+/// stop signal goes through this: a receiver subscribed after the stop was sent has already seen
+/// the value, so `changed()` alone would wait for ever (a peer connection accepted while the node
+/// stopped outlived it that way).
+pub(super) async fn stopping(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
 use write::Proposal;
 
 /// A running cluster node; cheap to clone.

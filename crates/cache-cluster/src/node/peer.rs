@@ -11,7 +11,7 @@ use tracing::{debug, warn};
 use crate::transport::{decode, encode, read_frame, writer_loop, Reply, Rpc, WireError};
 use crate::{slot_of, ClusterError, NodeId, TypeConfig};
 
-use super::Inner;
+use super::{stopping, Inner};
 
 pub(super) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
     let mut stop = inner.stop.subscribe();
@@ -182,9 +182,4 @@ pub(super) async fn handle(inner: &Arc<Inner>, rpc: Rpc) -> Reply {
             Reply::Join(r.map_err(WireError::from))
         }
     }
-}
-
-/// Resolves once the node is stopping, at once if it already is.
-async fn stopping(stop: &mut tokio::sync::watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await.map(|_| ());
 }

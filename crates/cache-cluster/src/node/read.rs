@@ -341,7 +341,7 @@ pub(super) async fn heartbeat_loop(inner: Arc<Inner>) {
     loop {
         tokio::select! {
             _ = inner.gate.heartbeat_wanted() => {}
-            _ = stop.changed() => break,
+            _ = super::stopping(&mut stop) => break,
         }
         if inner.is_leader() {
             let _ = inner.raft.trigger().heartbeat().await;

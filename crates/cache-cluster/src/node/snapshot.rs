@@ -22,7 +22,7 @@ pub(super) async fn log_bytes_loop(inner: Arc<Inner>) {
         tokio::select! {
             _ = tick.tick() => {}
             _ = alert.notify.notified() => {}
-            _ = stop.changed() => return,
+            _ = super::stopping(&mut stop) => return,
         }
         // Triggering while a build runs is harmless (openraft ignores it), and retrying covers
         // a trigger openraft dropped (e.g. while it was installing a snapshot).
@@ -35,7 +35,7 @@ pub(super) async fn log_bytes_loop(inner: Arc<Inner>) {
         // Rate limit: appends may keep signalling while the log stays above the threshold.
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-            _ = stop.changed() => return,
+            _ = super::stopping(&mut stop) => return,
         }
     }
 }

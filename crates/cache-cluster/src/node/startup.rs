@@ -53,7 +53,7 @@ impl Inner {
             };
             let r = tokio::select! {
                 r = r => r,
-                _ = stop.changed() => return,
+                _ = super::stopping(&mut stop) => return,
             };
             match r {
                 Ok(target) => {
@@ -147,7 +147,7 @@ pub(super) async fn watch_ready(inner: Arc<Inner>) {
         tokio::select! {
             r = m.changed() => if r.is_err() { break },
             r = caught_up.changed() => if r.is_err() { break },
-            _ = stop.changed() => break,
+            _ = super::stopping(&mut stop) => break,
         }
     }
     inner.ready.store(false, Relaxed);

@@ -377,12 +377,12 @@ pub(super) async fn propose_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedRecei
                         inner.front_ended(f, end, &mut inflight).await;
                         continue;
                     }
-                    _ = stop.changed() => return,
+                    _ = super::stopping(&mut stop) => return,
                 }
             }
             None => tokio::select! {
                 p = rx.recv() => match p { Some(p) => p, None => return },
-                _ = stop.changed() => return,
+                _ = super::stopping(&mut stop) => return,
             },
         };
         let oldest = first.queued;
@@ -520,7 +520,7 @@ pub(super) async fn expiry_loop(inner: Arc<Inner>) {
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop.changed() => return,
+            _ = super::stopping(&mut stop) => return,
         }
         if inner.is_leader() && inner.ready.load(Relaxed) {
             let cmd = Arc::new(Command::Expire {
