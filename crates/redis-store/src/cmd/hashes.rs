@@ -1,0 +1,5 @@
+//! The hashes commands.
+
+use crate::commands::Command;
+
+pub const COMMANDS: &[Command] = &[];

@@ -1,0 +1,5 @@
+//! The keys commands.
+
+use crate::commands::Command;
+
+pub const COMMANDS: &[Command] = &[];

@@ -1,0 +1,5 @@
+//! The lists commands.
+
+use crate::commands::Command;
+
+pub const COMMANDS: &[Command] = &[];

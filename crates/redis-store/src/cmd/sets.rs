@@ -1,0 +1,5 @@
+//! The sets commands.
+
+use crate::commands::Command;
+
+pub const COMMANDS: &[Command] = &[];

@@ -1,0 +1,324 @@
+//! The keyspace: the databases, the memory limit, the statistics, and the primitives every
+//! command uses to read and change keys (lazy expiry, memory accounting, `WATCH` and blocked
+//! clients' notifications happen here, so no command can forget them).
+
+use redis_proto::Reply;
+
+use crate::block::Blocked;
+use crate::commands::{Command, Flags};
+use crate::db::{entry_mem, Db, Entry, Value};
+use crate::errors;
+use crate::watch::Watches;
+use crate::{Client, Cmd, Exec};
+
+/// What to do when a write would exceed `maxmemory` (redis.conf's `maxmemory-policy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// Refuse writes with `OOM` (the default: Seafile's queues carry no TTL and must not be
+    /// evicted).
+    #[default]
+    NoEviction,
+    AllKeysLru,
+    VolatileLru,
+    AllKeysRandom,
+    VolatileRandom,
+    VolatileTtl,
+}
+
+impl Policy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::NoEviction => "noeviction",
+            Policy::AllKeysLru => "allkeys-lru",
+            Policy::VolatileLru => "volatile-lru",
+            Policy::AllKeysRandom => "allkeys-random",
+            Policy::VolatileRandom => "volatile-random",
+            Policy::VolatileTtl => "volatile-ttl",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Policy> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "noeviction" => Policy::NoEviction,
+            "allkeys-lru" => Policy::AllKeysLru,
+            "volatile-lru" => Policy::VolatileLru,
+            "allkeys-random" => Policy::AllKeysRandom,
+            "volatile-random" => Policy::VolatileRandom,
+            "volatile-ttl" => Policy::VolatileTtl,
+            _ => return None,
+        })
+    }
+}
+
+/// The keyspace's settings (`CONFIG SET` changes them at run time).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// `maxmemory` in bytes; 0: no limit.
+    pub maxmemory: u64,
+    pub policy: Policy,
+    /// `maxmemory-samples`.
+    pub samples: usize,
+    /// `databases`.
+    pub databases: usize,
+    /// `proto-max-bulk-len`: the longest string `APPEND`/`SETRANGE` may build.
+    pub max_bulk_len: u64,
+    /// Reads update a key's LRU clock (standalone); the replicated tier turns it off so reads
+    /// leave replicas identical.
+    pub reads_mutate: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            maxmemory: 0,
+            policy: Policy::NoEviction,
+            samples: 5,
+            databases: 16,
+            max_bulk_len: 512 * 1024 * 1024,
+            reads_mutate: true,
+        }
+    }
+}
+
+/// Counters for `INFO stats`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub expired_keys: u64,
+    pub evicted_keys: u64,
+}
+
+/// The whole Redis keyspace of one server (or one replica).
+pub struct Keyspace {
+    pub(crate) dbs: Vec<Db>,
+    pub(crate) config: Config,
+    /// Accounted bytes of every key and value.
+    pub(crate) used: u64,
+    pub(crate) rng: u64,
+    pub(crate) stats: Stats,
+    pub(crate) watches: Watches,
+    pub(crate) blocked: Blocked,
+}
+
+impl Keyspace {
+    pub fn new(config: Config) -> Keyspace {
+        let dbs = (0..config.databases.max(1))
+            .map(|_| Db::default())
+            .collect();
+        Keyspace {
+            dbs,
+            config,
+            used: 0,
+            rng: 0x9e37_79b9_7f4a_7c15,
+            stats: Stats::default(),
+            watches: Watches::default(),
+            blocked: Blocked::default(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Change settings at run time (`databases` is fixed at start and ignored here).
+    pub fn set_config(&mut self, mut config: Config) {
+        config.databases = self.config.databases;
+        self.config = config;
+    }
+
+    pub fn used_memory(&self) -> u64 {
+        self.used
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn reset_stats(&mut self) {
+        self.stats = Stats::default();
+    }
+
+    pub fn databases(&self) -> usize {
+        self.dbs.len()
+    }
+
+    /// Keys in database `db` (expired keys not yet removed included, as Redis's `DBSIZE`).
+    pub fn dbsize(&self, db: usize) -> usize {
+        self.dbs.get(db).map_or(0, Db::len)
+    }
+
+    /// `(db, keys, keys with an expiry)` for every non-empty database (`INFO keyspace`).
+    pub fn keyspace_info(&self) -> Vec<(usize, usize, usize)> {
+        self.dbs
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| !d.is_empty())
+            .map(|(i, d)| (i, d.len(), d.expires))
+            .collect()
+    }
+
+    /// Run a data command. The caller checked arity and authentication and owns everything
+    /// connection-level (`MULTI` queueing, pub/sub). Enforces `maxmemory` for `denyoom`
+    /// commands first, evicting by the policy or answering `OOM`.
+    pub fn execute(
+        &mut self,
+        client: &mut Client,
+        command: &Command,
+        args: &[bytes::Bytes],
+        now_ms: u64,
+    ) -> Exec {
+        if command.spec.flags.has(Flags::DENYOOM) && !self.make_room(now_ms) {
+            return Exec::Reply(errors::err(errors::OOM));
+        }
+        let mut cmd = Cmd {
+            ks: self,
+            client,
+            args,
+            now_ms,
+        };
+        (command.run)(&mut cmd)
+    }
+
+    // ---- primitives for the commands ----
+
+    /// The LRU clock: seconds, wrapping in 32 bits.
+    pub(crate) fn lru_clock(now_ms: u64) -> u32 {
+        (now_ms / 1000) as u32
+    }
+
+    /// Remove `key` if it has expired; true if it did.
+    pub(crate) fn expire_if_needed(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
+        let expired = self.dbs[db]
+            .map
+            .get(key)
+            .is_some_and(|e| e.is_expired(now_ms));
+        if expired {
+            self.remove(db, key);
+            self.stats.expired_keys += 1;
+        }
+        expired
+    }
+
+    /// Look a key up for reading (counts a hit or a miss; updates the LRU clock when reads
+    /// mutate). Expired keys are removed and reported missing.
+    pub fn lookup_read(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        self.expire_if_needed(db, key, now_ms);
+        let reads_mutate = self.config.reads_mutate;
+        match self.dbs[db].map.get_mut(key) {
+            Some(e) => {
+                self.stats.keyspace_hits += 1;
+                if reads_mutate {
+                    e.lru = Self::lru_clock(now_ms);
+                }
+                Some(&*e)
+            }
+            None => {
+                self.stats.keyspace_misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Look a key up without counting it or touching its LRU clock (`TYPE`-like checks, writes).
+    pub fn lookup(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        self.expire_if_needed(db, key, now_ms);
+        self.dbs[db].map.get(key)
+    }
+
+    /// Change an existing key's entry in place. Keeps the memory count right, deletes a
+    /// collection `f` left empty, and tells `WATCH` and blocked clients the key changed (call
+    /// [`Keyspace::signal_ready`] as well after a push). `None` if the key does not exist.
+    pub fn modify<R>(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        now_ms: u64,
+        f: impl FnOnce(&mut Entry) -> R,
+    ) -> Option<R> {
+        self.expire_if_needed(db, key, now_ms);
+        let d = &mut self.dbs[db];
+        let e = d.map.get_mut(key)?;
+        let before = entry_mem(key, e) as u64;
+        let had_ttl = e.expire_at != 0;
+        let r = f(e);
+        let after = entry_mem(key, e) as u64;
+        let has_ttl = e.expire_at != 0;
+        let empty = e.value.is_empty_collection();
+        e.lru = Self::lru_clock(now_ms);
+        match (had_ttl, has_ttl) {
+            (false, true) => d.expires += 1,
+            (true, false) => d.expires -= 1,
+            _ => {}
+        }
+        self.used = self.used - before + after;
+        if empty {
+            self.remove(db, key);
+        }
+        self.watches.touch(db, key);
+        Some(r)
+    }
+
+    /// Store `value` under `key`, replacing whatever was there, with `expire_at` (0: none).
+    pub fn insert(&mut self, db: usize, key: &[u8], value: Value, expire_at: u64, now_ms: u64) {
+        let entry = Entry {
+            value,
+            expire_at,
+            lru: Self::lru_clock(now_ms),
+        };
+        let add = entry_mem(key, &entry) as u64;
+        let d = &mut self.dbs[db];
+        if expire_at != 0 {
+            d.expires += 1;
+        }
+        if let Some(old) = d.map.insert(key.into(), entry) {
+            if old.expire_at != 0 {
+                d.expires -= 1;
+            }
+            self.used -= entry_mem(key, &old) as u64;
+        }
+        self.used += add;
+        self.watches.touch(db, key);
+    }
+
+    /// Delete `key` (no expiry check: an expired key is removed too). Returns its entry.
+    pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
+        let d = &mut self.dbs[db];
+        let old = d.map.swap_remove(key)?;
+        if old.expire_at != 0 {
+            d.expires -= 1;
+        }
+        self.used -= entry_mem(key, &old) as u64;
+        self.watches.touch(db, key);
+        Some(old)
+    }
+
+    /// A list key received elements: blocked clients waiting on it may now be served (by
+    /// [`Keyspace::serve_blocked`]).
+    pub fn signal_ready(&mut self, db: usize, key: &[u8]) {
+        self.blocked.signal_ready(db, key);
+    }
+
+    /// The keyspace's deterministic random generator (xorshift64*).
+    pub fn random_u64(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A database by index (the caller validated it).
+    pub fn db(&self, db: usize) -> &Db {
+        &self.dbs[db]
+    }
+
+    pub(crate) fn db_mut(&mut self, db: usize) -> &mut Db {
+        &mut self.dbs[db]
+    }
+
+    /// An error reply for `WRONGTYPE`.
+    pub fn wrongtype() -> Reply {
+        errors::err(errors::WRONGTYPE)
+    }
+}
