@@ -24,6 +24,7 @@ pub mod commands;
 pub mod db;
 pub mod errors;
 pub mod evict;
+pub mod glob;
 pub mod keyspace;
 pub mod types;
 pub mod watch;
@@ -48,8 +49,10 @@ pub struct Client {
 pub enum Exec {
     Reply(Reply),
     /// The command blocks (`BLPOP` on empty lists): the client was registered and will get its
-    /// reply from [`Keyspace::serve_blocked`], or `timeout` (milliseconds, absolute; `None`:
-    /// forever) passes and the server calls [`Keyspace::cancel_block`] and answers the timeout.
+    /// reply from `Keyspace::serve_blocked` (which the server calls after every command or
+    /// `EXEC`), or `deadline_ms` (absolute unix ms; `None`: forever) passes, or the client
+    /// disconnects, and the server calls `Keyspace::cancel_block`, which answers the timeout
+    /// reply if the client was still blocked.
     Blocked {
         deadline_ms: Option<u64>,
     },
