@@ -18,7 +18,7 @@ mod encode;
 mod parse;
 
 pub use encode::{encode, format_double};
-pub use parse::parse_request;
+pub use parse::{parse_request, RequestParser};
 
 /// The protocol version a connection speaks (`HELLO 2` / `HELLO 3`; RESP2 until `HELLO 3`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -33,26 +33,34 @@ pub enum Protocol {
 pub struct Limits {
     /// `proto-max-bulk-len`: the largest bulk string argument (512 MiB by default).
     pub max_bulk_len: u64,
-    /// The most arguments one multibulk may announce (1024 * 1024 * 1024 in Redis 7.0; a
-    /// multibulk count above it is `invalid multibulk length`).
+    /// The most arguments one multibulk may announce: a count above it is `invalid multibulk
+    /// length`. Redis 7.0's bound is `INT_MAX` (`i32::MAX`, the default), which also caps any
+    /// larger setting.
     pub max_multibulk_len: u64,
-    /// The longest inline request or multibulk header line before its `\n`
-    /// (`PROTO_INLINE_MAX_SIZE`, 64 KiB).
+    /// The longest inline request, or multibulk header line before its `\r`, that may be
+    /// buffered without its line end (`PROTO_INLINE_MAX_SIZE`, 64 KiB).
     pub max_inline_len: usize,
+    /// Whether the client may run commands (`false` while a password is required and the
+    /// client has not `AUTH`ed). Redis 7.0 then refuses multibulks of more than 10 arguments
+    /// and bulks of more than 16384 bytes, so that an anonymous client cannot make it buffer
+    /// much.
+    pub authenticated: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_bulk_len: 512 * 1024 * 1024,
-            max_multibulk_len: 1024 * 1024 * 1024,
+            max_multibulk_len: i32::MAX as u64,
             max_inline_len: 64 * 1024,
+            authenticated: true,
         }
     }
 }
 
 /// A request the server cannot parse. The `Display` text is the error redis-server writes
-/// (after `-ERR `) before it closes the connection.
+/// (after `-ERR `) before it closes the connection; [`ProtoError::reply`] is that reply, byte
+/// for byte.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtoError {
     #[error("Protocol error: too big inline request")]
@@ -65,10 +73,39 @@ pub enum ProtoError {
     InvalidMultibulkLength,
     #[error("Protocol error: invalid bulk length")]
     InvalidBulkLength,
+    /// The byte found where a bulk's `$` was expected, as Redis prints it (`\r` and `\n` as a
+    /// space; a byte from 0x80 as the `char` of the same value, written back as that one byte
+    /// by [`ProtoError::reply`]).
     #[error("Protocol error: expected '$', got '{0}'")]
     ExpectedDollar(char),
     #[error("Protocol error: unbalanced quotes in request")]
     UnbalancedQuotes,
+    /// An unauthenticated client announced more than 10 arguments.
+    #[error("Protocol error: unauthenticated multibulk length")]
+    UnauthenticatedMultibulkLength,
+    /// An unauthenticated client announced a bulk of more than 16384 bytes.
+    #[error("Protocol error: unauthenticated bulk length")]
+    UnauthenticatedBulkLength,
+}
+
+impl ProtoError {
+    /// The error reply redis-server sends before closing the connection (`ERR Protocol
+    /// error: ...`), exact to the byte (the `Display` text cannot hold a raw byte from 0x80).
+    pub fn reply(&self) -> Reply {
+        let mut text = b"ERR ".to_vec();
+        match self {
+            ProtoError::ExpectedDollar(c) => {
+                text.extend_from_slice(b"Protocol error: expected '$', got '");
+                match u8::try_from(u32::from(*c)) {
+                    Ok(b) => text.push(b),
+                    Err(_) => text.extend_from_slice(c.to_string().as_bytes()),
+                }
+                text.push(b'\'');
+            }
+            other => text.extend_from_slice(other.to_string().as_bytes()),
+        }
+        Reply::Error(Bytes::from(text))
+    }
 }
 
 /// One parsed request: the command name and its arguments, as given (the name is not
