@@ -4,13 +4,17 @@
 //!
 //! * [`parse_request`] takes what a connection has buffered and returns one command's arguments,
 //!   or `Ok(None)` when more bytes are needed, or a [`ProtoError`] whose text is redis-server's
-//!   (`Protocol error: invalid multibulk length`, ...), after which the connection is closed as
-//!   Redis closes it.
+//!   (`Protocol error: invalid multibulk length`, ...; [`ProtoError::reply`] is Redis's reply to
+//!   the byte), after which the connection is closed as Redis closes it. It parses exactly as
+//!   redis-server 7.0.15 does, quirks included (see the `parse` module). A connection keeps a
+//!   [`RequestParser`] instead to resume a multibulk that arrives over many reads where it
+//!   stopped, rather than from its first header.
 //! * [`Reply`] is a reply as a command produces it, independent of the protocol version: the
 //!   RESP3-only shapes (maps, sets, doubles, booleans, nulls, pushes) are written as their RESP2
 //!   equivalents by [`encode`] when the connection speaks RESP2, exactly as redis-server does.
 //!
-//! Never panics on any input; memory use is bounded by [`Limits`].
+//! Never panics on any input; memory use is bounded by [`Limits`] (the parser never holds more
+//! than the caller's buffer, and reserves room for at most 1024 arguments ahead of their bytes).
 
 use bytes::{Bytes, BytesMut};
 
