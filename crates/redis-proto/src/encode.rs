@@ -149,6 +149,11 @@ pub fn format_double(d: f64) -> String {
     if d == 0.0 {
         return if d.is_sign_negative() { "-0" } else { "0" }.to_string();
     }
+    if d.fract() == 0.0 && d.abs() < 1e17 {
+        // An integer of at most 17 digits is printed exactly, in full (and this skips the
+        // slow exact formatting below for the common `3` or `100`).
+        return (d as i64).to_string();
+    }
     // Rust's exact formatting rounds like glibc (to nearest, ties to even, on the exact
     // binary value): 17 significant digits and the exponent of the rounded value.
     let sci = format!("{:.16e}", d.abs());

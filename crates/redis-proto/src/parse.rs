@@ -52,6 +52,9 @@ pub fn parse_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Args>
 pub struct RequestParser {
     /// The multibulk being read, once its `*N` header was read and `N > 0`.
     pending: Option<Multibulk>,
+    /// The pending multibulk's arguments read so far, as (offset, length) in the buffer; kept
+    /// between requests so that a connection's parser does not allocate it for each one.
+    offsets: Vec<(usize, usize)>,
 }
 
 /// How far an incomplete multibulk was read (offsets into the caller's buffer).
@@ -63,8 +66,6 @@ struct Multibulk {
     pos: usize,
     /// The current bulk's length, once its header was read.
     bulk: Option<u64>,
-    /// The arguments read so far, as (offset, length).
-    args: Vec<(usize, usize)>,
 }
 
 /// What one step of parsing found.
@@ -148,8 +149,9 @@ impl RequestParser {
             left: count,
             pos: cr + 2,
             bulk: None,
-            args: Vec::with_capacity((count as usize).min(ARGV_PREALLOC)),
         });
+        self.offsets.clear();
+        self.offsets.reserve((count as usize).min(ARGV_PREALLOC));
         self.multibulk_args(buf, limits)
     }
 
@@ -199,7 +201,7 @@ impl RequestParser {
             }
             // len + 2 <= have, a buffer length: it fits in usize.
             let len = len as usize;
-            mb.args.push((mb.pos, len));
+            self.offsets.push((mb.pos, len));
             mb.pos += len + 2;
             mb.bulk = None;
             mb.left -= 1;
@@ -208,11 +210,15 @@ impl RequestParser {
             return Ok(Step::Incomplete);
         };
         let frame = buf.split_to(mb.pos).freeze();
-        let args = mb
-            .args
+        let args = self
+            .offsets
             .iter()
             .map(|&(start, len)| frame.slice(start..start + len))
             .collect();
+        if self.offsets.capacity() > ARGV_PREALLOC {
+            // Do not keep a huge request's worth of room for the connection's lifetime.
+            self.offsets = Vec::new();
+        }
         Ok(Step::Command(args))
     }
 }
