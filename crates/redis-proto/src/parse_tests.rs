@@ -626,3 +626,53 @@ proptest! {
         }
     }
 }
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// Random inline requests (quotes, escapes, blanks of every kind) as redis-server 7.0.15 split
+/// them (testdata/redis_inline.txt, recorded with RPUSH + LRANGE).
+#[test]
+fn random_inline_requests_match_redis_server() {
+    let data = include_str!("testdata/redis_inline.txt");
+    let mut n = 0;
+    for line in data.lines().filter(|l| !l.starts_with('#')) {
+        let (req, want) = line.split_once('\t').expect("two columns");
+        let req = unhex(req);
+        let got = match one(&req) {
+            Err(ProtoError::UnbalancedQuotes) => "ERR".to_string(),
+            Ok(Some(a)) => a
+                .iter()
+                .map(|x| x.iter().map(|b| format!("{b:02x}")).collect::<String>())
+                .collect::<Vec<_>>()
+                .join(","),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&req));
+        n += 1;
+    }
+    assert!(n >= 400);
+}
+
+/// Random request streams (multibulk headers, bulks, inline lines, NULs) and the protocol
+/// error redis-server 7.0.15 answered to each, or none (testdata/redis_errors.txt).
+#[test]
+fn random_streams_fail_as_redis_server_does() {
+    let data = include_str!("testdata/redis_errors.txt");
+    let mut n = 0;
+    for line in data.lines().filter(|l| !l.starts_with('#')) {
+        let (req, want) = line.split_once('\t').expect("two columns");
+        let req = unhex(req);
+        let (_, end, _) = parse_all(&req, &Limits::default());
+        let got = match end {
+            Ok(()) => "NONE".to_string(),
+            Err(e) => e.to_string(),
+        };
+        assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&req));
+        n += 1;
+    }
+    assert!(n >= 600);
+}
