@@ -33,8 +33,9 @@ const ARGV_PREALLOC: usize = 1024;
 /// Parse one request from the front of `buf`, removing its bytes. `Ok(None)`: more bytes are
 /// needed (nothing is consumed, except skipped requests: empty inline lines and multibulks of
 /// count `<= 0`, which redis-server consumes without running anything).
-/// Arguments are zero-copy slices of the buffer; a caller that keeps one beyond the request
-/// must copy it (a slice keeps the whole read buffer alive).
+/// A multibulk's arguments are zero-copy slices of the buffer (an inline request's are new
+/// `Bytes`, unescaped); a caller that keeps one beyond the request should copy it (a slice
+/// keeps the whole read buffer alive).
 ///
 /// A multibulk still incomplete is parsed again from its first byte at the next call (its
 /// headers, not its payloads); [`RequestParser`] avoids even that.
