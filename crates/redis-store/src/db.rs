@@ -82,6 +82,8 @@ pub struct Db {
     pub map: IndexMap<Box<[u8]>, Entry, Hasher>,
     /// How many keys carry an expiry (`INFO keyspace`'s `expires=`).
     pub expires: usize,
+    /// Where the active expiry cycle resumes (an index into `map`).
+    pub(crate) expire_cursor: usize,
 }
 
 impl Db {

@@ -26,6 +26,7 @@ pub mod errors;
 pub mod evict;
 pub mod glob;
 pub mod keyspace;
+pub mod num;
 pub mod types;
 pub mod watch;
 
