@@ -74,3 +74,6 @@ pub struct Cmd<'a> {
     /// Unix time in milliseconds, chosen by the caller (the leader, in the replicated tier).
     pub now_ms: u64,
 }
+
+#[cfg(test)]
+mod tests;

@@ -514,7 +514,11 @@ impl Big {
         if b != 0 {
             let n = self.0.len();
             for i in 0..n {
-                let hi = if i + 1 < n { self.0[i + 1] << (32 - b) } else { 0 };
+                let hi = if i + 1 < n {
+                    self.0[i + 1] << (32 - b)
+                } else {
+                    0
+                };
                 self.0[i] = (self.0[i] >> b) | hi;
             }
         }
@@ -647,10 +651,22 @@ mod tests {
 
     #[test]
     fn parse_rules() {
-        for bad in ["", " 1", "1 ", "abc", "1e", "1e+", ".", "nan", "1e5000", "1e-5000", "--1"] {
+        for bad in [
+            "", " 1", "1 ", "abc", "1e", "1e+", ".", "nan", "1e5000", "1e-5000", "--1",
+        ] {
             assert!(LongDouble::parse(bad.as_bytes()).is_none(), "{bad:?}");
         }
-        for good in ["1", "-1.5", ".5", "5.", "+3", "1E3", "inf", "-Infinity", "0e99999"] {
+        for good in [
+            "1",
+            "-1.5",
+            ".5",
+            "5.",
+            "+3",
+            "1E3",
+            "inf",
+            "-Infinity",
+            "0e99999",
+        ] {
             assert!(LongDouble::parse(good.as_bytes()).is_some(), "{good:?}");
         }
         let inf = LongDouble::parse(b"inf").expect("inf");

@@ -408,7 +408,11 @@ fn ttl_generic(c: &mut Cmd<'_>, ms: bool, absolute: bool) -> Exec {
     }
     let at = e.expire_at as i64;
     let ttl = if absolute { at } else { (at - now).max(0) };
-    int(if ms { ttl } else { (ttl + 500) / 1000 })
+    int(if ms {
+        ttl
+    } else {
+        ((ttl as i128 + 500) / 1000) as i64
+    })
 }
 
 fn cmd_ttl(c: &mut Cmd<'_>) -> Exec {

@@ -38,7 +38,13 @@ pub(crate) fn int_arg(a: &[u8]) -> Result<i64, Reply> {
 pub(crate) fn int32_arg(a: &[u8], msg: Option<&'static str>) -> Result<i64, Reply> {
     match parse_i64(a) {
         Some(v) if v >= i32::MIN as i64 && v <= i32::MAX as i64 => Ok(v),
-        _ => Err(errors::err(msg.unwrap_or(errors::NOT_INTEGER))),
+        None => Err(errors::err(msg.unwrap_or(errors::NOT_INTEGER))),
+        Some(_) => Err(match msg {
+            Some(m) => errors::err(m),
+            None => Reply::error(
+                "ERR value is out of range, value must between -2147483648 and 2147483647",
+            ),
+        }),
     }
 }
 

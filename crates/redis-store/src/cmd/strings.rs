@@ -538,7 +538,7 @@ fn cmd_lcs(c: &mut Cmd<'_>) -> Exec {
     }
     let (alen, blen) = (a.len(), b.len());
     let cells = (alen as u64 + 1) * (blen as u64 + 1);
-    if cells * 4 > c.ks.config().max_bulk_len {
+    if cells.saturating_mul(4) > c.ks.config().max_bulk_len {
         return reply(Reply::error(
             "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
         ));
