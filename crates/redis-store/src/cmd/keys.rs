@@ -111,6 +111,10 @@ fn cmd_copy(c: &mut Cmd<'_>) -> Exec {
             replace = true;
         } else if is_kw(a, "db") && j + 1 < c.args.len() {
             dst_db = tri!(int32_arg(&c.args[j + 1], None));
+            // Checked at once, as Redis does, before any later syntax error.
+            if dst_db < 0 || dst_db as usize >= c.ks.databases() {
+                return reply(errors::err(errors::DB_OUT_OF_RANGE));
+            }
             j += 1;
         } else {
             return reply(errors::err(errors::SYNTAX));
