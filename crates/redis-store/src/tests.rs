@@ -683,3 +683,36 @@ fn rss_of_a_million_strings() {
     );
     assert_eq!(ks.dbsize(0), 1_000_000);
 }
+
+proptest! {
+    /// Any command of this crate with any arguments from a hostile pool never panics, and the
+    /// memory and expiry accounting stays exact.
+    #[test]
+    fn never_panics_and_accounts(
+        cmds in proptest::collection::vec(
+            (0usize..64, proptest::collection::vec(0usize..40, 0..7), 0u64..5_000),
+            1..120,
+        )
+    ) {
+        const POOL: &[&str] = &[
+            "a", "b", "c", "0", "1", "-1", "16", "abc", "", "9223372036854775807",
+            "-9223372036854775808", "9223372036854775808", "1.5", "inf", "-inf", "nan", "1e400",
+            "0x1p3", "nx", "xx", "gt", "lt", "ex", "px", "exat", "pxat", "keepttl", "get",
+            "persist", "db", "replace", "match", "count", "type", "idx", "len", "minmatchlen",
+            "withmatchlen", "*", "[a-",
+        ];
+        let names: Vec<&str> = crate::commands::all().map(|c| c.spec.name).collect();
+        let mut ks = Keyspace::new(Config { maxmemory: 20_000, policy: Policy::AllKeysLru, ..Config::default() });
+        let mut cl = Client::default();
+        let mut now = T0;
+        for (ci, argi, dt) in cmds {
+            now += dt;
+            let mut a = vec![Bytes::copy_from_slice(names[ci % names.len()].as_bytes())];
+            a.extend(argi.iter().map(|&i| Bytes::copy_from_slice(POOL[i % POOL.len()].as_bytes())));
+            let _ = runv(&mut ks, &mut cl, &a, now);
+            prop_assert!(cl.db < ks.databases());
+        }
+        ks.active_expire(now, 1000);
+        check_accounting(&ks);
+    }
+}
