@@ -77,11 +77,15 @@ impl Keyspace {
                 }
             }
             if found == 0 && volatile {
-                // Sampling missed the few volatile keys: take the first one in order.
-                if let Some(idx) = self.dbs[db].map.values().position(|e| e.expire_at != 0) {
-                    if best.is_none() {
-                        best = Some((0, db, idx));
-                    }
+                // Sampling missed the few volatile keys: take the next one after a random
+                // start (expected cost: keys / volatile keys).
+                let start = (self.random_u64() % len as u64) as usize;
+                let map = &self.dbs[db].map;
+                let found_at = (0..len)
+                    .map(|i| (start + i) % len)
+                    .find(|&i| map.get_index(i).is_some_and(|(_, e)| e.expire_at != 0));
+                if let (Some(idx), None) = (found_at, best) {
+                    best = Some((0, db, idx));
                 }
             }
         }

@@ -716,3 +716,30 @@ proptest! {
         check_accounting(&ks);
     }
 }
+
+#[test]
+fn volatile_policies_find_rare_volatile_keys() {
+    let mut ks = Keyspace::new(Config::default());
+    let mut cl = Client::default();
+    fill(&mut ks, &mut cl, 500, false);
+    for i in 0..3 {
+        run(&mut ks, &mut cl, &format!("set vol:{i} v ex 100"), T0);
+    }
+    let used = ks.used_memory();
+    ks.set_config(Config {
+        maxmemory: used - 1,
+        policy: Policy::VolatileLru,
+        ..Config::default()
+    });
+    // The first write evicts a volatile key; once none is left, writes answer OOM.
+    assert_eq!(run(&mut ks, &mut cl, "set x 1", T0), ok());
+    assert!(ks.stats().evicted_keys >= 1);
+    let mut saw_oom = false;
+    for i in 0..10 {
+        saw_oom |= run(&mut ks, &mut cl, &format!("set y{i} 1"), T0) == e(errors::OOM);
+    }
+    assert!(saw_oom);
+    assert_eq!(ks.db(0).expires, 0);
+    assert_eq!(ks.stats().evicted_keys, 3);
+    check_accounting(&ks);
+}
