@@ -21,8 +21,9 @@ pub(crate) struct Watched {
 /// Watched keys and dirty clients.
 #[derive(Clone, Debug, Default)]
 pub struct Watches {
-    /// (db, key) -> clients watching it.
-    pub(crate) by_key: HashMap<(usize, Box<[u8]>), HashSet<u64>>,
+    /// db -> key -> clients watching it (nested so a write looks its key up without
+    /// allocating).
+    pub(crate) by_key: HashMap<usize, HashMap<Box<[u8]>, HashSet<u64>>>,
     /// client -> its watched keys.
     pub(crate) by_client: HashMap<u64, Vec<Watched>>,
     pub(crate) dirty: HashSet<u64>,
@@ -40,7 +41,7 @@ impl Watches {
         if self.by_key.is_empty() {
             return;
         }
-        let Some(clients) = self.by_key.get(&(db, Box::<[u8]>::from(key))) else {
+        let Some(clients) = self.by_key.get(&db).and_then(|m| m.get(key)) else {
             return;
         };
         for &id in clients {
@@ -104,7 +105,9 @@ impl Keyspace {
         });
         self.watches
             .by_key
-            .entry((db, key.into()))
+            .entry(db)
+            .or_default()
+            .entry(key.into())
             .or_default()
             .insert(client_id);
     }
@@ -117,12 +120,17 @@ impl Keyspace {
             return;
         };
         for w in list {
-            let k = (w.db, w.key);
-            if let Some(set) = self.watches.by_key.get_mut(&k) {
+            let Some(keys) = self.watches.by_key.get_mut(&w.db) else {
+                continue;
+            };
+            if let Some(set) = keys.get_mut(&w.key) {
                 set.remove(&client_id);
                 if set.is_empty() {
-                    self.watches.by_key.remove(&k);
+                    keys.remove(&w.key);
                 }
+            }
+            if keys.is_empty() {
+                self.watches.by_key.remove(&w.db);
             }
         }
     }

@@ -54,16 +54,23 @@ fn write_str(c: &mut Cmd<'_>, key: &[u8]) -> Result<Option<Box<[u8]>>, Reply> {
 
 /// Store a string (Redis's `setKey`): the expiry is dropped unless `keep_ttl`.
 fn set_key(c: &mut Cmd<'_>, key: &[u8], val: &[u8], keep_ttl: bool) {
+    set_key_expire(c, key, val, keep_ttl, 0);
+}
+
+/// [`set_key`], then the expiry `expire_at` if not 0, in one step.
+fn set_key_expire(c: &mut Cmd<'_>, key: &[u8], val: &[u8], keep_ttl: bool, expire_at: u64) {
     let db = c.client.db;
     let now = c.now_ms;
     let updated = c.ks.modify(db, key, now, |e| {
         e.value = str_value(val);
-        if !keep_ttl {
+        if expire_at != 0 {
+            e.expire_at = expire_at;
+        } else if !keep_ttl {
             e.expire_at = 0;
         }
     });
     if updated.is_none() {
-        c.ks.insert(db, key, str_value(val), 0, now);
+        c.ks.insert(db, key, str_value(val), expire_at, now);
     }
 }
 
@@ -181,14 +188,14 @@ fn set_generic(
             None => Reply::Nil,
         });
     }
-    let found = c.ks.lookup(db, key, c.now_ms).is_some();
-    if (flags & NX != 0 && found) || (flags & XX != 0 && !found) {
-        return reply(get_reply.unwrap_or(abort_reply));
+    if flags & (NX | XX) != 0 {
+        let found = c.ks.lookup(db, key, c.now_ms).is_some();
+        if (flags & NX != 0 && found) || (flags & XX != 0 && !found) {
+            return reply(get_reply.unwrap_or(abort_reply));
+        }
     }
-    set_key(c, key, val, flags & KEEPTTL != 0);
-    if expire.is_some() {
-        c.ks.set_expire(db, key, when, c.now_ms);
-    }
+    // `when` is 0 only without an expiry argument (a parsed expiry is > 0).
+    set_key_expire(c, key, val, flags & KEEPTTL != 0, when);
     reply(get_reply.unwrap_or(ok_reply))
 }
 
