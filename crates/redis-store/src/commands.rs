@@ -139,11 +139,13 @@ fn table() -> &'static HashMap<&'static str, &'static Command> {
 
 /// The data command named `name` (any case), if the store runs it.
 pub fn lookup(name: &[u8]) -> Option<&'static Command> {
-    if name.len() > 32 {
-        return None;
+    // Lower-cased on the stack: this runs once per command.
+    let mut buf = [0u8; 32];
+    let lower = buf.get_mut(..name.len())?;
+    for (d, s) in lower.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
     }
-    let lower = name.to_ascii_lowercase();
-    let lower = std::str::from_utf8(&lower).ok()?;
+    let lower = std::str::from_utf8(lower).ok()?;
     table().get(lower).copied()
 }
 

@@ -251,33 +251,112 @@ impl Keyspace {
             _ => {}
         }
         self.used = self.used - before + after;
+        self.watches.touch(db, key);
         if empty {
             self.remove(db, key);
         }
-        self.watches.touch(db, key);
         Some(r)
     }
 
     /// Store `value` under `key`, replacing whatever was there, with `expire_at` (0: none).
+    /// A list stored this way wakes clients blocked on the key (Redis's `signalKeyAsReady`).
     pub fn insert(&mut self, db: usize, key: &[u8], value: Value, expire_at: u64, now_ms: u64) {
         let entry = Entry {
             value,
             expire_at,
             lru: Self::lru_clock(now_ms),
         };
+        self.insert_entry(db, key, entry);
+    }
+
+    /// [`Keyspace::insert`] of a whole entry (its LRU clock kept: `RENAME`, `MOVE`).
+    pub(crate) fn insert_entry(&mut self, db: usize, key: &[u8], entry: Entry) {
         let add = entry_mem(key, &entry) as u64;
+        let is_list = matches!(entry.value, Value::List(_));
+        let expire_at = entry.expire_at;
         let d = &mut self.dbs[db];
         if expire_at != 0 {
             d.expires += 1;
         }
-        if let Some(old) = d.map.insert(key.into(), entry) {
+        if let Some(old) = d.map.get_mut(key) {
+            // Replace in place: the key keeps its slot (and so its SCAN position).
+            let old = std::mem::replace(old, entry);
             if old.expire_at != 0 {
                 d.expires -= 1;
             }
             self.used -= entry_mem(key, &old) as u64;
+        } else {
+            d.map.insert(key.into(), entry);
         }
         self.used += add;
         self.watches.touch(db, key);
+        if is_list {
+            self.signal_ready(db, key);
+        }
+    }
+
+    /// Set (or with 0 remove) a live key's expiry; false if the key does not exist.
+    pub(crate) fn set_expire(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        expire_at: u64,
+        now_ms: u64,
+    ) -> bool {
+        self.modify(db, key, now_ms, |e| e.expire_at = expire_at)
+            .is_some()
+    }
+
+    /// [`Keyspace::lookup_read`] without touching the LRU clock (`EXISTS`, `TYPE`, `TTL`,
+    /// `OBJECT`: Redis's `LOOKUP_NOTOUCH`), still counting a hit or a miss.
+    pub(crate) fn lookup_read_notouch(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        now_ms: u64,
+    ) -> Option<&Entry> {
+        self.expire_if_needed(db, key, now_ms);
+        match self.dbs[db].map.get(key) {
+            Some(e) => {
+                self.stats.keyspace_hits += 1;
+                Some(e)
+            }
+            None => {
+                self.stats.keyspace_misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Empty database `db` (`FLUSHDB`, `FLUSHALL`), dirtying the clients watching keys in it.
+    pub(crate) fn flush_db(&mut self, db: usize, now_ms: u64) {
+        self.touch_all_watched_in_db(db, None, now_ms);
+        let old = std::mem::take(&mut self.dbs[db]);
+        let freed: u64 = old.map.iter().map(|(k, e)| entry_mem(k, e) as u64).sum();
+        self.used = self.used.saturating_sub(freed);
+        // Dropping a huge map is the cost Redis avoids with ASYNC; here it is bounded by the
+        // keyspace's size and happens once.
+        drop(old);
+        self.db_mut(db).expire_cursor = 0;
+    }
+
+    /// Exchange databases `a` and `b` (`SWAPDB`): watched keys in both are touched, and
+    /// clients blocked on lists now present are woken.
+    pub(crate) fn swap_dbs(&mut self, a: usize, b: usize, now_ms: u64) {
+        self.touch_all_watched_in_db(a, Some(b), now_ms);
+        self.touch_all_watched_in_db(b, Some(a), now_ms);
+        self.dbs.swap(a, b);
+        for db in [a, b] {
+            let lists: Vec<Box<[u8]>> = self.dbs[db]
+                .map
+                .iter()
+                .filter(|(_, e)| matches!(e.value, Value::List(_)))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in lists {
+                self.signal_ready(db, &k);
+            }
+        }
     }
 
     /// Delete `key` (no expiry check: an expired key is removed too). Returns its entry.
@@ -288,7 +367,7 @@ impl Keyspace {
             d.expires -= 1;
         }
         self.used -= entry_mem(key, &old) as u64;
-        self.watches.touch(db, key);
+        self.watches.touch_key(db, key, false);
         Some(old)
     }
 
@@ -296,6 +375,12 @@ impl Keyspace {
     /// [`Keyspace::serve_blocked`]).
     pub fn signal_ready(&mut self, db: usize, key: &[u8]) {
         self.blocked.signal_ready(db, key);
+    }
+
+    /// Whether lists received elements since the last `serve_blocked` (the server may skip
+    /// calling it otherwise).
+    pub fn has_ready_keys(&self) -> bool {
+        !self.blocked.ready.is_empty()
     }
 
     /// The keyspace's deterministic random generator (xorshift64*).

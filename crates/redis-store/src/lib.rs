@@ -26,6 +26,7 @@ pub mod errors;
 pub mod evict;
 pub mod glob;
 pub mod keyspace;
+pub mod num;
 pub mod types;
 pub mod watch;
 
@@ -73,3 +74,6 @@ pub struct Cmd<'a> {
     /// Unix time in milliseconds, chosen by the caller (the leader, in the replicated tier).
     pub now_ms: u64,
 }
+
+#[cfg(test)]
+mod tests;
