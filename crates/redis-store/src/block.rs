@@ -34,8 +34,16 @@ pub enum BlockOp {
 }
 
 impl BlockOp {
-    /// The reply when the wait ends without an element (timeout, or inside `EXEC`).
+    /// The reply when the wait times out: a null array for every blocking list command,
+    /// `BLMOVE` included (`replyToBlockedClientTimedOut`: `*-1` in RESP2).
     pub fn timeout_reply(&self) -> Reply {
+        Reply::NilArray
+    }
+
+    /// The reply when the command may not block (inside `EXEC`): `BLMOVE`/`BRPOPLPUSH` answer
+    /// a null bulk (`$-1`), the pops a null array, as `blmoveGenericCommand` and
+    /// `blockingPopGenericCommand` do.
+    pub fn no_block_reply(&self) -> Reply {
         match self {
             BlockOp::Move { .. } => Reply::Nil,
             _ => Reply::NilArray,
@@ -145,7 +153,7 @@ pub fn parse_timeout(arg: &[u8]) -> Result<Option<u64>, Reply> {
     let ms = (secs * 1000.0).ceil();
     // C's conversion of an out-of-range long double to long long gives LLONG_MIN, which
     // Redis then reports as negative.
-    if !(ms < 9_223_372_036_854_775_808.0) || ms < 0.0 {
+    if !(0.0..9_223_372_036_854_775_808.0).contains(&ms) {
         return Err(errors::err(errors::TIMEOUT_NEGATIVE));
     }
     let ms = ms as u64;
@@ -164,7 +172,7 @@ impl Keyspace {
         now_ms: u64,
     ) -> Exec {
         if client.in_exec {
-            return Exec::Reply(op.timeout_reply());
+            return Exec::Reply(op.no_block_reply());
         }
         let mut uniq: Vec<Box<[u8]>> = Vec::with_capacity(keys.len());
         for k in keys {

@@ -386,7 +386,6 @@ fn push(c: &mut Cmd<'_>, left: bool, xx: bool) -> Exec {
         Lk::List(_) => true,
     };
     let len = if exists {
-        let args = args;
         with_list(c, key, |l| {
             for v in &args[2..] {
                 l.push(v, left);
@@ -851,4 +850,4 @@ fn blmpop(c: &mut Cmd<'_>) -> Exec {
 
 #[cfg(test)]
 #[path = "lists_tests.rs"]
-mod tests;
+pub(crate) mod tests;
