@@ -14,6 +14,10 @@ use crate::keyspace::Keyspace;
 use crate::types::{Hash, HASH_LISTPACK_ENTRIES};
 use crate::{Cmd, Exec};
 
+#[path = "long_double.rs"]
+mod long_double;
+use long_double::Ld;
+
 macro_rules! cmd {
     ($name:expr, $arity:expr, $flags:expr, $fk:expr, $lk:expr, $st:expr, $cats:expr, $run:expr) => {
         Command {
@@ -260,22 +264,6 @@ fn parse_hex_float(s: &str) -> Option<f64> {
         v *= 2f64.powi(e.clamp(-20000, 20000));
     }
     Some(v)
-}
-
-/// `ld2string(..., LD_STR_HUMAN)`: `%.17Lf` without trailing zeros (and `-0` as `0`).
-pub(crate) fn format_human(v: f64) -> String {
-    if v.is_infinite() {
-        return if v > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    let mut s = format!("{v:.17}");
-    if s.contains('.') {
-        let trimmed = s.trim_end_matches('0').trim_end_matches('.').len();
-        s.truncate(trimmed);
-    }
-    if s == "-0" {
-        s = "0".into();
-    }
-    s
 }
 
 /// `parseScanCursorOrReply`: `strtoul` rules (a leading `-` wraps, as in C).
@@ -601,27 +589,55 @@ fn hincrby(c: &mut Cmd<'_>) -> Exec {
     }
 }
 
+/// `string2ld` into an x87 long double: `None` not a float (or out of its range),
+/// `Some(None)` infinite, `Some(Some(v))` finite.
+fn parse_ld(s: &[u8]) -> Option<Option<Ld>> {
+    let f = parse_long_double(s)?;
+    let t = std::str::from_utf8(s).ok()?;
+    let body = t.strip_prefix(['+', '-']).unwrap_or(t);
+    if body.starts_with(['i', 'I']) {
+        return Some(None);
+    }
+    if body.starts_with("0x") || body.starts_with("0X") {
+        return Ld::from_f64(f).map(Some);
+    }
+    Ld::parse_decimal(t).map(Some)
+}
+
+/// `ld2string(..., LD_STR_HUMAN)` of a long double: `%.17Lf` without trailing zeros; `""`
+/// when it does not fit Redis's 5 KiB buffer (Redis then stores and answers an empty string).
+fn format_ld_human(v: Ld) -> String {
+    let mut s = v.format_fixed17();
+    if s.len() + 1 > 5 * 1024 {
+        return String::new();
+    }
+    let t = s.trim_end_matches('0').trim_end_matches('.').len();
+    s.truncate(t);
+    if s == "-0" {
+        s = "0".into();
+    }
+    s
+}
+
 fn hincrbyfloat(c: &mut Cmd<'_>) -> Exec {
     let args = c.args;
-    let Some(incr) = parse_long_double(&args[3]) else {
-        return err(errors::NOT_FLOAT).into();
+    let incr = match parse_ld(&args[3]) {
+        None => return err(errors::NOT_FLOAT).into(),
+        Some(None) => return err_msg("value is NaN or Infinity").into(),
+        Some(Some(v)) => v,
     };
-    if incr.is_infinite() {
-        return err_msg("value is NaN or Infinity").into();
-    }
     let r = tri!(write_hash(c, &args[1], |h| {
+        let produce = || err_msg("increment would produce NaN or Infinity");
         let old = match h.get(&args[2]) {
-            Some(v) => match parse_long_double(v) {
-                Some(v) => v,
+            Some(v) => match parse_ld(v) {
+                Some(Some(v)) => v,
+                Some(None) => return Err(produce()),
                 None => return Err(err_msg("hash value is not a float")),
             },
-            None => 0.0,
+            None => Ld::ZERO,
         };
-        let new = old + incr;
-        if new.is_nan() || new.is_infinite() {
-            return Err(err_msg("increment would produce NaN or Infinity"));
-        }
-        let s = format_human(new);
+        let new = old.add(incr).ok_or_else(produce)?;
+        let s = format_ld_human(new);
         h.insert(&args[2], s.as_bytes());
         Ok(s)
     }));
