@@ -440,12 +440,22 @@ fn hmset(c: &mut Cmd<'_>) -> Exec {
     hset_generic(c, "hmset", true)
 }
 
+/// The current value of `field` (a copy), checking the key's type first; no change is made,
+/// so a failing increment leaves `WATCH` untouched, as in Redis.
+fn field_value(c: &mut Cmd<'_>, key: &[u8], field: &[u8]) -> Result<Option<Box<[u8]>>, Reply> {
+    Ok(match read_hash(c.ks, c.client.db, key, c.now_ms, false)? {
+        Hk::Missing => None,
+        Hk::Hash(h) => h.get(field).map(Box::from),
+    })
+}
+
 fn hsetnx(c: &mut Cmd<'_>) -> Exec {
     let args = c.args;
-    let set = tri!(write_hash(c, &args[1], |h| {
-        !h.contains(&args[2]) && h.insert(&args[2], &args[3])
-    }));
-    Reply::Int(set as i64).into()
+    if tri!(field_value(c, &args[1], &args[2])).is_some() {
+        return Reply::Int(0).into();
+    }
+    tri!(write_hash(c, &args[1], |h| h.insert(&args[2], &args[3])));
+    Reply::Int(1).into()
 }
 
 fn hget(c: &mut Cmd<'_>) -> Exec {
@@ -571,22 +581,19 @@ fn hincrby(c: &mut Cmd<'_>) -> Exec {
         Some(v) => v,
         None => return err(errors::NOT_INTEGER).into(),
     };
-    let r = tri!(write_hash(c, &args[1], |h| {
-        let old = match h.get(&args[2]) {
-            Some(v) => match parse_i64(v) {
-                Some(v) => v,
-                None => return Err(err_msg("hash value is not an integer")),
-            },
-            None => 0,
-        };
-        let new = old.checked_add(incr).ok_or_else(|| err(errors::OVERFLOW))?;
-        h.insert(&args[2], new.to_string().as_bytes());
-        Ok(new)
-    }));
-    match r {
-        Ok(v) => Reply::Int(v).into(),
-        Err(e) => e.into(),
-    }
+    let old = match tri!(field_value(c, &args[1], &args[2])) {
+        Some(v) => match parse_i64(&v) {
+            Some(v) => v,
+            None => return err_msg("hash value is not an integer").into(),
+        },
+        None => 0,
+    };
+    let Some(new) = old.checked_add(incr) else {
+        return err(errors::OVERFLOW).into();
+    };
+    tri!(write_hash(c, &args[1], |h| h
+        .insert(&args[2], new.to_string().as_bytes())));
+    Reply::Int(new).into()
 }
 
 /// `string2ld` into an x87 long double: `None` not a float (or out of its range),
@@ -626,25 +633,21 @@ fn hincrbyfloat(c: &mut Cmd<'_>) -> Exec {
         Some(None) => return err_msg("value is NaN or Infinity").into(),
         Some(Some(v)) => v,
     };
-    let r = tri!(write_hash(c, &args[1], |h| {
-        let produce = || err_msg("increment would produce NaN or Infinity");
-        let old = match h.get(&args[2]) {
-            Some(v) => match parse_ld(v) {
-                Some(Some(v)) => v,
-                Some(None) => return Err(produce()),
-                None => return Err(err_msg("hash value is not a float")),
-            },
-            None => Ld::ZERO,
-        };
-        let new = old.add(incr).ok_or_else(produce)?;
-        let s = format_ld_human(new);
-        h.insert(&args[2], s.as_bytes());
-        Ok(s)
-    }));
-    match r {
-        Ok(s) => Reply::Bulk(Bytes::from(s)).into(),
-        Err(e) => e.into(),
-    }
+    let produce = || err_msg("increment would produce NaN or Infinity");
+    let old = match tri!(field_value(c, &args[1], &args[2])) {
+        Some(v) => match parse_ld(&v) {
+            Some(Some(v)) => v,
+            Some(None) => return produce().into(),
+            None => return err_msg("hash value is not a float").into(),
+        },
+        None => Ld::ZERO,
+    };
+    let Some(new) = old.add(incr) else {
+        return produce().into();
+    };
+    let s = format_ld_human(new);
+    tri!(write_hash(c, &args[1], |h| h.insert(&args[2], s.as_bytes())));
+    Reply::Bulk(Bytes::from(s)).into()
 }
 
 fn field_reply(out: &mut Vec<Reply>, k: &[u8], v: &[u8], withvalues: bool, proto: Protocol) {

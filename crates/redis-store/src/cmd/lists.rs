@@ -582,13 +582,12 @@ fn ltrim(c: &mut Cmd<'_>) -> Exec {
         Lk::Missing => return Reply::ok().into(),
         Lk::List(l) => l.len(),
     };
+    // Redis signals the key as modified even when nothing is trimmed.
     let range = clamp_range(start, end, len);
-    if range != Some((0, len.saturating_sub(1))) {
-        with_list(c, key, |l| match range {
-            Some((s, e)) => l.trim(s, e),
-            None => l.trim(1, 0),
-        });
-    }
+    with_list(c, key, |l| match range {
+        Some((s, e)) => l.trim(s, e),
+        None => l.trim(1, 0),
+    });
     Reply::ok().into()
 }
 
