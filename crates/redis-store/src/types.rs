@@ -34,15 +34,19 @@ pub struct List {
 }
 
 impl List {
+    /// An empty list.
     pub fn new() -> List {
         List::default()
     }
+    /// Accounted bytes (O(1)).
     pub fn mem(&self) -> usize {
         self.bytes + 32
     }
+    /// Number of elements.
     pub fn len(&self) -> usize {
         self.items.len()
     }
+    /// No elements (Redis deletes such a key).
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
@@ -70,6 +74,7 @@ impl List {
         let n = n.min(self.len());
         (0..n).filter_map(|_| self.pop(left)).collect()
     }
+    /// Element `i` from the head.
     pub fn get(&self, i: usize) -> Option<&[u8]> {
         self.items.get(i).map(|v| &**v)
     }
@@ -90,6 +95,7 @@ impl List {
         self.bytes += cost(v.len());
         self.items.insert(i, v.into());
     }
+    /// Elements from head to tail.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &[u8]> + ExactSizeIterator {
         self.items.iter().map(|v| &**v)
     }
@@ -150,21 +156,27 @@ pub struct Hash {
 }
 
 impl Hash {
+    /// An empty hash.
     pub fn new() -> Hash {
         Hash::default()
     }
+    /// Accounted bytes (O(1)).
     pub fn mem(&self) -> usize {
         self.bytes + 48
     }
+    /// Number of fields.
     pub fn len(&self) -> usize {
         self.map.len()
     }
+    /// No fields (Redis deletes such a key).
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
+    /// A field's value.
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         self.map.get(field).map(|v| &**v)
     }
+    /// Whether the field exists.
     pub fn contains(&self, field: &[u8]) -> bool {
         self.map.contains_key(field)
     }
@@ -195,9 +207,11 @@ impl Hash {
             None => false,
         }
     }
+    /// Fields and values in reply order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.map.iter().map(|(k, v)| (&**k, &**v))
     }
+    /// The field at storage index `i` (cursors, random picks).
     pub fn get_index(&self, i: usize) -> Option<(&[u8], &[u8])> {
         self.map.get_index(i).map(|(k, v)| (&**k, &**v))
     }
@@ -233,18 +247,23 @@ impl Set {
             ..Set::default()
         }
     }
+    /// Accounted bytes (O(1)).
     pub fn mem(&self) -> usize {
         self.bytes + 48
     }
+    /// Number of members.
     pub fn len(&self) -> usize {
         self.set.len()
     }
+    /// No members (Redis deletes such a key).
     pub fn is_empty(&self) -> bool {
         self.set.is_empty()
     }
+    /// Whether redis-server would hold this set as an intset.
     pub fn is_intset(&self) -> bool {
         self.intset
     }
+    /// Whether `m` is a member.
     pub fn contains(&self, m: &[u8]) -> bool {
         self.set.contains(m)
     }
@@ -277,6 +296,7 @@ impl Set {
         self.bytes -= cost(k.len());
         Some(k)
     }
+    /// The member at storage index `i` (cursors, random picks).
     pub fn get_index(&self, i: usize) -> Option<&[u8]> {
         self.set.get_index(i).map(|k| &**k)
     }

@@ -507,3 +507,96 @@ proptest! {
         prop_assert_eq!(t.ks.used_memory(), want);
     }
 }
+
+// ---- blocking model check ----
+
+#[derive(Clone, Debug)]
+enum BOp {
+    Block(u64, Vec<u8>),
+    Cancel(u64),
+    Push(Vec<u8>),
+}
+
+fn bop() -> impl Strategy<Value = BOp> {
+    prop_oneof![
+        (0u64..6, prop::collection::vec(0u8..3, 1..4)).prop_map(|(c, k)| BOp::Block(c, k)),
+        (0u64..6).prop_map(BOp::Cancel),
+        prop::collection::vec(0u8..3, 1..5).prop_map(BOp::Push),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn blocking_matches_a_naive_model(ops in prop::collection::vec(bop(), 1..80)) {
+        use std::collections::{HashMap, VecDeque};
+        let key = |k: u8| ["a", "b", "c"][k as usize].to_string();
+        let mut t = T::new();
+        let mut lists: HashMap<String, VecDeque<String>> = HashMap::new();
+        // (client, keys) in arrival order.
+        let mut waiters: Vec<(u64, Vec<String>)> = Vec::new();
+        let mut counter = 0;
+        for o in ops {
+            match o {
+                BOp::Block(c, ks) => {
+                    if waiters.iter().any(|w| w.0 == c) {
+                        continue;
+                    }
+                    let ks: Vec<String> = ks.into_iter().map(key).collect();
+                    let r = t.as_client(c, &format!("blpop {} 0", ks.join(" ")));
+                    let ready = ks.iter().find(|k| lists.get(*k).is_some_and(|l| !l.is_empty()));
+                    match ready {
+                        Some(k) => {
+                            let v = lists.get_mut(k).unwrap().pop_front().unwrap();
+                            prop_assert_eq!(r, Exec::Reply(bs(&[k, &v])));
+                        }
+                        None => {
+                            prop_assert_eq!(r, Exec::Blocked { deadline_ms: None });
+                            waiters.push((c, ks));
+                        }
+                    }
+                }
+                BOp::Cancel(c) => {
+                    let was = waiters.iter().position(|w| w.0 == c);
+                    let got = t.ks.cancel_block(c);
+                    match was {
+                        Some(i) => {
+                            waiters.remove(i);
+                            prop_assert_eq!(got, Some(Reply::NilArray));
+                        }
+                        None => prop_assert_eq!(got, None),
+                    }
+                }
+                BOp::Push(ks) => {
+                    let mut ready: Vec<String> = Vec::new();
+                    for k in ks {
+                        let k = key(k);
+                        counter += 1;
+                        let v = format!("v{counter}");
+                        t.r(&format!("rpush {k} {v}"));
+                        lists.entry(k.clone()).or_default().push_back(v);
+                        if waiters.iter().any(|w| w.1.contains(&k)) && !ready.contains(&k) {
+                            ready.push(k);
+                        }
+                    }
+                    let mut want = Vec::new();
+                    for k in ready {
+                        while lists.get(&k).is_some_and(|l| !l.is_empty()) {
+                            let Some(i) = waiters.iter().position(|w| w.1.contains(&k)) else {
+                                break;
+                            };
+                            let (c, _) = waiters.remove(i);
+                            let v = lists.get_mut(&k).unwrap().pop_front().unwrap();
+                            want.push((c, bs(&[&k, &v])));
+                        }
+                    }
+                    prop_assert_eq!(t.ks.serve_blocked(t.now), want);
+                }
+            }
+            prop_assert_eq!(t.ks.blocked_clients(), waiters.len());
+            for (k, l) in &lists {
+                let all = t.r(&format!("lrange {k} 0 -1"));
+                prop_assert_eq!(all, Reply::Array(l.iter().map(|s| b(s)).collect()));
+            }
+        }
+    }
+}
