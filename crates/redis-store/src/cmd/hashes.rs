@@ -341,9 +341,9 @@ pub(crate) fn scan_reply(cursor: u64, items: Vec<Reply>) -> Reply {
     ])
 }
 
-/// A uniformly random index below `n` (> 0) from the keyspace's generator.
+/// A uniformly random index below `n` from the keyspace's generator (0 when `n` is 0).
 pub(crate) fn rand_below(ks: &mut Keyspace, n: usize) -> usize {
-    (ks.random_u64() % n as u64) as usize
+    (ks.random_u64() % (n as u64).max(1)) as usize
 }
 
 /// `k` distinct indices of `0..n` (k < n), in ascending order (selection sampling).
