@@ -600,3 +600,20 @@ proptest! {
         }
     }
 }
+
+/// The same sequence as checked against redis-server 7.0.15 with three connections: a
+/// transaction pushes to `y` then `x`; the client blocked on `x y` is served by `y` (the first
+/// key signalled), FIFO before the later client on `y`, and `x` keeps its element.
+#[test]
+fn transaction_pushes_serve_in_signal_order() {
+    let mut t = T::new();
+    blocked(t.as_client(1, "brpop x y 0"));
+    blocked(t.as_client(2, "brpop y 0"));
+    t.r("rpush y 1 2");
+    t.r("rpush x 3");
+    assert_eq!(
+        t.ks.serve_blocked(t.now),
+        vec![(1, bs(&["y", "2"])), (2, bs(&["y", "1"]))]
+    );
+    assert_eq!(t.r("lrange x 0 -1"), bs(&["3"]));
+}
