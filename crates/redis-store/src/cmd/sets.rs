@@ -491,26 +491,24 @@ fn srandmember(c: &mut Cmd<'_>) -> Exec {
         .into()
 }
 
-/// Look up every key of a multi-set command (`lookupKeyRead`, in order): `None` for missing
-/// keys, WRONGTYPE at the first non-set.
-fn load_sets(c: &mut Cmd<'_>, keys: &[Bytes]) -> Result<Vec<Option<Set>>, Reply> {
+/// Look up every key of a multi-set command (`lookupKeyRead`, in order: expiry, statistics)
+/// and answer WRONGTYPE at the first non-set; then borrow them all (`None`: missing), without
+/// copying.
+fn load_sets<'a>(c: &'a mut Cmd<'_>, keys: &[Bytes]) -> Result<Vec<Option<&'a Set>>, Reply> {
     let db = c.client.db;
-    let mut out = Vec::with_capacity(keys.len());
     for k in keys {
-        out.push(match read_set(c.ks, db, k, c.now_ms, true)? {
-            Sk::Missing => None,
-            Sk::Set(s) => Some(s.clone()),
-        });
+        read_set(c.ks, db, k, c.now_ms, true)?;
     }
-    Ok(out)
+    let ks: &'a Keyspace = c.ks;
+    Ok(keys.iter().map(|k| peek(ks, db, k)).collect())
 }
 
 /// The intersection, iterating the smallest set in its reply order; stops at `limit` (0: no
 /// limit). `None` if a key is missing.
-fn intersect(sets: &[Option<Set>], limit: usize) -> Option<Vec<Box<[u8]>>> {
+fn intersect(sets: &[Option<&Set>], limit: usize) -> Option<Vec<Box<[u8]>>> {
     let mut present: Vec<&Set> = Vec::with_capacity(sets.len());
     for s in sets {
-        present.push(s.as_ref()?);
+        present.push((*s)?);
     }
     // A stable sort by size, like Redis's qsort over cardinalities (ties may differ).
     present.sort_by_key(|s| s.len());
@@ -540,8 +538,7 @@ fn store(c: &mut Cmd<'_>, dst: &[u8], set: Set) -> Exec {
 }
 
 fn inter_generic(c: &mut Cmd<'_>, keys: &[Bytes], dst: Option<&[u8]>) -> Exec {
-    let sets = tri!(load_sets(c, keys));
-    let res = intersect(&sets, 0);
+    let res = intersect(&tri!(load_sets(c, keys)), 0);
     match dst {
         Some(dst) => {
             let mut s = Set::new_intset();
@@ -601,8 +598,8 @@ fn sintercard(c: &mut Cmd<'_>) -> Exec {
         }
         j += 1;
     }
-    let sets = tri!(load_sets(c, &args[2..2 + numkeys]));
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let sets = tri!(load_sets(c, &args[2..2 + numkeys]));
     Reply::Int(intersect(&sets, limit).map_or(0, |v| v.len()) as i64).into()
 }
 
