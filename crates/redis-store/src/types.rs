@@ -19,6 +19,9 @@ pub const ELEM_OVERHEAD: usize = 24;
 /// through deletions (a listpack), and `HSCAN` answers everything in one call.
 pub const HASH_LISTPACK_ENTRIES: usize = 128;
 
+/// Redis's `hash-max-listpack-value`: a longer field or value makes a hash a hash table.
+pub const HASH_LISTPACK_VALUE: usize = 64;
+
 /// Redis's `set-max-intset-entries`: the most members an intset holds.
 pub const SET_INTSET_ENTRIES: usize = 512;
 
@@ -95,6 +98,10 @@ impl List {
         self.bytes += cost(v.len());
         self.items.insert(i, v.into());
     }
+    /// `OBJECT ENCODING`'s answer in redis-server 7.0 (every list is a quicklist there).
+    pub fn encoding(&self) -> &'static str {
+        "quicklist"
+    }
     /// Elements from head to tail.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &[u8]> + ExactSizeIterator {
         self.items.iter().map(|v| &**v)
@@ -148,11 +155,14 @@ impl List {
     }
 }
 
-/// A hash: insertion-ordered like redis-server's small (listpack) hashes.
+/// A hash: insertion-ordered like redis-server's small (listpack) hashes. `ht` says whether
+/// redis-server would have converted it to a hash table (more than 128 fields, or a field or
+/// value longer than 64 bytes; it never converts back).
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Hash {
     pub(crate) map: IndexMap<Box<[u8]>, Box<[u8]>, Hasher>,
     pub(crate) bytes: usize,
+    pub(crate) ht: bool,
 }
 
 impl Hash {
@@ -180,8 +190,23 @@ impl Hash {
     pub fn contains(&self, field: &[u8]) -> bool {
         self.map.contains_key(field)
     }
+    /// `OBJECT ENCODING`'s answer in redis-server 7.0.
+    pub fn encoding(&self) -> &'static str {
+        if self.ht {
+            "hashtable"
+        } else {
+            "listpack"
+        }
+    }
+    /// Whether redis-server would hold it as a hash table (cursor-based `HSCAN`).
+    pub fn is_hashtable(&self) -> bool {
+        self.ht
+    }
     /// Set a field; true if it was created (not updated). An update keeps the field's place.
     pub fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
+        if field.len() > HASH_LISTPACK_VALUE || value.len() > HASH_LISTPACK_VALUE {
+            self.ht = true;
+        }
         if let Some(old) = self.map.get_mut(field) {
             self.bytes = self.bytes - old.len() + value.len();
             *old = value.into();
@@ -189,6 +214,9 @@ impl Hash {
         }
         self.bytes += cost(field.len() + value.len());
         self.map.insert(field.into(), value.into());
+        if self.map.len() > HASH_LISTPACK_ENTRIES {
+            self.ht = true;
+        }
         true
     }
     /// Delete a field; true if it existed. Small hashes keep their order (as a listpack does);
@@ -262,6 +290,14 @@ impl Set {
     /// Whether redis-server would hold this set as an intset.
     pub fn is_intset(&self) -> bool {
         self.intset
+    }
+    /// `OBJECT ENCODING`'s answer in redis-server 7.0.
+    pub fn encoding(&self) -> &'static str {
+        if self.intset {
+            "intset"
+        } else {
+            "hashtable"
+        }
     }
     /// Whether `m` is a member.
     pub fn contains(&self, m: &[u8]) -> bool {
@@ -355,6 +391,25 @@ mod tests {
         let keys: Vec<&[u8]> = h.iter().map(|(k, _)| k).collect();
         assert_eq!(keys, vec![&b"a"[..], b"b"]);
         assert_eq!(h.bytes, cost(1 + 6) + cost(1 + 1));
+    }
+
+    #[test]
+    fn encodings_follow_redis_conversions() {
+        let mut h = Hash::new();
+        h.insert(b"a", b"b");
+        assert_eq!(h.encoding(), "listpack");
+        h.insert(b"big", &[b'x'; 65]);
+        assert_eq!(h.encoding(), "hashtable");
+        h.remove(b"big");
+        assert_eq!(h.encoding(), "hashtable", "never converted back");
+        let mut h = Hash::new();
+        for i in 0..=HASH_LISTPACK_ENTRIES {
+            h.insert(i.to_string().as_bytes(), b"v");
+        }
+        assert_eq!(h.encoding(), "hashtable");
+        assert_eq!(List::new().encoding(), "quicklist");
+        assert_eq!(Set::new_for(b"1").encoding(), "intset");
+        assert_eq!(Set::new_for(b"a").encoding(), "hashtable");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::commands::{Command, Flags, Spec};
 use crate::db::Value;
 use crate::errors::{self, err, wrong_arity};
 use crate::keyspace::Keyspace;
-use crate::types::{Hash, HASH_LISTPACK_ENTRIES};
+use crate::types::Hash;
 use crate::{Cmd, Exec};
 
 #[path = "long_double.rs"]
@@ -731,7 +731,8 @@ fn hscan(c: &mut Cmd<'_>) -> Exec {
     let (count, pat) = tri!(parse_scan_opts(args));
     let keep = |k: &[u8]| pat.as_ref().is_none_or(|p| crate::glob::matches(p, k));
     let mut out = Vec::new();
-    let next = if h.len() <= HASH_LISTPACK_ENTRIES {
+    // A listpack hash answers everything at once (cursor 0), as Redis does.
+    let next = if !h.is_hashtable() {
         for (k, v) in h.iter() {
             if keep(k) {
                 out.push(Reply::bulk(k));

@@ -693,6 +693,13 @@ pub(super) const CASES: &[(&str, u8, &[(&[&str], &[u8])])] = &[
         (&["hscan", "h", "18446744073709551616"], b"-ERR invalid cursor\x0d\x0a"),
         (&["sscan", "s", "0", "match", "*", "count", "100"], b"*2\x0d\x0a$1\x0d\x0a0\x0d\x0a*0\x0d\x0a"),
     ]),
+    ("hashtable hash scan", 2, &[
+        (&["hset", "h", "a", "1", "b", "2", "c", "3"], b":3\x0d\x0a"),
+        (&["hset", "h", "big", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"], b":1\x0d\x0a"),
+        (&["hlen", "h"], b":4\x0d\x0a"),
+        (&["hstrlen", "h", "big"], b":96\x0d\x0a"),
+        (&["hexists", "h", "big"], b":1\x0d\x0a"),
+    ]),
     ("lists basics", 3, &[
         (&["lpush", "l", "a", "b", "c"], b":3\x0d\x0a"),
         (&["rpush", "l", "d", "e"], b":5\x0d\x0a"),
@@ -1385,5 +1392,12 @@ pub(super) const CASES: &[(&str, u8, &[(&[&str], &[u8])])] = &[
         (&["hscan", "h", "18446744073709551615"], b"*2\x0d\x0a$1\x0d\x0a0\x0d\x0a*2\x0d\x0a$1\x0d\x0aa\x0d\x0a$1\x0d\x0a1\x0d\x0a"),
         (&["hscan", "h", "18446744073709551616"], b"-ERR invalid cursor\x0d\x0a"),
         (&["sscan", "s", "0", "match", "*", "count", "100"], b"*2\x0d\x0a$1\x0d\x0a0\x0d\x0a*0\x0d\x0a"),
+    ]),
+    ("hashtable hash scan", 3, &[
+        (&["hset", "h", "a", "1", "b", "2", "c", "3"], b":3\x0d\x0a"),
+        (&["hset", "h", "big", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"], b":1\x0d\x0a"),
+        (&["hlen", "h"], b":4\x0d\x0a"),
+        (&["hstrlen", "h", "big"], b":96\x0d\x0a"),
+        (&["hexists", "h", "big"], b":1\x0d\x0a"),
     ]),
 ];
