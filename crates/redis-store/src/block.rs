@@ -186,6 +186,26 @@ impl Keyspace {
         }
     }
 
+    /// Signal every key of database `db` that clients wait on and that now holds a non-empty
+    /// list, for commands that change a whole database under the waiters (`SWAPDB`; Redis's
+    /// `scanDatabaseForReadyKeys`). A key given a list by [`Keyspace::insert`] (`RENAME`,
+    /// `COPY`, `MOVE`) needs [`Keyspace::signal_ready`] as well, as Redis's `dbAdd` does.
+    pub fn signal_waited_keys(&mut self, db: usize, now_ms: u64) {
+        let keys: Vec<Box<[u8]>> = match self.blocked.by_key.get(&db) {
+            Some(q) => q.keys().cloned().collect(),
+            None => return,
+        };
+        for k in keys {
+            let ready = matches!(
+                self.lookup(db, &k, now_ms).map(|e| &e.value),
+                Some(Value::List(l)) if !l.is_empty()
+            );
+            if ready {
+                self.signal_ready(db, &k);
+            }
+        }
+    }
+
     /// How many clients are blocked (`INFO clients`' `blocked_clients`).
     pub fn blocked_clients(&self) -> usize {
         self.blocked.clients.len()

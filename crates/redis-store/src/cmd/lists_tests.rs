@@ -617,3 +617,17 @@ fn transaction_pushes_serve_in_signal_order() {
     );
     assert_eq!(t.r("lrange x 0 -1"), bs(&["3"]));
 }
+
+#[test]
+fn lists_arriving_without_a_push_are_served_after_signal_waited_keys() {
+    let mut t = T::new();
+    blocked(t.as_client(1, "blpop k 0"));
+    // A list stored whole (as RENAME or SWAPDB would) is not a push: nothing is signalled...
+    let mut l = crate::types::List::new();
+    l.push(b"v", false);
+    t.ks.insert(0, b"k", Value::List(l), 0, t.now);
+    assert!(t.ks.serve_blocked(t.now).is_empty());
+    // ...until the database's waited keys are rescanned.
+    t.ks.signal_waited_keys(0, t.now);
+    assert_eq!(t.ks.serve_blocked(t.now), vec![(1, bs(&["k", "v"]))]);
+}
