@@ -189,7 +189,7 @@ impl Keyspace {
     /// Signal every key of database `db` that clients wait on and that now holds a non-empty
     /// list, for commands that change a whole database under the waiters (`SWAPDB`; Redis's
     /// `scanDatabaseForReadyKeys`). A key given a list by [`Keyspace::insert`] (`RENAME`,
-    /// `COPY`, `MOVE`) needs [`Keyspace::signal_ready`] as well, as Redis's `dbAdd` does.
+    /// `COPY`, `MOVE`) is signalled by `insert` itself, as Redis's `dbAdd` does.
     pub fn signal_waited_keys(&mut self, db: usize, now_ms: u64) {
         let keys: Vec<Box<[u8]>> = match self.blocked.by_key.get(&db) {
             Some(q) => q.keys().cloned().collect(),
@@ -342,7 +342,7 @@ impl Keyspace {
         } else {
             let mut l = List::new();
             l.push(&v, to_left);
-            self.insert(db, dst, Value::List(l), 0, now_ms);
+            self.insert(db, dst, Value::List(Box::new(l)), 0, now_ms);
         }
         self.signal_ready(db, dst);
         Ok(Some(Bytes::from(v.into_vec())))

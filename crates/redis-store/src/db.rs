@@ -28,9 +28,9 @@ pub const fn alloc_size(len: usize) -> usize {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Str(Box<[u8]>),
-    List(List),
-    Hash(Hash),
-    Set(Set),
+    List(Box<List>),
+    Hash(Box<Hash>),
+    Set(Box<Set>),
 }
 
 impl Value {

@@ -346,17 +346,8 @@ impl Keyspace {
         self.touch_all_watched_in_db(a, Some(b), now_ms);
         self.touch_all_watched_in_db(b, Some(a), now_ms);
         self.dbs.swap(a, b);
-        for db in [a, b] {
-            let lists: Vec<Box<[u8]>> = self.dbs[db]
-                .map
-                .iter()
-                .filter(|(_, e)| matches!(e.value, Value::List(_)))
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in lists {
-                self.signal_ready(db, &k);
-            }
-        }
+        self.signal_waited_keys(a, now_ms);
+        self.signal_waited_keys(b, now_ms);
     }
 
     /// Delete `key` (no expiry check: an expired key is removed too). Returns its entry.

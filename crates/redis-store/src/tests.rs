@@ -164,13 +164,7 @@ fn set_and_its_options() {
 fn wrongtype_on_other_types() {
     let mut ks = Keyspace::new(Config::default());
     let mut cl = Client::default();
-    ks.insert(
-        0,
-        b"l",
-        crate::db::Value::Set(crate::types::Set::default()),
-        0,
-        T0,
-    );
+    ks.insert(0, b"l", crate::db::Value::Set(Box::default()), 0, T0);
     // An empty collection never stays in a real keyspace, but it types as a set here.
     for line in [
         "get l",

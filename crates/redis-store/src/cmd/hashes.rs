@@ -14,9 +14,7 @@ use crate::keyspace::Keyspace;
 use crate::types::Hash;
 use crate::{Cmd, Exec};
 
-#[path = "long_double.rs"]
-mod long_double;
-use long_double::Ld;
+use crate::num::LongDouble;
 
 macro_rules! cmd {
     ($name:expr, $arity:expr, $flags:expr, $fk:expr, $lk:expr, $st:expr, $cats:expr, $run:expr) => {
@@ -406,7 +404,7 @@ fn write_hash<R>(c: &mut Cmd<'_>, key: &[u8], f: impl FnOnce(&mut Hash) -> R) ->
             let mut h = Hash::new();
             let r = f(&mut h);
             if !h.is_empty() {
-                c.ks.insert(db, key, Value::Hash(h), 0, c.now_ms);
+                c.ks.insert(db, key, Value::Hash(Box::new(h)), 0, c.now_ms);
             }
             Ok(r)
         }
@@ -596,56 +594,25 @@ fn hincrby(c: &mut Cmd<'_>) -> Exec {
     Reply::Int(new).into()
 }
 
-/// `string2ld` into an x87 long double: `None` not a float (or out of its range),
-/// `Some(None)` infinite, `Some(Some(v))` finite.
-fn parse_ld(s: &[u8]) -> Option<Option<Ld>> {
-    let f = parse_long_double(s)?;
-    let t = std::str::from_utf8(s).ok()?;
-    let body = t.strip_prefix(['+', '-']).unwrap_or(t);
-    if body.starts_with(['i', 'I']) {
-        return Some(None);
-    }
-    if body.starts_with("0x") || body.starts_with("0X") {
-        return Ld::from_f64(f).map(Some);
-    }
-    Ld::parse_decimal(t).map(Some)
-}
-
-/// `ld2string(..., LD_STR_HUMAN)` of a long double: `%.17Lf` without trailing zeros; `""`
-/// when it does not fit Redis's 5 KiB buffer (Redis then stores and answers an empty string).
-fn format_ld_human(v: Ld) -> String {
-    let mut s = v.format_fixed17();
-    if s.len() + 1 > 5 * 1024 {
-        return String::new();
-    }
-    let t = s.trim_end_matches('0').trim_end_matches('.').len();
-    s.truncate(t);
-    if s == "-0" {
-        s = "0".into();
-    }
-    s
-}
-
 fn hincrbyfloat(c: &mut Cmd<'_>) -> Exec {
     let args = c.args;
-    let incr = match parse_ld(&args[3]) {
+    let incr = match LongDouble::parse(&args[3]) {
         None => return err(errors::NOT_FLOAT).into(),
-        Some(None) => return err_msg("value is NaN or Infinity").into(),
-        Some(Some(v)) => v,
+        Some(v) if !v.is_finite() => return err_msg("value is NaN or Infinity").into(),
+        Some(v) => v,
     };
-    let produce = || err_msg("increment would produce NaN or Infinity");
     let old = match tri!(field_value(c, &args[1], &args[2])) {
-        Some(v) => match parse_ld(&v) {
-            Some(Some(v)) => v,
-            Some(None) => return produce().into(),
+        Some(v) => match LongDouble::parse(&v) {
+            Some(v) => v,
             None => return err_msg("hash value is not a float").into(),
         },
-        None => Ld::ZERO,
+        None => LongDouble::ZERO,
     };
-    let Some(new) = old.add(incr) else {
-        return produce().into();
-    };
-    let s = format_ld_human(new);
+    let new = old.plus(incr);
+    if !new.is_finite() {
+        return err_msg("increment would produce NaN or Infinity").into();
+    }
+    let s = new.to_human();
     tri!(write_hash(c, &args[1], |h| h.insert(&args[2], s.as_bytes())));
     Reply::Bulk(Bytes::from(s)).into()
 }

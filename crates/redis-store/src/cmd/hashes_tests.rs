@@ -5,9 +5,10 @@ use std::collections::HashSet;
 
 use redis_proto::{Protocol, Reply};
 
-use super::{format_ld_human, parse_cursor, parse_ld, scan_step};
+use super::{parse_cursor, scan_step};
 use crate::cmd::lists::tests::{b, bs, e, T};
 use crate::db::Value;
+use crate::num::LongDouble;
 
 fn scan_all(
     t: &mut T,
@@ -182,15 +183,13 @@ fn hash_accounting_returns_to_zero() {
 
 #[test]
 fn hincrbyfloat_numbers() {
-    assert_eq!(format_ld_human(parse_ld(b"-0.0").unwrap().unwrap()), "0");
-    assert_eq!(
-        format_ld_human(parse_ld(b"0x1p-2").unwrap().unwrap()),
-        "0.25"
-    );
-    assert_eq!(parse_ld(b"inf"), Some(None));
-    assert_eq!(parse_ld(b"-Infinity"), Some(None));
-    assert_eq!(parse_ld(b"nan"), None);
-    assert_eq!(parse_ld(b" 1"), None);
+    let human = |s: &[u8]| LongDouble::parse(s).unwrap().to_human();
+    assert_eq!(human(b"-0.0"), "0");
+    assert_eq!(human(b"0x1p-2"), "0.25");
+    assert!(!LongDouble::parse(b"inf").unwrap().is_finite());
+    assert!(!LongDouble::parse(b"-Infinity").unwrap().is_finite());
+    assert_eq!(LongDouble::parse(b"nan"), None);
+    assert_eq!(LongDouble::parse(b" 1"), None);
     let mut t = T::new();
     assert_eq!(t.r("hincrbyfloat h f 0.1"), b("0.1"));
     assert_eq!(t.r("hincrbyfloat h f 0.2"), b("0.3"));

@@ -402,7 +402,7 @@ fn push(c: &mut Cmd<'_>, left: bool, xx: bool) -> Exec {
             l.push(v, left);
         }
         let n = l.len();
-        c.ks.insert(db, key, Value::List(l), 0, c.now_ms);
+        c.ks.insert(db, key, Value::List(Box::new(l)), 0, c.now_ms);
         n
     };
     c.ks.signal_ready(db, key);

@@ -619,15 +619,20 @@ fn transaction_pushes_serve_in_signal_order() {
 }
 
 #[test]
-fn lists_arriving_without_a_push_are_served_after_signal_waited_keys() {
+fn lists_arriving_without_a_push_are_served() {
     let mut t = T::new();
     blocked(t.as_client(1, "blpop k 0"));
-    // A list stored whole (as RENAME or SWAPDB would) is not a push: nothing is signalled...
+    // A list stored whole (as RENAME or COPY do) wakes the waiter, as Redis's dbAdd does.
     let mut l = crate::types::List::new();
     l.push(b"v", false);
-    t.ks.insert(0, b"k", Value::List(l), 0, t.now);
-    assert!(t.ks.serve_blocked(t.now).is_empty());
-    // ...until the database's waited keys are rescanned.
-    t.ks.signal_waited_keys(0, t.now);
+    t.ks.insert(0, b"k", Value::List(Box::new(l)), 0, t.now);
     assert_eq!(t.ks.serve_blocked(t.now), vec![(1, bs(&["k", "v"]))]);
+    // SWAPDB: a database holding a list under a waited key is swapped in.
+    blocked(t.as_client(2, "blpop j 0"));
+    t.r("select 1");
+    t.r("rpush j w");
+    t.r("select 0");
+    assert!(t.ks.serve_blocked(t.now).is_empty());
+    t.r("swapdb 0 1");
+    assert_eq!(t.ks.serve_blocked(t.now), vec![(2, bs(&["j", "w"]))]);
 }

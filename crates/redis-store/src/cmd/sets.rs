@@ -262,7 +262,7 @@ fn sadd(c: &mut Cmd<'_>) -> Exec {
         Sk::Missing => {
             let mut s = Set::new_for(&args[2]);
             let n = args[2..].iter().filter(|m| s.insert(m)).count();
-            c.ks.insert(db, key, Value::Set(s), 0, c.now_ms);
+            c.ks.insert(db, key, Value::Set(Box::new(s)), 0, c.now_ms);
             n
         }
         Sk::Set(s) if args[2..].iter().all(|m| s.contains(m)) => 0,
@@ -325,7 +325,7 @@ fn smove(c: &mut Cmd<'_>) -> Exec {
     if dst_kind.is_none() {
         let mut s = Set::new_for(ele);
         s.insert(ele);
-        c.ks.insert(db, dst, Value::Set(s), 0, c.now_ms);
+        c.ks.insert(db, dst, Value::Set(Box::new(s)), 0, c.now_ms);
     } else if !peek(c.ks, db, dst).is_some_and(|s| s.contains(ele)) {
         with_set(c, dst, |s| s.insert(ele));
     }
@@ -529,7 +529,7 @@ fn store(c: &mut Cmd<'_>, dst: &[u8], set: Set) -> Exec {
     let db = c.client.db;
     let n = set.len();
     if n > 0 {
-        c.ks.insert(db, dst, Value::Set(set), 0, c.now_ms);
+        c.ks.insert(db, dst, Value::Set(Box::new(set)), 0, c.now_ms);
     } else {
         c.ks.lookup(db, dst, c.now_ms);
         c.ks.remove(db, dst);
