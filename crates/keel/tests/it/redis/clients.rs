@@ -1,0 +1,1 @@
+//! Real Redis clients against keel and redis-server (filled in below).
