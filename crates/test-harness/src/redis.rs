@@ -835,10 +835,7 @@ mod tests {
         for cut in 0..n {
             assert_eq!(frame(&msg[..cut]).unwrap(), None, "cut at {cut}");
         }
-        assert_eq!(
-            frame(b"*-1\r\n").unwrap(),
-            Some((Resp::Agg(b'*', None), 5))
-        );
+        assert_eq!(frame(b"*-1\r\n").unwrap(), Some((Resp::Agg(b'*', None), 5)));
         assert!(frame(b"?x\r\n").is_err());
         assert!(frame(b"$99999999999\r\n").is_err());
     }
@@ -848,8 +845,14 @@ mod tests {
         let (r, _) = frame(b"*3\r\n$1\r\nc\r\n$1\r\na\r\n$1\r\nb\r\n")
             .unwrap()
             .unwrap();
-        assert_eq!(r.sorted().encode(), b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n");
-        assert_eq!(r.shape().encode(), b"*3\r\n$1\r\n?\r\n$1\r\n?\r\n$1\r\n?\r\n");
+        assert_eq!(
+            r.sorted().encode(),
+            b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n"
+        );
+        assert_eq!(
+            r.shape().encode(),
+            b"*3\r\n$1\r\n?\r\n$1\r\n?\r\n$1\r\n?\r\n"
+        );
         let (m, _) = frame(b"%2\r\n$1\r\nz\r\n:1\r\n$1\r\ny\r\n:2\r\n")
             .unwrap()
             .unwrap();
@@ -857,7 +860,10 @@ mod tests {
             m.sorted().encode(),
             b"%2\r\n$1\r\ny\r\n:2\r\n$1\r\nz\r\n:1\r\n"
         );
-        assert_eq!(m.shape().encode(), b"%2\r\n$1\r\nz\r\n:?\r\n$1\r\ny\r\n:?\r\n");
+        assert_eq!(
+            m.shape().encode(),
+            b"%2\r\n$1\r\nz\r\n:?\r\n$1\r\ny\r\n:?\r\n"
+        );
         let e = Resp::Line(b'-', b"ERR x".to_vec());
         assert_eq!(e.shape(), e);
     }

@@ -547,7 +547,10 @@ fn every_script_file_is_listed() {
     files.sort();
     let mut listed: Vec<String> = SCRIPTS.iter().map(|s| s.to_string()).collect();
     listed.sort();
-    assert_eq!(files, listed, "scripts! {{...}} must list every script file");
+    assert_eq!(
+        files, listed,
+        "scripts! {{...}} must list every script file"
+    );
 }
 
 #[test]
@@ -601,7 +604,10 @@ fn keel_answers_unknown_command_for_unsupported_families() {
         &["EVAL", "return 1", "0"],
         &["CLUSTER", "INFO"],
     ] {
-        let mut want = format!("-ERR unknown command '{}', with args beginning with: ", cmd[0]);
+        let mut want = format!(
+            "-ERR unknown command '{}', with args beginning with: ",
+            cmd[0]
+        );
         for a in &cmd[1..] {
             want.push_str(&format!("'{a}' "));
         }
