@@ -186,6 +186,13 @@ def main():
             return
         bad = redis.Redis(host=host, port=port, password=password + "x", socket_timeout=5)
         c.raises("wrong password", (redis.AuthenticationError, redis.ResponseError), bad.ping)
+        # seahub has built `redis://{password}@host:port`: redis-py reads the password as a user
+        # name and sends `AUTH <password> ""`, which a password-protected Redis refuses.
+        url = redis.Redis.from_url(f"redis://{password}@{host}:{port}/0", socket_timeout=5)
+        c.raises("password given as user name in the URL",
+                 (redis.AuthenticationError, redis.ResponseError), url.ping)
+        good = redis.Redis.from_url(f"redis://:{password}@{host}:{port}/0", socket_timeout=5)
+        c.true("password in the URL's password field", good.ping() is True)
         none = redis.Redis(host=host, port=port, socket_timeout=5)
         c.raises("no password", (redis.AuthenticationError, redis.ResponseError), lambda: none.get("k"))
 
