@@ -181,7 +181,7 @@ for p in 1 16; do
             "${CPU[redis,$t,$p]}" "${CPU[keel,$t,$p]}"
     done
 done
-printf '\nRSS after %s keys of 100 bytes (KiB): redis-server %s (idle %s), keel %s (idle %s), ratio %s\n' \
+printf '\nRSS after %s keys of 100 bytes (KiB): redis-server %s (before loading %s), keel %s (before loading %s), ratio %s\n' \
     "$KEYS" "$R_RSS" "$R_RSS0" "$K_RSS" "$K_RSS0" \
     "$(awk -v a="$K_RSS" -v b="$R_RSS" 'BEGIN{printf "%.2f", a / b}')"
 echo "50 clients, 100-byte values, -r 100000; redis-benchmark $(redis-benchmark --version 2>/dev/null | awk '{print $2}'); $(nproc) cores"

@@ -1,7 +1,8 @@
 //! Bad input and slow clients as Redis handles them, against keel and (to prove each test)
 //! against redis-server: a subscriber that never reads is disconnected at the pubsub class's
 //! output-buffer limit (32 MiB hard by default) while every other client is served; big values
-//! and deep pipelines round-trip intact.
+//! and deep pipelines round-trip intact; expired keys nobody touches are removed by the active
+//! expiry cycle.
 
 use std::time::{Duration, Instant};
 
@@ -94,6 +95,42 @@ fn big_values_and_deep_pipelines(server: &RedisServer) {
     );
 }
 
+/// Keys that expire and are never touched again are removed by the active expiry cycle: DBSIZE
+/// (which does not expire keys lazily) drops to 0 within a few seconds.
+fn expired_keys_are_removed_by_the_active_cycle(server: &RedisServer) {
+    let mut c = server.connect().expect("connect");
+    let mut msg = Vec::new();
+    for i in 0..20_000 {
+        msg.extend(encode_command(&[
+            "SET",
+            &format!("exp:{i}"),
+            "0123456789012345678901234567890123456789",
+            "PX",
+            "200",
+        ]));
+    }
+    c.send(&msg).expect("send");
+    for _ in 0..20_000 {
+        assert_eq!(c.read_reply().expect("reply"), b"+OK\r\n");
+    }
+    assert_eq!(c.cmd(&["SET", "keep", "v"]).expect("set"), b"+OK\r\n");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let n = c.cmd(&["DBSIZE"]).expect("dbsize");
+        if n == b":1\r\n" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: DBSIZE still {} 15 s after 20,000 keys expired",
+            server.name(),
+            show(&n)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(c.cmd(&["GET", "keep"]).expect("get"), b"$1\r\nv\r\n");
+}
+
 macro_rules! robustness_tests {
     ($($name:ident;)*) => {
         mod against_redis_server {
@@ -110,4 +147,5 @@ macro_rules! robustness_tests {
 robustness_tests! {
     slow_subscriber_is_disconnected;
     big_values_and_deep_pipelines;
+    expired_keys_are_removed_by_the_active_cycle;
 }
