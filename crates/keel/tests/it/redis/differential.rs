@@ -25,7 +25,9 @@
 //! - `:sort` sort the elements of every aggregate (unordered replies: KEYS, SMEMBERS, SUNION...);
 //!   `:pairs` sort a flat key/value array (HGETALL in RESP2) by pairs;
 //!   `:shape` compare only the shape (types, counts, map keys, error texts): random or
-//!   time-dependent replies (RANDOMKEY, SPOP, TIME, INFO, CLIENT ID, HELLO's id...).
+//!   time-dependent replies (RANDOMKEY, SPOP, TIME, INFO, CLIENT ID...);
+//!   `:mask=I,J` only elements I, J of the top-level aggregate by shape (flat indices; HELLO's
+//!   version and id are `:mask=3,7`).
 //!
 //! Directives:
 //! - `!password PW` (before any command): both servers require this password.
@@ -54,6 +56,9 @@ enum Norm {
     Sort,
     Pairs,
     Shape,
+    /// Replace these elements of the top-level aggregate (flat index; a map's key k is 2k, its
+    /// value 2k+1) by their shape, compare the rest exactly.
+    Mask(&'static [usize]),
 }
 
 #[derive(Clone, Debug)]
@@ -226,6 +231,12 @@ fn parse_line(text: &str) -> Result<Option<Step>, String> {
             "recv" => recv = true,
             f if f.starts_with("n=") => {
                 replies = Some(f[2..].parse().map_err(|_| format!("bad {f}"))?);
+            }
+            f if f.starts_with("mask=") => {
+                let idx: Result<Vec<usize>, _> = f[5..].split(',').map(str::parse).collect();
+                let idx = idx.map_err(|_| format!("bad {f}"))?;
+                // Scripts are parsed once per test: leaking the few indices is harmless.
+                norm = Norm::Mask(Box::leak(idx.into_boxed_slice()));
             }
             f if f.starts_with("x=") => {
                 times = f[2..].parse().map_err(|_| format!("bad {f}"))?;
@@ -409,6 +420,23 @@ fn normalise(r: &Resp, raw: &[u8], norm: Norm) -> String {
         Norm::Sort => show(&r.sorted().encode()),
         Norm::Pairs => show(&r.sorted_pairs().encode()),
         Norm::Shape => show(&r.shape().encode()),
+        Norm::Mask(idx) => match r {
+            Resp::Agg(t, Some(items)) => {
+                let items = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| {
+                        if idx.contains(&i) {
+                            e.shape()
+                        } else {
+                            e.clone()
+                        }
+                    })
+                    .collect();
+                show(&Resp::Agg(*t, Some(items)).encode())
+            }
+            other => show(&other.encode()),
+        },
     }
 }
 
