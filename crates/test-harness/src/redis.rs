@@ -885,6 +885,47 @@ mod tests {
         assert!(!Path::new(&format!("/proc/{pid}")).exists());
     }
 
+    /// `keel_redis`'s start path (port files, password file, PING readiness, kill on drop),
+    /// exercised with a stand-in for keel: a shell script that takes keel's flags and runs
+    /// redis-server on a free port, writing the port file before it listens.
+    #[test]
+    fn keel_redis_start_path_works_with_a_stand_in() {
+        let dir = make_temp_dir("fake-keel").unwrap();
+        let script = dir.join("fake-keel");
+        fs::write(
+            &script,
+            r#"#!/bin/sh
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --redis-port-file) RF=$2; shift ;;
+    --port-file) MF=$2; shift ;;
+    --redis-password-file) PW=$(cat "$2"); shift ;;
+  esac
+  shift
+done
+P=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+echo 11211 > "$MF"
+echo "$P" > "$RF"
+if [ -n "$PW" ]; then set -- --requirepass "$PW"; fi
+exec /usr/bin/redis-server --port "$P" --bind 127.0.0.1 --save "" --appendonly no "$@"
+"#,
+        )
+        .unwrap();
+        let mut perm = fs::metadata(&script).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+        fs::set_permissions(&script, perm).unwrap();
+        let s = keel_redis(&script, &RedisOpts::with_password("pw")).expect("stand-in starts");
+        assert_eq!(s.memcached_port(), Some(11211));
+        assert!(s.command_line().contains("--redis-password-file"));
+        let pid = s.pid();
+        let mut c = s.connect_auth().unwrap();
+        assert_eq!(c.cmd(&["ECHO", "x"]).unwrap(), b"$1\r\nx\r\n");
+        drop(c);
+        drop(s);
+        assert!(!Path::new(&format!("/proc/{pid}")).exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn redis_server_with_password_is_ready_and_wants_auth() {
         let s = redis_server(&RedisOpts::with_password("s3cret")).expect("start");
