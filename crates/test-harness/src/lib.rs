@@ -14,6 +14,7 @@
 //!   resumed and restarted on the same ports.
 //! - [`client`]: a text-protocol client; [`binary`]: binary-protocol framing written from the
 //!   protocol document, independent of the codec under test.
+//! - [`redis`]: Debian's redis-server and keel's Redis port under test, and a RESP client.
 //! - [`lin`]: the linearizability checker shared by the in-process and the process-level cluster
 //!   tests; [`rng`]: a seeded PRNG so a randomized test is reproducible from its seed.
 //!
@@ -26,10 +27,12 @@ pub mod binary;
 pub mod client;
 pub mod cluster;
 pub mod lin;
+pub mod redis;
 pub mod rng;
 pub mod server;
 
 pub use client::{Reply, TextClient};
+pub use redis::{keel_redis, redis_server, RedisOpts, RedisServer, Resp, RespClient};
 pub use rng::Rng;
 pub use server::{keel, memcached, raise_nofile_limit, Error, Server, ServerSpec};
 

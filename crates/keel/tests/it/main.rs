@@ -8,6 +8,7 @@
 //!   replies compared byte for byte (modulo documented differences).
 //! * [`clients`]: real clients (libmemcached's `memccapable`, Seafile's python clients).
 //! * [`robustness`]: bad input, idle and greedy clients, connection limits, SIGTERM.
+//! * [`redis`]: keel's Redis protocol against redis-server 7.0.15 and real Redis clients.
 //! * [`tier`]: the Galera tier (filled in by the tier work).
 
 mod adopt;
@@ -16,6 +17,7 @@ mod cluster;
 mod deploy;
 mod differential;
 mod proxy;
+mod redis;
 mod robustness;
 mod seafile;
 mod tier;
