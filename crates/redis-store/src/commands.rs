@@ -116,6 +116,27 @@ impl Spec {
     }
 }
 
+/// A [`Command`] table entry without subcommands: `cmd!(name, arity, flags, first key, last
+/// key, step, categories, handler)`.
+macro_rules! cmd {
+    ($name:expr, $arity:expr, $flags:expr, $fk:expr, $lk:expr, $st:expr, $cats:expr, $run:expr) => {
+        $crate::commands::Command {
+            spec: $crate::commands::Spec {
+                name: $name,
+                arity: $arity,
+                flags: $flags,
+                first_key: $fk,
+                last_key: $lk,
+                step: $st,
+                categories: $cats,
+                subcommands: &[],
+            },
+            run: $run,
+        }
+    };
+}
+pub(crate) use cmd;
+
 /// A data command's handler.
 pub type Handler = fn(&mut Cmd<'_>) -> Exec;
 

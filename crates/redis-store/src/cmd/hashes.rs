@@ -7,7 +7,7 @@ use redis_proto::{Protocol, Reply};
 
 use crate::args::parse_i64;
 use crate::cmd::lists::{arg_long, arg_range, err_msg, tri};
-use crate::commands::{Command, Flags, Spec};
+use crate::commands::{Command, Flags};
 use crate::db::Value;
 use crate::errors::{self, err, wrong_arity};
 use crate::keyspace::Keyspace;
@@ -16,23 +16,7 @@ use crate::{Cmd, Exec};
 
 use crate::num::LongDouble;
 
-macro_rules! cmd {
-    ($name:expr, $arity:expr, $flags:expr, $fk:expr, $lk:expr, $st:expr, $cats:expr, $run:expr) => {
-        Command {
-            spec: Spec {
-                name: $name,
-                arity: $arity,
-                flags: $flags,
-                first_key: $fk,
-                last_key: $lk,
-                step: $st,
-                categories: $cats,
-                subcommands: &[],
-            },
-            run: $run,
-        }
-    };
-}
+use crate::commands::cmd;
 
 pub const COMMANDS: &[Command] = &[
     cmd!(

@@ -7,30 +7,14 @@ use redis_proto::Reply;
 
 use crate::args::parse_i64;
 use crate::block::{parse_timeout, BlockOp};
-use crate::commands::{Command, Flags, Spec};
+use crate::commands::{Command, Flags};
 use crate::db::Value;
 use crate::errors::{self, err, wrong_arity};
 use crate::keyspace::Keyspace;
 use crate::types::List;
 use crate::{Cmd, Exec};
 
-macro_rules! cmd {
-    ($name:expr, $arity:expr, $flags:expr, $fk:expr, $lk:expr, $st:expr, $cats:expr, $run:expr) => {
-        Command {
-            spec: Spec {
-                name: $name,
-                arity: $arity,
-                flags: $flags,
-                first_key: $fk,
-                last_key: $lk,
-                step: $st,
-                categories: $cats,
-                subcommands: &[],
-            },
-            run: $run,
-        }
-    };
-}
+use crate::commands::cmd;
 
 // `lmpop` and `blmpop` are also `movablekeys` in COMMAND INFO (a flag `Flags` lacks).
 pub const COMMANDS: &[Command] = &[
@@ -301,15 +285,7 @@ pub(crate) fn arg_positive(a: &[u8], msg: Option<&str>) -> Result<i64, Reply> {
     )
 }
 
-macro_rules! tri {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(r) => return Exec::Reply(r),
-        }
-    };
-}
-pub(crate) use tri;
+pub(crate) use crate::cmd::tri;
 
 /// What a key holds, for a list command.
 enum Lk<'a> {

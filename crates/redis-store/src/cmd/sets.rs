@@ -10,30 +10,14 @@ use crate::cmd::hashes::{
     MAX_RANDOM_REPLY,
 };
 use crate::cmd::lists::{arg_positive, arg_range, err_msg, tri};
-use crate::commands::{Command, Flags, Spec};
+use crate::commands::{Command, Flags};
 use crate::db::Value;
 use crate::errors::{self, err};
 use crate::keyspace::Keyspace;
 use crate::types::Set;
 use crate::{Cmd, Exec};
 
-macro_rules! cmd {
-    ($name:expr, $arity:expr, $flags:expr, $fk:expr, $lk:expr, $st:expr, $cats:expr, $run:expr) => {
-        Command {
-            spec: Spec {
-                name: $name,
-                arity: $arity,
-                flags: $flags,
-                first_key: $fk,
-                last_key: $lk,
-                step: $st,
-                categories: $cats,
-                subcommands: &[],
-            },
-            run: $run,
-        }
-    };
-}
+use crate::commands::cmd;
 
 // `sintercard` is also `movablekeys` in COMMAND INFO (a flag `Flags` lacks).
 pub const COMMANDS: &[Command] = &[
