@@ -31,7 +31,9 @@
 //!
 //! Directives:
 //! - `!password PW` (before any command): both servers require this password.
-//! - `!sleep MS`: wait (once, for both servers).
+//! - `!sleep MS`: wait (once, for both servers): for expiry, never to order clients.
+//! - `!blocked N`: wait until the server reports `blocked_clients:N` in `INFO clients` (a
+//!   client sent a blocking command and is now blocked), on each side, with a deadline.
 //! - `!close CONN`: drop that connection; its next use opens a fresh one.
 //! - `!fill CONN PREFIX SIZE MAX`: `SET PREFIX:i <SIZE bytes>` in pipelined batches until a reply
 //!   is not `+OK` (at most MAX keys); only that first other reply is compared (OOM tests: the
@@ -71,6 +73,7 @@ enum Step {
         eof: bool,
     },
     Sleep(u64),
+    Blocked(u64),
     Close(String),
     Fill {
         conn: String,
@@ -191,6 +194,9 @@ fn parse_line(text: &str) -> Result<Option<Step>, String> {
         return match words.as_slice() {
             ["sleep", ms] => Ok(Some(Step::Sleep(
                 ms.parse().map_err(|_| format!("bad sleep {ms:?}"))?,
+            ))),
+            ["blocked", n] => Ok(Some(Step::Blocked(
+                n.parse().map_err(|_| format!("bad blocked count {n:?}"))?,
             ))),
             ["close", c] => Ok(Some(Step::Close(c.to_string()))),
             ["fill", c, prefix, size, max] => Ok(Some(Step::Fill {
@@ -324,10 +330,32 @@ impl Side {
         Ok(self.conns.get_mut(name).expect("just inserted"))
     }
 
+    /// Poll `INFO clients` on a connection of its own until `blocked_clients:n`; an observation
+    /// only when the deadline passes first.
+    fn wait_blocked(&mut self, n: u64) -> Vec<String> {
+        let want = format!("blocked_clients:{n}\r\n");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            match self
+                .server
+                .connect_auth()
+                .and_then(|mut c| c.cmd_str("INFO clients"))
+            {
+                Ok(r) if String::from_utf8_lossy(&r).contains(&want) => return Vec::new(),
+                Ok(r) => last = show(&r),
+                Err(e) => last = format!("<INFO failed: {e}>"),
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        vec![format!("<never {want:?} within 10 s; last INFO: {last}>")]
+    }
+
     /// Run one step; the observations to compare (one string per reply, plus the close check).
     fn run(&mut self, step: &Step) -> Vec<String> {
         match step {
             Step::Sleep(_) => Vec::new(),
+            Step::Blocked(n) => self.wait_blocked(*n),
             Step::Close(c) => {
                 self.conns.remove(c);
                 Vec::new()
