@@ -602,7 +602,7 @@ pub fn config_set(
     cfg: &mut RedisSettings,
     ks: &mut redis_store::Config,
 ) -> Result<(), Reply> {
-    if pairs.is_empty() || pairs.len() % 2 != 0 {
+    if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
         return Err(Reply::error(
             "ERR wrong number of arguments for 'config|set' command",
         ));
@@ -682,7 +682,7 @@ pub fn config_set(
                     .split(|b| b.is_ascii_whitespace())
                     .filter(|w| !w.is_empty())
                     .count();
-                if words == 0 || words % 4 != 0 {
+                if words == 0 || !words.is_multiple_of(4) {
                     return Err(set_failed(
                         param,
                         "Wrong number of arguments in buffer limit configuration.",

@@ -1212,7 +1212,7 @@ impl Conn {
                 None => err("ERR No such client"),
             };
         }
-        if args.len() % 2 != 0 {
+        if !args.len().is_multiple_of(2) {
             return err("ERR syntax error");
         }
         let mut id: Option<u64> = None;

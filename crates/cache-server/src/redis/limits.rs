@@ -79,7 +79,7 @@ pub enum ObufClass {
 pub fn parse_obuf_config(s: &[u8]) -> Option<Vec<(ObufClass, ObufLimit)>> {
     let s = std::str::from_utf8(s).ok()?;
     let words: Vec<&str> = s.split_ascii_whitespace().collect();
-    if words.is_empty() || words.len() % 4 != 0 {
+    if words.is_empty() || !words.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::new();
