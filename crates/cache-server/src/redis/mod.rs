@@ -13,6 +13,8 @@ pub mod info;
 pub mod limits;
 pub mod pubsub;
 mod shim;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
