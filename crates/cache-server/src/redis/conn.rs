@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use redis_proto::{encode, parse_request, Args, Limits, Protocol, Reply};
 use redis_store::{Exec, Flags, Keyspace};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -167,6 +167,10 @@ impl From<Reply> for Outcome {
 /// What woke the connection while it was waiting.
 enum Event {
     Read(io::Result<usize>),
+    /// The socket has input (read with `try_read_buf`).
+    Readable(io::Result<()>),
+    /// Output that did not fit the socket may be written now.
+    Writable(io::Result<()>),
     Mail(Option<Msg>),
     Close,
     Idle,
@@ -296,27 +300,27 @@ impl Conn {
                 let outcome = self.execute(args);
                 match outcome {
                     Outcome::Blocked { deadline_ms } => {
-                        self.write_out(stream).await?;
+                        self.write_out(stream, true).await?;
                         match self.wait_blocked(stream, &mut buf, deadline_ms).await? {
                             Some(r) => self.deliver(Outcome::Reply(r)),
                             None => return Ok(()),
                         }
                     }
                     Outcome::Sleep(d) => {
-                        self.write_out(stream).await?;
+                        self.write_out(stream, true).await?;
                         tokio::time::sleep(d).await;
                         self.deliver(ok());
                     }
                     o => self.deliver(o),
                 }
                 if self.out.len() >= OUT_HIGH_WATER {
-                    self.write_out(stream).await?;
+                    self.write_out(stream, false).await?;
                 }
             }
             while let Ok(m) = self.rx.try_recv() {
                 self.emit_push(m);
             }
-            self.write_out(stream).await?;
+            self.write_out(stream, self.close).await?;
             if self.close || self.handle.is_killed() {
                 return Ok(());
             }
@@ -325,16 +329,27 @@ impl Conn {
                 .then(|| last_active + Duration::from_secs(timeout_secs));
             buf.reserve(READ_CHUNK);
             let ev = tokio::select! {
-                r = stream.read_buf(&mut buf) => Event::Read(r),
+                r = stream.readable() => Event::Readable(r),
+                r = stream.writable(), if !self.out.is_empty() => Event::Writable(r),
                 m = self.rx.recv() => Event::Mail(m),
                 _ = self.handle.killed() => Event::Close,
                 _ = self.shutdown.changed() => Event::Close,
                 _ = tokio::time::sleep_until(idle.unwrap_or_else(Instant::now)), if idle.is_some() => Event::Idle,
             };
+            let ev = match ev {
+                Event::Readable(Ok(())) => match stream.try_read_buf(&mut buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    r => Event::Read(r),
+                },
+                Event::Readable(Err(e)) => Event::Read(Err(e)),
+                ev => ev,
+            };
             match ev {
-                Event::Read(Ok(0)) | Event::Close | Event::Mail(None) | Event::Deadline => {
-                    return Ok(())
-                }
+                Event::Read(Ok(0))
+                | Event::Close
+                | Event::Mail(None)
+                | Event::Deadline
+                | Event::Readable(_) => return Ok(()),
                 Event::Read(Ok(n)) => {
                     last_active = Instant::now();
                     self.shared
@@ -342,7 +357,8 @@ impl Conn {
                         .net_input_bytes
                         .fetch_add(n as u64, Relaxed);
                 }
-                Event::Read(Err(e)) => return Err(e),
+                Event::Read(Err(e)) | Event::Writable(Err(e)) => return Err(e),
+                Event::Writable(Ok(())) => {}
                 Event::Mail(Some(m)) => self.emit_push(m),
                 Event::Idle => {
                     debug!(target: PROTOCOL_TARGET, "redis <{} closing idle client", self.client.id);
@@ -352,10 +368,13 @@ impl Conn {
         }
     }
 
-    /// Write the pending output. With an output-buffer limit for the client's class, a client
-    /// that does not read is closed once its pending output exceeds it (as Redis closes it);
-    /// without one, the write simply waits (input is not read meanwhile).
-    async fn write_out(&mut self, stream: &mut TcpStream) -> io::Result<()> {
+    /// Write the pending output. Without an output-buffer limit for the client's class (the
+    /// normal class's default), the write waits until the client takes it, and input is not
+    /// read meanwhile: a client that does not read stalls only itself. With a limit, what the
+    /// socket does not take stays in the output buffer (unless `must_flush`) and the connection
+    /// goes on reading and answering, as Redis does, until the pending output passes the limit
+    /// and the client is closed, as Redis closes it.
+    async fn write_out(&mut self, stream: &mut TcpStream, must_flush: bool) -> io::Result<()> {
         if self.out.is_empty() {
             return Ok(());
         }
@@ -367,41 +386,57 @@ impl Conn {
                 cfg.obuf_normal
             }
         };
-        let total = self.out.len();
         if limit.hard == 0 && limit.soft == 0 {
-            stream.write_all(&self.out).await?;
-        } else {
-            let mut written = 0;
-            while written < total {
-                match stream.try_write(&self.out[written..]) {
-                    Ok(n) => written += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
-                }
-                if written == total {
-                    break;
-                }
-                let pending = (total - written) as u64 + self.handle.pending();
-                if limit.exceeded(pending, &mut self.soft_since_ms, now_ms()) {
-                    tracing::warn!(
-                        target: PROTOCOL_TARGET,
-                        "Client id={} addr={} closed for overcoming of output buffer limits.",
-                        self.client.id,
-                        self.handle.addr
-                    );
-                    return Err(io::Error::other("output buffer limit reached"));
-                }
-                // Wake at least once a second to check the soft limit's clock.
-                let _ = tokio::time::timeout(Duration::from_secs(1), stream.writable()).await;
+            // A client that never reads stalls here; `CLIENT KILL` and shutdown still end it.
+            let handle = &self.handle;
+            let shutdown = &mut self.shutdown;
+            tokio::select! {
+                r = stream.write_all(&self.out) => r?,
+                _ = handle.killed() => return Err(io::Error::other("killed while writing")),
+                _ = shutdown.changed() => return Err(io::Error::other("shut down while writing")),
             }
-            self.soft_since_ms = 0;
+            self.shared
+                .stats
+                .net_output_bytes
+                .fetch_add(self.out.len() as u64, Relaxed);
+            self.out.clear();
+            return Ok(());
         }
-        self.shared
-            .stats
-            .net_output_bytes
-            .fetch_add(total as u64, Relaxed);
-        self.out.clear();
-        Ok(())
+        loop {
+            match stream.try_write(&self.out) {
+                Ok(n) => {
+                    self.shared
+                        .stats
+                        .net_output_bytes
+                        .fetch_add(n as u64, Relaxed);
+                    self.out.advance(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            if self.out.is_empty() {
+                self.soft_since_ms = 0;
+                return Ok(());
+            }
+            if self.handle.is_killed() || *self.shutdown.borrow() {
+                return Err(io::Error::other("closed while writing"));
+            }
+            let pending = self.out.len() as u64 + self.handle.pending();
+            if limit.exceeded(pending, &mut self.soft_since_ms, now_ms()) {
+                tracing::warn!(
+                    target: PROTOCOL_TARGET,
+                    "Client id={} addr={} closed for overcoming of output buffer limits.",
+                    self.client.id,
+                    self.handle.addr
+                );
+                return Err(io::Error::other("output buffer limit reached"));
+            }
+            if !must_flush {
+                return Ok(());
+            }
+            // Wake at least once a second to check the soft limit's clock.
+            let _ = tokio::time::timeout(Duration::from_secs(1), stream.writable()).await;
+        }
     }
 
     /// Wait for a blocked command's reply: served by another client's write, or the deadline
@@ -433,7 +468,7 @@ impl Conn {
                 Event::Mail(Some(Msg::Served(r))) => break Some(r),
                 Event::Mail(Some(m)) => {
                     self.emit_push(m);
-                    self.write_out(stream).await?;
+                    self.write_out(stream, false).await?;
                 }
                 Event::Read(Ok(n)) if n > 0 => {
                     self.shared
@@ -442,7 +477,12 @@ impl Conn {
                         .fetch_add(n as u64, Relaxed);
                 }
                 Event::Deadline => break Some(self.cancel_block()),
-                Event::Read(_) | Event::Close | Event::Mail(None) | Event::Idle => {
+                Event::Read(_)
+                | Event::Readable(_)
+                | Event::Close
+                | Event::Mail(None)
+                | Event::Idle
+                | Event::Writable(_) => {
                     let _ = self.cancel_block();
                     break None;
                 }
@@ -474,6 +514,9 @@ impl Conn {
         let id = self.client.id;
         {
             let mut ks = self.shared.ks.lock();
+            // A connection that failed while blocked must leave the wait list too (a reply
+            // already served to it is dropped with the connection, as Redis drops it).
+            let _ = ks.cancel_block(id);
             ks.unwatch(id);
         }
         for c in std::mem::take(&mut self.subs) {

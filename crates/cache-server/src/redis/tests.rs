@@ -271,3 +271,40 @@ async fn slow_subscriber_is_disconnected_and_kill_and_timeout_close() {
     assert!(idle.closed_within(5).await);
     srv.stop().await;
 }
+
+#[tokio::test]
+#[ignore = "needs redis-proto"]
+async fn client_that_never_reads_is_closed_at_the_normal_limit() {
+    let srv = Running::start(RedisSettings {
+        obuf_normal: crate::redis::ObufLimit {
+            hard: 256 * 1024,
+            soft: 0,
+            soft_secs: 0,
+        },
+        ..RedisSettings::default()
+    })
+    .await;
+    let mut c = srv.connect().await;
+    let mut req = b"ECHO ".to_vec();
+    req.extend(std::iter::repeat_n(b'x', 64 * 1024));
+    req.extend_from_slice(b"\r\n");
+    // Never read: the server stops reading this client's input, then closes it once its
+    // pending output passes the limit; our writes then fail (or the read sees EOF).
+    let mut failed = false;
+    for _ in 0..4000 {
+        match tokio::time::timeout(Duration::from_secs(2), c.0.write_all(&req)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                failed = true;
+                break;
+            }
+            // Blocked: the server no longer reads from us.
+            Err(_) => break,
+        }
+    }
+    assert!(failed || c.closed_within(5).await);
+    // Other clients are unaffected.
+    let mut d = srv.connect().await;
+    d.call(b"PING\r\n", b"+PONG\r\n").await;
+    srv.stop().await;
+}
