@@ -111,31 +111,9 @@ pub async fn serve(
     let zero: SocketAddr = ([0, 0, 0, 0], 0).into();
     let addr = stream.peer_addr().unwrap_or(zero);
     let laddr = stream.local_addr().unwrap_or(zero);
-    let id = shared.next_client_id();
-    let (handle, rx) = ClientHandle::new(id, addr, laddr);
-    shared.clients.lock().insert(id, handle.clone());
+    let mut conn = Conn::new(shared, addr, laddr, shutdown);
+    let id = conn.client.id;
     trace!(target: PROTOCOL_TARGET, "redis <{id} new client connection from {addr}");
-    let authenticated = shared.cfg.read().password.is_none();
-    let mut conn = Conn {
-        shared: shared.clone(),
-        handle,
-        rx,
-        client: redis_store::Client {
-            id,
-            ..redis_store::Client::default()
-        },
-        authenticated,
-        multi: None,
-        multi_error: false,
-        subs: Vec::new(),
-        psubs: Vec::new(),
-        reply_off: false,
-        skip_next: 0,
-        out: BytesMut::new(),
-        close: false,
-        soft_since_ms: 0,
-        shutdown,
-    };
     let result = conn.run(&mut stream).await;
     match &result {
         Ok(()) => trace!(target: PROTOCOL_TARGET, "redis <{id} connection closed."),
@@ -232,6 +210,39 @@ fn parse_seconds(s: &[u8]) -> Option<f64> {
 }
 
 impl Conn {
+    /// A new client, registered with the server's client registry.
+    fn new(
+        shared: Arc<RedisShared>,
+        addr: SocketAddr,
+        laddr: SocketAddr,
+        shutdown: watch::Receiver<bool>,
+    ) -> Conn {
+        let id = shared.next_client_id();
+        let (handle, rx) = ClientHandle::new(id, addr, laddr);
+        shared.clients.lock().insert(id, handle.clone());
+        let authenticated = shared.cfg.read().password.is_none();
+        Conn {
+            shared,
+            handle,
+            rx,
+            client: redis_store::Client {
+                id,
+                ..redis_store::Client::default()
+            },
+            authenticated,
+            multi: None,
+            multi_error: false,
+            subs: Vec::new(),
+            psubs: Vec::new(),
+            reply_off: false,
+            skip_next: 0,
+            out: BytesMut::new(),
+            close: false,
+            soft_since_ms: 0,
+            shutdown,
+        }
+    }
+
     fn subscribed(&self) -> bool {
         !self.subs.is_empty() || !self.psubs.is_empty()
     }
@@ -1338,6 +1349,114 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redis_store::{Cmd, Command, Spec};
+
+    /// A data command that always blocks for 200 ms (what `BLPOP k 0.2` on an empty list does).
+    fn blocks(cmd: &mut Cmd<'_>) -> Exec {
+        Exec::Blocked {
+            deadline_ms: Some(cmd.now_ms + 200),
+        }
+    }
+
+    static BLOCKING: Command = Command {
+        spec: Spec {
+            name: "blocktest",
+            arity: 1,
+            flags: Flags::BLOCKING.or(Flags::WRITE),
+            first_key: 0,
+            last_key: 0,
+            step: 0,
+            categories: &[],
+            subcommands: &[],
+        },
+        run: blocks,
+    };
+
+    /// A connection over a real socket pair, and the client's end.
+    async fn pair(shared: &Arc<RedisShared>) -> (Conn, TcpStream, TcpStream, watch::Sender<bool>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (server, addr) = l.accept().await.unwrap();
+        let (tx, rx) = watch::channel(false);
+        let conn = Conn::new(shared.clone(), addr, addr, rx);
+        (conn, server, client, tx)
+    }
+
+    #[tokio::test]
+    async fn blocked_client_gets_the_served_reply_or_leaves_on_close() {
+        let shared = Arc::new(RedisShared::new(
+            &crate::config::RedisSettings::default(),
+            10,
+        ));
+        let found = Found::Store(&BLOCKING, &BLOCKING.spec);
+        let args = vec![Bytes::from_static(b"blocktest")];
+
+        // Served by another client's write: the reply arrives through the mailbox.
+        let (mut conn, mut server, _client, _stop) = pair(&shared).await;
+        let Outcome::Blocked { deadline_ms } = conn.run_command(found, &args, None) else {
+            panic!("did not block");
+        };
+        let handle = shared.clients.lock().get(&conn.client.id).cloned().unwrap();
+        handle.serve(Reply::Int(7));
+        let mut buf = BytesMut::new();
+        let r = conn
+            .wait_blocked(&mut server, &mut buf, deadline_ms)
+            .await
+            .unwrap();
+        assert_eq!(r, Some(Reply::Int(7)));
+        assert_eq!(shared.stats.blocked.load(Relaxed), 0);
+
+        // Inside EXEC a blocking command never waits.
+        conn.client.in_exec = true;
+        assert!(matches!(
+            conn.run_command(found, &args, None),
+            Outcome::Reply(Reply::NilArray)
+        ));
+        conn.client.in_exec = false;
+
+        // The deadline passes: the store's timeout reply (the stand-in store's: a null array).
+        let started = std::time::Instant::now();
+        let r = conn
+            .wait_blocked(&mut server, &mut buf, Some(now_ms() + 100))
+            .await
+            .unwrap();
+        assert_eq!(r, Some(Reply::NilArray));
+        assert!(started.elapsed() >= Duration::from_millis(90));
+
+        // Input pipelined behind a blocked command is kept for later, not lost.
+        let (mut conn, mut server, mut client, _stop) = pair(&shared).await;
+        client.write_all(b"PING\r\n").await.unwrap();
+        let mut buf = BytesMut::new();
+        let r = conn
+            .wait_blocked(&mut server, &mut buf, Some(now_ms() + 300))
+            .await
+            .unwrap();
+        assert_eq!(r, Some(Reply::NilArray));
+        assert_eq!(&buf[..], b"PING\r\n");
+
+        // The client closes its socket while blocked: the wait ends at once.
+        let (mut conn, mut server, client, _stop) = pair(&shared).await;
+        drop(client);
+        let started = std::time::Instant::now();
+        let r = conn
+            .wait_blocked(&mut server, &mut buf, None)
+            .await
+            .unwrap();
+        assert_eq!(r, None);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        conn.cleanup();
+        assert!(!shared.clients.lock().contains_key(&conn.client.id));
+
+        // CLIENT KILL while blocked ends the wait too.
+        let (mut conn, mut server, _client, _stop) = pair(&shared).await;
+        let handle = shared.clients.lock().get(&conn.client.id).cloned().unwrap();
+        handle.kill();
+        let r = conn
+            .wait_blocked(&mut server, &mut buf, None)
+            .await
+            .unwrap();
+        assert_eq!(r, None);
+    }
 
     #[test]
     fn names_and_secrets() {
