@@ -461,8 +461,10 @@ impl Conn {
     ) -> io::Result<Option<Reply>> {
         self.handle.info.lock().blocked = true;
         self.shared.stats.blocked.fetch_add(1, Relaxed);
-        let deadline =
-            deadline_ms.map(|d| Instant::now() + Duration::from_millis(d.saturating_sub(now_ms())));
+        // A deadline too far away to represent is no deadline (it would never come anyway).
+        let deadline = deadline_ms.and_then(|d| {
+            Instant::now().checked_add(Duration::from_millis(d.saturating_sub(now_ms())))
+        });
         let result = loop {
             let can_read = buf.len() < BLOCKED_INPUT_MAX;
             if can_read {
@@ -1446,6 +1448,15 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(5));
         conn.cleanup();
         assert!(!shared.clients.lock().contains_key(&conn.client.id));
+
+        // A deadline beyond what the clock can represent waits like no deadline.
+        let (mut conn, mut server, client, _stop) = pair(&shared).await;
+        drop(client);
+        let r = conn
+            .wait_blocked(&mut server, &mut buf, Some(u64::MAX))
+            .await
+            .unwrap();
+        assert_eq!(r, None);
 
         // CLIENT KILL while blocked ends the wait too.
         let (mut conn, mut server, _client, _stop) = pair(&shared).await;
