@@ -339,3 +339,95 @@ fn drop_privileges(user: &str) -> Result<()> {
     nix::unistd::setuid(Uid::from_raw(uid)).context("-u: setuid failed")?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(argv: &[&str]) -> Result<Settings> {
+        let cli = Cli::try_parse_from(std::iter::once("cache").chain(argv.iter().copied()))?;
+        settings_from(&cli.args)
+    }
+
+    #[test]
+    fn redis_is_off_unless_asked() {
+        assert!(parse(&[]).unwrap().redis.is_none());
+        // The other --redis-* flags need --redis-port.
+        assert!(parse(&["--redis-maxmemory", "1mb"]).is_err());
+    }
+
+    #[test]
+    fn redis_flags() {
+        let dir = std::env::temp_dir().join(format!("keel-redis-flags-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pw = dir.join("pw");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        let s = parse(&[
+            "-m",
+            "128",
+            "--redis-port",
+            "0",
+            "--redis-password-file",
+            pw.to_str().unwrap(),
+        ])
+        .unwrap();
+        let r = s.redis.unwrap();
+        assert_eq!(r.port, 0);
+        assert_eq!(r.password.as_deref(), Some("s3cret"));
+        // maxmemory defaults to -m; the policy to noeviction.
+        assert_eq!(r.maxmemory, 128 << 20);
+        assert_eq!(r.policy, cache_server::redis::Policy::NoEviction);
+        let s = parse(&[
+            "--redis-port",
+            "6390",
+            "--redis-maxmemory",
+            "1gb",
+            "--redis-maxmemory-policy",
+            "allkeys-lru",
+        ])
+        .unwrap();
+        let r = s.redis.unwrap();
+        assert_eq!(r.maxmemory, 1 << 30);
+        assert_eq!(r.policy, cache_server::redis::Policy::AllKeysLru);
+        assert!(parse(&["--redis-port", "1", "--redis-maxmemory", "lots"]).is_err());
+        assert!(parse(&[
+            "--redis-port",
+            "1",
+            "--redis-maxmemory-policy",
+            "allkeys-lfu"
+        ])
+        .is_err());
+        std::fs::write(&pw, "\n").unwrap();
+        let e = parse(&[
+            "--redis-port",
+            "1",
+            "--redis-password-file",
+            pw.to_str().unwrap(),
+        ]);
+        assert!(e.unwrap_err().to_string().contains("is empty"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn redis_refused_in_cluster_mode() {
+        let e = parse(&[
+            "--redis-port",
+            "6379",
+            "--cluster-id",
+            "1",
+            "--cluster-peers",
+            "1=127.0.0.1:7101",
+        ])
+        .unwrap_err();
+        assert!(e
+            .to_string()
+            .contains("Redis in cluster mode is not yet supported"));
+    }
+}
