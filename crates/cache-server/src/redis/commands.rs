@@ -66,7 +66,6 @@ const AUTHF: Flags = f(&[
     F::STALE,
     F::FAST,
     F::NO_AUTH,
-    F::SENTINEL,
     F::ALLOW_BUSY,
 ]);
 const CONN: &[&str] = &["fast", "connection"];
@@ -115,10 +114,10 @@ static PUBSUB_SUBS: [Spec; 4] = [
 
 /// The commands the server runs itself.
 pub static SERVER_COMMANDS: [Spec; 28] = [
-    spec("auth", -2, AUTHF, SLOW_CONN),
-    spec("hello", -1, AUTHF, SLOW_CONN),
-    spec("ping", -1, f(&[F::FAST, F::SENTINEL]), CONN),
-    spec("echo", 2, f(&[F::FAST]), CONN),
+    spec("auth", -2, AUTHF, CONN),
+    spec("hello", -1, AUTHF, CONN),
+    spec("ping", -1, f(&[F::FAST]), CONN),
+    spec("echo", 2, f(&[F::LOADING, F::STALE, F::FAST]), CONN),
     spec(
         "quit",
         -1,
@@ -146,12 +145,17 @@ pub static SERVER_COMMANDS: [Spec; 28] = [
         CONN,
     ),
     container("client", &["slow"], &CLIENT_SUBS),
-    container("command", &["slow", "connection"], &COMMAND_SUBS),
+    // Bare `COMMAND` is allowed: arity -1, unlike the other containers.
+    Spec {
+        arity: -1,
+        flags: f(&[F::LOADING, F::STALE]),
+        ..container("command", &["slow", "connection"], &COMMAND_SUBS)
+    },
     container("config", &["slow"], &CONFIG_SUBS),
     spec(
         "info",
         -1,
-        f(&[F::LOADING, F::STALE, F::SENTINEL]),
+        f(&[F::LOADING, F::STALE]),
         &["slow", "dangerous"],
     ),
     spec("time", 1, f(&[F::LOADING, F::STALE, F::FAST]), &["fast"]),
@@ -159,7 +163,7 @@ pub static SERVER_COMMANDS: [Spec; 28] = [
         "lastsave",
         1,
         f(&[F::LOADING, F::STALE, F::FAST]),
-        &["fast", "dangerous"],
+        &["admin", "fast", "dangerous"],
     ),
     spec("save", 1, f(&[F::ADMIN, F::NOSCRIPT, F::NO_MULTI]), ADMIN),
     spec("bgsave", -1, f(&[F::ADMIN, F::NOSCRIPT]), ADMIN),
@@ -211,7 +215,6 @@ pub static SERVER_COMMANDS: [Spec; 28] = [
             F::LOADING,
             F::STALE,
             F::NO_MULTI,
-            F::SENTINEL,
             F::ALLOW_BUSY,
         ]),
         ADMIN,
@@ -783,6 +786,12 @@ mod tests {
         assert!(resolve(&args(&["ping", "a"])).is_ok());
         assert!(resolve(&args(&["ping", "a", "b"])).is_ok()); // arity -1: checked by PING itself
         assert!(resolve(&args(&["monitor"])).is_err());
+        // Bare COMMAND is a command of its own; bare CONFIG is not.
+        assert_eq!(
+            resolve(&args(&["COMMAND"])).ok().unwrap().spec().name,
+            "command"
+        );
+        assert!(resolve(&args(&["config"])).is_err());
     }
 
     #[test]

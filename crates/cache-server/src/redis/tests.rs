@@ -308,3 +308,45 @@ async fn client_that_never_reads_is_closed_at_the_normal_limit() {
     d.call(b"PING\r\n", b"+PONG\r\n").await;
     srv.stop().await;
 }
+
+#[tokio::test]
+#[ignore = "needs redis-proto and redis-store's glob"]
+async fn pattern_subscriptions_in_resp3() {
+    let srv = Running::start(RedisSettings::default()).await;
+    let mut sub = srv.connect().await;
+    sub.send(b"HELLO 3\r\n").await;
+    let mut hello = vec![0u8; 1];
+    sub.0.read_exact(&mut hello).await.unwrap();
+    assert_eq!(hello, b"%");
+    // Skip the rest of HELLO's map: it ends with "modules" and an empty array.
+    let mut tail = Vec::new();
+    while !tail.ends_with(b"$7\r\nmodules\r\n*0\r\n") {
+        let mut b = [0u8; 1];
+        sub.0.read_exact(&mut b).await.unwrap();
+        tail.push(b[0]);
+    }
+    sub.call(
+        b"PSUBSCRIBE news.*\r\n",
+        b">3\r\n$10\r\npsubscribe\r\n$6\r\nnews.*\r\n:1\r\n",
+    )
+    .await;
+    // RESP3 subscribed clients may run any command.
+    sub.call(b"PING\r\nECHO x\r\n", b"+PONG\r\n$1\r\nx\r\n")
+        .await;
+    let mut p = srv.connect().await;
+    p.call(b"PUBSUB NUMPAT\r\n", b":1\r\n").await;
+    p.call(
+        b"PUBLISH news.eu hi\r\nPUBLISH sport hi\r\n",
+        b":1\r\n:0\r\n",
+    )
+    .await;
+    sub.expect(b">4\r\n$8\r\npmessage\r\n$6\r\nnews.*\r\n$7\r\nnews.eu\r\n$2\r\nhi\r\n")
+        .await;
+    sub.call(
+        b"PUNSUBSCRIBE\r\n",
+        b">3\r\n$12\r\npunsubscribe\r\n$6\r\nnews.*\r\n:0\r\n",
+    )
+    .await;
+    p.call(b"PUBSUB NUMPAT\r\n", b":0\r\n").await;
+    srv.stop().await;
+}
