@@ -38,10 +38,6 @@ use shim::StoreApi as _;
 /// redis-server whose replies keel reproduces, so that clients enable what 7.0 supports.
 pub const REDIS_VERSION: &str = "7.0.15";
 
-/// How hard each 100 ms active expiry cycle works (passed to `Keyspace::active_expire`,
-/// Redis's `active-expire-effort` default).
-const ACTIVE_EXPIRE_EFFORT: usize = 1;
-
 /// Unix time in milliseconds.
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -283,6 +279,8 @@ pub async fn maintenance(shared: Arc<RedisShared>, mut stop: watch::Receiver<boo
         }
         let now = now_ms();
         let mut ks = shared.ks.lock();
-        let _ = ks.active_expire(now, ACTIVE_EXPIRE_EFFORT);
+        // Effort 1: Redis's `active-expire-effort` default (an untyped literal, so that it fits
+        // whichever integer type the store's `active_expire` takes).
+        let _ = ks.active_expire(now, 1);
     }
 }
