@@ -25,6 +25,61 @@ pub struct Settings {
     pub max_line: usize,
     /// Version string reported by `version` / `stats`.
     pub version: String,
+    /// The Redis protocol beside memcached (`--redis-port`); `None`: off.
+    pub redis: Option<RedisSettings>,
+}
+
+/// The Redis side of the server (`keel cache --redis-port ...`), redis.conf's names in
+/// parentheses. [`crate::redis`] serves it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// Port on every `-l` address; 0: a free port (the same one on every address).
+    pub port: u16,
+    /// `requirepass`: every connection must `AUTH` first. `None`: no password.
+    pub password: Option<String>,
+    /// `maxmemory` in bytes (default: the `-m` limit); 0: no limit.
+    pub maxmemory: u64,
+    /// `maxmemory-policy`.
+    pub policy: redis_store::Policy,
+    /// `proto-max-bulk-len`.
+    pub max_bulk_len: u64,
+    /// `client-output-buffer-limit normal <hard> <soft> <seconds>`.
+    pub obuf_normal: crate::redis::limits::ObufLimit,
+    /// `client-output-buffer-limit pubsub <hard> <soft> <seconds>`.
+    pub obuf_pubsub: crate::redis::limits::ObufLimit,
+    /// `timeout`: close a client idle this many seconds (0: never).
+    pub timeout_secs: u64,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            port: 6379,
+            password: None,
+            maxmemory: 64 << 20,
+            policy: redis_store::Policy::NoEviction,
+            max_bulk_len: 512 * 1024 * 1024,
+            obuf_normal: crate::redis::limits::ObufLimit::NORMAL,
+            obuf_pubsub: crate::redis::limits::ObufLimit::PUBSUB,
+            timeout_secs: 0,
+        }
+    }
+}
+
+// By hand, so that the password never reaches a log line.
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("port", &self.port)
+            .field("password", &self.password.as_ref().map(|_| "<set>"))
+            .field("maxmemory", &self.maxmemory)
+            .field("policy", &self.policy)
+            .field("max_bulk_len", &self.max_bulk_len)
+            .field("obuf_normal", &self.obuf_normal)
+            .field("obuf_pubsub", &self.obuf_pubsub)
+            .field("timeout_secs", &self.timeout_secs)
+            .finish()
+    }
 }
 
 /// The version keel reports: numeric major ≥ 1 so libmemcached accepts it.
@@ -43,6 +98,7 @@ impl Default for Settings {
             verbose: 0,
             max_line: 2048,
             version: VERSION.to_string(),
+            redis: None,
         }
     }
 }

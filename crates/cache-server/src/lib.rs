@@ -26,6 +26,7 @@ macro_rules! or_reply {
 pub mod binary;
 pub mod config;
 pub mod conn;
+pub mod redis;
 pub mod server;
 pub mod stats;
 pub mod text;

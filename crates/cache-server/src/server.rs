@@ -1,4 +1,5 @@
-//! Listener, connection limit, background tasks (clock, expiry) and graceful shutdown.
+//! Listeners (memcached's, and Redis's when `--redis-port` is given), connection limit,
+//! background tasks (clock, expiry) and graceful shutdown.
 
 use std::future::Future;
 use std::io;
@@ -12,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::redis::RedisShared;
 use crate::{conn, Ctx, Settings, PROTOCOL_TARGET};
 
 /// How long shutdown waits for open connections to finish their current batch.
@@ -21,6 +23,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Server {
     ctx: Ctx,
     listeners: Vec<StdListener>,
+    /// The Redis side: its listeners (one per `-l` address) and shared state.
+    redis: Option<(Vec<StdListener>, Arc<RedisShared>)>,
 }
 
 impl Server {
@@ -35,10 +39,43 @@ impl Server {
             l.set_nonblocking(true)?;
             listeners.push(l);
         }
+        let redis = match &settings.redis {
+            Some(rs) => {
+                let mut rl: Vec<StdListener> = Vec::new();
+                let mut port = rs.port;
+                for ip in &settings.listen {
+                    let addr = SocketAddr::new(*ip, port);
+                    let l = StdListener::bind(addr).map_err(|e| {
+                        io::Error::new(e.kind(), format!("cannot listen on {addr} (Redis): {e}"))
+                    })?;
+                    l.set_nonblocking(true)?;
+                    // Port 0: the port chosen for the first address serves the others too.
+                    port = l.local_addr()?.port();
+                    rl.push(l);
+                }
+                let shared = Arc::new(RedisShared::new(rs, settings.max_conns));
+                shared.port.store(u64::from(port), Relaxed);
+                Some((rl, shared))
+            }
+            None => None,
+        };
         Ok(Server {
             ctx: Ctx::new(settings),
             listeners,
+            redis,
         })
+    }
+
+    /// The Redis listeners' addresses (empty when Redis is off).
+    pub fn redis_addrs(&self) -> Vec<SocketAddr> {
+        self.redis.as_ref().map_or_else(Vec::new, |(ls, _)| {
+            ls.iter().filter_map(|l| l.local_addr().ok()).collect()
+        })
+    }
+
+    /// The Redis side's shared state (keyspace, clients, pub/sub), when Redis is on.
+    pub fn redis(&self) -> Option<&Arc<RedisShared>> {
+        self.redis.as_ref().map(|(_, s)| s)
     }
 
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
@@ -72,6 +109,15 @@ impl Server {
                 .iter()
                 .map(|l| l.try_clone())
                 .collect::<io::Result<Vec<_>>>()?;
+            let redis = match &self.redis {
+                Some((ls, shared)) => Some((
+                    ls.iter()
+                        .map(|l| l.try_clone())
+                        .collect::<io::Result<Vec<_>>>()?,
+                    shared.clone(),
+                )),
+                None => None,
+            };
             let (ctx, stop, next_id) = (self.ctx.clone(), stop_rx.clone(), next_id.clone());
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -96,6 +142,23 @@ impl Server {
                                 }
                             }
                         }
+                        if let Some((ls, shared)) = redis {
+                            for l in ls {
+                                match TcpListener::from_std(l) {
+                                    Ok(l) => {
+                                        loops.spawn(crate::redis::conn::accept_loop(
+                                            l,
+                                            shared.clone(),
+                                            stop.clone(),
+                                        ));
+                                    }
+                                    Err(e) => tracing::error!(
+                                        error = %e,
+                                        "worker cannot use a Redis listener"
+                                    ),
+                                }
+                            }
+                        }
                         while loops.join_next().await.is_some() {}
                     })
                 })?;
@@ -103,9 +166,15 @@ impl Server {
         }
         drop(self.listeners);
         let maintenance = tokio::spawn(maintenance(self.ctx.clone(), stop_rx.clone()));
+        let redis_maintenance = self
+            .redis
+            .map(|(_, shared)| tokio::spawn(crate::redis::maintenance(shared, stop_rx.clone())));
         shutdown.await;
         let _ = stop_tx.send(true);
         let _ = maintenance.await;
+        if let Some(m) = redis_maintenance {
+            let _ = m.await;
+        }
         // Workers end once their connections have finished (bounded by DRAIN_TIMEOUT each).
         tokio::task::spawn_blocking(move || {
             for w in workers {

@@ -1,10 +1,12 @@
 //! `keel cache`: a memcached-compatible cache server, with memcached's command line so existing
-//! systemd units and test harnesses work unchanged.
+//! systemd units and test harnesses work unchanged; `--redis-port` adds the Redis protocol beside
+//! it, from the same process, memory limit and threads.
 
 use std::net::IpAddr;
 
 use anyhow::{bail, Context, Result};
-use cache_server::{config::parse_size, Server, Settings};
+use cache_server::config::{parse_size, RedisSettings};
+use cache_server::{Server, Settings};
 use nix::unistd::{Gid, Uid};
 use tracing::{info, warn};
 
@@ -51,6 +53,29 @@ pub struct Args {
     /// Write the bound port to this file once listening (for tests and scripts using -p 0).
     #[arg(long = "port-file")]
     pub port_file: Option<std::path::PathBuf>,
+    /// Serve the Redis protocol (RESP2/RESP3, like redis-server 7.0) on this port of every -l
+    /// address, beside memcached (0 = pick a free port; see --redis-port-file). Redis has a
+    /// keyspace of its own: a memcached `set` is not a Redis string.
+    #[arg(long = "redis-port")]
+    pub redis_port: Option<u16>,
+    /// Write the bound Redis port to this file once listening (for --redis-port 0).
+    #[arg(long = "redis-port-file", requires = "redis_port")]
+    pub redis_port_file: Option<std::path::PathBuf>,
+    /// Redis `requirepass`: read the password from this file (one trailing newline stripped;
+    /// an empty file is an error). Every connection must then AUTH (or HELLO ... AUTH) first.
+    #[arg(long = "redis-password-file", requires = "redis_port")]
+    pub redis_password_file: Option<std::path::PathBuf>,
+    /// Redis `maxmemory`: bytes, or Redis's units (100mb, 1gb; 0 = no limit). Default: the -m
+    /// limit. The Redis keyspace's limit is separate from memcached's items.
+    #[arg(long = "redis-maxmemory", requires = "redis_port")]
+    pub redis_maxmemory: Option<String>,
+    /// Redis `maxmemory-policy` once the Redis keyspace is full. Default noeviction: writes then
+    /// answer Redis's OOM error instead of dropping keys, because Seafile keeps its task queues
+    /// (lists without a TTL) in Redis and evicting one loses work; its cache entries carry TTLs
+    /// and expire on their own.
+    #[arg(long = "redis-maxmemory-policy", requires = "redis_port", default_value = "noeviction",
+          value_parser = ["noeviction", "allkeys-lru", "volatile-lru", "allkeys-random", "volatile-random", "volatile-ttl"])]
+    pub redis_maxmemory_policy: String,
     /// Cluster mode: this node's slot in --cluster-peers.
     #[arg(long = "cluster-id", requires = "cluster_peers")]
     pub cluster_id: Option<u16>,
@@ -117,7 +142,12 @@ pub fn settings_from(args: &Args) -> Result<Settings> {
             args.memory_mb
         );
     }
+    let redis = match args.redis_port {
+        None => None,
+        Some(port) => Some(redis_settings(args, port, mem_limit)?),
+    };
     Ok(Settings {
+        redis,
         listen,
         port: args.port,
         udp_port: args.udp_port,
@@ -127,6 +157,51 @@ pub fn settings_from(args: &Args) -> Result<Settings> {
         item_size_max,
         verbose: args.verbose,
         ..Settings::default()
+    })
+}
+
+/// The Redis side's settings from the `--redis-*` flags.
+fn redis_settings(args: &Args, port: u16, mem_limit: usize) -> Result<RedisSettings> {
+    if args.cluster_id.is_some() {
+        // Issue 17 replicates the Redis keyspace; until then a cluster member would serve a
+        // private, unreplicated Redis, which is worse than refusing.
+        bail!("--redis-port: Redis in cluster mode is not yet supported");
+    }
+    let password = match &args.redis_password_file {
+        None => None,
+        Some(p) => {
+            let raw = std::fs::read(p)
+                .with_context(|| format!("--redis-password-file: reading {}", p.display()))?;
+            let mut pw = String::from_utf8(raw)
+                .with_context(|| format!("--redis-password-file: {} is not UTF-8", p.display()))?;
+            if pw.ends_with('\n') {
+                pw.pop();
+                if pw.ends_with('\r') {
+                    pw.pop();
+                }
+            }
+            if pw.is_empty() {
+                bail!("--redis-password-file: {} is empty", p.display());
+            }
+            Some(pw)
+        }
+    };
+    let maxmemory = match &args.redis_maxmemory {
+        None => mem_limit as u64,
+        Some(s) => {
+            cache_server::redis::limits::parse_memory(s.trim().as_bytes()).with_context(|| {
+                format!("--redis-maxmemory: {s:?} is not a size (bytes, or 100mb, 1gb...)")
+            })?
+        }
+    };
+    let policy = cache_server::redis::Policy::parse(&args.redis_maxmemory_policy)
+        .context("--redis-maxmemory-policy: unknown policy")?;
+    Ok(RedisSettings {
+        port,
+        password,
+        maxmemory,
+        policy,
+        ..RedisSettings::default()
     })
 }
 
@@ -169,6 +244,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let mut server = Server::bind(settings).context("starting the cache server")?;
     let addrs = server.local_addrs();
+    let redis_addrs = server.redis_addrs();
     if let Some(user) = &args.user {
         drop_privileges(user)?;
     } else if supervisor::running_as_root() && verbose > 0 {
@@ -187,9 +263,17 @@ pub fn run(args: Args) -> Result<()> {
         std::fs::write(p, format!("{port}\n"))
             .with_context(|| format!("--port-file: writing {}", p.display()))?;
     }
+    if let Some(p) = &args.redis_port_file {
+        let port = redis_addrs.first().map(|a| a.port()).unwrap_or(0);
+        std::fs::write(p, format!("{port}\n"))
+            .with_context(|| format!("--redis-port-file: writing {}", p.display()))?;
+    }
     if verbose > 0 {
         for a in &addrs {
             info!("keel cache: listening on {a}");
+        }
+        for a in &redis_addrs {
+            info!("keel cache: Redis listening on {a}");
         }
     }
     // Connections are served by `threads` dedicated worker threads (see cache_server::Server::run);
@@ -254,4 +338,96 @@ fn drop_privileges(user: &str) -> Result<()> {
     nix::unistd::setgid(gid).context("-u: setgid failed")?;
     nix::unistd::setuid(Uid::from_raw(uid)).context("-u: setuid failed")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(argv: &[&str]) -> Result<Settings> {
+        let cli = Cli::try_parse_from(std::iter::once("cache").chain(argv.iter().copied()))?;
+        settings_from(&cli.args)
+    }
+
+    #[test]
+    fn redis_is_off_unless_asked() {
+        assert!(parse(&[]).unwrap().redis.is_none());
+        // The other --redis-* flags need --redis-port.
+        assert!(parse(&["--redis-maxmemory", "1mb"]).is_err());
+    }
+
+    #[test]
+    fn redis_flags() {
+        let dir = std::env::temp_dir().join(format!("keel-redis-flags-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pw = dir.join("pw");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        let s = parse(&[
+            "-m",
+            "128",
+            "--redis-port",
+            "0",
+            "--redis-password-file",
+            pw.to_str().unwrap(),
+        ])
+        .unwrap();
+        let r = s.redis.unwrap();
+        assert_eq!(r.port, 0);
+        assert_eq!(r.password.as_deref(), Some("s3cret"));
+        // maxmemory defaults to -m; the policy to noeviction.
+        assert_eq!(r.maxmemory, 128 << 20);
+        assert_eq!(r.policy, cache_server::redis::Policy::NoEviction);
+        let s = parse(&[
+            "--redis-port",
+            "6390",
+            "--redis-maxmemory",
+            "1gb",
+            "--redis-maxmemory-policy",
+            "allkeys-lru",
+        ])
+        .unwrap();
+        let r = s.redis.unwrap();
+        assert_eq!(r.maxmemory, 1 << 30);
+        assert_eq!(r.policy, cache_server::redis::Policy::AllKeysLru);
+        assert!(parse(&["--redis-port", "1", "--redis-maxmemory", "lots"]).is_err());
+        assert!(parse(&[
+            "--redis-port",
+            "1",
+            "--redis-maxmemory-policy",
+            "allkeys-lfu"
+        ])
+        .is_err());
+        std::fs::write(&pw, "\n").unwrap();
+        let e = parse(&[
+            "--redis-port",
+            "1",
+            "--redis-password-file",
+            pw.to_str().unwrap(),
+        ]);
+        assert!(e.unwrap_err().to_string().contains("is empty"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn redis_refused_in_cluster_mode() {
+        let e = parse(&[
+            "--redis-port",
+            "6379",
+            "--cluster-id",
+            "1",
+            "--cluster-peers",
+            "1=127.0.0.1:7101",
+        ])
+        .unwrap_err();
+        assert!(e
+            .to_string()
+            .contains("Redis in cluster mode is not yet supported"));
+    }
 }

@@ -1,0 +1,1485 @@
+//! One Redis client connection: reading, pipelining (every complete command buffered is parsed
+//! and run, the replies are collected in one output buffer and written with one call),
+//! authentication, `HELLO`, `MULTI`/`EXEC`, pub/sub, blocking commands, the connection-level
+//! commands, output-buffer limits and the idle timeout.
+//!
+//! Memory per connection is bounded: input is read only when no reply is pending (a client that
+//! never reads its replies stalls only itself, and is closed if its output exceeds the normal
+//! class's `client-output-buffer-limit`), replies are flushed once [`crate::conn::OUT_HIGH_WATER`]
+//! bytes are pending, and pub/sub messages queued for a subscriber that falls behind count
+//! against the pubsub class's limit (see [`super::ClientHandle::push`]).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use redis_proto::{encode, parse_request, Args, Limits, Protocol, Reply};
+use redis_store::{Exec, Flags, Keyspace};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{debug, trace};
+
+// See shim.rs: the store's blocking/WATCH API, until the store branch is merged.
+#[allow(unused_imports)]
+use super::shim::StoreApi as _;
+
+use super::commands::{self, Found};
+use super::limits::ObufLimit;
+use super::{info, now_ms, ClientHandle, Msg, RedisShared, REDIS_VERSION};
+use crate::conn::OUT_HIGH_WATER;
+use crate::PROTOCOL_TARGET;
+
+/// Bytes reserved for each read.
+const READ_CHUNK: usize = 16 * 1024;
+/// While a client is blocked, its further input is read (to notice it closing) up to this much.
+const BLOCKED_INPUT_MAX: usize = 1024 * 1024;
+/// How long shutdown waits for open connections.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+const NOAUTH: &str = "NOAUTH Authentication required.";
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+const AUTH_NOT_CONFIGURED: &str = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
+const HELLO_NOAUTH: &str = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
+const BAD_NAME: &str = "ERR Client names cannot contain spaces, newlines or special characters.";
+/// `SAVE`/`BGSAVE`: keel keeps no dump (Seafile runs Redis with `--save "" --appendonly no`).
+const NO_DUMP: &str = "ERR keel keeps no dump: persistence is not supported";
+
+/// Accept Redis connections on `listener` until `stop`, then give open connections a few
+/// seconds to finish.
+pub async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<RedisShared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.changed() => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+        };
+        let mut stream = match accepted {
+            Ok((s, _)) => s,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => {
+                debug!(target: PROTOCOL_TARGET, "redis accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let st = &shared.stats;
+        st.total_connections.fetch_add(1, Relaxed);
+        let curr = st.connected.fetch_add(1, Relaxed) + 1;
+        if curr as usize > shared.max_clients {
+            st.connected.fetch_sub(1, Relaxed);
+            st.rejected_connections.fetch_add(1, Relaxed);
+            tokio::spawn(async move {
+                let _ = stream
+                    .write_all(b"-ERR max number of clients reached\r\n")
+                    .await;
+                let _ = stream.shutdown().await;
+            });
+            continue;
+        }
+        let shared2 = shared.clone();
+        let stop2 = stop.clone();
+        conns.spawn(async move {
+            serve(stream, shared2.clone(), stop2).await;
+            shared2.stats.connected.fetch_sub(1, Relaxed);
+        });
+    }
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+/// Serve one accepted Redis connection until the client leaves, `QUIT`s, is killed, or the
+/// server shuts down.
+pub async fn serve(
+    mut stream: TcpStream,
+    shared: Arc<RedisShared>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let zero: SocketAddr = ([0, 0, 0, 0], 0).into();
+    let addr = stream.peer_addr().unwrap_or(zero);
+    let laddr = stream.local_addr().unwrap_or(zero);
+    let mut conn = Conn::new(shared, addr, laddr, shutdown);
+    let id = conn.client.id;
+    trace!(target: PROTOCOL_TARGET, "redis <{id} new client connection from {addr}");
+    let result = conn.run(&mut stream).await;
+    match &result {
+        Ok(()) => trace!(target: PROTOCOL_TARGET, "redis <{id} connection closed."),
+        Err(e) => trace!(target: PROTOCOL_TARGET, "redis <{id} connection closed: {e}"),
+    }
+    conn.cleanup();
+}
+
+/// What running one command asks the connection loop to do.
+enum Outcome {
+    /// Send this reply.
+    Reply(Reply),
+    /// Send these replies (`SUBSCRIBE a b` answers once per channel).
+    Many(Vec<Reply>),
+    /// Nothing to send (`CLIENT REPLY OFF`).
+    Silent,
+    /// The command blocked: wait for its reply (see [`Conn::wait_blocked`]).
+    Blocked { deadline_ms: Option<u64> },
+    /// `DEBUG SLEEP`: answer `+OK` after this long.
+    Sleep(Duration),
+}
+
+impl From<Reply> for Outcome {
+    fn from(r: Reply) -> Outcome {
+        Outcome::Reply(r)
+    }
+}
+
+/// What woke the connection while it was waiting.
+enum Event {
+    Read(io::Result<usize>),
+    /// The socket has input (read with `try_read_buf`).
+    Readable(io::Result<()>),
+    /// Output that did not fit the socket may be written now.
+    Writable(io::Result<()>),
+    Mail(Option<Msg>),
+    Close,
+    Idle,
+    Deadline,
+}
+
+struct Conn {
+    shared: Arc<RedisShared>,
+    handle: Arc<ClientHandle>,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    client: redis_store::Client,
+    authenticated: bool,
+    /// Queued commands inside `MULTI`.
+    multi: Option<Vec<(Found, Args)>>,
+    /// A command was rejected while queueing: `EXEC` answers `EXECABORT`.
+    multi_error: bool,
+    subs: Vec<Bytes>,
+    psubs: Vec<Bytes>,
+    /// `CLIENT REPLY OFF`.
+    reply_off: bool,
+    /// `CLIENT REPLY SKIP`: 2 right after it (its own reply), 1 while the next command runs.
+    skip_next: u8,
+    out: BytesMut,
+    close: bool,
+    /// When the output first reached the soft limit (unix ms; 0: not reached).
+    soft_since_ms: u64,
+    shutdown: watch::Receiver<bool>,
+}
+
+fn ok() -> Outcome {
+    Outcome::Reply(Reply::ok())
+}
+
+fn err(text: &'static str) -> Outcome {
+    Outcome::Reply(Reply::Error(Bytes::from_static(text.as_bytes())))
+}
+
+fn bulk_static(s: &'static str) -> Reply {
+    Reply::Bulk(Bytes::from_static(s.as_bytes()))
+}
+
+/// Compare without leaking where the first difference is.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Redis accepts client names of printable ASCII without spaces.
+fn valid_name(name: &[u8]) -> bool {
+    name.iter().all(|&c| (b'!'..=b'~').contains(&c))
+}
+
+/// `strtod`-like parse of `DEBUG SLEEP`'s seconds.
+fn parse_seconds(s: &[u8]) -> Option<f64> {
+    let v: f64 = std::str::from_utf8(s).ok()?.trim().parse().ok()?;
+    v.is_finite().then_some(v)
+}
+
+impl Conn {
+    /// A new client, registered with the server's client registry.
+    fn new(
+        shared: Arc<RedisShared>,
+        addr: SocketAddr,
+        laddr: SocketAddr,
+        shutdown: watch::Receiver<bool>,
+    ) -> Conn {
+        let id = shared.next_client_id();
+        let (handle, rx) = ClientHandle::new(id, addr, laddr);
+        shared.clients.lock().insert(id, handle.clone());
+        let authenticated = shared.cfg.read().password.is_none();
+        Conn {
+            shared,
+            handle,
+            rx,
+            client: redis_store::Client {
+                id,
+                ..redis_store::Client::default()
+            },
+            authenticated,
+            multi: None,
+            multi_error: false,
+            subs: Vec::new(),
+            psubs: Vec::new(),
+            reply_off: false,
+            skip_next: 0,
+            out: BytesMut::new(),
+            close: false,
+            soft_since_ms: 0,
+            shutdown,
+        }
+    }
+
+    fn subscribed(&self) -> bool {
+        !self.subs.is_empty() || !self.psubs.is_empty()
+    }
+
+    fn limits(&self, max_bulk_len: u64) -> Limits {
+        // TODO(issue 16, after the merge with redis-proto): pass `authenticated: self.authenticated`
+        // so that unauthenticated clients get Redis's smaller request limits.
+        Limits {
+            max_bulk_len,
+            ..Limits::default()
+        }
+    }
+
+    /// Append a reply to the output, unless `CLIENT REPLY` silences it.
+    fn emit(&mut self, r: Reply) {
+        if r.is_error() {
+            self.shared.stats.total_error_replies.fetch_add(1, Relaxed);
+        }
+        if self.reply_off || self.skip_next == 1 {
+            return;
+        }
+        encode(&r, self.client.proto, &mut self.out);
+    }
+
+    /// Pub/sub messages are written even when replies are off (as Redis's pushes).
+    fn emit_push(&mut self, m: Msg) {
+        self.handle.taken(&m);
+        let r = match m {
+            Msg::Push(r, _) | Msg::Served(r) => r,
+        };
+        encode(&r, self.client.proto, &mut self.out);
+    }
+
+    fn deliver(&mut self, o: Outcome) {
+        match o {
+            Outcome::Reply(r) => self.emit(r),
+            Outcome::Many(rs) => rs.into_iter().for_each(|r| self.emit(r)),
+            Outcome::Silent | Outcome::Blocked { .. } | Outcome::Sleep(_) => {}
+        }
+        if self.skip_next > 0 {
+            self.skip_next -= 1;
+        }
+    }
+
+    async fn run(&mut self, stream: &mut TcpStream) -> io::Result<()> {
+        let mut buf = BytesMut::new();
+        let mut last_active = Instant::now();
+        loop {
+            let (max_bulk_len, timeout_secs) = {
+                let cfg = self.shared.cfg.read();
+                (cfg.max_bulk_len, cfg.timeout_secs)
+            };
+            // Run every complete command buffered.
+            while !self.close {
+                let args = match parse_request(&mut buf, &self.limits(max_bulk_len)) {
+                    Ok(Some(args)) => args,
+                    Ok(None) => break,
+                    Err(e) => {
+                        debug!(target: PROTOCOL_TARGET, "redis <{} {e}", self.client.id);
+                        let r = Reply::error(format!("ERR {e}"));
+                        encode(&r, self.client.proto, &mut self.out);
+                        self.close = true;
+                        break;
+                    }
+                };
+                let outcome = self.execute(args);
+                match outcome {
+                    Outcome::Blocked { deadline_ms } => {
+                        self.write_out(stream, true).await?;
+                        match self.wait_blocked(stream, &mut buf, deadline_ms).await? {
+                            Some(r) => self.deliver(Outcome::Reply(r)),
+                            None => return Ok(()),
+                        }
+                    }
+                    Outcome::Sleep(d) => {
+                        self.write_out(stream, true).await?;
+                        tokio::time::sleep(d).await;
+                        self.deliver(ok());
+                    }
+                    o => self.deliver(o),
+                }
+                if self.out.len() >= OUT_HIGH_WATER {
+                    self.write_out(stream, false).await?;
+                }
+            }
+            while let Ok(m) = self.rx.try_recv() {
+                self.emit_push(m);
+            }
+            self.write_out(stream, self.close).await?;
+            if self.close || self.handle.is_killed() {
+                return Ok(());
+            }
+            // Wait for input, a message, a kill, the shutdown, or the idle timeout.
+            let idle = (timeout_secs > 0 && !self.subscribed())
+                .then(|| last_active + Duration::from_secs(timeout_secs));
+            buf.reserve(READ_CHUNK);
+            let ev = tokio::select! {
+                r = stream.readable() => Event::Readable(r),
+                r = stream.writable(), if !self.out.is_empty() => Event::Writable(r),
+                m = self.rx.recv() => Event::Mail(m),
+                _ = self.handle.killed() => Event::Close,
+                _ = self.shutdown.changed() => Event::Close,
+                _ = tokio::time::sleep_until(idle.unwrap_or_else(Instant::now)), if idle.is_some() => Event::Idle,
+            };
+            let ev = match ev {
+                Event::Readable(Ok(())) => match stream.try_read_buf(&mut buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    r => Event::Read(r),
+                },
+                Event::Readable(Err(e)) => Event::Read(Err(e)),
+                ev => ev,
+            };
+            match ev {
+                Event::Read(Ok(0))
+                | Event::Close
+                | Event::Mail(None)
+                | Event::Deadline
+                | Event::Readable(_) => return Ok(()),
+                Event::Read(Ok(n)) => {
+                    last_active = Instant::now();
+                    self.shared
+                        .stats
+                        .net_input_bytes
+                        .fetch_add(n as u64, Relaxed);
+                }
+                Event::Read(Err(e)) | Event::Writable(Err(e)) => return Err(e),
+                Event::Writable(Ok(())) => {}
+                Event::Mail(Some(m)) => self.emit_push(m),
+                Event::Idle => {
+                    debug!(target: PROTOCOL_TARGET, "redis <{} closing idle client", self.client.id);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Write the pending output. Without an output-buffer limit for the client's class (the
+    /// normal class's default), the write waits until the client takes it, and input is not
+    /// read meanwhile: a client that does not read stalls only itself. With a limit, what the
+    /// socket does not take stays in the output buffer (unless `must_flush`) and the connection
+    /// goes on reading and answering, as Redis does, until the pending output passes the limit
+    /// and the client is closed, as Redis closes it.
+    async fn write_out(&mut self, stream: &mut TcpStream, must_flush: bool) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let limit: ObufLimit = {
+            let cfg = self.shared.cfg.read();
+            if self.subscribed() {
+                cfg.obuf_pubsub
+            } else {
+                cfg.obuf_normal
+            }
+        };
+        if limit.hard == 0 && limit.soft == 0 {
+            // A client that never reads stalls here; `CLIENT KILL` and shutdown still end it.
+            let handle = &self.handle;
+            let shutdown = &mut self.shutdown;
+            tokio::select! {
+                r = stream.write_all(&self.out) => r?,
+                _ = handle.killed() => return Err(io::Error::other("killed while writing")),
+                _ = shutdown.changed() => return Err(io::Error::other("shut down while writing")),
+            }
+            self.shared
+                .stats
+                .net_output_bytes
+                .fetch_add(self.out.len() as u64, Relaxed);
+            self.out.clear();
+            return Ok(());
+        }
+        loop {
+            match stream.try_write(&self.out) {
+                Ok(n) => {
+                    self.shared
+                        .stats
+                        .net_output_bytes
+                        .fetch_add(n as u64, Relaxed);
+                    self.out.advance(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            if self.out.is_empty() {
+                self.soft_since_ms = 0;
+                return Ok(());
+            }
+            if self.handle.is_killed() || *self.shutdown.borrow() {
+                return Err(io::Error::other("closed while writing"));
+            }
+            let pending = self.out.len() as u64 + self.handle.pending();
+            if limit.exceeded(pending, &mut self.soft_since_ms, now_ms()) {
+                tracing::warn!(
+                    target: PROTOCOL_TARGET,
+                    "Client id={} addr={} closed for overcoming of output buffer limits.",
+                    self.client.id,
+                    self.handle.addr
+                );
+                return Err(io::Error::other("output buffer limit reached"));
+            }
+            if !must_flush {
+                return Ok(());
+            }
+            // Wake at least once a second to check the soft limit's clock.
+            let _ = tokio::time::timeout(Duration::from_secs(1), stream.writable()).await;
+        }
+    }
+
+    /// Wait for a blocked command's reply: served by another client's write, or the deadline
+    /// (the store's timeout reply), while noticing the client closing. `None`: the connection
+    /// must close.
+    async fn wait_blocked(
+        &mut self,
+        stream: &mut TcpStream,
+        buf: &mut BytesMut,
+        deadline_ms: Option<u64>,
+    ) -> io::Result<Option<Reply>> {
+        self.handle.info.lock().blocked = true;
+        self.shared.stats.blocked.fetch_add(1, Relaxed);
+        // A deadline too far away to represent is no deadline (it would never come anyway).
+        let deadline = deadline_ms.and_then(|d| {
+            Instant::now().checked_add(Duration::from_millis(d.saturating_sub(now_ms())))
+        });
+        let result = loop {
+            let can_read = buf.len() < BLOCKED_INPUT_MAX;
+            if can_read {
+                buf.reserve(READ_CHUNK);
+            }
+            let ev = tokio::select! {
+                m = self.rx.recv() => Event::Mail(m),
+                r = stream.read_buf(buf), if can_read => Event::Read(r),
+                _ = self.handle.killed() => Event::Close,
+                _ = self.shutdown.changed() => Event::Close,
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Event::Deadline,
+            };
+            match ev {
+                Event::Mail(Some(Msg::Served(r))) => break Some(r),
+                Event::Mail(Some(m)) => {
+                    self.emit_push(m);
+                    self.write_out(stream, false).await?;
+                }
+                Event::Read(Ok(n)) if n > 0 => {
+                    self.shared
+                        .stats
+                        .net_input_bytes
+                        .fetch_add(n as u64, Relaxed);
+                }
+                Event::Deadline => break Some(self.cancel_block()),
+                Event::Read(_)
+                | Event::Readable(_)
+                | Event::Close
+                | Event::Mail(None)
+                | Event::Idle
+                | Event::Writable(_) => {
+                    let _ = self.cancel_block();
+                    break None;
+                }
+            }
+        };
+        self.handle.info.lock().blocked = false;
+        self.shared.stats.blocked.fetch_sub(1, Relaxed);
+        Ok(result)
+    }
+
+    /// Stop waiting: the store's timeout reply if the client was still blocked, else the reply
+    /// it was served with (already in the mailbox: it is delivered under the keyspace lock).
+    fn cancel_block(&mut self) -> Reply {
+        let cancelled = self.shared.ks.lock().cancel_block(self.client.id);
+        if let Some(r) = cancelled {
+            return r;
+        }
+        loop {
+            match self.rx.try_recv() {
+                Ok(Msg::Served(r)) => return r,
+                Ok(m) => self.emit_push(m),
+                Err(_) => return Reply::NilArray,
+            }
+        }
+    }
+
+    /// Leave every registry.
+    fn cleanup(&mut self) {
+        let id = self.client.id;
+        {
+            let mut ks = self.shared.ks.lock();
+            // A connection that failed while blocked must leave the wait list too (a reply
+            // already served to it is dropped with the connection, as Redis drops it).
+            let _ = ks.cancel_block(id);
+            ks.unwatch(id);
+        }
+        for c in std::mem::take(&mut self.subs) {
+            self.shared.pubsub.unsubscribe(&c, id);
+        }
+        for p in std::mem::take(&mut self.psubs) {
+            self.shared.pubsub.punsubscribe(&p, id);
+        }
+        self.shared.clients.lock().remove(&id);
+    }
+
+    /// The checks redis-server makes before running a command, then `MULTI` queueing or the
+    /// command itself.
+    fn execute(&mut self, args: Args) -> Outcome {
+        self.shared.stats.total_commands.fetch_add(1, Relaxed);
+        let found = match commands::resolve(&args) {
+            Ok(f) => f,
+            Err(e) => return self.reject(e),
+        };
+        let spec = found.spec();
+        {
+            let mut i = self.handle.info.lock();
+            i.cmd.clear();
+            i.cmd.push_str(spec.name);
+            i.last_active_ms = now_ms();
+        }
+        let top = spec.name.split('|').next().unwrap_or(spec.name);
+        if !self.authenticated
+            && !spec.flags.has(Flags::NO_AUTH)
+            && !matches!(top, "auth" | "hello")
+        {
+            return self.reject(Reply::error(NOAUTH));
+        }
+        if self.client.proto == Protocol::Resp2
+            && self.subscribed()
+            && !commands::allowed_in_subscribed_mode(top)
+        {
+            return self.reject(commands::not_in_subscribed_mode(spec.name));
+        }
+        if self.multi.is_some() {
+            if spec.flags.has(Flags::NO_MULTI) {
+                return self.reject(Reply::error("ERR Command not allowed inside a transaction"));
+            }
+            if !matches!(
+                top,
+                "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+            ) {
+                // Arguments are slices of the read buffer: copy what outlives this request.
+                let owned: Args = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
+                if let Some(q) = self.multi.as_mut() {
+                    q.push((found, owned));
+                    self.handle.info.lock().multi = q.len() as i64;
+                }
+                return Outcome::Reply(Reply::simple("QUEUED"));
+            }
+        }
+        self.run_command(found, &args, None)
+    }
+
+    /// A command refused before running: inside `MULTI` it dooms the transaction.
+    fn reject(&mut self, e: Reply) -> Outcome {
+        if self.multi.is_some() {
+            self.multi_error = true;
+        }
+        Outcome::Reply(e)
+    }
+
+    /// Run one command; `locked` is the keyspace when inside `EXEC` (which holds the lock for
+    /// the whole transaction).
+    fn run_command(
+        &mut self,
+        found: Found,
+        args: &[Bytes],
+        mut locked: Option<&mut Keyspace>,
+    ) -> Outcome {
+        let shared = self.shared.clone();
+        // Run `f` on the keyspace: the transaction's, or under the lock for this command alone.
+        macro_rules! with_ks {
+            (|$ks:ident| $body:expr) => {
+                match locked.as_deref_mut() {
+                    Some($ks) => $body,
+                    None => {
+                        let mut guard = shared.ks.lock();
+                        let $ks: &mut Keyspace = &mut guard;
+                        $body
+                    }
+                }
+            };
+        }
+        let spec = found.spec();
+        if let Found::Store(cmd, _) = found {
+            let now = now_ms();
+            let client = &mut self.client;
+            let exec = with_ks!(|ks| {
+                let r = ks.execute(client, cmd, args, now);
+                if cmd.spec.flags.has(Flags::WRITE) {
+                    shared.serve_blocked(ks, now);
+                }
+                r
+            });
+            self.handle.info.lock().db = self.client.db;
+            return match exec {
+                Exec::Reply(r) => Outcome::Reply(r),
+                Exec::Blocked { deadline_ms } => {
+                    if self.client.in_exec {
+                        // The store answers at once inside EXEC; never wait holding the lock.
+                        Outcome::Reply(Reply::NilArray)
+                    } else {
+                        Outcome::Blocked { deadline_ms }
+                    }
+                }
+            };
+        }
+        match spec.name {
+            "auth" => self.auth(args),
+            "hello" => self.hello(args),
+            "ping" => {
+                if args.len() > 2 {
+                    return commands::wrong_arity("ping").into();
+                }
+                if self.client.proto == Protocol::Resp2 && self.subscribed() {
+                    let arg = args.get(1).cloned().unwrap_or_default();
+                    return Reply::Array(vec![bulk_static("pong"), Reply::Bulk(arg)]).into();
+                }
+                match args.get(1) {
+                    Some(a) => Reply::Bulk(a.clone()).into(),
+                    None => Reply::simple("PONG").into(),
+                }
+            }
+            "echo" => Reply::Bulk(args[1].clone()).into(),
+            "quit" => {
+                self.close = true;
+                ok()
+            }
+            "reset" => {
+                self.reset();
+                Reply::simple("RESET").into()
+            }
+            "client|id" => Reply::Int(self.client.id as i64).into(),
+            "client|setname" => {
+                if !valid_name(&args[2]) {
+                    return err(BAD_NAME);
+                }
+                self.handle.info.lock().name = args[2].to_vec();
+                ok()
+            }
+            "client|getname" => {
+                let name = self.handle.info.lock().name.clone();
+                if name.is_empty() {
+                    Reply::Nil.into()
+                } else {
+                    Reply::Bulk(name.into()).into()
+                }
+            }
+            "client|setinfo" => {
+                let attr = args[2].to_ascii_lowercase();
+                if !valid_name(&args[3]) {
+                    return Reply::error(format!(
+                        "ERR {} cannot contain spaces, newlines or special characters.",
+                        String::from_utf8_lossy(&attr)
+                    ))
+                    .into();
+                }
+                let mut i = self.handle.info.lock();
+                match attr.as_slice() {
+                    b"lib-name" => i.lib_name = args[3].to_vec(),
+                    b"lib-ver" => i.lib_ver = args[3].to_vec(),
+                    _ => {
+                        return Reply::error(format!(
+                            "ERR Unrecognized option '{}'",
+                            String::from_utf8_lossy(&args[2])
+                        ))
+                        .into()
+                    }
+                }
+                ok()
+            }
+            "client|list" => self.client_list(args),
+            "client|info" => {
+                Reply::Verbatim(info::client_line(&self.handle, now_ms()).into()).into()
+            }
+            "client|kill" => self.client_kill(args),
+            "client|no-evict" => match args[2].to_ascii_lowercase().as_slice() {
+                b"on" | b"off" => {
+                    self.handle.info.lock().no_evict = args[2].eq_ignore_ascii_case(b"on");
+                    ok()
+                }
+                _ => err("ERR syntax error"),
+            },
+            "client|reply" => match args[2].to_ascii_lowercase().as_slice() {
+                b"on" => {
+                    self.reply_off = false;
+                    ok()
+                }
+                b"off" => {
+                    self.reply_off = true;
+                    Outcome::Silent
+                }
+                b"skip" => {
+                    if !self.reply_off {
+                        self.skip_next = 2;
+                    }
+                    Outcome::Silent
+                }
+                _ => err("ERR syntax error"),
+            },
+            "client|help" => commands::help(
+                "CLIENT",
+                &[
+                    "GETNAME",
+                    "    Return the name of the current connection.",
+                    "ID",
+                    "    Return the ID of the current connection.",
+                    "INFO",
+                    "    Return information about the current client connection.",
+                    "KILL <ip:port>",
+                    "    Kill connection made from <ip:port>.",
+                    "KILL <option> <value> [<option> <value> [...]]",
+                    "    Kill connections. Options are: ID, TYPE (NORMAL|PUBSUB), ADDR, LADDR, SKIPME.",
+                    "LIST [options ...]",
+                    "    Return information about client connections. Options: TYPE, ID.",
+                    "NO-EVICT (ON|OFF)",
+                    "    Accepted; keel never evicts clients.",
+                    "REPLY (ON|OFF|SKIP)",
+                    "    Control the replies sent to the current connection.",
+                    "SETNAME <name>",
+                    "    Assign the name <name> to the current connection.",
+                    "SETINFO <LIB-NAME|LIB-VER> <value>",
+                    "    Set client meta attributes.",
+                ],
+            )
+            .into(),
+            "command" | "command|count" | "command|info" | "command|docs" | "command|list"
+            | "command|help" => commands::command(args).into(),
+            "info" => {
+                let sections = info::sections(&args[1..]);
+                let text = with_ks!(|ks| info::render(&shared, ks, &sections));
+                Reply::Verbatim(text.into()).into()
+            }
+            "config|get" => {
+                let patterns = &args[2..];
+                let cfg = shared.cfg.read().clone();
+                let ksc = with_ks!(|ks| ks.config().clone());
+                let port = shared.port.load(Relaxed);
+                let mut pairs = Vec::new();
+                for p in commands::CONFIG_PARAMS {
+                    if patterns.iter().any(|pat| {
+                        pat.eq_ignore_ascii_case(p.as_bytes())
+                            || (pat.iter().any(|c| matches!(c, b'*' | b'?' | b'['))
+                                && redis_store::glob::matches(&pat.to_ascii_lowercase(), p.as_bytes()))
+                    }) {
+                        let v = commands::config_value(p, &cfg, &ksc, shared.max_clients, port);
+                        pairs.push((bulk_static(p), Reply::Bulk(v.into())));
+                    }
+                }
+                Reply::Map(pairs).into()
+            }
+            "config|set" => {
+                let r = with_ks!(|ks| {
+                    let mut ksc = ks.config().clone();
+                    let mut cfg = shared.cfg.read().clone();
+                    match commands::config_set(&args[2..], &mut cfg, &mut ksc) {
+                        Ok(()) => {
+                            ks.set_config(ksc);
+                            *shared.cfg.write() = cfg;
+                            Reply::ok()
+                        }
+                        Err(e) => e,
+                    }
+                });
+                r.into()
+            }
+            "config|resetstat" => {
+                with_ks!(|ks| ks.reset_stats());
+                let st = &shared.stats;
+                for c in [
+                    &st.total_connections,
+                    &st.rejected_connections,
+                    &st.total_commands,
+                    &st.total_error_replies,
+                    &st.net_input_bytes,
+                    &st.net_output_bytes,
+                ] {
+                    c.store(0, Relaxed);
+                }
+                ok()
+            }
+            "config|help" => commands::help(
+                "CONFIG",
+                &[
+                    "GET <pattern>",
+                    "    Return parameters matching the glob-like <pattern> and their values.",
+                    "SET <directive> <value>",
+                    "    Set the configuration <directive> to <value>.",
+                    "RESETSTAT",
+                    "    Reset statistics reported by the INFO command.",
+                ],
+            )
+            .into(),
+            "time" => {
+                let us = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_micros());
+                Reply::Array(vec![
+                    Reply::Bulk((us / 1_000_000).to_string().into()),
+                    Reply::Bulk((us % 1_000_000).to_string().into()),
+                ])
+                .into()
+            }
+            "lastsave" => Reply::Int(shared.start_unix as i64).into(),
+            "save" | "bgsave" => err(NO_DUMP),
+            "debug" => {
+                if args[1].eq_ignore_ascii_case(b"sleep") && args.len() == 3 {
+                    match parse_seconds(&args[2]) {
+                        // Inside EXEC the keyspace lock is held: never sleep there.
+                        Some(s) if s > 0.0 && locked.is_none() => {
+                            Outcome::Sleep(Duration::from_secs_f64(s.min(86_400.0)))
+                        }
+                        _ => ok(),
+                    }
+                } else {
+                    Reply::error(format!(
+                        "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+                        String::from_utf8_lossy(&args[1].slice(..args[1].len().min(128)))
+                    ))
+                    .into()
+                }
+            }
+            "multi" => {
+                if self.multi.is_some() {
+                    return err("ERR MULTI calls can not be nested");
+                }
+                self.multi = Some(Vec::new());
+                self.multi_error = false;
+                self.handle.info.lock().multi = 0;
+                ok()
+            }
+            "exec" => self.exec(),
+            "discard" => {
+                if self.multi.is_none() {
+                    return err("ERR DISCARD without MULTI");
+                }
+                self.discard_multi();
+                ok()
+            }
+            "watch" => {
+                if self.multi.is_some() {
+                    return err("ERR WATCH inside MULTI is not allowed");
+                }
+                let (id, db, now) = (self.client.id, self.client.db, now_ms());
+                with_ks!(|ks| {
+                    for key in &args[1..] {
+                        ks.watch(id, db, key, now);
+                    }
+                });
+                ok()
+            }
+            "unwatch" => {
+                let id = self.client.id;
+                with_ks!(|ks| ks.unwatch(id));
+                ok()
+            }
+            "subscribe" | "psubscribe" => self.subscribe(spec.name == "psubscribe", &args[1..]),
+            "unsubscribe" | "punsubscribe" => {
+                self.unsubscribe(spec.name == "punsubscribe", &args[1..])
+            }
+            "publish" => {
+                let limit = shared.cfg.read().obuf_pubsub;
+                Reply::Int(shared.pubsub.publish(&args[1], &args[2], limit, now_ms())).into()
+            }
+            "pubsub|channels" => {
+                if args.len() > 3 {
+                    return err("ERR unknown subcommand or wrong number of arguments for 'CHANNELS'. Try PUBSUB HELP.");
+                }
+                let chans = shared.pubsub.channels(args.get(2).map(|p| &p[..]));
+                Reply::Array(chans.into_iter().map(Reply::Bulk).collect()).into()
+            }
+            "pubsub|numsub" => {
+                let mut out = Vec::new();
+                for c in &args[2..] {
+                    out.push(Reply::Bulk(c.clone()));
+                    out.push(Reply::Int(shared.pubsub.numsub(c) as i64));
+                }
+                Reply::Array(out).into()
+            }
+            "pubsub|numpat" => Reply::Int(shared.pubsub.numpat() as i64).into(),
+            "pubsub|help" => commands::help(
+                "PUBSUB",
+                &[
+                    "CHANNELS [<pattern>]",
+                    "    Return the currently active channels matching a <pattern> (default: '*').",
+                    "NUMPAT",
+                    "    Return number of subscriptions to patterns.",
+                    "NUMSUB [<channel> ...]",
+                    "    Return the number of subscribers for the specified channels, excluding",
+                    "    pattern subscriptions(default: no channels).",
+                ],
+            )
+            .into(),
+            // A container without a subcommand never gets here (arity), nor do unknown names.
+            other => Reply::error(format!("ERR unknown command '{other}'")).into(),
+        }
+    }
+
+    fn auth(&mut self, args: &[Bytes]) -> Outcome {
+        let password = self.shared.cfg.read().password.clone();
+        let (user, pass) = match args.len() {
+            2 => (&b"default"[..], &args[1][..]),
+            3 => (&args[1][..], &args[2][..]),
+            _ => return err("ERR syntax error"),
+        };
+        match self.check_password(user, pass, password.as_deref(), args.len() == 2) {
+            Ok(()) => ok(),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Authenticate `user`/`pass` against `requirepass` as Redis's default user.
+    fn check_password(
+        &mut self,
+        user: &[u8],
+        pass: &[u8],
+        password: Option<&str>,
+        one_arg: bool,
+    ) -> Result<(), Reply> {
+        match password {
+            None if one_arg => Err(Reply::error(AUTH_NOT_CONFIGURED)),
+            // Without requirepass the default user takes any password.
+            None if user == b"default" => {
+                self.authenticated = true;
+                Ok(())
+            }
+            Some(pw) if user == b"default" && same_secret(pass, pw.as_bytes()) => {
+                self.authenticated = true;
+                Ok(())
+            }
+            _ => {
+                debug!(target: PROTOCOL_TARGET, "redis <{} authentication failed", self.client.id);
+                Err(Reply::error(WRONGPASS))
+            }
+        }
+    }
+
+    fn hello(&mut self, args: &[Bytes]) -> Outcome {
+        let mut ver = None;
+        let mut next = 1;
+        if args.len() >= 2 {
+            next = 2;
+            match redis_store::args::parse_i64(&args[1]) {
+                Some(v) if v == 2 || v == 3 => ver = Some(v),
+                Some(_) => return err("NOPROTO unsupported protocol version"),
+                None => return err("ERR Protocol version is not an integer or out of range"),
+            }
+        }
+        let mut auth: Option<(Bytes, Bytes)> = None;
+        let mut setname: Option<Bytes> = None;
+        let mut j = next;
+        while j < args.len() {
+            let more = args.len() - 1 - j;
+            let opt = &args[j];
+            if opt.eq_ignore_ascii_case(b"auth") && more >= 2 {
+                auth = Some((args[j + 1].clone(), args[j + 2].clone()));
+                j += 3;
+            } else if opt.eq_ignore_ascii_case(b"setname") && more >= 1 {
+                setname = Some(args[j + 1].clone());
+                j += 2;
+            } else {
+                return Reply::error(format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(opt)
+                ))
+                .into();
+            }
+        }
+        if let Some((user, pass)) = auth {
+            let password = self.shared.cfg.read().password.clone();
+            if let Err(e) = self.check_password(&user, &pass, password.as_deref(), false) {
+                return e.into();
+            }
+        }
+        if !self.authenticated {
+            return err(HELLO_NOAUTH);
+        }
+        if let Some(name) = setname {
+            if !valid_name(&name) {
+                return err(BAD_NAME);
+            }
+            self.handle.info.lock().name = name.to_vec();
+        }
+        if let Some(v) = ver {
+            self.client.proto = if v == 3 {
+                Protocol::Resp3
+            } else {
+                Protocol::Resp2
+            };
+            self.handle.info.lock().resp = v as u8;
+        }
+        let proto = if self.client.proto == Protocol::Resp3 {
+            3
+        } else {
+            2
+        };
+        Reply::Map(vec![
+            (bulk_static("server"), bulk_static("redis")),
+            (bulk_static("version"), bulk_static(REDIS_VERSION)),
+            (bulk_static("proto"), Reply::Int(proto)),
+            (bulk_static("id"), Reply::Int(self.client.id as i64)),
+            (bulk_static("mode"), bulk_static("standalone")),
+            (bulk_static("role"), bulk_static("master")),
+            (bulk_static("modules"), Reply::Array(Vec::new())),
+        ])
+        .into()
+    }
+
+    fn discard_multi(&mut self) {
+        self.multi = None;
+        self.multi_error = false;
+        self.handle.info.lock().multi = -1;
+        let id = self.client.id;
+        self.shared.ks.lock().unwatch(id);
+    }
+
+    fn exec(&mut self) -> Outcome {
+        let Some(queue) = self.multi.take() else {
+            return err("ERR EXEC without MULTI");
+        };
+        self.handle.info.lock().multi = -1;
+        let id = self.client.id;
+        if self.multi_error {
+            self.multi_error = false;
+            self.shared.ks.lock().unwatch(id);
+            return err("EXECABORT Transaction discarded because of previous errors.");
+        }
+        let shared = self.shared.clone();
+        let mut ks = shared.ks.lock();
+        let now = now_ms();
+        if !ks.exec_allowed(id, now) {
+            return Outcome::Reply(Reply::NilArray);
+        }
+        self.client.in_exec = true;
+        let mut replies = Vec::with_capacity(queue.len());
+        for (found, args) in queue {
+            match self.run_command(found, &args, Some(&mut ks)) {
+                Outcome::Reply(r) => replies.push(r),
+                Outcome::Many(rs) => replies.extend(rs),
+                Outcome::Silent => {}
+                Outcome::Blocked { .. } => replies.push(Reply::NilArray),
+                Outcome::Sleep(_) => replies.push(Reply::ok()),
+            }
+        }
+        self.client.in_exec = false;
+        shared.serve_blocked(&mut ks, now_ms());
+        Outcome::Reply(Reply::Array(replies))
+    }
+
+    fn reset(&mut self) {
+        if self.multi.is_some() {
+            self.discard_multi();
+        } else {
+            let id = self.client.id;
+            self.shared.ks.lock().unwatch(id);
+        }
+        let id = self.client.id;
+        for c in std::mem::take(&mut self.subs) {
+            self.shared.pubsub.unsubscribe(&c, id);
+        }
+        for p in std::mem::take(&mut self.psubs) {
+            self.shared.pubsub.punsubscribe(&p, id);
+        }
+        self.client.proto = Protocol::Resp2;
+        self.client.db = 0;
+        self.reply_off = false;
+        self.skip_next = 0;
+        self.authenticated = self.shared.cfg.read().password.is_none();
+        let mut i = self.handle.info.lock();
+        i.name.clear();
+        i.db = 0;
+        i.sub = 0;
+        i.psub = 0;
+        i.resp = 2;
+        i.no_evict = false;
+    }
+
+    fn sub_counts(&self) {
+        let mut i = self.handle.info.lock();
+        i.sub = self.subs.len();
+        i.psub = self.psubs.len();
+    }
+
+    fn subscribe(&mut self, pattern: bool, names: &[Bytes]) -> Outcome {
+        let kind = if pattern { "psubscribe" } else { "subscribe" };
+        let mut out = Vec::with_capacity(names.len());
+        for n in names {
+            let n = Bytes::copy_from_slice(n);
+            let list = if pattern {
+                &mut self.psubs
+            } else {
+                &mut self.subs
+            };
+            if !list.contains(&n) {
+                list.push(n.clone());
+                if pattern {
+                    self.shared.pubsub.psubscribe(&n, &self.handle);
+                } else {
+                    self.shared.pubsub.subscribe(&n, &self.handle);
+                }
+            }
+            let count = (self.subs.len() + self.psubs.len()) as i64;
+            out.push(Reply::Push(vec![
+                bulk_static(kind),
+                Reply::Bulk(n),
+                Reply::Int(count),
+            ]));
+        }
+        self.sub_counts();
+        Outcome::Many(out)
+    }
+
+    fn unsubscribe(&mut self, pattern: bool, names: &[Bytes]) -> Outcome {
+        let kind = if pattern {
+            "punsubscribe"
+        } else {
+            "unsubscribe"
+        };
+        let id = self.client.id;
+        let targets: Vec<Bytes> = if names.is_empty() {
+            if pattern {
+                self.psubs.clone()
+            } else {
+                self.subs.clone()
+            }
+        } else {
+            names.iter().map(|n| Bytes::copy_from_slice(n)).collect()
+        };
+        let mut out = Vec::new();
+        for n in &targets {
+            let list = if pattern {
+                &mut self.psubs
+            } else {
+                &mut self.subs
+            };
+            if let Some(pos) = list.iter().position(|x| x == n) {
+                list.remove(pos);
+                if pattern {
+                    self.shared.pubsub.punsubscribe(n, id);
+                } else {
+                    self.shared.pubsub.unsubscribe(n, id);
+                }
+            }
+            let count = (self.subs.len() + self.psubs.len()) as i64;
+            out.push(Reply::Push(vec![
+                bulk_static(kind),
+                Reply::Bulk(n.clone()),
+                Reply::Int(count),
+            ]));
+        }
+        if targets.is_empty() {
+            let count = (self.subs.len() + self.psubs.len()) as i64;
+            out.push(Reply::Push(vec![
+                bulk_static(kind),
+                Reply::Nil,
+                Reply::Int(count),
+            ]));
+        }
+        self.sub_counts();
+        Outcome::Many(out)
+    }
+
+    fn client_list(&mut self, args: &[Bytes]) -> Outcome {
+        let mut type_filter: Option<bool> = None; // Some(true): pubsub only
+        let mut ids: Option<Vec<u64>> = None;
+        let mut i = 2;
+        while i < args.len() {
+            if args[i].eq_ignore_ascii_case(b"type") && i + 1 < args.len() {
+                type_filter = match args[i + 1].to_ascii_lowercase().as_slice() {
+                    b"normal" => Some(false),
+                    b"pubsub" => Some(true),
+                    b"master" | b"replica" | b"slave" => {
+                        return Reply::Verbatim(Bytes::new()).into()
+                    }
+                    _ => {
+                        return Reply::error(format!(
+                            "ERR Unknown client type '{}'",
+                            String::from_utf8_lossy(&args[i + 1])
+                        ))
+                        .into()
+                    }
+                };
+                i += 2;
+            } else if args[i].eq_ignore_ascii_case(b"id") && i + 1 < args.len() {
+                let mut v = Vec::new();
+                for a in &args[i + 1..] {
+                    match redis_store::args::parse_i64(a) {
+                        Some(n) if n > 0 => v.push(n as u64),
+                        _ => return err("ERR Invalid client ID"),
+                    }
+                }
+                ids = Some(v);
+                i = args.len();
+            } else {
+                return err("ERR syntax error");
+            }
+        }
+        let now = now_ms();
+        let handles: Vec<Arc<ClientHandle>> =
+            self.shared.clients.lock().values().cloned().collect();
+        let mut text = String::new();
+        for h in handles {
+            if let Some(ids) = &ids {
+                if !ids.contains(&h.id) {
+                    continue;
+                }
+            }
+            if let Some(pubsub) = type_filter {
+                let i = h.info.lock();
+                if (i.sub + i.psub > 0) != pubsub {
+                    continue;
+                }
+            }
+            text.push_str(&info::client_line(&h, now));
+        }
+        Reply::Verbatim(text.into()).into()
+    }
+
+    fn client_kill(&mut self, args: &[Bytes]) -> Outcome {
+        let handles: Vec<Arc<ClientHandle>> =
+            self.shared.clients.lock().values().cloned().collect();
+        if args.len() == 3 {
+            // Old form: CLIENT KILL addr:port.
+            let addr = String::from_utf8_lossy(&args[2]);
+            return match handles.iter().find(|h| h.addr.to_string() == addr) {
+                Some(h) => {
+                    self.kill(h);
+                    ok()
+                }
+                None => err("ERR No such client"),
+            };
+        }
+        if !args.len().is_multiple_of(2) {
+            return err("ERR syntax error");
+        }
+        let mut id: Option<u64> = None;
+        let mut addr: Option<String> = None;
+        let mut laddr: Option<String> = None;
+        let mut pubsub: Option<bool> = None;
+        let mut skipme = true;
+        for pair in args[2..].chunks(2) {
+            let (k, v) = (pair[0].to_ascii_lowercase(), &pair[1]);
+            match k.as_slice() {
+                b"id" => match redis_store::args::parse_i64(v) {
+                    Some(n) if n > 0 => id = Some(n as u64),
+                    _ => return err("ERR client-id should be greater than 0"),
+                },
+                b"addr" => addr = Some(String::from_utf8_lossy(v).into_owned()),
+                b"laddr" => laddr = Some(String::from_utf8_lossy(v).into_owned()),
+                b"type" => {
+                    pubsub = match v.to_ascii_lowercase().as_slice() {
+                        b"normal" => Some(false),
+                        b"pubsub" => Some(true),
+                        b"master" | b"replica" | b"slave" => return Reply::Int(0).into(),
+                        _ => {
+                            return Reply::error(format!(
+                                "ERR Unknown client type '{}'",
+                                String::from_utf8_lossy(v)
+                            ))
+                            .into()
+                        }
+                    }
+                }
+                b"user" => {
+                    if !v.eq_ignore_ascii_case(b"default") {
+                        return Reply::error(format!(
+                            "ERR No such user '{}'",
+                            String::from_utf8_lossy(v)
+                        ))
+                        .into();
+                    }
+                }
+                b"skipme" => match v.to_ascii_lowercase().as_slice() {
+                    b"yes" => skipme = true,
+                    b"no" => skipme = false,
+                    _ => return err("ERR syntax error"),
+                },
+                _ => return err("ERR syntax error"),
+            }
+        }
+        let mut killed = 0;
+        for h in &handles {
+            if id.is_some_and(|i| i != h.id)
+                || addr.as_ref().is_some_and(|a| *a != h.addr.to_string())
+                || laddr.as_ref().is_some_and(|a| *a != h.laddr.to_string())
+                || (skipme && h.id == self.client.id)
+            {
+                continue;
+            }
+            if let Some(p) = pubsub {
+                let i = h.info.lock();
+                if (i.sub + i.psub > 0) != p {
+                    continue;
+                }
+            }
+            self.kill(h);
+            killed += 1;
+        }
+        Reply::Int(killed).into()
+    }
+
+    fn kill(&mut self, h: &ClientHandle) {
+        debug!(target: PROTOCOL_TARGET, "redis <{} killed by client {}", h.id, self.client.id);
+        if h.id == self.client.id {
+            // Closed after this reply is written.
+            self.close = true;
+        } else {
+            h.kill();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis_store::{Cmd, Command, Spec};
+
+    /// A data command that always blocks for 200 ms (what `BLPOP k 0.2` on an empty list does).
+    fn blocks(cmd: &mut Cmd<'_>) -> Exec {
+        Exec::Blocked {
+            deadline_ms: Some(cmd.now_ms + 200),
+        }
+    }
+
+    static BLOCKING: Command = Command {
+        spec: Spec {
+            name: "blocktest",
+            arity: 1,
+            flags: Flags::BLOCKING.or(Flags::WRITE),
+            first_key: 0,
+            last_key: 0,
+            step: 0,
+            categories: &[],
+            subcommands: &[],
+        },
+        run: blocks,
+    };
+
+    /// A connection over a real socket pair, and the client's end.
+    async fn pair(shared: &Arc<RedisShared>) -> (Conn, TcpStream, TcpStream, watch::Sender<bool>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (server, addr) = l.accept().await.unwrap();
+        let (tx, rx) = watch::channel(false);
+        let conn = Conn::new(shared.clone(), addr, addr, rx);
+        (conn, server, client, tx)
+    }
+
+    #[tokio::test]
+    async fn blocked_client_gets_the_served_reply_or_leaves_on_close() {
+        let shared = Arc::new(RedisShared::new(
+            &crate::config::RedisSettings::default(),
+            10,
+        ));
+        let found = Found::Store(&BLOCKING, &BLOCKING.spec);
+        let args = vec![Bytes::from_static(b"blocktest")];
+
+        // Served by another client's write: the reply arrives through the mailbox.
+        let (mut conn, mut server, _client, _stop) = pair(&shared).await;
+        let Outcome::Blocked { deadline_ms } = conn.run_command(found, &args, None) else {
+            panic!("did not block");
+        };
+        let handle = shared.clients.lock().get(&conn.client.id).cloned().unwrap();
+        handle.serve(Reply::Int(7));
+        let mut buf = BytesMut::new();
+        let r = conn
+            .wait_blocked(&mut server, &mut buf, deadline_ms)
+            .await
+            .unwrap();
+        assert_eq!(r, Some(Reply::Int(7)));
+        assert_eq!(shared.stats.blocked.load(Relaxed), 0);
+
+        // Inside EXEC a blocking command never waits.
+        conn.client.in_exec = true;
+        assert!(matches!(
+            conn.run_command(found, &args, None),
+            Outcome::Reply(Reply::NilArray)
+        ));
+        conn.client.in_exec = false;
+
+        // The deadline passes: the store's timeout reply (the stand-in store's: a null array).
+        let started = std::time::Instant::now();
+        let r = conn
+            .wait_blocked(&mut server, &mut buf, Some(now_ms() + 100))
+            .await
+            .unwrap();
+        assert_eq!(r, Some(Reply::NilArray));
+        assert!(started.elapsed() >= Duration::from_millis(90));
+
+        // Input pipelined behind a blocked command is kept for later, not lost.
+        let (mut conn, mut server, mut client, _stop) = pair(&shared).await;
+        client.write_all(b"PING\r\n").await.unwrap();
+        let mut buf = BytesMut::new();
+        let r = conn
+            .wait_blocked(&mut server, &mut buf, Some(now_ms() + 300))
+            .await
+            .unwrap();
+        assert_eq!(r, Some(Reply::NilArray));
+        assert_eq!(&buf[..], b"PING\r\n");
+
+        // The client closes its socket while blocked: the wait ends at once.
+        let (mut conn, mut server, client, _stop) = pair(&shared).await;
+        drop(client);
+        let started = std::time::Instant::now();
+        let r = conn
+            .wait_blocked(&mut server, &mut buf, None)
+            .await
+            .unwrap();
+        assert_eq!(r, None);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        conn.cleanup();
+        assert!(!shared.clients.lock().contains_key(&conn.client.id));
+
+        // A deadline beyond what the clock can represent waits like no deadline.
+        let (mut conn, mut server, client, _stop) = pair(&shared).await;
+        drop(client);
+        let r = conn
+            .wait_blocked(&mut server, &mut buf, Some(u64::MAX))
+            .await
+            .unwrap();
+        assert_eq!(r, None);
+
+        // CLIENT KILL while blocked ends the wait too.
+        let (mut conn, mut server, _client, _stop) = pair(&shared).await;
+        let handle = shared.clients.lock().get(&conn.client.id).cloned().unwrap();
+        handle.kill();
+        let r = conn
+            .wait_blocked(&mut server, &mut buf, None)
+            .await
+            .unwrap();
+        assert_eq!(r, None);
+    }
+
+    #[test]
+    fn names_and_secrets() {
+        assert!(valid_name(b"worker-1"));
+        assert!(valid_name(b""));
+        assert!(!valid_name(b"a b"));
+        assert!(!valid_name(b"a\nb"));
+        assert!(same_secret(b"pw", b"pw"));
+        assert!(!same_secret(b"pw", b"pX"));
+        assert!(!same_secret(b"pw", b"pw2"));
+        assert_eq!(parse_seconds(b"0.5"), Some(0.5));
+        assert_eq!(parse_seconds(b"x"), None);
+        assert_eq!(parse_seconds(b"inf"), None);
+    }
+}
