@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use redis_proto::{encode, parse_request, Args, Limits, Protocol, Reply};
+use redis_proto::{encode, Args, Limits, Protocol, Reply, RequestParser};
 use redis_store::{Exec, Flags, Keyspace};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -24,10 +24,6 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, trace};
-
-// See shim.rs: the store's blocking/WATCH API, until the store branch is merged.
-#[allow(unused_imports)]
-use super::shim::StoreApi as _;
 
 use super::commands::{self, Found};
 use super::limits::ObufLimit;
@@ -161,6 +157,8 @@ struct Conn {
     rx: mpsc::UnboundedReceiver<Msg>,
     client: redis_store::Client,
     authenticated: bool,
+    /// Resumes a multibulk split over several reads without rereading its headers.
+    parser: RequestParser,
     /// Queued commands inside `MULTI`.
     multi: Option<Vec<(Found, Args)>>,
     /// A command was rejected while queueing: `EXEC` answers `EXECABORT`.
@@ -230,6 +228,7 @@ impl Conn {
                 ..redis_store::Client::default()
             },
             authenticated,
+            parser: RequestParser::new(),
             multi: None,
             multi_error: false,
             subs: Vec::new(),
@@ -248,10 +247,9 @@ impl Conn {
     }
 
     fn limits(&self, max_bulk_len: u64) -> Limits {
-        // TODO(issue 16, after the merge with redis-proto): pass `authenticated: self.authenticated`
-        // so that unauthenticated clients get Redis's smaller request limits.
         Limits {
             max_bulk_len,
+            authenticated: self.authenticated,
             ..Limits::default()
         }
     }
@@ -297,13 +295,13 @@ impl Conn {
             };
             // Run every complete command buffered.
             while !self.close {
-                let args = match parse_request(&mut buf, &self.limits(max_bulk_len)) {
+                let limits = self.limits(max_bulk_len);
+                let args = match self.parser.parse(&mut buf, &limits) {
                     Ok(Some(args)) => args,
                     Ok(None) => break,
                     Err(e) => {
                         debug!(target: PROTOCOL_TARGET, "redis <{} {e}", self.client.id);
-                        let r = Reply::error(format!("ERR {e}"));
-                        encode(&r, self.client.proto, &mut self.out);
+                        encode(&e.reply(), self.client.proto, &mut self.out);
                         self.close = true;
                         break;
                     }

@@ -12,7 +12,6 @@ pub mod conn;
 pub mod info;
 pub mod limits;
 pub mod pubsub;
-mod shim;
 #[cfg(test)]
 mod tests;
 
@@ -29,10 +28,6 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use crate::config::RedisSettings;
 use crate::PROTOCOL_TARGET;
-
-// See shim.rs: the store's blocking/WATCH/expiry API, until the store branch is merged.
-#[allow(unused_imports)]
-use shim::StoreApi as _;
 
 /// The version keel answers as (`HELLO`'s `version`, `INFO`'s `redis_version`): the
 /// redis-server whose replies keel reproduces, so that clients enable what 7.0 supports.

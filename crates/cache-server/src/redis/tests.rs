@@ -120,7 +120,6 @@ impl Client {
 }
 
 #[tokio::test]
-#[ignore = "needs redis-proto"]
 async fn pipelined_connection_commands_and_errors() {
     let srv = Running::start(RedisSettings::default()).await;
     let mut c = srv.connect().await;
@@ -165,7 +164,6 @@ async fn pipelined_connection_commands_and_errors() {
 }
 
 #[tokio::test]
-#[ignore = "needs redis-proto"]
 async fn requirepass() {
     let srv = Running::start(RedisSettings {
         password: Some("s3cret".into()),
@@ -191,7 +189,6 @@ async fn requirepass() {
 }
 
 #[tokio::test]
-#[ignore = "needs redis-proto"]
 async fn pubsub_between_connections() {
     let srv = Running::start(RedisSettings::default()).await;
     let mut sub = srv.connect().await;
@@ -219,7 +216,6 @@ async fn pubsub_between_connections() {
 }
 
 #[tokio::test]
-#[ignore = "needs redis-proto"]
 async fn slow_subscriber_is_disconnected_and_kill_and_timeout_close() {
     let srv = Running::start(RedisSettings::default()).await;
     let mut admin = srv.connect().await;
@@ -273,7 +269,6 @@ async fn slow_subscriber_is_disconnected_and_kill_and_timeout_close() {
 }
 
 #[tokio::test]
-#[ignore = "needs redis-proto"]
 async fn client_that_never_reads_is_closed_at_the_normal_limit() {
     let srv = Running::start(RedisSettings {
         obuf_normal: crate::redis::ObufLimit {
@@ -310,7 +305,6 @@ async fn client_that_never_reads_is_closed_at_the_normal_limit() {
 }
 
 #[tokio::test]
-#[ignore = "needs redis-proto and redis-store's glob"]
 async fn pattern_subscriptions_in_resp3() {
     let srv = Running::start(RedisSettings::default()).await;
     let mut sub = srv.connect().await;
