@@ -41,7 +41,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 const NOAUTH: &str = "NOAUTH Authentication required.";
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 const AUTH_NOT_CONFIGURED: &str = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
-const HELLO_NOAUTH: &str = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
+const HELLO_NOAUTH: &str = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
 const BAD_NAME: &str = "ERR Client names cannot contain spaces, newlines or special characters.";
 /// `SAVE`/`BGSAVE`: keel keeps no dump (Seafile runs Redis with `--save "" --appendonly no`).
 const NO_DUMP: &str = "ERR keel keeps no dump: persistence is not supported";
@@ -623,7 +623,9 @@ impl Conn {
             let client = &mut self.client;
             let exec = with_ks!(|ks| {
                 let r = ks.execute(client, cmd, args, now);
-                if cmd.spec.flags.has(Flags::WRITE) {
+                // Inside EXEC, blocked clients are served once the whole transaction ran
+                // (they see its final state), as Redis does.
+                if cmd.spec.flags.has(Flags::WRITE) && !client.in_exec {
                     shared.serve_blocked(ks, now);
                 }
                 r

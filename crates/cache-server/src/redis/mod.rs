@@ -262,6 +262,11 @@ impl RedisShared {
     }
 }
 
+/// Keys with an expiry looked at per lock hold of the active expiry cycle.
+const EXPIRE_CHUNK: usize = 1000;
+/// Time the active expiry cycle may take per 100 ms period.
+const EXPIRE_CYCLE_BUDGET: Duration = Duration::from_millis(25);
+
 /// The background cycle: every 100 ms, expire keys (so memory held by expired keys nobody reads
 /// is returned), until `stop`.
 pub async fn maintenance(shared: Arc<RedisShared>, mut stop: watch::Receiver<bool>) {
@@ -272,10 +277,15 @@ pub async fn maintenance(shared: Arc<RedisShared>, mut stop: watch::Receiver<boo
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        let now = now_ms();
-        let mut ks = shared.ks.lock();
-        // Effort 1: Redis's `active-expire-effort` default (an untyped literal, so that it fits
-        // whichever integer type the store's `active_expire` takes).
-        let _ = ks.active_expire(now, 1);
+        // As Redis's slow cycle: spend up to a quarter of the period, in chunks that release the
+        // keyspace lock between them, while a chunk still finds a quarter of its keys expired.
+        let started = Instant::now();
+        while started.elapsed() < EXPIRE_CYCLE_BUDGET {
+            let deleted = shared.ks.lock().active_expire(now_ms(), EXPIRE_CHUNK);
+            if deleted * 4 < EXPIRE_CHUNK {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
     }
 }

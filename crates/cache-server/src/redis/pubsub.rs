@@ -69,13 +69,14 @@ impl Registry {
     /// returns how many received it (`PUBLISH`'s reply). A subscriber whose pending messages
     /// exceed `limit` is disconnected instead.
     pub fn publish(&self, channel: &[u8], message: &[u8], limit: ObufLimit, now_ms: u64) -> i64 {
-        let inner = self.inner.lock();
+        let mut inner = self.inner.lock();
+        let Inner { channels, patterns } = &mut *inner;
         let mut receivers = 0;
-        if let Some(subs) = inner.channels.get(channel) {
+        if let Some(subs) = channels.get_mut(channel) {
             let ch = Bytes::copy_from_slice(channel);
             let msg = Bytes::copy_from_slice(message);
             let size = message_size(&[b"message", channel, message]);
-            for s in subs {
+            for s in subs.iter().filter(|s| !s.is_killed()) {
                 let reply = Reply::Push(vec![
                     Reply::Bulk(Bytes::from_static(b"message")),
                     Reply::Bulk(ch.clone()),
@@ -84,13 +85,19 @@ impl Registry {
                 s.push(reply, size, limit, now_ms);
                 receivers += 1;
             }
+            // A subscriber this message put over its limit is gone for every later command,
+            // as Redis frees it before running the next one.
+            subs.retain(|s| !s.is_killed());
+            if subs.is_empty() {
+                channels.remove(channel);
+            }
         }
-        for (pattern, subs) in inner.patterns.iter() {
+        for (pattern, subs) in patterns.iter_mut() {
             if !redis_store::glob::matches(pattern, channel) {
                 continue;
             }
             let size = message_size(&[b"pmessage", pattern, channel, message]);
-            for s in subs {
+            for s in subs.iter().filter(|s| !s.is_killed()) {
                 let reply = Reply::Push(vec![
                     Reply::Bulk(Bytes::from_static(b"pmessage")),
                     Reply::Bulk(pattern.clone()),
@@ -100,7 +107,9 @@ impl Registry {
                 s.push(reply, size, limit, now_ms);
                 receivers += 1;
             }
+            subs.retain(|s| !s.is_killed());
         }
+        patterns.retain(|_, subs| !subs.is_empty());
         receivers
     }
 
@@ -119,7 +128,11 @@ impl Registry {
 
     /// `PUBSUB NUMSUB`: subscribers of one channel.
     pub fn numsub(&self, channel: &[u8]) -> usize {
-        self.inner.lock().channels.get(channel).map_or(0, Vec::len)
+        self.inner
+            .lock()
+            .channels
+            .get(channel)
+            .map_or(0, |subs| subs.iter().filter(|s| !s.is_killed()).count())
     }
 
     /// `PUBSUB NUMPAT`: patterns with at least one subscriber.

@@ -875,6 +875,20 @@ pub const COMMANDS: &[Command] = &[
         },
         run: cmd_getrange,
     },
+    // `SUBSTR`: GETRANGE's old name, still in Redis 7.0's table.
+    Command {
+        spec: Spec {
+            name: "substr",
+            arity: 4,
+            flags: Flags::READONLY,
+            first_key: 1,
+            last_key: 1,
+            step: 1,
+            categories: &["read", "string", "slow"],
+            subcommands: &[],
+        },
+        run: cmd_getrange,
+    },
     Command {
         spec: Spec {
             name: "setrange",

@@ -27,7 +27,8 @@
 //!   `:shape` compare only the shape (types, counts, map keys, error texts): random or
 //!   time-dependent replies (RANDOMKEY, SPOP, TIME, INFO, CLIENT ID...);
 //!   `:mask=I,J` only elements I, J of the top-level aggregate by shape (flat indices; HELLO's
-//!   version and id are `:mask=3,7`).
+//!   version and id are `:mask=3,7`);
+//!   `:cmdinfo` `COMMAND INFO` with each command's tips and key specs masked.
 //!
 //! Directives:
 //! - `!password PW` (before any command): both servers require this password.
@@ -61,6 +62,9 @@ enum Norm {
     /// Replace these elements of the top-level aggregate (flat index; a map's key k is 2k, its
     /// value 2k+1) by their shape, compare the rest exactly.
     Mask(&'static [usize]),
+    /// `COMMAND INFO`: every command's tips and key specs (elements 7 and 8) masked, the rest
+    /// exact (keel reports the legacy key positions, not Redis 7's key specs).
+    CommandInfo,
 }
 
 #[derive(Clone, Debug)]
@@ -230,6 +234,7 @@ fn parse_line(text: &str) -> Result<Option<Step>, String> {
             "sort" => norm = Norm::Sort,
             "pairs" => norm = Norm::Pairs,
             "shape" => norm = Norm::Shape,
+            "cmdinfo" => norm = Norm::CommandInfo,
             "eof" => eof = true,
             "raw" => raw = true,
             "inline" => inline = true,
@@ -448,6 +453,21 @@ fn normalise(r: &Resp, raw: &[u8], norm: Norm) -> String {
         Norm::Sort => show(&r.sorted().encode()),
         Norm::Pairs => show(&r.sorted_pairs().encode()),
         Norm::Shape => show(&r.shape().encode()),
+        Norm::CommandInfo => match r {
+            Resp::Agg(t, Some(commands)) => {
+                let masked = |c: &Resp| match c {
+                    Resp::Agg(ct, Some(fields)) if fields.len() == 10 => {
+                        let mut f = fields.clone();
+                        f[7] = Resp::Line(b'+', b"<tips>".to_vec());
+                        f[8] = Resp::Line(b'+', b"<key specs>".to_vec());
+                        Resp::Agg(*ct, Some(f))
+                    }
+                    other => other.clone(),
+                };
+                show(&Resp::Agg(*t, Some(commands.iter().map(masked).collect())).encode())
+            }
+            other => show(&other.encode()),
+        },
         Norm::Mask(idx) => match r {
             Resp::Agg(t, Some(items)) => {
                 let items = items
