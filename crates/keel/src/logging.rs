@@ -34,6 +34,8 @@ const KEEL_CRATES: &[&str] = &[
     "galera",
     "memcache_proto",
     "node_agent",
+    "redis_proto",
+    "redis_store",
     "seafile_config",
     "supervisor",
 ];
