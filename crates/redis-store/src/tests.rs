@@ -1,6 +1,7 @@
 //! Unit and property tests of the keys and strings commands, `WATCH`, eviction, active
-//! expiry, `SCAN`'s guarantee and determinism. Replies were checked against redis-server
-//! 7.0.15 (see `examples/replay.rs`, which prints them as RESP2 for a byte-for-byte diff).
+//! expiry, `SCAN`'s guarantee and determinism. The same commands are compared byte for byte
+//! with redis-server 7.0.15 by the differential test (`tests/redis/scripts/*.txt`, run by
+//! `crates/keel/tests/it/redis/differential.rs`).
 
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -637,45 +638,6 @@ proptest! {
         prop_assert_eq!(a.stats(), b2.stats());
         check_accounting(&a);
     }
-}
-
-/// Accounted memory against the process's real growth for 1M 100-byte strings
-/// (`cargo test -p redis-store --release -- --ignored --nocapture rss`).
-#[test]
-#[ignore]
-fn rss_of_a_million_strings() {
-    fn rss_kb() -> u64 {
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse().ok())
-            })
-            .unwrap_or(0)
-    }
-    let before = rss_kb();
-    let mut ks = Keyspace::new(Config::default());
-    let val = vec![b'v'; 100];
-    for i in 0..1_000_000u64 {
-        let key = format!("key:{i:012}");
-        ks.insert(
-            0,
-            key.as_bytes(),
-            crate::db::Value::Str(val.clone().into()),
-            0,
-            T0,
-        );
-    }
-    let after = rss_kb();
-    println!(
-        "1M x 100-byte strings: accounted {} MiB, RSS growth {} MiB, entry size {} bytes",
-        ks.used_memory() >> 20,
-        (after - before) >> 10,
-        std::mem::size_of::<crate::db::Entry>()
-    );
-    assert_eq!(ks.dbsize(0), 1_000_000);
 }
 
 proptest! {
