@@ -64,6 +64,9 @@ pub struct Config {
     /// Reads update a key's LRU clock (standalone); the replicated tier turns it off so reads
     /// leave replicas identical.
     pub reads_mutate: bool,
+    /// Record every key that receives list elements for [`Keyspace::take_ready_keys`] (the
+    /// replicated tier wakes its own blocked clients from them).
+    pub track_ready: bool,
 }
 
 impl Default for Config {
@@ -75,6 +78,7 @@ impl Default for Config {
             databases: 16,
             max_bulk_len: 512 * 1024 * 1024,
             reads_mutate: true,
+            track_ready: false,
         }
     }
 }

@@ -27,11 +27,13 @@ pub mod evict;
 pub mod glob;
 pub mod keyspace;
 pub mod num;
+pub mod replica;
 pub mod types;
 pub mod watch;
 
 pub use commands::{lookup, Command, Flags, Handler, Spec};
 pub use keyspace::{Config, Keyspace, Policy, Stats};
+pub use replica::ImportError;
 
 /// What the store needs to know about the connection running a command.
 #[derive(Clone, Debug, Default)]
