@@ -8,6 +8,16 @@
 //! class's `client-output-buffer-limit`), replies are flushed once [`crate::conn::OUT_HIGH_WATER`]
 //! bytes are pending, and pub/sub messages queued for a subscriber that falls behind count
 //! against the pubsub class's limit (see [`super::ClientHandle::push`]).
+//!
+//! This module holds the connection itself (accepting, the I/O loop, blocking, the checks before
+//! a command and the dispatch); the handler groups live in its children: [`admin`] (`CLIENT`,
+//! `CONFIG`, `INFO`, `DEBUG`, `TIME`), [`auth`] (`AUTH`, `HELLO`, `RESET`), [`txn`]
+//! (`MULTI`/`EXEC`/`WATCH`) and [`pubsub`] (`SUBSCRIBE`, `PUBLISH`, `PUBSUB`).
+
+mod admin;
+mod auth;
+mod pubsub;
+mod txn;
 
 use std::io;
 use std::net::SocketAddr;
@@ -27,7 +37,7 @@ use tracing::{debug, trace};
 
 use super::commands::{self, Found};
 use super::limits::ObufLimit;
-use super::{info, now_ms, ClientHandle, Msg, RedisShared, REDIS_VERSION};
+use super::{now_ms, ClientHandle, Msg, RedisShared};
 use crate::conn::OUT_HIGH_WATER;
 use crate::PROTOCOL_TARGET;
 
@@ -39,12 +49,7 @@ const BLOCKED_INPUT_MAX: usize = 1024 * 1024;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 const NOAUTH: &str = "NOAUTH Authentication required.";
-const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
-const AUTH_NOT_CONFIGURED: &str = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
-const HELLO_NOAUTH: &str = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
 const BAD_NAME: &str = "ERR Client names cannot contain spaces, newlines or special characters.";
-/// `SAVE`/`BGSAVE`: keel keeps no dump (Seafile runs Redis with `--save "" --appendonly no`).
-const NO_DUMP: &str = "ERR keel keeps no dump: persistence is not supported";
 
 /// Accept Redis connections on `listener` until `stop`, then give open connections a few
 /// seconds to finish.
@@ -188,23 +193,22 @@ fn bulk_static(s: &'static str) -> Reply {
     Reply::Bulk(Bytes::from_static(s.as_bytes()))
 }
 
-/// Compare without leaking where the first difference is.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Redis accepts client names of printable ASCII without spaces.
 fn valid_name(name: &[u8]) -> bool {
     name.iter().all(|&c| (b'!'..=b'~').contains(&c))
 }
 
-/// `strtod`-like parse of `DEBUG SLEEP`'s seconds.
-fn parse_seconds(s: &[u8]) -> Option<f64> {
-    let v: f64 = std::str::from_utf8(s).ok()?.trim().parse().ok()?;
-    v.is_finite().then_some(v)
+/// Run `f` on the keyspace: `locked` (inside `EXEC`, which holds the lock for the whole
+/// transaction), or under the lock for this call alone.
+fn with_ks<R>(
+    shared: &RedisShared,
+    locked: Option<&mut Keyspace>,
+    f: impl FnOnce(&mut Keyspace) -> R,
+) -> R {
+    match locked {
+        Some(ks) => f(ks),
+        None => f(&mut shared.ks.lock()),
+    }
 }
 
 impl Conn {
@@ -601,27 +605,14 @@ impl Conn {
         &mut self,
         found: Found,
         args: &[Bytes],
-        mut locked: Option<&mut Keyspace>,
+        locked: Option<&mut Keyspace>,
     ) -> Outcome {
         let shared = self.shared.clone();
-        // Run `f` on the keyspace: the transaction's, or under the lock for this command alone.
-        macro_rules! with_ks {
-            (|$ks:ident| $body:expr) => {
-                match locked.as_deref_mut() {
-                    Some($ks) => $body,
-                    None => {
-                        let mut guard = shared.ks.lock();
-                        let $ks: &mut Keyspace = &mut guard;
-                        $body
-                    }
-                }
-            };
-        }
         let spec = found.spec();
         if let Found::Store(cmd, _) = found {
             let now = now_ms();
             let client = &mut self.client;
-            let exec = with_ks!(|ks| {
+            let exec = with_ks(&shared, locked, |ks| {
                 let r = ks.execute(client, cmd, args, now);
                 // Inside EXEC, blocked clients are served once the whole transaction ran
                 // (they see its final state), as Redis does.
@@ -668,688 +659,36 @@ impl Conn {
                 self.reset();
                 Reply::simple("RESET").into()
             }
-            "client|id" => Reply::Int(self.client.id as i64).into(),
-            "client|setname" => {
-                if !valid_name(&args[2]) {
-                    return err(BAD_NAME);
-                }
-                self.handle.info.lock().name = args[2].to_vec();
-                ok()
-            }
-            "client|getname" => {
-                let name = self.handle.info.lock().name.clone();
-                if name.is_empty() {
-                    Reply::Nil.into()
-                } else {
-                    Reply::Bulk(name.into()).into()
-                }
-            }
-            "client|setinfo" => {
-                let attr = args[2].to_ascii_lowercase();
-                if !valid_name(&args[3]) {
-                    return Reply::error(format!(
-                        "ERR {} cannot contain spaces, newlines or special characters.",
-                        String::from_utf8_lossy(&attr)
-                    ))
-                    .into();
-                }
-                let mut i = self.handle.info.lock();
-                match attr.as_slice() {
-                    b"lib-name" => i.lib_name = args[3].to_vec(),
-                    b"lib-ver" => i.lib_ver = args[3].to_vec(),
-                    _ => {
-                        return Reply::error(format!(
-                            "ERR Unrecognized option '{}'",
-                            String::from_utf8_lossy(&args[2])
-                        ))
-                        .into()
-                    }
-                }
-                ok()
-            }
-            "client|list" => self.client_list(args),
-            "client|info" => {
-                Reply::Verbatim(info::client_line(&self.handle, now_ms()).into()).into()
-            }
-            "client|kill" => self.client_kill(args),
-            "client|no-evict" => match args[2].to_ascii_lowercase().as_slice() {
-                b"on" | b"off" => {
-                    self.handle.info.lock().no_evict = args[2].eq_ignore_ascii_case(b"on");
-                    ok()
-                }
-                _ => err("ERR syntax error"),
-            },
-            "client|reply" => match args[2].to_ascii_lowercase().as_slice() {
-                b"on" => {
-                    self.reply_off = false;
-                    ok()
-                }
-                b"off" => {
-                    self.reply_off = true;
-                    Outcome::Silent
-                }
-                b"skip" => {
-                    if !self.reply_off {
-                        self.skip_next = 2;
-                    }
-                    Outcome::Silent
-                }
-                _ => err("ERR syntax error"),
-            },
-            "client|help" => commands::help(
-                "CLIENT",
-                &[
-                    "GETNAME",
-                    "    Return the name of the current connection.",
-                    "ID",
-                    "    Return the ID of the current connection.",
-                    "INFO",
-                    "    Return information about the current client connection.",
-                    "KILL <ip:port>",
-                    "    Kill connection made from <ip:port>.",
-                    "KILL <option> <value> [<option> <value> [...]]",
-                    "    Kill connections. Options are: ID, TYPE (NORMAL|PUBSUB), ADDR, LADDR, SKIPME.",
-                    "LIST [options ...]",
-                    "    Return information about client connections. Options: TYPE, ID.",
-                    "NO-EVICT (ON|OFF)",
-                    "    Accepted; keel never evicts clients.",
-                    "REPLY (ON|OFF|SKIP)",
-                    "    Control the replies sent to the current connection.",
-                    "SETNAME <name>",
-                    "    Assign the name <name> to the current connection.",
-                    "SETINFO <LIB-NAME|LIB-VER> <value>",
-                    "    Set client meta attributes.",
-                ],
-            )
-            .into(),
+            name if name.starts_with("client|") => self.client_command(name, args),
             "command" | "command|count" | "command|info" | "command|docs" | "command|list"
             | "command|help" => commands::command(args).into(),
-            "info" => {
-                let sections = info::sections(&args[1..]);
-                let text = with_ks!(|ks| info::render(&shared, ks, &sections));
-                Reply::Verbatim(text.into()).into()
-            }
-            "config|get" => {
-                let patterns = &args[2..];
-                let cfg = shared.cfg.read().clone();
-                let ksc = with_ks!(|ks| ks.config().clone());
-                let port = shared.port.load(Relaxed);
-                let mut pairs = Vec::new();
-                for p in commands::CONFIG_PARAMS {
-                    if patterns.iter().any(|pat| {
-                        pat.eq_ignore_ascii_case(p.as_bytes())
-                            || (pat.iter().any(|c| matches!(c, b'*' | b'?' | b'['))
-                                && redis_store::glob::matches(&pat.to_ascii_lowercase(), p.as_bytes()))
-                    }) {
-                        let v = commands::config_value(p, &cfg, &ksc, shared.max_clients, port);
-                        pairs.push((bulk_static(p), Reply::Bulk(v.into())));
-                    }
-                }
-                Reply::Map(pairs).into()
-            }
-            "config|set" => {
-                let r = with_ks!(|ks| {
-                    let mut ksc = ks.config().clone();
-                    let mut cfg = shared.cfg.read().clone();
-                    match commands::config_set(&args[2..], &mut cfg, &mut ksc) {
-                        Ok(()) => {
-                            ks.set_config(ksc);
-                            *shared.cfg.write() = cfg;
-                            Reply::ok()
-                        }
-                        Err(e) => e,
-                    }
-                });
-                r.into()
-            }
-            "config|resetstat" => {
-                with_ks!(|ks| ks.reset_stats());
-                let st = &shared.stats;
-                for c in [
-                    &st.total_connections,
-                    &st.rejected_connections,
-                    &st.total_commands,
-                    &st.total_error_replies,
-                    &st.net_input_bytes,
-                    &st.net_output_bytes,
-                ] {
-                    c.store(0, Relaxed);
-                }
-                ok()
-            }
-            "config|help" => commands::help(
-                "CONFIG",
-                &[
-                    "GET <pattern>",
-                    "    Return parameters matching the glob-like <pattern> and their values.",
-                    "SET <directive> <value>",
-                    "    Set the configuration <directive> to <value>.",
-                    "RESETSTAT",
-                    "    Reset statistics reported by the INFO command.",
-                ],
-            )
-            .into(),
-            "time" => {
-                let us = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_micros());
-                Reply::Array(vec![
-                    Reply::Bulk((us / 1_000_000).to_string().into()),
-                    Reply::Bulk((us % 1_000_000).to_string().into()),
-                ])
-                .into()
-            }
+            "info" => self.info_command(args, locked),
+            name if name.starts_with("config|") => self.config_command(name, args, locked),
+            "time" => admin::time(),
             "lastsave" => Reply::Int(shared.start_unix as i64).into(),
-            "save" | "bgsave" => err(NO_DUMP),
-            "debug" => {
-                if args[1].eq_ignore_ascii_case(b"sleep") && args.len() == 3 {
-                    match parse_seconds(&args[2]) {
-                        // Inside EXEC the keyspace lock is held: never sleep there.
-                        Some(s) if s > 0.0 && locked.is_none() => {
-                            Outcome::Sleep(Duration::from_secs_f64(s.min(86_400.0)))
-                        }
-                        _ => ok(),
-                    }
-                } else {
-                    Reply::error(format!(
-                        "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
-                        String::from_utf8_lossy(&args[1].slice(..args[1].len().min(128)))
-                    ))
-                    .into()
-                }
-            }
-            "multi" => {
-                if self.multi.is_some() {
-                    return err("ERR MULTI calls can not be nested");
-                }
-                self.multi = Some(Vec::new());
-                self.multi_error = false;
-                self.handle.info.lock().multi = 0;
-                ok()
-            }
+            "save" | "bgsave" => err(admin::NO_DUMP),
+            "debug" => self.debug(args, locked.is_some()),
+            "multi" => self.multi(),
             "exec" => self.exec(),
-            "discard" => {
-                if self.multi.is_none() {
-                    return err("ERR DISCARD without MULTI");
-                }
-                self.discard_multi();
-                ok()
-            }
-            "watch" => {
-                if self.multi.is_some() {
-                    return err("ERR WATCH inside MULTI is not allowed");
-                }
-                let (id, db, now) = (self.client.id, self.client.db, now_ms());
-                with_ks!(|ks| {
-                    for key in &args[1..] {
-                        ks.watch(id, db, key, now);
-                    }
-                });
-                ok()
-            }
-            "unwatch" => {
-                let id = self.client.id;
-                with_ks!(|ks| ks.unwatch(id));
-                ok()
-            }
+            "discard" => self.discard(),
+            "watch" => self.watch(args, locked),
+            "unwatch" => self.unwatch(locked),
             "subscribe" | "psubscribe" => self.subscribe(spec.name == "psubscribe", &args[1..]),
             "unsubscribe" | "punsubscribe" => {
                 self.unsubscribe(spec.name == "punsubscribe", &args[1..])
             }
-            "publish" => {
-                let limit = shared.cfg.read().obuf_pubsub;
-                Reply::Int(shared.pubsub.publish(&args[1], &args[2], limit, now_ms())).into()
-            }
-            "pubsub|channels" => {
-                if args.len() > 3 {
-                    return err("ERR unknown subcommand or wrong number of arguments for 'CHANNELS'. Try PUBSUB HELP.");
-                }
-                let chans = shared.pubsub.channels(args.get(2).map(|p| &p[..]));
-                Reply::Array(chans.into_iter().map(Reply::Bulk).collect()).into()
-            }
-            "pubsub|numsub" => {
-                let mut out = Vec::new();
-                for c in &args[2..] {
-                    out.push(Reply::Bulk(c.clone()));
-                    out.push(Reply::Int(shared.pubsub.numsub(c) as i64));
-                }
-                Reply::Array(out).into()
-            }
-            "pubsub|numpat" => Reply::Int(shared.pubsub.numpat() as i64).into(),
-            "pubsub|help" => commands::help(
-                "PUBSUB",
-                &[
-                    "CHANNELS [<pattern>]",
-                    "    Return the currently active channels matching a <pattern> (default: '*').",
-                    "NUMPAT",
-                    "    Return number of subscriptions to patterns.",
-                    "NUMSUB [<channel> ...]",
-                    "    Return the number of subscribers for the specified channels, excluding",
-                    "    pattern subscriptions(default: no channels).",
-                ],
-            )
-            .into(),
+            "publish" => self.publish(args),
+            name if name.starts_with("pubsub|") => self.pubsub_command(name, args),
             // A container without a subcommand never gets here (arity), nor do unknown names.
             other => Reply::error(format!("ERR unknown command '{other}'")).into(),
-        }
-    }
-
-    fn auth(&mut self, args: &[Bytes]) -> Outcome {
-        let password = self.shared.cfg.read().password.clone();
-        let (user, pass) = match args.len() {
-            2 => (&b"default"[..], &args[1][..]),
-            3 => (&args[1][..], &args[2][..]),
-            _ => return err("ERR syntax error"),
-        };
-        match self.check_password(user, pass, password.as_deref(), args.len() == 2) {
-            Ok(()) => ok(),
-            Err(e) => e.into(),
-        }
-    }
-
-    /// Authenticate `user`/`pass` against `requirepass` as Redis's default user.
-    fn check_password(
-        &mut self,
-        user: &[u8],
-        pass: &[u8],
-        password: Option<&str>,
-        one_arg: bool,
-    ) -> Result<(), Reply> {
-        match password {
-            None if one_arg => Err(Reply::error(AUTH_NOT_CONFIGURED)),
-            // Without requirepass the default user takes any password.
-            None if user == b"default" => {
-                self.authenticated = true;
-                Ok(())
-            }
-            Some(pw) if user == b"default" && same_secret(pass, pw.as_bytes()) => {
-                self.authenticated = true;
-                Ok(())
-            }
-            _ => {
-                debug!(target: PROTOCOL_TARGET, "redis <{} authentication failed", self.client.id);
-                Err(Reply::error(WRONGPASS))
-            }
-        }
-    }
-
-    fn hello(&mut self, args: &[Bytes]) -> Outcome {
-        let mut ver = None;
-        let mut next = 1;
-        if args.len() >= 2 {
-            next = 2;
-            match redis_store::args::parse_i64(&args[1]) {
-                Some(v) if v == 2 || v == 3 => ver = Some(v),
-                Some(_) => return err("NOPROTO unsupported protocol version"),
-                None => return err("ERR Protocol version is not an integer or out of range"),
-            }
-        }
-        let mut auth: Option<(Bytes, Bytes)> = None;
-        let mut setname: Option<Bytes> = None;
-        let mut j = next;
-        while j < args.len() {
-            let more = args.len() - 1 - j;
-            let opt = &args[j];
-            if opt.eq_ignore_ascii_case(b"auth") && more >= 2 {
-                auth = Some((args[j + 1].clone(), args[j + 2].clone()));
-                j += 3;
-            } else if opt.eq_ignore_ascii_case(b"setname") && more >= 1 {
-                setname = Some(args[j + 1].clone());
-                j += 2;
-            } else {
-                return Reply::error(format!(
-                    "ERR Syntax error in HELLO option '{}'",
-                    String::from_utf8_lossy(opt)
-                ))
-                .into();
-            }
-        }
-        if let Some((user, pass)) = auth {
-            let password = self.shared.cfg.read().password.clone();
-            if let Err(e) = self.check_password(&user, &pass, password.as_deref(), false) {
-                return e.into();
-            }
-        }
-        if !self.authenticated {
-            return err(HELLO_NOAUTH);
-        }
-        if let Some(name) = setname {
-            if !valid_name(&name) {
-                return err(BAD_NAME);
-            }
-            self.handle.info.lock().name = name.to_vec();
-        }
-        if let Some(v) = ver {
-            self.client.proto = if v == 3 {
-                Protocol::Resp3
-            } else {
-                Protocol::Resp2
-            };
-            self.handle.info.lock().resp = v as u8;
-        }
-        let proto = if self.client.proto == Protocol::Resp3 {
-            3
-        } else {
-            2
-        };
-        Reply::Map(vec![
-            (bulk_static("server"), bulk_static("redis")),
-            (bulk_static("version"), bulk_static(REDIS_VERSION)),
-            (bulk_static("proto"), Reply::Int(proto)),
-            (bulk_static("id"), Reply::Int(self.client.id as i64)),
-            (bulk_static("mode"), bulk_static("standalone")),
-            (bulk_static("role"), bulk_static("master")),
-            (bulk_static("modules"), Reply::Array(Vec::new())),
-        ])
-        .into()
-    }
-
-    fn discard_multi(&mut self) {
-        self.multi = None;
-        self.multi_error = false;
-        self.handle.info.lock().multi = -1;
-        let id = self.client.id;
-        self.shared.ks.lock().unwatch(id);
-    }
-
-    fn exec(&mut self) -> Outcome {
-        let Some(queue) = self.multi.take() else {
-            return err("ERR EXEC without MULTI");
-        };
-        self.handle.info.lock().multi = -1;
-        let id = self.client.id;
-        if self.multi_error {
-            self.multi_error = false;
-            self.shared.ks.lock().unwatch(id);
-            return err("EXECABORT Transaction discarded because of previous errors.");
-        }
-        let shared = self.shared.clone();
-        let mut ks = shared.ks.lock();
-        let now = now_ms();
-        if !ks.exec_allowed(id, now) {
-            return Outcome::Reply(Reply::NilArray);
-        }
-        self.client.in_exec = true;
-        let mut replies = Vec::with_capacity(queue.len());
-        for (found, args) in queue {
-            match self.run_command(found, &args, Some(&mut ks)) {
-                Outcome::Reply(r) => replies.push(r),
-                Outcome::Many(rs) => replies.extend(rs),
-                Outcome::Silent => {}
-                Outcome::Blocked { .. } => replies.push(Reply::NilArray),
-                Outcome::Sleep(_) => replies.push(Reply::ok()),
-            }
-        }
-        self.client.in_exec = false;
-        shared.serve_blocked(&mut ks, now_ms());
-        Outcome::Reply(Reply::Array(replies))
-    }
-
-    fn reset(&mut self) {
-        if self.multi.is_some() {
-            self.discard_multi();
-        } else {
-            let id = self.client.id;
-            self.shared.ks.lock().unwatch(id);
-        }
-        let id = self.client.id;
-        for c in std::mem::take(&mut self.subs) {
-            self.shared.pubsub.unsubscribe(&c, id);
-        }
-        for p in std::mem::take(&mut self.psubs) {
-            self.shared.pubsub.punsubscribe(&p, id);
-        }
-        self.client.proto = Protocol::Resp2;
-        self.client.db = 0;
-        self.reply_off = false;
-        self.skip_next = 0;
-        self.authenticated = self.shared.cfg.read().password.is_none();
-        let mut i = self.handle.info.lock();
-        i.name.clear();
-        i.db = 0;
-        i.sub = 0;
-        i.psub = 0;
-        i.resp = 2;
-        i.no_evict = false;
-    }
-
-    fn sub_counts(&self) {
-        let mut i = self.handle.info.lock();
-        i.sub = self.subs.len();
-        i.psub = self.psubs.len();
-    }
-
-    fn subscribe(&mut self, pattern: bool, names: &[Bytes]) -> Outcome {
-        let kind = if pattern { "psubscribe" } else { "subscribe" };
-        let mut out = Vec::with_capacity(names.len());
-        for n in names {
-            let n = Bytes::copy_from_slice(n);
-            let list = if pattern {
-                &mut self.psubs
-            } else {
-                &mut self.subs
-            };
-            if !list.contains(&n) {
-                list.push(n.clone());
-                if pattern {
-                    self.shared.pubsub.psubscribe(&n, &self.handle);
-                } else {
-                    self.shared.pubsub.subscribe(&n, &self.handle);
-                }
-            }
-            let count = (self.subs.len() + self.psubs.len()) as i64;
-            out.push(Reply::Push(vec![
-                bulk_static(kind),
-                Reply::Bulk(n),
-                Reply::Int(count),
-            ]));
-        }
-        self.sub_counts();
-        Outcome::Many(out)
-    }
-
-    fn unsubscribe(&mut self, pattern: bool, names: &[Bytes]) -> Outcome {
-        let kind = if pattern {
-            "punsubscribe"
-        } else {
-            "unsubscribe"
-        };
-        let id = self.client.id;
-        let targets: Vec<Bytes> = if names.is_empty() {
-            if pattern {
-                self.psubs.clone()
-            } else {
-                self.subs.clone()
-            }
-        } else {
-            names.iter().map(|n| Bytes::copy_from_slice(n)).collect()
-        };
-        let mut out = Vec::new();
-        for n in &targets {
-            let list = if pattern {
-                &mut self.psubs
-            } else {
-                &mut self.subs
-            };
-            if let Some(pos) = list.iter().position(|x| x == n) {
-                list.remove(pos);
-                if pattern {
-                    self.shared.pubsub.punsubscribe(n, id);
-                } else {
-                    self.shared.pubsub.unsubscribe(n, id);
-                }
-            }
-            let count = (self.subs.len() + self.psubs.len()) as i64;
-            out.push(Reply::Push(vec![
-                bulk_static(kind),
-                Reply::Bulk(n.clone()),
-                Reply::Int(count),
-            ]));
-        }
-        if targets.is_empty() {
-            let count = (self.subs.len() + self.psubs.len()) as i64;
-            out.push(Reply::Push(vec![
-                bulk_static(kind),
-                Reply::Nil,
-                Reply::Int(count),
-            ]));
-        }
-        self.sub_counts();
-        Outcome::Many(out)
-    }
-
-    fn client_list(&mut self, args: &[Bytes]) -> Outcome {
-        let mut type_filter: Option<bool> = None; // Some(true): pubsub only
-        let mut ids: Option<Vec<u64>> = None;
-        let mut i = 2;
-        while i < args.len() {
-            if args[i].eq_ignore_ascii_case(b"type") && i + 1 < args.len() {
-                type_filter = match args[i + 1].to_ascii_lowercase().as_slice() {
-                    b"normal" => Some(false),
-                    b"pubsub" => Some(true),
-                    b"master" | b"replica" | b"slave" => {
-                        return Reply::Verbatim(Bytes::new()).into()
-                    }
-                    _ => {
-                        return Reply::error(format!(
-                            "ERR Unknown client type '{}'",
-                            String::from_utf8_lossy(&args[i + 1])
-                        ))
-                        .into()
-                    }
-                };
-                i += 2;
-            } else if args[i].eq_ignore_ascii_case(b"id") && i + 1 < args.len() {
-                let mut v = Vec::new();
-                for a in &args[i + 1..] {
-                    match redis_store::args::parse_i64(a) {
-                        Some(n) if n > 0 => v.push(n as u64),
-                        _ => return err("ERR Invalid client ID"),
-                    }
-                }
-                ids = Some(v);
-                i = args.len();
-            } else {
-                return err("ERR syntax error");
-            }
-        }
-        let now = now_ms();
-        let handles: Vec<Arc<ClientHandle>> =
-            self.shared.clients.lock().values().cloned().collect();
-        let mut text = String::new();
-        for h in handles {
-            if let Some(ids) = &ids {
-                if !ids.contains(&h.id) {
-                    continue;
-                }
-            }
-            if let Some(pubsub) = type_filter {
-                let i = h.info.lock();
-                if (i.sub + i.psub > 0) != pubsub {
-                    continue;
-                }
-            }
-            text.push_str(&info::client_line(&h, now));
-        }
-        Reply::Verbatim(text.into()).into()
-    }
-
-    fn client_kill(&mut self, args: &[Bytes]) -> Outcome {
-        let handles: Vec<Arc<ClientHandle>> =
-            self.shared.clients.lock().values().cloned().collect();
-        if args.len() == 3 {
-            // Old form: CLIENT KILL addr:port.
-            let addr = String::from_utf8_lossy(&args[2]);
-            return match handles.iter().find(|h| h.addr.to_string() == addr) {
-                Some(h) => {
-                    self.kill(h);
-                    ok()
-                }
-                None => err("ERR No such client"),
-            };
-        }
-        if !args.len().is_multiple_of(2) {
-            return err("ERR syntax error");
-        }
-        let mut id: Option<u64> = None;
-        let mut addr: Option<String> = None;
-        let mut laddr: Option<String> = None;
-        let mut pubsub: Option<bool> = None;
-        let mut skipme = true;
-        for pair in args[2..].chunks(2) {
-            let (k, v) = (pair[0].to_ascii_lowercase(), &pair[1]);
-            match k.as_slice() {
-                b"id" => match redis_store::args::parse_i64(v) {
-                    Some(n) if n > 0 => id = Some(n as u64),
-                    _ => return err("ERR client-id should be greater than 0"),
-                },
-                b"addr" => addr = Some(String::from_utf8_lossy(v).into_owned()),
-                b"laddr" => laddr = Some(String::from_utf8_lossy(v).into_owned()),
-                b"type" => {
-                    pubsub = match v.to_ascii_lowercase().as_slice() {
-                        b"normal" => Some(false),
-                        b"pubsub" => Some(true),
-                        b"master" | b"replica" | b"slave" => return Reply::Int(0).into(),
-                        _ => {
-                            return Reply::error(format!(
-                                "ERR Unknown client type '{}'",
-                                String::from_utf8_lossy(v)
-                            ))
-                            .into()
-                        }
-                    }
-                }
-                b"user" => {
-                    if !v.eq_ignore_ascii_case(b"default") {
-                        return Reply::error(format!(
-                            "ERR No such user '{}'",
-                            String::from_utf8_lossy(v)
-                        ))
-                        .into();
-                    }
-                }
-                b"skipme" => match v.to_ascii_lowercase().as_slice() {
-                    b"yes" => skipme = true,
-                    b"no" => skipme = false,
-                    _ => return err("ERR syntax error"),
-                },
-                _ => return err("ERR syntax error"),
-            }
-        }
-        let mut killed = 0;
-        for h in &handles {
-            if id.is_some_and(|i| i != h.id)
-                || addr.as_ref().is_some_and(|a| *a != h.addr.to_string())
-                || laddr.as_ref().is_some_and(|a| *a != h.laddr.to_string())
-                || (skipme && h.id == self.client.id)
-            {
-                continue;
-            }
-            if let Some(p) = pubsub {
-                let i = h.info.lock();
-                if (i.sub + i.psub > 0) != p {
-                    continue;
-                }
-            }
-            self.kill(h);
-            killed += 1;
-        }
-        Reply::Int(killed).into()
-    }
-
-    fn kill(&mut self, h: &ClientHandle) {
-        debug!(target: PROTOCOL_TARGET, "redis <{} killed by client {}", h.id, self.client.id);
-        if h.id == self.client.id {
-            // Closed after this reply is written.
-            self.close = true;
-        } else {
-            h.kill();
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::admin::parse_seconds;
+    use super::auth::same_secret;
     use super::*;
     use redis_store::{Cmd, Command, Spec};
 
