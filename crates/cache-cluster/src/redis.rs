@@ -73,8 +73,29 @@ impl RedisOutcome {
     }
 }
 
+/// A `PUBSUB` question asked of every node (each answers for its own subscribers).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PubsubQuery {
+    /// Channels with subscribers, matching the pattern if given.
+    Channels(Option<Vec<u8>>),
+    /// Subscribers of each channel.
+    NumSub(Vec<Vec<u8>>),
+    /// Patterns with subscribers.
+    Patterns,
+}
+
+/// One node's answer to a [`PubsubQuery`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PubsubAnswer {
+    Channels(Vec<Vec<u8>>),
+    NumSub(Vec<u64>),
+    Patterns(Vec<Vec<u8>>),
+}
+
 /// What applying Redis entries makes happen on this node (implemented by the server).
 pub trait RedisEvents: Send + Sync {
+    /// Answer a `PUBSUB` question for this node's own subscribers.
+    fn pubsub(&self, q: &PubsubQuery) -> PubsubAnswer;
     /// `PUBLISH channel message` was applied on this node: deliver it to local subscribers.
     /// Called in log order, outside the keyspace lock; must not block.
     fn published(&self, channel: &[u8], message: &[u8]);
@@ -169,6 +190,12 @@ impl RedisReplica {
             }
         }
         Outcome::Redis(out)
+    }
+
+    /// This node's own answer to a `PUBSUB` question (`None` before the server is attached).
+    pub fn pubsub_local(&self, q: &PubsubQuery) -> Option<PubsubAnswer> {
+        let ev = self.events.read().clone()?;
+        Some(ev.pubsub(q))
     }
 
     /// Append the keyspace's image to a snapshot.
@@ -485,6 +512,9 @@ mod tests {
         #[derive(Default)]
         struct Seen(Mutex<Vec<String>>);
         impl RedisEvents for Seen {
+            fn pubsub(&self, _: &PubsubQuery) -> PubsubAnswer {
+                PubsubAnswer::Patterns(Vec::new())
+            }
             fn published(&self, c: &[u8], m: &[u8]) {
                 self.0.lock().push(format!(
                     "pub {} {}",

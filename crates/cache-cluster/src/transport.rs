@@ -60,6 +60,8 @@ pub enum Rpc {
         id: NodeId,
         term: u64,
     },
+    /// `PUBSUB CHANNELS|NUMSUB|NUMPAT` for the whole tier: this node's own subscribers.
+    Pubsub(crate::redis::PubsubQuery),
 }
 
 /// Errors carried back over the wire.
@@ -119,6 +121,8 @@ pub enum Reply {
     Lease(Result<u64, WireError>),
     /// A Raft RPC addressed to an id that is not this node's.
     WrongNode,
+    /// This node's answer to [`Rpc::Pubsub`] (`None`: it serves no Redis).
+    Pubsub(Option<crate::redis::PubsubAnswer>),
 }
 
 fn codec() -> impl Options {

@@ -400,6 +400,42 @@ impl Cluster {
         }
     }
 
+    /// A `PUBSUB` question answered by every member that answers within 300 ms (this node
+    /// included): the answers, one per node.
+    pub async fn pubsub_everywhere(
+        &self,
+        q: crate::redis::PubsubQuery,
+    ) -> Vec<crate::redis::PubsubAnswer> {
+        let mut out: Vec<crate::redis::PubsubAnswer> = self
+            .inner
+            .redis
+            .as_ref()
+            .and_then(|r| r.pubsub_local(&q))
+            .into_iter()
+            .collect();
+        let addrs: Vec<String> = {
+            let m = self.inner.metrics.borrow();
+            m.membership_config
+                .membership()
+                .nodes()
+                .filter(|(id, _)| **id != self.inner.id)
+                .map(|(_, n)| n.addr.clone())
+                .collect()
+        };
+        let mut calls = tokio::task::JoinSet::new();
+        for a in addrs {
+            let peer = self.inner.peers.get(&a);
+            let rpc = crate::transport::Rpc::Pubsub(q.clone());
+            calls.spawn(async move { peer.call(&rpc, Duration::from_millis(300)).await });
+        }
+        while let Some(r) = calls.join_next().await {
+            if let Ok(Ok(crate::transport::Reply::Pubsub(Some(a)))) = r {
+                out.push(a);
+            }
+        }
+        out
+    }
+
     /// A linearizable Redis read: after the read barrier (skipped while `fence` is valid),
     /// `f` runs on the local keyspace under its lock, with the replicated clock.
     pub async fn redis_read<R>(

@@ -168,6 +168,7 @@ pub(super) async fn handle(inner: &Arc<Inner>, rpc: Rpc) -> Reply {
             Err(e) => Err(WireError::from(e)),
         }),
         Rpc::Hello => Reply::Hello(inner.hello()),
+        Rpc::Pubsub(q) => Reply::Pubsub(inner.redis.as_ref().and_then(|r| r.pubsub_local(&q))),
         Rpc::Join { id, addr } => {
             let r = inner.handle_join(id, addr).await;
             match &r {

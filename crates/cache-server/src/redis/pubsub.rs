@@ -150,6 +150,11 @@ impl Registry {
             .map_or(0, |subs| subs.iter().filter(|s| !s.is_killed()).count())
     }
 
+    /// Patterns with at least one subscriber.
+    pub fn patterns(&self) -> Vec<Bytes> {
+        self.inner.lock().patterns.keys().cloned().collect()
+    }
+
     /// `PUBSUB NUMPAT`: patterns with at least one subscriber.
     pub fn numpat(&self) -> usize {
         self.inner.lock().patterns.len()

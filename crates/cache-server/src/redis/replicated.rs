@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
+use cache_cluster::redis::{PubsubAnswer, PubsubQuery};
 use parking_lot::Mutex;
 
 use super::{now_ms, RedisShared};
@@ -100,6 +101,20 @@ impl Events {
 }
 
 impl cache_cluster::RedisEvents for Events {
+    fn pubsub(&self, q: &PubsubQuery) -> PubsubAnswer {
+        let Some(s) = self.shared.upgrade() else {
+            return PubsubAnswer::Patterns(Vec::new());
+        };
+        let v = |b: Vec<Bytes>| b.into_iter().map(|c| c.to_vec()).collect();
+        match q {
+            PubsubQuery::Channels(p) => PubsubAnswer::Channels(v(s.pubsub.channels(p.as_deref()))),
+            PubsubQuery::NumSub(chs) => {
+                PubsubAnswer::NumSub(chs.iter().map(|c| s.pubsub.numsub(c) as u64).collect())
+            }
+            PubsubQuery::Patterns => PubsubAnswer::Patterns(v(s.pubsub.patterns())),
+        }
+    }
+
     fn published(&self, channel: &[u8], message: &[u8]) {
         if let Some(s) = self.shared.upgrade() {
             let limit = s.cfg.read().obuf_pubsub;
@@ -124,9 +139,83 @@ impl cache_cluster::RedisEvents for Events {
     }
 }
 
+/// `PUBSUB`'s reply for the whole tier from every node's answer: channels and patterns are
+/// counted once however many nodes have subscribers to them; `NUMSUB` adds the nodes' counts.
+pub fn merge_pubsub(q: &PubsubQuery, answers: Vec<PubsubAnswer>) -> redis_proto::Reply {
+    use redis_proto::Reply;
+    match q {
+        PubsubQuery::Channels(_) | PubsubQuery::Patterns => {
+            let mut all: Vec<Vec<u8>> = answers
+                .into_iter()
+                .flat_map(|a| match a {
+                    PubsubAnswer::Channels(c) | PubsubAnswer::Patterns(c) => c,
+                    PubsubAnswer::NumSub(_) => Vec::new(),
+                })
+                .collect();
+            all.sort();
+            all.dedup();
+            if matches!(q, PubsubQuery::Patterns) {
+                Reply::Int(all.len() as i64)
+            } else {
+                Reply::Array(all.into_iter().map(|c| Reply::Bulk(c.into())).collect())
+            }
+        }
+        PubsubQuery::NumSub(names) => {
+            let mut sums = vec![0u64; names.len()];
+            for a in answers {
+                if let PubsubAnswer::NumSub(counts) = a {
+                    for (s, c) in sums.iter_mut().zip(counts) {
+                        *s += c;
+                    }
+                }
+            }
+            let mut out = Vec::with_capacity(names.len() * 2);
+            for (n, c) in names.iter().zip(sums) {
+                out.push(Reply::Bulk(Bytes::copy_from_slice(n)));
+                out.push(Reply::Int(c as i64));
+            }
+            Reply::Array(out)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pubsub_answers_merge_across_nodes() {
+        use redis_proto::Reply;
+        let ch = |v: &[&str]| v.iter().map(|c| c.as_bytes().to_vec()).collect::<Vec<_>>();
+        let r = merge_pubsub(
+            &PubsubQuery::Channels(None),
+            vec![
+                PubsubAnswer::Channels(ch(&["b", "a"])),
+                PubsubAnswer::Channels(ch(&["a", "c"])),
+            ],
+        );
+        let bulk = |s: &str| Reply::Bulk(Bytes::from(s.to_string()));
+        assert_eq!(r, Reply::Array(vec![bulk("a"), bulk("b"), bulk("c")]));
+        let r = merge_pubsub(
+            &PubsubQuery::NumSub(ch(&["a", "z"])),
+            vec![
+                PubsubAnswer::NumSub(vec![2, 0]),
+                PubsubAnswer::NumSub(vec![1, 0]),
+            ],
+        );
+        assert_eq!(
+            r,
+            Reply::Array(vec![bulk("a"), Reply::Int(3), bulk("z"), Reply::Int(0)])
+        );
+        let r = merge_pubsub(
+            &PubsubQuery::Patterns,
+            vec![
+                PubsubAnswer::Patterns(ch(&["n*"])),
+                PubsubAnswer::Patterns(ch(&["n*", "x*"])),
+            ],
+        );
+        assert_eq!(r, Reply::Int(2));
+    }
 
     #[test]
     fn waiters_are_found_by_key_once_and_leave_cleanly() {

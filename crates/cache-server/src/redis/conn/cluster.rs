@@ -41,6 +41,8 @@ pub(super) enum ClusterStep {
         keys: Vec<Bytes>,
         deadline_ms: Option<u64>,
     },
+    /// `PUBSUB CHANNELS|NUMSUB|NUMPAT`, asked of every node.
+    Pubsub(cache_cluster::redis::PubsubQuery),
 }
 
 /// How to answer once a log entry was applied.
@@ -226,6 +228,11 @@ impl Conn {
                     Ok(r) => self.deliver(Outcome::Reply(r)),
                     Err(e) => self.deliver(Outcome::Reply(cluster_error(&e))),
                 }
+            }
+            ClusterStep::Pubsub(q) => {
+                let answers = cluster.pubsub_everywhere(q.clone()).await;
+                let r = super::super::replicated::merge_pubsub(&q, answers);
+                self.deliver(Outcome::Reply(r));
             }
             ClusterStep::Block {
                 argv,

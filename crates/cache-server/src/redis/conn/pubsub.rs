@@ -114,6 +114,23 @@ impl Conn {
     /// `PUBSUB <subcommand>`.
     pub(super) fn pubsub_command(&mut self, name: &str, args: &[Bytes]) -> Outcome {
         let shared = &self.shared;
+        if shared.cluster.is_some() {
+            // The whole tier answers: every node for its own subscribers.
+            use cache_cluster::redis::PubsubQuery;
+            let q = match name {
+                "pubsub|channels" if args.len() <= 3 => {
+                    Some(PubsubQuery::Channels(args.get(2).map(|p| p.to_vec())))
+                }
+                "pubsub|numsub" => Some(PubsubQuery::NumSub(
+                    args[2..].iter().map(|c| c.to_vec()).collect(),
+                )),
+                "pubsub|numpat" => Some(PubsubQuery::Patterns),
+                _ => None,
+            };
+            if let Some(q) = q {
+                return Outcome::Cluster(super::cluster::ClusterStep::Pubsub(q));
+            }
+        }
         match name {
             "pubsub|channels" => {
                 if args.len() > 3 {
