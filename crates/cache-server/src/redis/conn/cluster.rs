@@ -14,6 +14,10 @@
 //!   `-CLUSTERDOWN <reason>`: the command certainly did not run, or, for a write whose outcome
 //!   is unknown (the connection to the leader broke after sending), may have.
 
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+
 use bytes::Bytes;
 use cache_cluster::{ClusterError, RedisOp, RedisOutcome, RedisReplica};
 use redis_proto::{Args, Protocol, Reply};
@@ -44,6 +48,10 @@ pub(super) enum ClusterStep {
     /// `PUBSUB CHANNELS|NUMSUB|NUMPAT`, asked of every node.
     Pubsub(cache_cluster::redis::PubsubQuery),
 }
+
+/// A pipelined write in flight (already queued for the log, in request order).
+pub(super) type WriteFuture =
+    Pin<Box<dyn Future<Output = Result<RedisOutcome, ClusterError>> + Send>>;
 
 /// How to answer once a log entry was applied.
 pub(super) enum After {
@@ -181,6 +189,49 @@ impl Conn {
             return;
         }
         self.out.extend_from_slice(bytes);
+    }
+
+    /// Whether the request is a data write that may be queued behind the connection's other
+    /// pipelined writes without waiting for them (it changes no connection state).
+    pub(super) fn pipelinable(&self, args: &[Bytes]) -> bool {
+        self.shared.cluster.is_some()
+            && matches!(commands::resolve(args), Ok(Found::Store(cmd, _))
+                if cmd.spec.flags.has(Flags::WRITE) && !cmd.spec.flags.has(Flags::BLOCKING))
+    }
+
+    /// Queue a one-command write behind the connection's earlier pipelined writes (they share
+    /// group-commit rounds); other steps are handed back to run at once.
+    pub(super) fn try_pipeline(
+        &mut self,
+        step: ClusterStep,
+        pending: &mut VecDeque<WriteFuture>,
+    ) -> Option<ClusterStep> {
+        match (step, self.shared.cluster.as_ref()) {
+            (
+                ClusterStep::Write {
+                    op: op @ RedisOp::Run { .. },
+                    args,
+                    after: After::Reply,
+                },
+                Some(c),
+            ) => {
+                self.fence.invalidate();
+                pending.push_back(Box::pin(c.redis_write(op, args)));
+                None
+            }
+            (step, _) => Some(step),
+        }
+    }
+
+    /// Answer the pipelined writes, in order.
+    pub(super) async fn flush_pipelined(&mut self, pending: &mut VecDeque<WriteFuture>) {
+        while let Some(f) = pending.pop_front() {
+            match f.await {
+                Ok(o) => self.emit_raw(&o.reply),
+                Err(e) => self.emit(cluster_error(&e)),
+            }
+            self.deliver(Outcome::Silent);
+        }
     }
 
     /// Run a cluster step and put its reply in the output. `None`: the connection must close.

@@ -306,12 +306,14 @@ impl Conn {
     async fn run(&mut self, stream: &mut TcpStream) -> io::Result<()> {
         let mut buf = BytesMut::new();
         let mut last_active = Instant::now();
+        let mut pending: std::collections::VecDeque<cluster::WriteFuture> = Default::default();
         loop {
             let (max_bulk_len, timeout_secs) = {
                 let cfg = self.shared.cfg.read();
                 (cfg.max_bulk_len, cfg.timeout_secs)
             };
-            // Run every complete command buffered.
+            // Run every complete command buffered. In cluster mode, a run of pipelined data writes
+            // is queued for the log together and answered once the run ends.
             while !self.close {
                 let limits = self.limits(max_bulk_len);
                 let args = match self.parser.parse(&mut buf, &limits) {
@@ -319,12 +321,23 @@ impl Conn {
                     Ok(None) => break,
                     Err(e) => {
                         debug!(target: PROTOCOL_TARGET, "redis <{} {e}", self.client.id);
+                        self.flush_pipelined(&mut pending).await;
                         encode(&e.reply(), self.client.proto, &mut self.out);
                         self.close = true;
                         break;
                     }
                 };
-                let outcome = self.execute(args);
+                if !pending.is_empty() && !self.pipelinable(&args) {
+                    self.flush_pipelined(&mut pending).await;
+                }
+                let outcome = match self.execute(args) {
+                    Outcome::Cluster(step) => match self.try_pipeline(step, &mut pending) {
+                        None => continue,
+                        Some(step) => Outcome::Cluster(step),
+                    },
+                    o => o,
+                };
+                self.flush_pipelined(&mut pending).await;
                 match outcome {
                     Outcome::Blocked { deadline_ms } => {
                         self.write_out(stream, true).await?;
@@ -349,6 +362,7 @@ impl Conn {
                     self.write_out(stream, false).await?;
                 }
             }
+            self.flush_pipelined(&mut pending).await;
             while let Ok(m) = self.rx.try_recv() {
                 self.emit_push(m);
             }
