@@ -301,13 +301,15 @@ mod tests {
     use std::net::TcpListener;
 
     fn cfg(mode: &str) -> ClusterConfig {
-        cfg_with(&format!("mode='{mode}'"))
+        cfg_with(mode, &format!("mode='{mode}'"))
     }
 
     /// Three nodes on 127.0.0.1 (node i at 20000 + 10·i + k, Redis at + 8), `cache` lines
     /// added to `[cache]`.
-    fn cfg_with(cache: &str) -> ClusterConfig {
-        let dir = std::env::temp_dir().join(format!("keel-agent-cache-{}", std::process::id()));
+    fn cfg_with(tag: &str, cache: &str) -> ClusterConfig {
+        // A folder per test: tests run in parallel and rewrite their password file.
+        let dir =
+            std::env::temp_dir().join(format!("keel-agent-cache-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("pw"), "x\n").unwrap();
         let mut t = format!(
@@ -355,7 +357,7 @@ mod tests {
             "{s}"
         );
         // A password file: passed resolved against the description's folder.
-        let c = cfg_with("redis_password_file='pw'");
+        let c = cfg_with("pwfile", "redis_password_file='pw'");
         let a = cache_args(&c, &c.nodes[0]);
         assert_eq!(after(&a, "--redis-port"), Some("20008"));
         let f = after(&a, "--redis-password-file").unwrap();
@@ -364,7 +366,7 @@ mod tests {
         write_redis_password(&c, &c.nodes[0]).unwrap(); // nothing to write
         assert_eq!(std::fs::read_to_string(f).unwrap(), "x\n");
         // redis = false: no Redis flags at all.
-        let c = cfg_with("redis = false\nredis_password_file='pw'");
+        let c = cfg_with("off", "redis = false\nredis_password_file='pw'");
         let s = cache_args(&c, &c.nodes[0]).join(" ");
         assert!(!s.contains("--redis"), "{s}");
     }
@@ -373,7 +375,7 @@ mod tests {
     fn redis_password_from_the_environment_goes_into_a_private_file() {
         use std::os::unix::fs::PermissionsExt;
         std::env::set_var("KEEL_AGENT_TEST_REDIS_PW", "fr0m-env");
-        let c = cfg_with("redis_password_env='KEEL_AGENT_TEST_REDIS_PW'");
+        let c = cfg_with("env", "redis_password_env='KEEL_AGENT_TEST_REDIS_PW'");
         let n = &c.nodes[1];
         let want = c.node_dir(n).join(REDIS_PASSWORD_FILE);
         let a = cache_args(&c, n);
