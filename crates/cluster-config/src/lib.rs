@@ -1,6 +1,7 @@
 //! The cluster description: one TOML file, the same on every host, that says which nodes form the
 //! tier, where each node listens (SQL, Galera group communication, IST, SST, cache, cache cluster,
-//! proxy, control API), where data lives, which database users exist and where their passwords come from.
+//! Redis, proxy, control API), where data lives, which database users exist and where their
+//! passwords (and the Redis password) come from.
 //!
 //! [`ClusterConfig::load`] parses, fills in defaults, resolves relative paths against the file's
 //! folder and validates. Validation collects *every* problem and names the field of each one
@@ -178,6 +179,18 @@ pub struct Cache {
     pub max_connections: u32,
     /// Extra arguments passed to `keel cache` (memcached's flags).
     pub extra_args: Vec<String>,
+    /// Serve the Redis protocol on every node's `redis_port` (the default; Seafile 13's
+    /// `CACHE_PROVIDER=redis`). `redis = false` turns it off for the whole tier (Seafile 11/12
+    /// with memcached only).
+    pub redis: bool,
+    /// The Redis password (`requirepass`), from a file (preferred; relative to the
+    /// description's folder) or an environment variable; at most one of the two. Neither: Redis
+    /// without a password, like Seafile's default `REDIS_PASSWORD=`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_password_file: Option<PathBuf>,
+    /// The environment variable holding the Redis password (instead of `redis_password_file`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_password_env: Option<String>,
 }
 
 impl Default for Cache {
@@ -189,6 +202,9 @@ impl Default for Cache {
             memory_mb: 64,
             max_connections: 1024,
             extra_args: Vec::new(),
+            redis: true,
+            redis_password_file: None,
+            redis_password_env: None,
         }
     }
 }
@@ -202,6 +218,10 @@ impl Cache {
     /// True when the nodes' caches form one Raft cluster.
     pub fn clustered(&self) -> bool {
         self.enabled && self.mode == CACHE_CLUSTER
+    }
+    /// True when every node's cache also serves Redis on its `redis_port`.
+    pub fn redis_enabled(&self) -> bool {
+        self.enabled && self.redis
     }
 }
 
@@ -230,6 +250,9 @@ pub struct Node {
     pub proxy_port: u16,
     #[serde(default = "d_control")]
     pub control_port: u16,
+    /// Where the node's cache serves Redis (6379 by default); used unless `cache.redis = false`.
+    #[serde(default = "d_redis")]
+    pub redis_port: u16,
     /// The cache cluster's inter-node (Raft) port; `cache_port + 1000` when not given. Used
     /// only with `cache.mode = "cluster"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,6 +282,9 @@ fn d_proxy() -> u16 {
 }
 fn d_control() -> u16 {
     7480
+}
+fn d_redis() -> u16 {
+    6379
 }
 
 impl Node {
@@ -299,6 +325,10 @@ impl Node {
     }
     pub fn cache_addr(&self) -> String {
         join_host_port(&self.address, self.cache_port)
+    }
+    /// `address:port` of the node's Redis (its cache's Redis protocol).
+    pub fn redis_addr(&self) -> String {
+        join_host_port(&self.address, self.redis_port)
     }
     pub fn proxy_addr(&self) -> String {
         join_host_port(&self.address, self.proxy_port)
@@ -491,6 +521,9 @@ impl ClusterConfig {
                 );
             }
             let mut ports = node.ports().to_vec();
+            if self.cache.redis_enabled() {
+                ports.push(("redis_port", node.redis_port));
+            }
             if self.cache.clustered() {
                 match node.raft_port() {
                     Some(p) => ports.push(("cache_cluster_port", p)),
@@ -536,6 +569,11 @@ impl ClusterConfig {
         }
         if self.cache.enabled && self.cache.memory_mb == 0 {
             bad("cache.memory_mb".into(), "must be at least 1".into());
+        }
+        if self.cache.redis_enabled() {
+            if let Err(ConfigError::Password { field, message }) = self.redis_password() {
+                bad(field, message);
+            }
         }
         out
     }
@@ -605,41 +643,73 @@ impl ClusterConfig {
     }
 
     fn password_of(&self, field: &str, user: &User) -> Result<String, ConfigError> {
+        self.secret(
+            field,
+            "password",
+            user.password_file.as_deref(),
+            user.password_env.as_deref(),
+        )?
+        .ok_or_else(|| ConfigError::Password {
+            field: format!("{field}.password_file"),
+            message: "missing: give password_file or password_env".into(),
+        })
+    }
+
+    /// The Redis password (`cache.redis_password_file` or `cache.redis_password_env`); `None`
+    /// when the description gives neither (Redis without a password).
+    pub fn redis_password(&self) -> Result<Option<String>, ConfigError> {
+        self.secret(
+            "cache",
+            "redis_password",
+            self.cache.redis_password_file.as_deref(),
+            self.cache.redis_password_env.as_deref(),
+        )
+    }
+
+    /// `cache.redis_password_file`, resolved against the description's folder.
+    pub fn redis_password_path(&self) -> Option<PathBuf> {
+        self.cache
+            .redis_password_file
+            .as_deref()
+            .map(|p| self.resolve(p))
+    }
+
+    /// Reads a secret from `<prefix>_file` or `<prefix>_env` (fields under `field`); `None`
+    /// when neither is given.
+    fn secret(
+        &self,
+        field: &str,
+        prefix: &str,
+        file: Option<&Path>,
+        env: Option<&str>,
+    ) -> Result<Option<String>, ConfigError> {
         let err = |f: &str, message: String| ConfigError::Password {
-            field: format!("{field}.{f}"),
+            field: format!("{field}.{prefix}_{f}"),
             message,
         };
-        match (&user.password_file, &user.password_env) {
+        match (file, env) {
             (Some(_), Some(_)) => Err(err(
-                "password_file",
-                "give password_file or password_env, not both".into(),
+                "file",
+                format!("give {prefix}_file or {prefix}_env, not both"),
             )),
-            (None, None) => Err(err(
-                "password_file",
-                "missing: give password_file or password_env".into(),
-            )),
+            (None, None) => Ok(None),
             (Some(file), None) => {
                 let path = self.resolve(file);
                 let text = std::fs::read_to_string(&path).map_err(|e| {
                     err(
-                        "password_file",
+                        "file",
                         format!("unreadable password file {}: {e}", path.display()),
                     )
                 })?;
                 let pw = text.trim_end_matches(['\n', '\r']).to_owned();
-                check_password(&pw)
-                    .map_err(|m| err("password_file", format!("{}: {m}", path.display())))?;
-                Ok(pw)
+                check_password(&pw).map_err(|m| err("file", format!("{}: {m}", path.display())))?;
+                Ok(Some(pw))
             }
             (None, Some(var)) => {
-                let pw = std::env::var(var).map_err(|_| {
-                    err(
-                        "password_env",
-                        format!("environment variable {var} is not set"),
-                    )
-                })?;
-                check_password(&pw).map_err(|m| err("password_env", format!("{var}: {m}")))?;
-                Ok(pw)
+                let pw = std::env::var(var)
+                    .map_err(|_| err("env", format!("environment variable {var} is not set")))?;
+                check_password(&pw).map_err(|m| err("env", format!("{var}: {m}")))?;
+                Ok(Some(pw))
             }
         }
     }

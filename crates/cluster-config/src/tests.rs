@@ -32,6 +32,7 @@ sst_port = 3403
 cache_port = 3404
 proxy_port = 3405
 control_port = 3406
+redis_port = 3408
 [[node]]
 name = "n2"
 address = "127.0.0.1"
@@ -41,6 +42,7 @@ ist_port = 3412
 sst_port = 3413
 cache_port = 3414
 proxy_port = 3415
+redis_port = 3418
 {extra_node2}
 [[node]]
 name = "n3"
@@ -181,11 +183,15 @@ fn shipped_examples_are_valid() {
     let a = ClusterConfig::load(&dir.join("seafile-layout-a.toml")).unwrap();
     assert_eq!(a.nodes.len(), 3);
     assert_eq!(a.node("app2").unwrap().proxy_port, 3306);
+    assert_eq!(a.node("app2").unwrap().redis_addr(), "10.0.0.12:6379");
+    assert_eq!(a.redis_password().unwrap().map(|p| p.len()), Some(48));
     std::env::set_var("KEEL_SEAFILE_PASSWORD", "x1");
     std::env::set_var("KEEL_MONITOR_PASSWORD", "x2");
+    std::env::set_var("KEEL_REDIS_PASSWORD", "x3");
     let b = ClusterConfig::load(&dir.join("seafile-layout-b.toml")).unwrap();
     assert_eq!(b.node("db3").unwrap().sql_port, 3306);
     assert_eq!(b.app_password().unwrap(), "x1");
+    assert_eq!(b.redis_password().unwrap().as_deref(), Some("x3"));
 }
 
 #[test]
@@ -248,4 +254,117 @@ fn cache_cluster_port_validation() {
     );
     let fields: Vec<String> = problems(&bad, &d).into_iter().map(|p| p.field).collect();
     assert_eq!(fields, ["cache.mode", "cache.read"]);
+}
+
+#[test]
+fn redis_is_on_by_default_at_6379_and_can_be_turned_off() {
+    let d = tmpdir("redis");
+    let cfg = ClusterConfig::from_toml(&three_local("control_port = 3416"), &d).unwrap();
+    assert!(cfg.cache.redis_enabled(), "Redis is on by default");
+    assert_eq!(cfg.node("n3").unwrap().redis_port, 6379);
+    assert_eq!(cfg.node("n3").unwrap().redis_addr(), "127.0.0.4:6379");
+    assert_eq!(cfg.node("n2").unwrap().redis_addr(), "127.0.0.1:3418");
+    assert_eq!(
+        cfg.redis_password().unwrap(),
+        None,
+        "no password source: none"
+    );
+    assert_eq!(cfg.redis_password_path(), None);
+    // Two nodes on one address at the default port collide ...
+    let text = three_local("control_port = 3416").replace("redis_port = 3418\n", "");
+    let text = text.replace("redis_port = 3408\n", "");
+    let p = problems(&text, &d);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].field, "node[1].redis_port");
+    assert!(
+        p[0].problem
+            .contains("6379 on 127.0.0.1 is also node[0].redis_port"),
+        "{}",
+        p[0].problem
+    );
+    // ... and with a port it collides with another field.
+    let p = problems(
+        &three_local("control_port = 3416").replace("redis_port = 3418", "redis_port = 3404"),
+        &d,
+    );
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].field, "node[1].redis_port");
+    assert!(
+        p[0].problem.contains("node[0].cache_port"),
+        "{}",
+        p[0].problem
+    );
+    let p = problems(
+        &three_local("control_port = 3416").replace("redis_port = 3418", "redis_port = 0"),
+        &d,
+    );
+    assert_eq!(
+        p.iter().map(|p| p.field.as_str()).collect::<Vec<_>>(),
+        ["node[1].redis_port"]
+    );
+    // redis = false: the ports are not used, so not checked.
+    let off = text.replace(
+        "[[node]]\nname = \"n1\"",
+        "[cache]\nredis = false\n[[node]]\nname = \"n1\"",
+    );
+    let cfg = ClusterConfig::from_toml(&off, &d).unwrap();
+    assert!(!cfg.cache.redis_enabled());
+    // A disabled cache has no Redis either.
+    let mut c2 = cfg.clone();
+    c2.cache.redis = true;
+    c2.cache.enabled = false;
+    assert!(!c2.cache.redis_enabled());
+    assert!(c2.validate().is_empty(), "{:?}", c2.validate());
+}
+
+#[test]
+fn redis_password_sources() {
+    let d = tmpdir("redispw");
+    std::fs::write(d.join("redis.pw"), "r3dis\n").unwrap();
+    let with = |cache: &str| {
+        three_local("control_port = 3416").replace(
+            "[[node]]\nname = \"n1\"",
+            &format!("[cache]\n{cache}\n[[node]]\nname = \"n1\""),
+        )
+    };
+    let cfg = ClusterConfig::from_toml(&with("redis_password_file = \"redis.pw\""), &d).unwrap();
+    assert_eq!(cfg.redis_password().unwrap().as_deref(), Some("r3dis"));
+    assert_eq!(cfg.redis_password_path(), Some(d.join("redis.pw")));
+    // It survives the TOML round trip.
+    let back = ClusterConfig::from_toml(&cfg.to_toml(), &d).unwrap();
+    assert_eq!(
+        back.cache.redis_password_file,
+        Some(PathBuf::from("redis.pw"))
+    );
+    assert!(back.cache.redis);
+
+    std::env::set_var("KEEL_TEST_REDIS_PW", "fr0m-env");
+    let cfg =
+        ClusterConfig::from_toml(&with("redis_password_env = \"KEEL_TEST_REDIS_PW\""), &d).unwrap();
+    assert_eq!(cfg.redis_password().unwrap().as_deref(), Some("fr0m-env"));
+    assert_eq!(cfg.redis_password_path(), None);
+
+    let fields =
+        |t: &str| -> Vec<String> { problems(t, &d).into_iter().map(|p| p.field).collect() };
+    assert_eq!(
+        fields(&with("redis_password_file = \"nope.pw\"")),
+        ["cache.redis_password_file"]
+    );
+    assert_eq!(
+        fields(&with(
+            "redis_password_file = \"redis.pw\"\nredis_password_env = \"X\""
+        )),
+        ["cache.redis_password_file"]
+    );
+    assert_eq!(
+        fields(&with("redis_password_env = \"KEEL_TEST_NO_SUCH_VAR_XYZ\"")),
+        ["cache.redis_password_env"]
+    );
+    std::fs::write(d.join("bad.pw"), "a'b\n").unwrap();
+    assert_eq!(
+        fields(&with("redis_password_file = \"bad.pw\"")),
+        ["cache.redis_password_file"]
+    );
+    // With Redis off the password source is not read.
+    assert!(fields(&with("redis = false\nredis_password_file = \"nope.pw\"")).is_empty());
 }

@@ -1,6 +1,6 @@
-//! The node's `keel cache`: its command line (standalone or cluster mode, from the description),
-//! its supervision (restarted on the same client port after a crash) and a blocking `stats`
-//! query for its cluster fields.
+//! The node's `keel cache`: its command line (standalone or cluster mode, memcached and Redis,
+//! from the description), its supervision (restarted on the same client ports after a crash)
+//! and a blocking `stats` query for its cluster fields.
 
 use crate::Shared;
 use cluster_config::{ClusterConfig, Node};
@@ -14,10 +14,54 @@ use std::time::{Duration, Instant};
 use supervisor::{BackOff, Child, Signal, Spec};
 use tracing::{debug, info, warn};
 
-/// The arguments after `keel` that run `node`'s cache: memcached's flags, plus in cluster mode
+/// Where `keel cache` reads the Redis password from: `cache.redis_password_file` (resolved),
+/// or with `cache.redis_password_env` a file the agent writes into the node's folder
+/// ([`write_redis_password`]); `None` without a password source.
+pub fn redis_password_file(cfg: &ClusterConfig, node: &Node) -> Option<PathBuf> {
+    if let Some(p) = cfg.redis_password_path() {
+        return Some(p);
+    }
+    cfg.cache
+        .redis_password_env
+        .as_ref()
+        .map(|_| cfg.node_dir(node).join(REDIS_PASSWORD_FILE))
+}
+
+/// The file in the node's folder that carries a password given by `redis_password_env`.
+pub const REDIS_PASSWORD_FILE: &str = "redis.password";
+
+/// With `cache.redis_password_env`, writes the password (mode 0600) where
+/// [`redis_password_file`] points, so it never appears on a command line.
+pub fn write_redis_password(cfg: &ClusterConfig, node: &Node) -> Result<(), String> {
+    if cfg.cache.redis_password_env.is_none() || !cfg.cache.redis_enabled() {
+        return Ok(());
+    }
+    let Some(path) = redis_password_file(cfg, node) else {
+        return Ok(());
+    };
+    let pw = cfg
+        .redis_password()
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    use std::os::unix::fs::OpenOptionsExt;
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
+        f.write_all(format!("{pw}\n").as_bytes())
+    };
+    write().map_err(|e| format!("writing the Redis password to {}: {e}", path.display()))
+}
+
+/// The arguments after `keel cache` that run `node`'s cache: memcached's flags; unless
+/// `cache.redis = false`, `--redis-port <redis_port>` (and `--redis-password-file` when the
+/// description has a Redis password); in cluster mode
 /// `--cluster-id <slot> --cluster-peers <every node's Raft address>` (slot = 1-based position
-/// in the description) and `--cluster-read`. The client port is always the node's
-/// `cache_port`, so a restarted cache is found where applications already look.
+/// in the description) and `--cluster-read`. The client ports are always the node's
+/// `cache_port` and `redis_port`, so a restarted cache is found where applications already look.
 pub fn cache_args(cfg: &ClusterConfig, node: &Node) -> Vec<String> {
     let mut a: Vec<String> = vec![
         "cache".into(),
@@ -30,6 +74,15 @@ pub fn cache_args(cfg: &ClusterConfig, node: &Node) -> Vec<String> {
         "-c".into(),
         cfg.cache.max_connections.to_string(),
     ];
+    if cfg.cache.redis_enabled() {
+        a.extend(["--redis-port".into(), node.redis_port.to_string()]);
+        if let Some(f) = redis_password_file(cfg, node) {
+            a.extend([
+                "--redis-password-file".into(),
+                f.to_string_lossy().into_owned(),
+            ]);
+        }
+    }
     if cfg.cache.clustered() {
         let slot = cfg.index_of(&node.name).unwrap_or(0) + 1;
         a.extend([
@@ -98,6 +151,11 @@ pub(crate) fn supervise(
         sh.st().cache.state = "disabled".into();
         return;
     };
+    if let Err(e) = write_redis_password(cfg, node) {
+        sh.error(e.clone());
+        sh.st().cache.state = format!("failed: {e}");
+        return;
+    }
     let log = dir.join("cache.log");
     let spec = Spec::new("keel cache", &program)
         .args(cache_args(cfg, node))
@@ -145,8 +203,13 @@ fn started(sh: &Shared, cfg: &ClusterConfig, node: &Node, child: &Child) {
         node = %sh.node,
         child = "keel cache",
         pid = child.pid(),
-        "started keel cache on {}{}",
+        "started keel cache on {}{}{}",
         node.cache_addr(),
+        if cfg.cache.redis_enabled() {
+            format!(", Redis on {}", node.redis_addr())
+        } else {
+            String::new()
+        },
         if cfg.cache.clustered() {
             format!(
                 ", cluster member {} of {}",
@@ -238,27 +301,95 @@ mod tests {
     use std::net::TcpListener;
 
     fn cfg(mode: &str) -> ClusterConfig {
-        let dir = std::env::temp_dir().join(format!("keel-agent-cache-{}", std::process::id()));
+        cfg_with(mode, &format!("mode='{mode}'"))
+    }
+
+    /// Three nodes on 127.0.0.1 (node i at 20000 + 10·i + k, Redis at + 8), `cache` lines
+    /// added to `[cache]`.
+    fn cfg_with(tag: &str, cache: &str) -> ClusterConfig {
+        // A folder per test: tests run in parallel and rewrite their password file.
+        let dir =
+            std::env::temp_dir().join(format!("keel-agent-cache-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("pw"), "x\n").unwrap();
         let mut t = format!(
             "[cluster]\nname='c'\ndata_dir='d'\n[users.app]\nname='a'\npassword_file='pw'\n\
-             [users.monitor]\nname='m'\npassword_file='pw'\n[cache]\nmode='{mode}'\n"
+             [users.monitor]\nname='m'\npassword_file='pw'\n[cache]\n{cache}\n"
         );
         for i in 0..3 {
             t += &format!(
                 "[[node]]\nname='n{i}'\naddress='127.0.0.1'\nsql_port={}\ngalera_port={}\nist_port={}\n\
-                 sst_port={}\ncache_port={}\nproxy_port={}\ncontrol_port={}\n",
+                 sst_port={}\ncache_port={}\nproxy_port={}\ncontrol_port={}\nredis_port={}\n",
                 20000 + i * 10,
                 20001 + i * 10,
                 20002 + i * 10,
                 20003 + i * 10,
                 20004 + i * 10,
                 20005 + i * 10,
-                20006 + i * 10
+                20006 + i * 10,
+                20008 + i * 10
             );
         }
         ClusterConfig::from_toml(&t, &dir).unwrap()
+    }
+
+    fn after<'a>(a: &'a [String], flag: &str) -> Option<&'a str> {
+        a.iter()
+            .position(|x| x == flag)
+            .and_then(|i| a.get(i + 1))
+            .map(String::as_str)
+    }
+
+    #[test]
+    fn redis_port_and_password_file_are_passed() {
+        // No password source: Redis on its port, no password file.
+        let c = cfg("cluster");
+        let a = cache_args(&c, &c.nodes[2]);
+        assert_eq!(after(&a, "--redis-port"), Some("20028"), "{a:?}");
+        assert_eq!(after(&a, "--redis-password-file"), None, "{a:?}");
+        // The Redis flags come before the cluster flags and extra args, so extra_args can
+        // still override them.
+        let s = a.join(" ");
+        assert!(
+            s.starts_with(
+                "cache -p 20024 -l 127.0.0.1 -m 64 -c 1024 --redis-port 20028 --cluster-id 3"
+            ),
+            "{s}"
+        );
+        // A password file: passed resolved against the description's folder.
+        let c = cfg_with("pwfile", "redis_password_file='pw'");
+        let a = cache_args(&c, &c.nodes[0]);
+        assert_eq!(after(&a, "--redis-port"), Some("20008"));
+        let f = after(&a, "--redis-password-file").unwrap();
+        assert_eq!(Path::new(f), c.base_dir.join("pw"));
+        assert!(Path::new(f).is_absolute());
+        write_redis_password(&c, &c.nodes[0]).unwrap(); // nothing to write
+        assert_eq!(std::fs::read_to_string(f).unwrap(), "x\n");
+        // redis = false: no Redis flags at all.
+        let c = cfg_with("off", "redis = false\nredis_password_file='pw'");
+        let s = cache_args(&c, &c.nodes[0]).join(" ");
+        assert!(!s.contains("--redis"), "{s}");
+    }
+
+    #[test]
+    fn redis_password_from_the_environment_goes_into_a_private_file() {
+        use std::os::unix::fs::PermissionsExt;
+        std::env::set_var("KEEL_AGENT_TEST_REDIS_PW", "fr0m-env");
+        let c = cfg_with("env", "redis_password_env='KEEL_AGENT_TEST_REDIS_PW'");
+        let n = &c.nodes[1];
+        let want = c.node_dir(n).join(REDIS_PASSWORD_FILE);
+        let a = cache_args(&c, n);
+        assert_eq!(after(&a, "--redis-password-file"), want.to_str());
+        std::fs::create_dir_all(c.node_dir(n)).unwrap();
+        write_redis_password(&c, n).unwrap();
+        assert_eq!(std::fs::read_to_string(&want).unwrap(), "fr0m-env\n");
+        let mode = std::fs::metadata(&want).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        // A folder that cannot be written: an error that names the file.
+        let mut bad = c.clone();
+        bad.nodes[1].data_dir = Some(PathBuf::from("/proc/keel-no-such-dir"));
+        let e = write_redis_password(&bad, &bad.nodes[1]).unwrap_err();
+        assert!(e.contains("/proc/keel-no-such-dir/redis.password"), "{e}");
     }
 
     #[test]

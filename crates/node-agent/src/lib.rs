@@ -4,8 +4,9 @@
 //! node bootstraps, joins or waits ([`galera::decide`]), runs `mariadbd` in its own process group
 //! and keeps it alive: after a crash it recovers the position (`--wsrep-recover`) and restarts
 //! with `--wsrep-start-position`, so the node rejoins by IST. It also runs the node's
-//! `keel cache` (by default in cluster mode: the nodes' caches replicate through Raft, see
-//! [`cache::cache_args`]; restarted on the same client port after a crash), the node's db-proxy
+//! `keel cache` (by default in cluster mode: the nodes' caches replicate through Raft; memcached
+//! on `cache_port` and Redis on `redis_port`, see [`cache::cache_args`]; restarted on the same
+//! client ports after a crash), the node's db-proxy
 //! (in-process, see [`proxy`] for why), and serves the control API on the control port:
 //!
 //! | request | answer |
@@ -197,6 +198,7 @@ pub fn run(opts: AgentOptions) -> Result<(), AgentError> {
         if !opts.proxy {
             st.proxy.state = "disabled".into();
         }
+        st.cache.redis_addr = cfg.cache.redis_enabled().then(|| node.redis_addr());
         st.cache.mode = if cfg.cache.clustered() {
             cluster_config::CACHE_CLUSTER
         } else {

@@ -71,6 +71,9 @@ pub struct CacheState {
     /// Cluster mode: `cluster_leader_slot` (1-based position of the leader in the description).
     #[serde(default)]
     pub leader_slot: Option<u64>,
+    /// `host:port` where the cache serves Redis; `None` with `cache.redis = false`.
+    #[serde(default)]
+    pub redis_addr: Option<String>,
 }
 
 /// The node's db-proxy.
@@ -151,6 +154,15 @@ mod tests {
         assert_eq!(v["db"]["pid"], 1234);
         assert_eq!(v["db"]["addr"], "127.0.0.1:3316");
         assert_eq!(v["cache"]["addr"], "127.0.0.1:11212");
+        assert_eq!(v["cache"]["redis_addr"], serde_json::Value::Null);
+        // An agent of an older version sends no redis_addr: still parsed.
+        let mut old = v.clone();
+        old["cache"].as_object_mut().unwrap().remove("redis_addr");
+        let back: NodeState = serde_json::from_value(old).unwrap();
+        assert_eq!(back.cache.redis_addr, None);
+        st.cache.redis_addr = Some("127.0.0.1:6380".into());
+        let v = serde_json::to_value(&st).unwrap();
+        assert_eq!(v["cache"]["redis_addr"], "127.0.0.1:6380");
         assert_eq!(v["report"]["history"]["seqno"], 41);
         assert_eq!(v["report"]["phase"], "running");
     }

@@ -1,22 +1,30 @@
 //! Seafile's database and cache settings, written from keel's cluster description.
 //!
-//! Seafile reads the same two endpoints (a MySQL server and a memcached server) from several
-//! files, each parsed by a different component:
+//! Seafile reads the same endpoints (a MySQL server, and a Redis server (Seafile 13's default)
+//! or a memcached server (Seafile 11/12)) from several files, each parsed by a different component:
 //!
 //! | file | read by | parser |
 //! | --- | --- | --- |
-//! | `seafile.conf` `[database]`, `[memcached]` | seaf-server (C), seafevents, seahub (Python) | GLib's `GKeyFile`; Python's `configparser.ConfigParser(inline_comment_prefixes=('#', ';'))` with `%` interpolation |
+//! | `seafile.conf` `[database]`, `[redis]` or `[memcached]` | seaf-server (C), seafevents, seafobj, seahub (Python) | GLib's `GKeyFile`; Python's `configparser.ConfigParser(inline_comment_prefixes=('#', ';'))` with `%` interpolation |
+//! | `seafevents.conf` `[REDIS]` | seafevents | `configparser` |
 //! | `ccnet.conf` `[Database]` (Seafile 11 and earlier) | seaf-server, seahub | the same |
 //! | `seahub_settings.py` `DATABASES`, `CACHES` | seahub (Django) | Python |
 //! | `.env` (Seafile 12/13) | docker compose, seafile.sh, seafevents | compose's `.env` rules, `sh` |
 //!
 //! [`resolve`] picks the endpoints for one app server: the database is reached through a keel
 //! proxy (which sends every connection to the cluster's one writer) and the cache is one keel
-//! cache node (every cache node serves every key, so one address is right, and no client-side
-//! distribution is configured). The renderers ([`seafile_conf`], [`ccnet_conf`],
-//! [`seahub_settings`], [`env_file`]) only format; everything that could make a file mean
-//! something else than intended (a password with `%`, a leading `#`, whitespace) is refused in
-//! [`resolve`], so every printed string parses the way Seafile parses it.
+//! cache node, by Redis (the default when the description serves Redis) or by memcached
+//! (every cache node serves every key, so one address is right, and no client-side
+//! distribution is configured). The renderers ([`seafile_conf`], [`seafevents_conf`],
+//! [`ccnet_conf`], [`seahub_settings`], [`env_file`]) only format; everything that could make a
+//! file mean something else than intended (a password with `%`, a leading `#`, whitespace) is
+//! refused in [`resolve`], so every printed string parses the way Seafile parses it.
+//!
+//! seahub's `CACHES` gets `LOCATION = 'redis://:PASSWORD@HOST:PORT/0'` (the password
+//! percent-encoded, see [`redis_url`]): with the password in the user part
+//! (`redis://PASSWORD@HOST:PORT`, the form seahub 13 builds) redis-py 6.2 sends
+//! `AUTH PASSWORD ""` (and 8.x `HELLO 3 AUTH PASSWORD ""`), a user name with an empty password,
+//! which a password-protected Redis refuses.
 //!
 //! The libmemcached option string must *start* with `--SERVER=`: one of Seafile's Python parts
 //! takes its server from `re.match(r'--SERVER\s*=\s*(\S+)', options)` (older releases
@@ -46,6 +54,15 @@ pub enum SeafileError {
         "the cluster description disables the cache ([cache] enabled = false): give --cache HOST:PORT"
     )]
     NoCache,
+    #[error(
+        "the cluster description does not serve Redis ([cache] redis = false or enabled = false): \
+         give --cache memcached, or --redis HOST:PORT"
+    )]
+    NoRedis,
+    #[error("--redis HOST:PORT and a memcached cache (--cache memcached or --cache HOST:PORT) exclude each other")]
+    RedisAndMemcached,
+    #[error("the Redis password cannot be written into Seafile's configuration: {0}")]
+    RedisPassword(String),
     #[error("the cache address {0} is IPv6: Seafile's memcached option string is read by components that expect host:port without brackets; give --cache with an IPv4 address")]
     Ipv6Cache(String),
     #[error("users.app password cannot be written into Seafile's configuration: {0}")]
@@ -169,9 +186,41 @@ pub struct Choice {
     /// Replaces the node's proxy (e.g. a `keel db-proxy` running on an app server that is not in
     /// the description).
     pub proxy: Option<Endpoint>,
-    /// Replaces the node's cache.
+    /// Replaces the node's memcached endpoint (and selects memcached).
     pub cache: Option<Endpoint>,
+    /// Redis or memcached; `None`: memcached when `cache` is given, else Redis when the
+    /// description serves it (or `redis` is given), else memcached.
+    pub provider: Option<CacheProvider>,
+    /// Replaces the node's Redis endpoint (and selects Redis).
+    pub redis: Option<Endpoint>,
     pub databases: DbNames,
+}
+
+/// Which cache Seafile is configured for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheProvider {
+    /// Seafile 13's default (`CACHE_PROVIDER=redis`); needed by its metadata server, AI and
+    /// distributed indexing.
+    Redis,
+    /// Seafile 11/12 (`CACHE_PROVIDER=memcached`, `[memcached]`, `PyLibMCCache`).
+    Memcached,
+}
+
+/// Where Seafile connects for Redis, and with which password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisTarget {
+    pub endpoint: Endpoint,
+    /// `None`: the Redis runs without a password.
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTarget")
+            .field("endpoint", &self.endpoint)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// Everything Seafile needs to reach the tier.
@@ -181,8 +230,11 @@ pub struct Target {
     pub node: Option<String>,
     /// Where Seafile connects for SQL (a keel proxy).
     pub database: Endpoint,
-    /// Where Seafile connects for memcached (a keel cache).
+    /// Where Seafile connects for its cache (a keel cache): the memcached endpoint, or with
+    /// `redis` the Redis endpoint (the same as `redis.endpoint`).
     pub cache: Endpoint,
+    /// Where Seafile connects for Redis: `Some` exactly when Seafile is configured for Redis.
+    pub redis: Option<RedisTarget>,
     pub user: String,
     pub password: String,
     pub databases: DbNames,
@@ -194,6 +246,7 @@ impl fmt::Debug for Target {
             .field("node", &self.node)
             .field("database", &self.database)
             .field("cache", &self.cache)
+            .field("redis", &self.redis)
             .field("user", &self.user)
             .field("password", &"<redacted>")
             .field("databases", &self.databases)
@@ -225,27 +278,66 @@ pub fn resolve(cfg: &ClusterConfig, choice: &Choice) -> Result<Resolved, Seafile
         (None, Some(n)) => Endpoint::new(&n.address, n.proxy_port),
         (None, None) => return Err(SeafileError::NoTarget),
     };
-    let cache = match (&choice.cache, node) {
-        (Some(c), _) => c.clone(),
-        (None, Some(n)) => {
+    let provider = match (choice.provider, &choice.cache, &choice.redis) {
+        (Some(CacheProvider::Memcached), _, Some(_)) | (None, Some(_), Some(_)) => {
+            return Err(SeafileError::RedisAndMemcached)
+        }
+        (Some(p), _, _) => p,
+        (None, Some(_), None) => CacheProvider::Memcached,
+        (None, None, Some(_)) => CacheProvider::Redis,
+        (None, None, None) if cfg.cache.redis_enabled() => CacheProvider::Redis,
+        (None, None, None) => CacheProvider::Memcached,
+    };
+    let redis = match provider {
+        CacheProvider::Memcached => None,
+        CacheProvider::Redis => {
+            let endpoint = match (&choice.redis, node) {
+                (Some(r), _) => r.clone(),
+                (None, Some(n)) => {
+                    if !cfg.cache.redis_enabled() {
+                        return Err(SeafileError::NoRedis);
+                    }
+                    Endpoint::new(&n.address, n.redis_port)
+                }
+                (None, None) => return Err(SeafileError::NoTarget),
+            };
+            let password = cfg.redis_password()?;
+            if let Some(p) = &password {
+                check_password(p).map_err(SeafileError::RedisPassword)?;
+            }
+            Some(RedisTarget { endpoint, password })
+        }
+    };
+    let cache = match (&redis, &choice.cache, node) {
+        (Some(r), _, _) => r.endpoint.clone(),
+        (None, Some(c), _) => c.clone(),
+        (None, None, Some(n)) => {
             if !cfg.cache.enabled {
                 return Err(SeafileError::NoCache);
             }
             Endpoint::new(&n.address, n.cache_port)
         }
-        (None, None) => return Err(SeafileError::NoTarget),
+        (None, None, None) => return Err(SeafileError::NoTarget),
     };
-    if choice.cache.is_none() && !cfg.cache.clustered() {
+    let overridden = match provider {
+        CacheProvider::Memcached => choice.cache.is_some(),
+        CacheProvider::Redis => choice.redis.is_some(),
+    };
+    if !overridden && !cfg.cache.clustered() {
+        let flag = match provider {
+            CacheProvider::Memcached => "--cache",
+            CacheProvider::Redis => "--redis",
+        };
         warnings.push(format!(
             "cache.mode = {:?}: the nodes' caches do not share data, so every app server must use \
-             the same cache (give them all the same --cache HOST:PORT)",
+             the same cache (give them all the same {flag} HOST:PORT)",
             cfg.cache.mode
         ));
     }
-    if cache.is_ipv6() {
+    if provider == CacheProvider::Memcached && cache.is_ipv6() {
         return Err(SeafileError::Ipv6Cache(cache.to_string()));
     }
-    if cache.host.parse::<Ipv4Addr>().is_err() {
+    if provider == CacheProvider::Memcached && cache.host.parse::<Ipv4Addr>().is_err() {
         warnings.push(format!(
             "the cache host {:?} is not an IPv4 address: Seafile releases whose seafevents reads \
              `--SERVER=` with an IPv4-only pattern fall back to localhost:11211; prefer --cache IP:PORT",
@@ -279,6 +371,7 @@ pub fn resolve(cfg: &ClusterConfig, choice: &Choice) -> Result<Resolved, Seafile
         node: node.map(|n| n.name.clone()),
         database,
         cache,
+        redis,
         user: app.name.clone(),
         password,
         databases: choice.databases.clone(),
@@ -372,6 +465,9 @@ fn is_py_space(c: char) -> bool {
 
 /// Confirms that what will be printed reads back as the target (the first-`--SERVER=` rule).
 pub fn self_check(t: &Target) -> Result<(), SeafileError> {
+    if t.redis.is_some() {
+        return Ok(());
+    }
     let opts = memcached_options(&t.cache);
     let want = t.cache.to_string();
     if first_server(&opts) != Some(want.as_str()) {
@@ -390,9 +486,9 @@ fn pw(t: &Target, redact: bool) -> &str {
     }
 }
 
-/// The `[database]` and `[memcached]` sections of `seafile.conf`.
+/// The `[database]` section of `seafile.conf`, then `[redis]` (Redis) or `[memcached]`.
 pub fn seafile_conf(t: &Target, redact: bool) -> String {
-    format!(
+    let mut out = format!(
         "[database]\n\
          type = mysql\n\
          host = {host}\n\
@@ -401,16 +497,80 @@ pub fn seafile_conf(t: &Target, redact: bool) -> String {
          password = {pw}\n\
          db_name = {db}\n\
          connection_charset = utf8\n\
-         \n\
-         [memcached]\n\
-         memcached_options = {mc}\n",
+         \n",
         host = t.database.host,
         port = t.database.port,
         user = t.user,
         pw = pw(t, redact),
         db = t.databases.seafile,
-        mc = memcached_options(&t.cache),
-    )
+    );
+    match &t.redis {
+        // seafobj and seaf-server read these names (seafobj: `redis_password`, default
+        // `max_connections` 20 there, 100 in seaf-server; 100 like Seafile 13's .env default).
+        Some(r) => {
+            out += &format!(
+                "[redis]\nredis_host = {}\nredis_port = {}\nmax_connections = 100\n",
+                r.endpoint.host, r.endpoint.port
+            );
+            if let Some(p) = redis_pw(r, redact) {
+                out += &format!("redis_password = {p}\n");
+            }
+        }
+        None => {
+            out += &format!(
+                "[memcached]\nmemcached_options = {}\n",
+                memcached_options(&t.cache)
+            );
+        }
+    }
+    out
+}
+
+/// The `[REDIS]` section of `seafevents.conf` (seafevents connects to Redis for its queues,
+/// pub/sub and locks). Empty when Seafile is configured for memcached.
+pub fn seafevents_conf(t: &Target, redact: bool) -> String {
+    let Some(r) = &t.redis else {
+        return String::new();
+    };
+    let mut out = format!(
+        "[REDIS]\nserver = {}\nport = {}\n",
+        r.endpoint.host, r.endpoint.port
+    );
+    if let Some(p) = redis_pw(r, redact) {
+        out += &format!("password = {p}\n");
+    }
+    out
+}
+
+fn redis_pw(r: &RedisTarget, redact: bool) -> Option<&str> {
+    r.password
+        .as_deref()
+        .map(|p| if redact { REDACTED } else { p })
+}
+
+/// `%XX` for every byte outside RFC 3986's unreserved set, so a password reads back through
+/// `urllib.parse.unquote` (what redis-py applies) unchanged, and `,`/`;` (Django splits
+/// `LOCATION` on them) never appear.
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The URL of Django's `RedisCache` `LOCATION`: `redis://:PASSWORD@HOST:PORT/0` (the password
+/// in the URL's password part, empty user name = Redis's `default` user), or
+/// `redis://HOST:PORT/0` without a password. Never the user-part form (see the crate doc).
+pub fn redis_url(r: &RedisTarget, redact: bool) -> String {
+    match redis_pw(r, redact) {
+        Some(p) => format!("redis://:{}@{}/0", percent_encode(p), r.endpoint),
+        None => format!("redis://{}/0", r.endpoint),
+    }
 }
 
 /// The `[Database]` section of `ccnet.conf` (Seafile 11 and earlier; 12+ takes the ccnet
@@ -452,8 +612,16 @@ pub fn py_str(s: &str) -> String {
     out
 }
 
-/// `DATABASES`, `CACHES` and `COMPRESS_CACHE_BACKEND` of `seahub_settings.py`.
+/// `DATABASES`, `CACHES` (Django's `RedisCache`, or `PyLibMCCache` for memcached) and
+/// `COMPRESS_CACHE_BACKEND` of `seahub_settings.py`.
 pub fn seahub_settings(t: &Target, redact: bool) -> String {
+    let (backend, loc) = match &t.redis {
+        Some(r) => (
+            "django.core.cache.backends.redis.RedisCache",
+            redis_url(r, redact),
+        ),
+        None => ("django_pylibmc.memcached.PyLibMCCache", t.cache.to_string()),
+    };
     format!(
         "DATABASES = {{\n\
         \x20   'default': {{\n\
@@ -469,7 +637,7 @@ pub fn seahub_settings(t: &Target, redact: bool) -> String {
         \n\
         CACHES = {{\n\
         \x20   'default': {{\n\
-        \x20       'BACKEND': 'django_pylibmc.memcached.PyLibMCCache',\n\
+        \x20       'BACKEND': {backend},\n\
         \x20       'LOCATION': {loc},\n\
         \x20   }},\n\
         \x20   'locmem': {{\n\
@@ -482,7 +650,8 @@ pub fn seahub_settings(t: &Target, redact: bool) -> String {
         pw = py_str(pw(t, redact)),
         host = py_str(&t.database.host),
         port = py_str(&t.database.port.to_string()),
-        loc = py_str(&t.cache.to_string()),
+        backend = py_str(backend),
+        loc = py_str(&loc),
     )
 }
 
@@ -502,12 +671,27 @@ pub fn env_value(s: &str) -> String {
     }
 }
 
-/// Seafile 12/13's `.env` lines for the database and the cache.
+/// Seafile 12/13's `.env` lines for the cache (`CACHE_PROVIDER=redis` and `REDIS_*`, or
+/// `CACHE_PROVIDER=memcached` and `MEMCACHED_*`) and the database. An empty `REDIS_PASSWORD=`
+/// (Seafile's default) when the Redis has no password.
 pub fn env_file(t: &Target, redact: bool) -> String {
-    let lines = [
-        ("CACHE_PROVIDER", "memcached".to_owned()),
-        ("MEMCACHED_HOST", t.cache.host.clone()),
-        ("MEMCACHED_PORT", t.cache.port.to_string()),
+    let mut lines = match &t.redis {
+        Some(r) => vec![
+            ("CACHE_PROVIDER", "redis".to_owned()),
+            ("REDIS_HOST", r.endpoint.host.clone()),
+            ("REDIS_PORT", r.endpoint.port.to_string()),
+            (
+                "REDIS_PASSWORD",
+                redis_pw(r, redact).unwrap_or_default().to_owned(),
+            ),
+        ],
+        None => vec![
+            ("CACHE_PROVIDER", "memcached".to_owned()),
+            ("MEMCACHED_HOST", t.cache.host.clone()),
+            ("MEMCACHED_PORT", t.cache.port.to_string()),
+        ],
+    };
+    lines.extend([
         ("SEAFILE_MYSQL_DB_HOST", t.database.host.clone()),
         ("SEAFILE_MYSQL_DB_PORT", t.database.port.to_string()),
         ("SEAFILE_MYSQL_DB_USER", t.user.clone()),
@@ -521,10 +705,16 @@ pub fn env_file(t: &Target, redact: bool) -> String {
             "SEAFILE_MYSQL_DB_SEAHUB_DB_NAME",
             t.databases.seahub.clone(),
         ),
-    ];
+    ]);
     lines
         .iter()
-        .map(|(k, v)| format!("{k}={}\n", env_value(v)))
+        .map(|(k, v)| {
+            if v.is_empty() {
+                format!("{k}=\n")
+            } else {
+                format!("{k}={}\n", env_value(v))
+            }
+        })
         .collect()
 }
 

@@ -5,7 +5,8 @@
 //! keel seafile-config --config /etc/keel/cluster.toml --node app1              # layout (a)
 //! keel seafile-config --config /etc/keel/cluster.toml --node db1               # layout (b)
 //! keel seafile-config --config … --node db1 --proxy 127.0.0.1:6033             # app server's own proxy
-//! keel seafile-config --config … --node app1 --format env                      # Seafile 12/13 .env
+//! keel seafile-config --config … --node app1 --format env                      # Seafile 13 .env (Redis)
+//! keel seafile-config --config … --node app1 --format env --cache memcached    # Seafile 11/12 .env
 //! keel seafile-config --config … --node app1 --only seafile.conf --redact      # one file, on screen
 //! keel db init-seafile --config /etc/keel/cluster.toml                          # as root on a DB host
 //! ```
@@ -16,14 +17,15 @@
 use super::status::load_config;
 use anyhow::{bail, Context};
 use cluster_config::ClusterConfig;
-use seafile_config::{Choice, DbNames, Endpoint};
+use seafile_config::{CacheProvider, Choice, DbNames, Endpoint};
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// Output format of `keel seafile-config`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// seafile.conf, ccnet.conf (Seafile ≤ 11) and seahub_settings.py snippets.
+    /// seafile.conf, seafevents.conf (Redis), ccnet.conf (Seafile ≤ 11) and seahub_settings.py
+    /// snippets.
     Conf,
     /// Seafile 12/13 `.env` lines.
     Env,
@@ -34,6 +36,9 @@ pub enum Format {
 pub enum File {
     #[value(name = "seafile.conf")]
     SeafileConf,
+    /// Its `[REDIS]` section (empty with memcached).
+    #[value(name = "seafevents.conf")]
+    SeafeventsConf,
     #[value(name = "ccnet.conf")]
     CcnetConf,
     #[value(name = "seahub_settings.py")]
@@ -90,9 +95,14 @@ pub struct Args {
     /// an app server that is not in the description).
     #[arg(long, value_name = "HOST:PORT")]
     pub proxy: Option<String>,
-    /// Use this HOST:PORT for the cache instead of the node's cache.
-    #[arg(long, value_name = "HOST:PORT")]
+    /// The cache Seafile uses: `redis` (the default when the description serves Redis; Seafile
+    /// 13), `memcached` (Seafile 11/12), or HOST:PORT: memcached at that address instead of the
+    /// node's cache.
+    #[arg(long, value_name = "redis|memcached|HOST:PORT")]
     pub cache: Option<String>,
+    /// Use this HOST:PORT for Redis instead of the node's Redis (selects Redis).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub redis: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Conf)]
     pub format: Format,
     /// Print only this file's part (no headers), to redirect or paste.
@@ -105,8 +115,22 @@ pub struct Args {
     pub dbs: DbNameArgs,
 }
 
+/// `--cache`: a provider name, or a memcached HOST:PORT.
+fn parse_cache(v: Option<&str>) -> anyhow::Result<(Option<CacheProvider>, Option<Endpoint>)> {
+    Ok(match v {
+        None => (None, None),
+        Some("redis") => (Some(CacheProvider::Redis), None),
+        Some("memcached") => (Some(CacheProvider::Memcached), None),
+        Some(ep) => (
+            Some(CacheProvider::Memcached),
+            Some(Endpoint::parse("--cache", ep)?),
+        ),
+    })
+}
+
 /// Renders what `keel seafile-config` prints; the warnings go to stderr.
 pub fn render(cfg: &ClusterConfig, args: &Args) -> anyhow::Result<(String, Vec<String>)> {
+    let (provider, cache) = parse_cache(args.cache.as_deref())?;
     let choice = Choice {
         node: args.node.clone(),
         proxy: args
@@ -114,10 +138,12 @@ pub fn render(cfg: &ClusterConfig, args: &Args) -> anyhow::Result<(String, Vec<S
             .as_deref()
             .map(|p| Endpoint::parse("--proxy", p))
             .transpose()?,
-        cache: args
-            .cache
+        cache,
+        provider,
+        redis: args
+            .redis
             .as_deref()
-            .map(|c| Endpoint::parse("--cache", c))
+            .map(|r| Endpoint::parse("--redis", r))
             .transpose()?,
         databases: args.dbs.names(),
     };
@@ -128,6 +154,7 @@ pub fn render(cfg: &ClusterConfig, args: &Args) -> anyhow::Result<(String, Vec<S
     if let Some(only) = args.only {
         out += &match only {
             File::SeafileConf => seafile_config::seafile_conf(t, red),
+            File::SeafeventsConf => seafile_config::seafevents_conf(t, red),
             File::CcnetConf => seafile_config::ccnet_conf(t, red),
             File::SeahubSettings => seafile_config::seahub_settings(t, red),
         };
@@ -137,9 +164,13 @@ pub fn render(cfg: &ClusterConfig, args: &Args) -> anyhow::Result<(String, Vec<S
         Some(n) => format!("node {n}"),
         None => "the given endpoints".into(),
     };
+    let cache = match &t.redis {
+        Some(r) => format!("Redis {}", r.endpoint),
+        None => format!("cache {}", t.cache),
+    };
     out += &format!(
-        "# Written by `keel seafile-config` for cluster {:?}, {who}: SQL through {}, cache {}.\n",
-        cfg.cluster.name, t.database, t.cache
+        "# Written by `keel seafile-config` for cluster {:?}, {who}: SQL through {}, {cache}.\n",
+        cfg.cluster.name, t.database
     );
     for w in &r.warnings {
         out += &format!("# WARNING: {w}\n");
@@ -148,6 +179,16 @@ pub fn render(cfg: &ClusterConfig, args: &Args) -> anyhow::Result<(String, Vec<S
         Format::Env => {
             out += "# Seafile 12/13 .env (conf/.env of a binary install, or next to the compose files)\n";
             out += &seafile_config::env_file(t, red);
+        }
+        Format::Conf if t.redis.is_some() => {
+            out += "\n# ===== seafile.conf: replace its [database] and [redis] sections (and drop [memcached]) =====\n";
+            out += &seafile_config::seafile_conf(t, red);
+            out += "\n# ===== seafevents.conf: replace its [REDIS] section =====\n";
+            out += &seafile_config::seafevents_conf(t, red);
+            out += "\n# ===== ccnet.conf (Seafile 11 and earlier only): replace its [Database] section =====\n";
+            out += &seafile_config::ccnet_conf(t, red);
+            out += "\n# ===== seahub_settings.py: replace DATABASES, CACHES and COMPRESS_CACHE_BACKEND =====\n";
+            out += &seafile_config::seahub_settings(t, red);
         }
         Format::Conf => {
             out +=
@@ -307,7 +348,7 @@ mod tests {
 
     #[test]
     fn conf_output_has_all_three_files_and_env_has_the_seafile13_names() {
-        let (out, w) = render(&cfg(), &args(&["--node", "app3"])).unwrap();
+        let (out, w) = render(&cfg(), &args(&["--node", "app3", "--cache", "memcached"])).unwrap();
         assert!(w.is_empty(), "{w:?}");
         for s in [
             "[database]\ntype = mysql\nhost = 10.0.0.13\nport = 3306\n",
@@ -320,7 +361,15 @@ mod tests {
         }
         let (env, _) = render(
             &cfg(),
-            &args(&["--node", "app3", "--format", "env", "--redact"]),
+            &args(&[
+                "--node",
+                "app3",
+                "--format",
+                "env",
+                "--redact",
+                "--cache",
+                "memcached",
+            ]),
         )
         .unwrap();
         assert!(env.contains(
@@ -330,11 +379,108 @@ mod tests {
             env.contains("SEAFILE_MYSQL_DB_PASSWORD='********'\n"),
             "{env}"
         );
-        let (only, _) =
-            render(&cfg(), &args(&["--node", "app1", "--only", "seafile.conf"])).unwrap();
+        let (only, _) = render(
+            &cfg(),
+            &args(&[
+                "--node",
+                "app1",
+                "--only",
+                "seafile.conf",
+                "--cache",
+                "memcached",
+            ]),
+        )
+        .unwrap();
         assert!(only.starts_with("[database]\n"), "{only}");
+        assert!(only.contains("[memcached]\n"), "{only}");
         assert!(!only.contains("DATABASES"));
         assert!(T::try_parse_from(["x", "--node", "a", "--only", "x.conf"]).is_err());
+        // --cache HOST:PORT: memcached at that address, as before.
+        let (only, _) = render(
+            &cfg(),
+            &args(&[
+                "--node",
+                "app1",
+                "--only",
+                "seafile.conf",
+                "--cache",
+                "10.0.0.13:11211",
+            ]),
+        )
+        .unwrap();
+        assert!(only.contains("--SERVER=10.0.0.13:11211 "), "{only}");
+        assert!(render(&cfg(), &args(&["--node", "app1", "--cache", "10.0.0.13"])).is_err());
+    }
+
+    #[test]
+    fn redis_is_the_default_for_env_and_conf() {
+        let pw = std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../cluster-config/examples/secrets/redis.password"),
+        )
+        .unwrap();
+        let pw = pw.trim_end();
+        let (env, w) = render(&cfg(), &args(&["--node", "app2", "--format", "env"])).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert!(
+            env.contains(&format!(
+                "CACHE_PROVIDER=redis\nREDIS_HOST=10.0.0.12\nREDIS_PORT=6379\nREDIS_PASSWORD={pw}\nSEAFILE_MYSQL_DB_HOST=10.0.0.12\n"
+            )),
+            "{env}"
+        );
+        assert!(!env.contains("MEMCACHED"), "{env}");
+        assert!(env.starts_with("# Written by `keel seafile-config` for cluster \"seafile\", node app2: SQL through 10.0.0.12:3306, Redis 10.0.0.12:6379.\n"), "{env}");
+        let (conf, _) = render(&cfg(), &args(&["--node", "app2"])).unwrap();
+        for s in [
+            "[redis]\nredis_host = 10.0.0.12\nredis_port = 6379\nmax_connections = 100\n",
+            &format!("redis_password = {pw}\n"),
+            "# ===== seafevents.conf: replace its [REDIS] section =====\n[REDIS]\nserver = 10.0.0.12\nport = 6379\n",
+            "'BACKEND': 'django.core.cache.backends.redis.RedisCache',",
+            &format!("'LOCATION': 'redis://:{pw}@10.0.0.12:6379/0',"),
+            "[Database]\nENGINE = mysql\n",
+        ] {
+            assert!(conf.contains(s), "{s:?} not in\n{conf}");
+        }
+        assert!(!conf.contains("memcached_options"), "{conf}");
+        let (only, _) = render(
+            &cfg(),
+            &args(&["--node", "app2", "--only", "seafevents.conf", "--redact"]),
+        )
+        .unwrap();
+        assert_eq!(
+            only,
+            "[REDIS]\nserver = 10.0.0.12\nport = 6379\npassword = ********\n"
+        );
+        // --redis HOST:PORT replaces the node's Redis; it contradicts memcached.
+        let (env, _) = render(
+            &cfg(),
+            &args(&[
+                "--node",
+                "app2",
+                "--format",
+                "env",
+                "--redis",
+                "10.0.0.11:6380",
+            ]),
+        )
+        .unwrap();
+        assert!(
+            env.contains("REDIS_HOST=10.0.0.11\nREDIS_PORT=6380\n"),
+            "{env}"
+        );
+        let e = render(
+            &cfg(),
+            &args(&[
+                "--node",
+                "app2",
+                "--redis",
+                "10.0.0.11:6380",
+                "--cache",
+                "memcached",
+            ]),
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("exclude each other"), "{e:#}");
     }
 
     /// Against a running tier: `keel up --dir DIR`, then

@@ -10,7 +10,7 @@
 //!    "db": {"state","cluster_size","seqno","pid","addr","healthy","restarts","started_as"},
 //!    "proxy": {"addr","state","writer","writer_epoch","connections_active"},
 //!    "backend": {"health","writer","drained","connections_active","connections_total"},
-//!    "cache": {"addr","pid","state","mode","role","applied","leader_slot","restarts"},
+//!    "cache": {"addr","redis_addr","pid","state","mode","role","applied","leader_slot","restarts"},
 //!    "decision", "error"}]}
 //! ```
 //! `writer` is the node every proxy sends connections to (from any reachable proxy's status;
@@ -18,7 +18,9 @@
 //! proxy (where applications connect; `connections_active` counts its clients); `backend` is
 //! this node as a database backend of all proxies together (`health` is the proxies' verdict,
 //! `up`/`down`/`unknown`, or `mixed` while they disagree; connection counts are summed over the
-//! proxies: 0 means no client is connected to this node through keel).
+//! proxies: 0 means no client is connected to this node through keel). `cache.redis_addr` is
+//! where the node's cache serves Redis (`null` with `cache.redis = false`), from the
+//! description, like the other addresses.
 
 use cluster_config::ClusterConfig;
 use node_agent::NodeState;
@@ -180,6 +182,7 @@ pub fn collect(cfg: &ClusterConfig) -> Value {
                         "backend": backend,
                         "cache": {
                             "addr": n.cache_addr(),
+                            "redis_addr": redis_addr(cfg, n),
                             "pid": st.cache.pid,
                             "state": st.cache.state,
                             "mode": st.cache.mode,
@@ -200,7 +203,8 @@ pub fn collect(cfg: &ClusterConfig) -> Value {
                     "proxy": {"addr": n.proxy_addr(), "state": "unreachable", "writer": null,
                               "writer_epoch": null, "no_writer_reason": null, "connections_active": null},
                     "backend": backend,
-                    "cache": {"addr": n.cache_addr(), "pid": null, "state": "unknown", "mode": null,
+                    "cache": {"addr": n.cache_addr(), "redis_addr": redis_addr(cfg, n), "pid": null,
+                              "state": "unknown", "mode": null,
                               "role": null, "applied": null, "leader_slot": null, "restarts": null},
                     "decision": null,
                     "error": why,
@@ -209,6 +213,15 @@ pub fn collect(cfg: &ClusterConfig) -> Value {
         })
         .collect();
     json!({"cluster": cfg.cluster.name, "writer": writer, "writers_agree": writers_agree, "nodes": nodes})
+}
+
+/// `cache.redis_addr` of `n`: its Redis address, or null when the tier serves no Redis.
+fn redis_addr(cfg: &ClusterConfig, n: &cluster_config::Node) -> Value {
+    if cfg.cache.redis_enabled() {
+        Value::String(n.redis_addr())
+    } else {
+        Value::Null
+    }
 }
 
 fn cell(v: &Value) -> String {
@@ -237,6 +250,7 @@ pub fn table(doc: &Value) -> String {
         "APPLIED",
         "CACHE PID",
         "CACHE ADDR",
+        "REDIS ADDR",
     ]
     .map(String::from)
     .to_vec()];
@@ -271,6 +285,7 @@ pub fn table(doc: &Value) -> String {
             cell(&n["cache"]["applied"]),
             cell(&n["cache"]["pid"]),
             cell(&n["cache"]["addr"]),
+            cell(&n["cache"]["redis_addr"]),
         ]);
         if let Some(e) = n["error"].as_str() {
             notes.push(format!("{}: {e}", cell(&n["name"])));
@@ -321,4 +336,63 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         print!("{}", table(&doc));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(cache: &str) -> ClusterConfig {
+        let d = std::env::temp_dir().join(format!(
+            "keel-status-{}-{}",
+            cache.len(),
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("pw"), "x\n").unwrap();
+        // Nobody listens on these control ports (port 1 of 127.0.0.x): every agent is
+        // unreachable, which is what the addresses must not depend on.
+        let mut t = format!(
+            "[cluster]\nname='st'\ndata_dir='d'\n[users.app]\nname='a'\npassword_file='pw'\n\
+             [users.monitor]\nname='m'\npassword_file='pw'\n[cache]\n{cache}\n"
+        );
+        for i in 1..=3 {
+            t += &format!(
+                "[[node]]\nname='n{i}'\naddress='127.0.0.{i}'\ncontrol_port=1\nredis_port=638{i}\n"
+            );
+        }
+        ClusterConfig::from_toml(&t, &d).unwrap()
+    }
+
+    #[test]
+    fn redis_addr_in_json_and_table() {
+        let doc = collect(&cfg(""));
+        let nodes = doc["nodes"].as_array().unwrap();
+        assert_eq!(nodes.len(), 3);
+        for (i, n) in nodes.iter().enumerate() {
+            assert_eq!(n["agent"]["reachable"], false, "{n:#}");
+            assert_eq!(
+                n["cache"]["redis_addr"],
+                format!("127.0.0.{}:638{}", i + 1, i + 1),
+                "{n:#}"
+            );
+            assert_eq!(n["cache"]["addr"], format!("127.0.0.{}:11211", i + 1));
+        }
+        let t = table(&doc);
+        let mut lines = t.lines().skip(1);
+        let head = lines.next().unwrap();
+        assert!(head.ends_with("CACHE ADDR       REDIS ADDR"), "{t}");
+        let row = lines.next().unwrap();
+        assert!(
+            row.starts_with("n1 ") && row.contains("127.0.0.1:11211  127.0.0.1:6381"),
+            "{t}"
+        );
+
+        // cache.redis = false: null in JSON, '-' in the table.
+        let doc = collect(&cfg("redis = false"));
+        assert!(doc["nodes"][0]["cache"]["redis_addr"].is_null(), "{doc:#}");
+        let t = table(&doc);
+        let row = t.lines().nth(2).unwrap();
+        assert!(row.ends_with("127.0.0.1:11211  -"), "{t}");
+    }
 }
