@@ -176,6 +176,7 @@ galera_port = 4577
 ist_port = 4578
 sst_port = 4454
 cache_port = 11212
+redis_port = 6380
 proxy_port = 6034
 control_port = 7481
 [[node]]

@@ -339,12 +339,13 @@ impl Cluster {
             proxies.push(SocketAddr::from(([127, 0, 0, 1], proxy)));
             t.push_str(&format!(
                 "\n[[node]]\nname = \"{}\"\naddress = \"127.0.0.1\"\nsql_port = {}\ngalera_port = {}\nist_port = {}\n\
-                 sst_port = {}\ncache_port = {}\nproxy_port = {proxy}\ncontrol_port = {}\n",
+                 sst_port = {}\ncache_port = {}\nredis_port = {}\nproxy_port = {proxy}\ncontrol_port = {}\n",
                 n.name,
                 n.sql,
                 n.galera,
                 n.ist,
                 n.sst,
+                free_port(),
                 free_port(),
                 free_port()
             ));

@@ -458,6 +458,9 @@ fn seafile_stack_through_faults() {
                 node,
                 "--only",
                 file,
+                // This app is Seafile 11/12-shaped: its cache is memcached.
+                "--cache",
+                "memcached",
             ]);
             std::fs::write(d.join(file), &text).unwrap();
         }

@@ -781,6 +781,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn seahubs_password_as_user_name_is_accepted() {
+        let settings = crate::config::RedisSettings {
+            password: Some("s3cret".into()),
+            ..Default::default()
+        };
+        let shared = Arc::new(RedisShared::new(&settings, 10));
+        let (mut conn, _server, _client, _stop) = pair(&shared).await;
+        let pw = Some("s3cret");
+        // redis-py's reading of `redis://s3cret@host`: user s3cret, empty password.
+        assert!(conn.check_password(b"s3cret", b"", pw, false).is_ok());
+        assert!(conn.authenticated);
+        conn.authenticated = false;
+        // Anything else stays refused as in Redis.
+        for (user, pass) in [
+            (&b"s3cret"[..], &b"x"[..]),
+            (b"wrong", b""),
+            (b"", b""),
+            (b"default", b""),
+        ] {
+            assert!(
+                conn.check_password(user, pass, pw, false).is_err(),
+                "{user:?}"
+            );
+            assert!(!conn.authenticated);
+        }
+        assert!(conn
+            .check_password(b"default", b"s3cret", pw, false)
+            .is_ok());
+    }
+
+    #[tokio::test]
     async fn blocked_client_gets_the_served_reply_or_leaves_on_close() {
         let shared = Arc::new(RedisShared::new(
             &crate::config::RedisSettings::default(),
