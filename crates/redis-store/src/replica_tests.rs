@@ -14,7 +14,7 @@ use crate::{errors, lookup, Client, Config, Exec, Keyspace, Policy, Reply};
 
 const T0: u64 = 1_700_000_000_000;
 
-const KEYS: [&str; 5] = ["k0", "k1", "k2", "k3", "k4"];
+const KEYS: [&str; 8] = ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"];
 const MEMBERS: [&str; 6] = ["a", "b", "1", "2", "3", "-7"];
 const LONG: &str = "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv";
 
@@ -90,6 +90,21 @@ const TEMPLATES: &[&str] = &[
     "KEYS *",
     "DBSIZE",
     "FLUSHDB",
+    "HMGET {k} {m} {n}",
+    "HKEYS {k}",
+    "HVALS {k}",
+    "HSTRLEN {k} {m}",
+    "HEXISTS {k} {m}",
+    "EXPIRETIME {k}",
+    "PEXPIRETIME {k}",
+    "SMISMEMBER {k} {m} {n}",
+    "SCARD {k}",
+    "SINTERCARD 2 {k} {j}",
+    "SDIFF {k} {j}",
+    "SDIFF {k} {k}",
+    "GETRANGE {k} 0 -1",
+    "LCS {k} {j}",
+    "SELECT 1",
 ];
 
 /// One step of a test sequence.
@@ -106,12 +121,12 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        12 => (0u8..3, 0..TEMPLATES.len(), 0usize..5, 0usize..5, 0usize..6, 0usize..6, 1u64..3000)
+        12 => (0u8..3, 0..TEMPLATES.len(), 0usize..8, 0usize..8, 0usize..6, 0usize..6, 1u64..3000)
             .prop_map(|(c, i, k, j, m, n, t)| Step::Cmd(c, i, k, j, m, n, t)),
-        1 => (0u8..3, 0usize..5).prop_map(|(c, k)| Step::Watch(c, k)),
+        1 => (0u8..3, 0usize..8).prop_map(|(c, k)| Step::Watch(c, k)),
         1 => (0u8..3).prop_map(Step::Unwatch),
         1 => (0u8..3).prop_map(Step::Exec),
-        1 => (1usize..40).prop_map(Step::ActiveExpire),
+        1 => (1usize..12).prop_map(Step::ActiveExpire),
         2 => (1u64..2500).prop_map(Step::Advance),
     ]
 }
@@ -462,6 +477,21 @@ fn sample() -> Keyspace {
         let mut cl = Client::default();
         runv(&mut w.ks, &mut cl, &a, T0, false);
     }
+    for i in 0..30 {
+        let a: Vec<Bytes> = [
+            "SET".to_string(),
+            format!("t{i}"),
+            "v".into(),
+            "PX".into(),
+            format!("{}", 10 + i),
+        ]
+        .map(Bytes::from)
+        .to_vec();
+        runv(&mut w.ks, &mut Client::default(), &a, T0, false);
+    }
+    // Part of a cycle: the cursor stops inside the database.
+    w.ks.active_expire(T0 + 1_000, 7);
+    assert!(w.ks.db(0).expire_cursor > 0);
     w.ks.watch(7, 0, b"s", T0);
     w.ks.watch(7, 1, b"x", T0);
     w.ks.watch(3, 0, b"l", T0);
@@ -507,6 +537,7 @@ fn image_round_trip() {
         let want: Vec<_> = ks.db(d).map.keys().collect();
         assert_eq!(order, want);
         assert_eq!(r.db(d).expires, ks.db(d).expires);
+        assert_eq!(r.db(d).expire_cursor, ks.db(d).expire_cursor);
     }
     // An import replaces whatever was there.
     let mut full = sample();
