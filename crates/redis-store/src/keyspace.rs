@@ -2,11 +2,13 @@
 //! command uses to read and change keys (lazy expiry, memory accounting, `WATCH` and blocked
 //! clients' notifications happen here, so no command can forget them).
 
+use std::collections::HashSet;
+
 use redis_proto::Reply;
 
 use crate::block::Blocked;
 use crate::commands::{Command, Flags};
-use crate::db::{entry_mem, Db, Entry, Value};
+use crate::db::{entry_mem, Db, Entry, Hasher, Value};
 use crate::errors;
 use crate::watch::Watches;
 use crate::{Client, Cmd, Exec};
@@ -102,7 +104,19 @@ pub struct Keyspace {
     pub(crate) stats: Stats,
     pub(crate) watches: Watches,
     pub(crate) blocked: Blocked,
+    /// Running a command through [`Keyspace::execute_readonly`]: expired keys are hidden
+    /// instead of deleted, LRU clocks stay, random picks come from `ro_rng`.
+    pub(crate) read_only: bool,
+    /// The generator of read-only random picks (the replica's own, not replicated).
+    pub(crate) ro_rng: u64,
+    /// Keys that received list elements, for [`Keyspace::take_ready_keys`] (only with
+    /// `Config::track_ready`), in signal order, each once.
+    pub(crate) ready_keys: Vec<(usize, Box<[u8]>)>,
+    pub(crate) ready_keys_set: HashSet<(usize, Box<[u8]>), Hasher>,
 }
+
+/// The random generator's state in a new keyspace (and after a failed import).
+pub(crate) const RNG_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
 
 impl Keyspace {
     pub fn new(config: Config) -> Keyspace {
@@ -113,10 +127,14 @@ impl Keyspace {
             dbs,
             config,
             used: 0,
-            rng: 0x9e37_79b9_7f4a_7c15,
+            rng: RNG_SEED,
             stats: Stats::default(),
             watches: Watches::default(),
             blocked: Blocked::default(),
+            read_only: false,
+            ro_rng: 0x2545_f491_4f6c_dd1d,
+            ready_keys: Vec::new(),
+            ready_keys_set: HashSet::default(),
         }
     }
 
@@ -174,6 +192,17 @@ impl Keyspace {
         if command.spec.flags.has(Flags::DENYOOM) && !self.make_room(now_ms) {
             return Exec::Reply(errors::err(errors::OOM));
         }
+        self.run(client, command, args, now_ms)
+    }
+
+    /// Run a command's handler (no memory check).
+    pub(crate) fn run(
+        &mut self,
+        client: &mut Client,
+        command: &Command,
+        args: &[bytes::Bytes],
+        now_ms: u64,
+    ) -> Exec {
         let mut cmd = Cmd {
             ks: self,
             client,
@@ -190,13 +219,14 @@ impl Keyspace {
         (now_ms / 1000) as u32
     }
 
-    /// Remove `key` if it has expired; true if it did.
+    /// Remove `key` if it has expired; true if it had. In read-only mode the key is only
+    /// reported expired (callers treat it as missing) and stays for the log to remove.
     pub(crate) fn expire_if_needed(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
         let expired = self.dbs[db]
             .map
             .get(key)
             .is_some_and(|e| e.is_expired(now_ms));
-        if expired {
+        if expired && !self.read_only {
             self.remove(db, key);
             self.stats.expired_keys += 1;
         }
@@ -206,9 +236,14 @@ impl Keyspace {
     /// Look a key up for reading (counts a hit or a miss; updates the LRU clock when reads
     /// mutate). Expired keys are removed and reported missing.
     pub fn lookup_read(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&Entry> {
-        self.expire_if_needed(db, key, now_ms);
-        let reads_mutate = self.config.reads_mutate;
-        match self.dbs[db].map.get_mut(key) {
+        let expired = self.expire_if_needed(db, key, now_ms);
+        let reads_mutate = self.config.reads_mutate && !self.read_only;
+        let found = if expired {
+            None
+        } else {
+            self.dbs[db].map.get_mut(key)
+        };
+        match found {
             Some(e) => {
                 self.stats.keyspace_hits += 1;
                 if reads_mutate {
@@ -225,7 +260,9 @@ impl Keyspace {
 
     /// Look a key up without counting it or touching its LRU clock (`TYPE`-like checks, writes).
     pub fn lookup(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&Entry> {
-        self.expire_if_needed(db, key, now_ms);
+        if self.expire_if_needed(db, key, now_ms) {
+            return None;
+        }
         self.dbs[db].map.get(key)
     }
 
@@ -319,8 +356,13 @@ impl Keyspace {
         key: &[u8],
         now_ms: u64,
     ) -> Option<&Entry> {
-        self.expire_if_needed(db, key, now_ms);
-        match self.dbs[db].map.get(key) {
+        let expired = self.expire_if_needed(db, key, now_ms);
+        let found = if expired {
+            None
+        } else {
+            self.dbs[db].map.get(key)
+        };
+        match found {
             Some(e) => {
                 self.stats.keyspace_hits += 1;
                 Some(e)
@@ -352,6 +394,21 @@ impl Keyspace {
         self.dbs.swap(a, b);
         self.signal_waited_keys(a, now_ms);
         self.signal_waited_keys(b, now_ms);
+        if self.config.track_ready {
+            // Every list now in either database is new there for clients of the replicated
+            // tier, whose waits this keyspace does not know.
+            for db in [a, b] {
+                let lists: Vec<Box<[u8]>> = self.dbs[db]
+                    .map
+                    .iter()
+                    .filter(|(_, e)| matches!(e.value, Value::List(_)) && !e.is_expired(now_ms))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in lists {
+                    self.track_ready(db, &k);
+                }
+            }
+        }
     }
 
     /// Delete `key` (no expiry check: an expired key is removed too). Returns its entry.
@@ -369,7 +426,19 @@ impl Keyspace {
     /// A list key received elements: blocked clients waiting on it may now be served (by
     /// [`Keyspace::serve_blocked`]).
     pub fn signal_ready(&mut self, db: usize, key: &[u8]) {
+        if self.config.track_ready {
+            self.track_ready(db, key);
+        }
         self.blocked.signal_ready(db, key);
+    }
+
+    /// Record a ready key for [`Keyspace::take_ready_keys`], once until taken.
+    pub(crate) fn track_ready(&mut self, db: usize, key: &[u8]) {
+        let k = (db, Box::<[u8]>::from(key));
+        if !self.ready_keys_set.contains(&k) {
+            self.ready_keys_set.insert(k.clone());
+            self.ready_keys.push(k);
+        }
     }
 
     /// Whether lists received elements since the last `serve_blocked` (the server may skip
@@ -378,13 +447,19 @@ impl Keyspace {
         !self.blocked.ready.is_empty()
     }
 
-    /// The keyspace's deterministic random generator (xorshift64*).
+    /// The keyspace's deterministic random generator (xorshift64*); in read-only mode the
+    /// replica's own generator, so reads leave the replicated one alone.
     pub fn random_u64(&mut self) -> u64 {
-        let mut x = self.rng;
+        let state = if self.read_only {
+            &mut self.ro_rng
+        } else {
+            &mut self.rng
+        };
+        let mut x = *state;
         x ^= x >> 12;
         x ^= x << 25;
         x ^= x >> 27;
-        self.rng = x;
+        *state = x;
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 

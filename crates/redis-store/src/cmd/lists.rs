@@ -529,6 +529,11 @@ fn linsert(c: &mut Cmd<'_>) -> Exec {
         l.len()
     })
     .unwrap_or(0);
+    // The list grew: the replicated tier's waiters may pop now. (Redis does not signal here,
+    // a list with elements has no waiters of this keyspace, so standalone stays as it is.)
+    if c.ks.config.track_ready {
+        c.ks.track_ready(c.client.db, key);
+    }
     Reply::Int(len as i64).into()
 }
 

@@ -480,11 +480,17 @@ fn srandmember(c: &mut Cmd<'_>) -> Exec {
 /// copying.
 fn load_sets<'a>(c: &'a mut Cmd<'_>, keys: &[Bytes]) -> Result<Vec<Option<&'a Set>>, Reply> {
     let db = c.client.db;
+    // What the lookups found, not the map: a read-only run leaves expired keys in place.
+    let mut found = Vec::with_capacity(keys.len());
     for k in keys {
-        read_set(c.ks, db, k, c.now_ms, true)?;
+        found.push(matches!(read_set(c.ks, db, k, c.now_ms, true)?, Sk::Set(_)));
     }
     let ks: &'a Keyspace = c.ks;
-    Ok(keys.iter().map(|k| peek(ks, db, k)).collect())
+    Ok(keys
+        .iter()
+        .zip(found)
+        .map(|(k, f)| if f { peek(ks, db, k) } else { None })
+        .collect())
 }
 
 /// The intersection, iterating the smallest set in its reply order; stops at `limit` (0: no
