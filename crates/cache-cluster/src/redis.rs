@@ -102,6 +102,9 @@ pub trait RedisEvents: Send + Sync {
     /// Lists (database, key) received elements in an entry applied on this node: wake local
     /// clients blocked on them. Called outside the keyspace lock; must not block.
     fn lists_ready(&self, keys: &[(usize, Box<[u8]>)]);
+    /// The keyspace was replaced by a snapshot (pushes it contains were never applied here one
+    /// by one): wake every local client blocked on a list, to look again.
+    fn replaced(&self);
 }
 
 /// A node's replica of the Redis keyspace, and where its events go.
@@ -206,7 +209,11 @@ impl RedisReplica {
     /// Replace the keyspace from a snapshot's image.
     pub(crate) fn import(&self, image: &[u8], now_ms: u64) -> Result<(), String> {
         self.advance_clock(now_ms);
-        self.ks.lock().import(image).map_err(|e| e.to_string())
+        self.ks.lock().import(image).map_err(|e| e.to_string())?;
+        if let Some(ev) = self.events.read().clone() {
+            ev.replaced();
+        }
+        Ok(())
     }
 }
 
@@ -522,6 +529,7 @@ mod tests {
                     String::from_utf8_lossy(m)
                 ));
             }
+            fn replaced(&self) {}
             fn lists_ready(&self, keys: &[(usize, Box<[u8]>)]) {
                 for (db, k) in keys {
                     self.0

@@ -77,6 +77,15 @@ impl Waiters {
         out
     }
 
+    /// Every waiting client, each once.
+    pub fn all(&self) -> Vec<u64> {
+        let m = self.by_key.lock();
+        let mut out: Vec<u64> = m.values().flatten().copied().collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// Lists with waiters (for `INFO`).
     pub fn len(&self) -> usize {
         self.by_key.lock().len()
@@ -122,19 +131,30 @@ impl cache_cluster::RedisEvents for Events {
         }
     }
 
+    fn replaced(&self) {
+        if let Some(s) = self.shared.upgrade() {
+            wake(&s, s.waiters.all());
+        }
+    }
+
     fn lists_ready(&self, keys: &[(usize, Box<[u8]>)]) {
         let Some(s) = self.shared.upgrade() else {
             return;
         };
         let ids = s.waiters.waiting_on(keys);
-        if ids.is_empty() {
-            return;
-        }
-        let clients = s.clients.lock();
-        for id in ids {
-            if let Some(h) = clients.get(&id) {
-                h.wake();
-            }
+        wake(&s, ids);
+    }
+}
+
+/// Tell these local clients to pop again.
+fn wake(s: &RedisShared, ids: Vec<u64>) {
+    if ids.is_empty() {
+        return;
+    }
+    let clients = s.clients.lock();
+    for id in ids {
+        if let Some(h) = clients.get(&id) {
+            h.wake();
         }
     }
 }
