@@ -162,6 +162,13 @@ pub enum Cmd<B> {
     Expire { first_shard: u32, count: u32 },
     /// Does nothing (used to probe the write path).
     Noop,
+    /// A Redis command, transaction, `WATCH`/`UNWATCH` or `PUBLISH` ([`crate::redis`]); `args`
+    /// holds its argument vectors ([`crate::redis::pack_argvs`]).
+    Redis {
+        op: crate::redis::RedisOp,
+        #[serde(with = "raw")]
+        args: B,
+    },
     /// Several writes in one log entry (group commit: the writes a node queued while its
     /// previous round was in flight), applied in order; the outcome is [`Outcome::Batch`] with
     /// one outcome per command, in order.
@@ -186,6 +193,7 @@ impl<B: AsRef<[u8]>> Cmd<B> {
             | Cmd::Packed(_)
             | Cmd::FlushAll { .. }
             | Cmd::Expire { .. }
+            | Cmd::Redis { .. }
             | Cmd::Noop => None,
         }
     }
@@ -200,7 +208,7 @@ impl<B: AsRef<[u8]>> Cmd<B> {
             | Cmd::Touch { key, .. }
             | Cmd::GetMut { key, .. } => key.as_ref().len(),
             Cmd::Batch(cmds) => cmds.iter().map(|c| c.payload_bytes() + 16).sum(),
-            Cmd::Packed(bytes) => bytes.as_ref().len(),
+            Cmd::Packed(bytes) | Cmd::Redis { args: bytes, .. } => bytes.as_ref().len(),
             Cmd::FlushAll { .. } | Cmd::Expire { .. } | Cmd::Noop => 0,
         }
     }
@@ -362,6 +370,9 @@ pub struct Request {
     /// Unix seconds chosen by the leader. Apply uses `max(now, previous entry's now)`, so time
     /// never runs backwards on a replica, even across leader changes with skewed clocks.
     pub now: u64,
+    /// Unix milliseconds chosen by the leader, for the Redis keyspace (its expiry has
+    /// millisecond resolution); made monotonic the same way.
+    pub now_ms: u64,
     /// Shared, not copied: openraft clones entries to replicate and to apply them (an `Arc`
     /// serializes as the command itself, so the wire format is unchanged).
     pub cmd: Arc<Command>,
@@ -465,6 +476,8 @@ pub enum Outcome {
     Expired(u64),
     /// The outcomes of a [`Command::Batch`], in order.
     Batch(Vec<Outcome>),
+    /// A Redis command's reply, encoded in the client's protocol version.
+    Redis(crate::redis::RedisOutcome),
     /// Membership entries, blank entries, flush_all, remove, noop.
     #[default]
     Done,
@@ -532,8 +545,21 @@ fn from_store(o: StoreOutcome) -> Outcome {
 const PREFETCH_CHUNK: usize = 16;
 
 /// Apply one command at time `now`. Deterministic: the same (store state, command, now) always
-/// gives the same new state and outcome.
+/// gives the same new state and outcome. (Without a Redis keyspace: Redis commands are
+/// refused; see [`apply_with`].)
 pub fn apply<B: AsRef<[u8]>>(store: &Store, cmd: &Cmd<B>, now: u64) -> Outcome {
+    apply_with(store, None, cmd, now, now.saturating_mul(1000))
+}
+
+/// [`apply`] with the replica's Redis keyspace (if the node serves Redis) and the entry's
+/// millisecond clock. Deterministic in the same way, for both stores.
+pub fn apply_with<B: AsRef<[u8]>>(
+    store: &Store,
+    redis: Option<&crate::redis::RedisReplica>,
+    cmd: &Cmd<B>,
+    now: u64,
+    now_ms: u64,
+) -> Outcome {
     match cmd {
         Cmd::Store {
             mode,
@@ -672,21 +698,38 @@ pub fn apply<B: AsRef<[u8]>>(store: &Store, cmd: &Cmd<B>, now: u64) -> Outcome {
             for i in 0..(*count as usize).min(shards) {
                 n += store.expire_shard((*first_shard as usize + i) % shards, now) as u64;
             }
+            // The same periodic entry runs the Redis keyspace's active expiry, at the entry's
+            // time on every replica.
+            if let Some(r) = redis {
+                n += r.active_expire(now_ms) as u64;
+            }
             Outcome::Expired(n)
         }
         Cmd::Noop => Outcome::Done,
-        Cmd::Batch(cmds) => apply_batch(store, cmds, now),
+        Cmd::Redis { op, args } => match redis {
+            Some(r) => r.apply(op, args.as_ref(), now_ms),
+            None => Outcome::Redis(crate::redis::RedisOutcome::error(
+                "ERR this node does not serve Redis",
+            )),
+        },
+        Cmd::Batch(cmds) => apply_batch(store, redis, cmds, now, now_ms),
         // Views into the entry's bytes: nothing is copied out. Not decodable (never for an
         // entry a leader packed): no command applied, the same on every replica.
         Cmd::Packed(bytes) => match unpack(bytes.as_ref()) {
-            Ok(views) => apply_batch(store, &views, now),
+            Ok(views) => apply_batch(store, redis, &views, now, now_ms),
             Err(_) => Outcome::Done,
         },
     }
 }
 
 /// Apply a batch's commands in order, one outcome each.
-fn apply_batch<B: AsRef<[u8]>>(store: &Store, cmds: &[Cmd<B>], now: u64) -> Outcome {
+fn apply_batch<B: AsRef<[u8]>>(
+    store: &Store,
+    redis: Option<&crate::redis::RedisReplica>,
+    cmds: &[Cmd<B>],
+    now: u64,
+    now_ms: u64,
+) -> Outcome {
     // Overlap the store's memory misses: per chunk, hint every command's table slot, then
     // (landed by then) every item, then apply them. Hinting before any store work keeps the
     // hints' lock operations off the stores still in flight.
@@ -697,7 +740,11 @@ fn apply_batch<B: AsRef<[u8]>>(store: &Store, cmds: &[Cmd<B>], now: u64) -> Outc
                 store.prefetch(k, stage);
             }
         }
-        outs.extend(chunk.iter().map(|c| apply(store, c, now)));
+        outs.extend(
+            chunk
+                .iter()
+                .map(|c| apply_with(store, redis, c, now, now_ms)),
+        );
     }
     Outcome::Batch(outs)
 }

@@ -130,6 +130,15 @@
 //!   receives the snapshot (chunks of 8 MiB) and installs it with
 //!   [`cache_store::Store::import`] (an exact rebuild, so it evicts exactly like the others
 //!   afterwards), then the log tail.
+//! * **The Redis keyspace** ([`redis`]; when [`ClusterConfig::redis`] is set): a second state
+//!   machine beside the store, fed by the same log. Redis writes, `EXEC`, `WATCH`/`UNWATCH` and
+//!   `PUBLISH` are [`Cmd::Redis`] entries (group-committed with the memcached writes), applied
+//!   with the entry's millisecond clock (`Request::now_ms`, monotonic like `now`); reads run on
+//!   the local replica after the same read barrier, at the replicated clock, and change nothing
+//!   ([`redis_store::Keyspace::execute_readonly`]); the periodic [`Command::Expire`] entry also
+//!   runs the keyspace's active expiry. What an applied entry makes happen on a node (a
+//!   publish, a list that received elements) goes to the server through [`RedisEvents`].
+//!   Snapshots carry the keyspace's exact image after the store's.
 //! * **Transport**: persistent TCP connections with length-prefixed bincode frames, multiplexed by
 //!   request id, Nagle off, writes batched per connection ([`transport`]); no HTTP. Raft traffic
 //!   and forwarded writes share one connection per peer; follower read-index requests use one
@@ -156,6 +165,7 @@ pub mod hooks;
 pub mod lease;
 pub mod network;
 pub mod node;
+pub mod redis;
 pub mod status;
 pub mod storage;
 pub mod transport;
@@ -167,6 +177,7 @@ use std::time::Duration;
 
 pub use command::{Cmd, Command, CommandView, ItemCopy, Outcome, Packer, Request};
 pub use node::{Cluster, ReadFence};
+pub use redis::{RedisEvents, RedisOp, RedisOutcome, RedisReplica};
 pub use status::{ClusterStatus, MemberStatus};
 pub use storage::SnapshotInfo;
 
@@ -284,6 +295,14 @@ fn coarse_unix_secs() -> u64 {
     precise_unix_secs()
 }
 
+/// The system clock in unix milliseconds (the Redis keyspace's entries carry it).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 fn precise_unix_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -339,6 +358,8 @@ pub struct ClusterConfig {
     pub write_pipeline: usize,
     /// The replica's store (`reads_mutate` is forced to `false`).
     pub store: cache_store::StoreConfig,
+    /// The Redis keyspace's settings, when the node serves Redis (`None`: it does not).
+    pub redis: Option<redis_store::Config>,
     pub clock: ClockFn,
 }
 
@@ -367,6 +388,7 @@ impl ClusterConfig {
             write_pipeline: 4,
             follower_leases: true,
             store,
+            redis: None,
             clock: system_clock(),
         }
     }

@@ -13,7 +13,9 @@
 //! then purges the log up to `snapshot_keep_logs` entries before it, so the in-memory log stays
 //! bounded. A snapshot is the replica's exact store image ([`cache_store::Store::export`]: items
 //! with CAS, expiry, flags, state bits, slot order and CLOCK hand, the CAS counter and flush
-//! state) plus the replicated clock (`last_now`), at a known log index:
+//! state), the Redis keyspace's exact image when the node serves Redis
+//! ([`redis_store::Keyspace::export_into`]) and the replicated clocks (`last_now`,
+//! `last_now_ms`), at a known log index:
 //! * **Consistency**: openraft asks for the builder ([`RaftStateMachine::get_snapshot_builder`])
 //!   from its state-machine task, the same task that applies entries, so the store is between
 //!   two entries while [`StateMachine::get_snapshot_builder`] exports it (shard by shard, under
@@ -45,7 +47,7 @@ use openraft::{
 };
 use parking_lot::Mutex;
 
-use crate::command::{apply, Outcome};
+use crate::command::{apply_with, Outcome};
 use crate::{NodeId, TypeConfig};
 
 /// Counters the rest of the crate reads without going through openraft.
@@ -57,6 +59,8 @@ pub struct Progress {
     pub applied: AtomicU64,
     /// The (monotonic) `now` of the last applied entry.
     pub last_now: AtomicU64,
+    /// The replicated clock in unix milliseconds (the Redis keyspace's time).
+    pub last_now_ms: AtomicU64,
     /// Publishes `applied` to readers waiting for their read index.
     pub applied_tx: tokio::sync::watch::Sender<u64>,
     /// Snapshot figures (builds, installs, the last one's pause and size).
@@ -90,6 +94,7 @@ impl Progress {
             committed: AtomicU64::new(0),
             applied: AtomicU64::new(0),
             last_now: AtomicU64::new(0),
+            last_now_ms: AtomicU64::new(0),
             applied_tx,
             snap: Mutex::new(SnapshotInfo::default()),
         }
@@ -457,13 +462,28 @@ impl tokio::io::AsyncWrite for SnapData {
     }
 }
 
-/// Header of a snapshot image: magic, version, then the replicated clock; the store image
-/// follows.
+/// Header of a snapshot image: magic, version, the replicated clocks (seconds, milliseconds)
+/// and the store image's length; the store image follows, then the Redis keyspace's image
+/// (empty when the node serves no Redis).
 const SNAP_MAGIC: &[u8; 8] = b"KEELRSNP";
-const SNAP_VERSION: u32 = 1;
-const SNAP_HEADER: usize = 8 + 4 + 8;
+const SNAP_VERSION: u32 = 2;
+const SNAP_HEADER: usize = 8 + 4 + 8 + 8 + 8;
 
-fn parse_snapshot(data: &[u8]) -> Result<(u64, &[u8]), String> {
+/// A snapshot image's parts.
+struct SnapParts<'a> {
+    last_now: u64,
+    last_now_ms: u64,
+    store: &'a [u8],
+    redis: &'a [u8],
+}
+
+fn le_u64(b: &[u8]) -> u64 {
+    let mut n = [0u8; 8];
+    n.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(n)
+}
+
+fn parse_snapshot(data: &[u8]) -> Result<SnapParts<'_>, String> {
     if data.len() < SNAP_HEADER || &data[..8] != SNAP_MAGIC {
         return Err("not a keel cache snapshot".into());
     }
@@ -473,9 +493,19 @@ fn parse_snapshot(data: &[u8]) -> Result<(u64, &[u8]), String> {
     if version != SNAP_VERSION {
         return Err(format!("unsupported snapshot version {version}"));
     }
-    let mut n = [0u8; 8];
-    n.copy_from_slice(&data[12..20]);
-    Ok((u64::from_le_bytes(n), &data[SNAP_HEADER..]))
+    let store_len = le_u64(&data[28..36]);
+    let rest = &data[SNAP_HEADER..];
+    let store_len = usize::try_from(store_len)
+        .ok()
+        .filter(|l| *l <= rest.len())
+        .ok_or("snapshot store image is truncated")?;
+    let (store, redis) = rest.split_at(store_len);
+    Ok(SnapParts {
+        last_now: le_u64(&data[12..20]),
+        last_now_ms: le_u64(&data[20..28]),
+        store,
+        redis,
+    })
 }
 
 #[derive(Clone)]
@@ -488,6 +518,8 @@ struct Current {
 #[derive(Clone)]
 pub struct StateMachine {
     store: Arc<cache_store::Store>,
+    /// The Redis keyspace, when the node serves Redis.
+    redis: Option<Arc<crate::redis::RedisReplica>>,
     inner: Arc<Mutex<SmInner>>,
     progress: Arc<Progress>,
     current: Arc<Mutex<Option<Current>>>,
@@ -499,11 +531,13 @@ pub struct StateMachine {
 impl StateMachine {
     pub fn new(
         store: Arc<cache_store::Store>,
+        redis: Option<Arc<crate::redis::RedisReplica>>,
         progress: Arc<Progress>,
         gate: Arc<crate::lease::LeaseGate>,
     ) -> StateMachine {
         StateMachine {
             store,
+            redis,
             inner: Arc::default(),
             progress,
             current: Arc::default(),
@@ -611,6 +645,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut out = Vec::with_capacity(entries.len());
         let mut inner = self.inner.lock();
         let mut now = self.progress.last_now.load(Relaxed);
+        let mut now_ms = self.progress.last_now_ms.load(Relaxed);
         for e in entries {
             inner.last_applied = Some(e.log_id);
             let r = match &e.payload {
@@ -621,13 +656,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
                 EntryPayload::Normal(req) => {
                     now = now.max(req.now);
-                    apply(&self.store, &req.cmd, now)
+                    now_ms = now_ms.max(req.now_ms);
+                    apply_with(&self.store, self.redis.as_deref(), &req.cmd, now, now_ms)
                 }
             };
             out.push(r);
             self.progress.applied.store(e.log_id.index + 1, Relaxed);
         }
         self.progress.last_now.store(now, Relaxed);
+        self.progress.last_now_ms.store(now_ms, Relaxed);
         drop(inner);
         let applied = self.progress.applied.load(Relaxed);
         self.progress.applied_tx.send_replace(applied);
@@ -643,12 +680,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         };
         let t = Instant::now();
         let last_now = self.progress.last_now.load(Relaxed);
+        let last_now_ms = self.progress.last_now_ms.load(Relaxed);
         let image = blocking_step(|| {
             let mut image = Vec::new();
             image.extend_from_slice(SNAP_MAGIC);
             image.extend_from_slice(&SNAP_VERSION.to_le_bytes());
             image.extend_from_slice(&last_now.to_le_bytes());
+            image.extend_from_slice(&last_now_ms.to_le_bytes());
+            image.extend_from_slice(&0u64.to_le_bytes());
+            let start = image.len();
             self.store.export_into(&mut image);
+            let store_len = (image.len() - start) as u64;
+            image[28..36].copy_from_slice(&store_len.to_le_bytes());
+            if let Some(r) = &self.redis {
+                r.export_into(&mut image);
+            }
             image
         });
         let pause = t.elapsed();
@@ -685,8 +731,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<(), StorageError<NodeId>> {
         let t = Instant::now();
         let data = snapshot.into_shared();
-        let (last_now, image) = parse_snapshot(&data).map_err(io_err)?;
-        let imported = blocking_step(|| self.store.import(image)).map_err(io_err)?;
+        let parts = parse_snapshot(&data).map_err(io_err)?;
+        let imported = blocking_step(|| self.store.import(parts.store)).map_err(io_err)?;
+        if let Some(r) = &self.redis {
+            blocking_step(|| r.import(parts.redis, parts.last_now_ms)).map_err(io_err)?;
+        }
+        let last_now = parts.last_now;
+        self.progress
+            .last_now_ms
+            .fetch_max(parts.last_now_ms, Relaxed);
         {
             let mut inner = self.inner.lock();
             inner.last_applied = meta.last_log_id;
@@ -767,6 +820,7 @@ mod tests {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
             payload: EntryPayload::Normal(crate::command::Request {
                 now: 0,
+                now_ms: 0,
                 cmd: Arc::new(crate::Command::Batch(vec![
                     crate::Command::Remove {
                         key: vec![b'k'; value_len]
@@ -820,7 +874,18 @@ mod tests {
         let mut ok = SNAP_MAGIC.to_vec();
         ok.extend_from_slice(&SNAP_VERSION.to_le_bytes());
         ok.extend_from_slice(&77u64.to_le_bytes());
-        ok.extend_from_slice(b"rest");
-        assert_eq!(parse_snapshot(&ok).unwrap(), (77, &b"rest"[..]));
+        ok.extend_from_slice(&77_123u64.to_le_bytes());
+        ok.extend_from_slice(&5u64.to_le_bytes());
+        ok.extend_from_slice(b"storeredis");
+        let p = parse_snapshot(&ok).unwrap();
+        assert_eq!((p.last_now, p.last_now_ms), (77, 77_123));
+        assert_eq!((p.store, p.redis), (&b"store"[..], &b"redis"[..]));
+        // A store length past the end is refused, not sliced.
+        let mut bad = ok.clone();
+        bad[28..36].copy_from_slice(&11u64.to_le_bytes());
+        assert!(parse_snapshot(&bad).is_err());
+        let mut old = ok;
+        old[8..12].copy_from_slice(&1u32.to_le_bytes());
+        assert!(parse_snapshot(&old).is_err());
     }
 }

@@ -4,6 +4,7 @@
 mod common;
 mod compaction;
 mod linearizability;
+mod redis;
 
 use std::time::{Duration, Instant};
 

@@ -91,6 +91,16 @@ impl Server {
 
     /// Cluster mode: serve the replica of this cluster member instead of a private store.
     pub fn attach_cluster(&mut self, cluster: cache_cluster::Cluster) {
+        if let Some((_, shared)) = self.redis.as_mut() {
+            // Serve the cluster's replica of the Redis keyspace (nothing was served yet).
+            let settings = shared.cfg.read().clone();
+            let port = shared.port.load(Relaxed);
+            if let Some(s) = RedisShared::clustered(&settings, shared.max_clients, cluster.clone())
+            {
+                s.port.store(port, Relaxed);
+                *shared = s;
+            }
+        }
         self.ctx = Ctx::with_cluster((*self.ctx.settings).clone(), cluster);
     }
 

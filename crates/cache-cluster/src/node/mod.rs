@@ -31,6 +31,7 @@ use crate::command::{Command, Outcome, Packer};
 use crate::hooks::{JoinHooks, Partition};
 use crate::lease::LeaseGate;
 use crate::network::{NetworkFactory, Peers};
+use crate::redis::{RedisOp, RedisOutcome, RedisReplica};
 use crate::status::{ClusterStatus, MemberStatus};
 use crate::storage::{LogStore, Progress, StateMachine};
 use crate::{slot_of, ClusterConfig, ClusterError, NodeId, ReadMode, TypeConfig};
@@ -67,6 +68,8 @@ struct Inner {
     raft: Raft<TypeConfig>,
     metrics: watch::Receiver<RaftMetrics<NodeId, BasicNode>>,
     store: Arc<Store>,
+    /// The Redis keyspace's replica, when the node serves Redis.
+    redis: Option<Arc<RedisReplica>>,
     progress: Arc<Progress>,
     applied_rx: watch::Receiver<u64>,
     log: LogStore,
@@ -240,7 +243,8 @@ impl Cluster {
         let progress = Arc::new(Progress::new(applied_tx));
         let log = LogStore::new(progress.clone());
         let gate = Arc::new(LeaseGate::default());
-        let sm = StateMachine::new(store.clone(), progress.clone(), gate.clone());
+        let redis = cfg.redis.clone().map(|c| Arc::new(RedisReplica::new(c)));
+        let sm = StateMachine::new(store.clone(), redis.clone(), progress.clone(), gate.clone());
         let partition = Partition::default();
         let contact: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
         let peers = Peers::new(partition.clone(), contact.clone());
@@ -263,6 +267,7 @@ impl Cluster {
             raft,
             metrics,
             store,
+            redis,
             progress,
             applied_rx,
             log,
@@ -371,6 +376,53 @@ impl Cluster {
     /// before this call began. In [`ReadMode::Local`] only checks readiness.
     pub async fn read_barrier(&self) -> Result<(), ClusterError> {
         self.inner.read_barrier().await
+    }
+
+    /// The Redis keyspace's replica, when the node serves Redis.
+    pub fn redis(&self) -> Option<&Arc<RedisReplica>> {
+        self.inner.redis.as_ref()
+    }
+
+    /// Replicate a Redis entry ([`RedisOp`] with its argument vectors, see
+    /// [`crate::redis::pack_argvs`]) and return its outcome. Queued like [`Cluster::write`]:
+    /// a connection's entries enter the log in the order it called this.
+    pub fn redis_write(
+        &self,
+        op: RedisOp,
+        args: Vec<u8>,
+    ) -> impl std::future::Future<Output = Result<RedisOutcome, ClusterError>> {
+        let w = self.write(Command::Redis { op, args });
+        async move {
+            match w.await? {
+                Outcome::Redis(o) => Ok(o),
+                o => Err(ClusterError::Remote(format!("unexpected outcome {o:?}"))),
+            }
+        }
+    }
+
+    /// A linearizable Redis read: after the read barrier (skipped while `fence` is valid),
+    /// `f` runs on the local keyspace under its lock, with the replicated clock.
+    pub async fn redis_read<R>(
+        &self,
+        fence: &mut ReadFence,
+        f: impl FnOnce(&mut redis_store::Keyspace, u64) -> R,
+    ) -> Result<R, ClusterError> {
+        let Some(redis) = self.inner.redis.as_ref() else {
+            return Err(ClusterError::Config(
+                "this node does not serve Redis".into(),
+            ));
+        };
+        if fence.valid {
+            if !self.is_ready() {
+                return Err(ClusterError::NotReady);
+            }
+        } else {
+            self.read_barrier().await?;
+            fence.valid = true;
+        }
+        let now_ms = redis.now_ms();
+        let mut ks = redis.keyspace().lock();
+        Ok(f(&mut ks, now_ms))
     }
 
     /// A read (`f` sees the item while locked). Mutating options go through the log.

@@ -117,6 +117,7 @@ impl Inner {
         self.check_quorum()?;
         let req = Request {
             now: (self.cfg.clock)(),
+            now_ms: crate::unix_ms(),
             cmd,
         };
         let left = deadline.saturating_duration_since(Instant::now());
@@ -450,6 +451,7 @@ pub(super) async fn propose_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedRecei
             }
             let req = Request {
                 now: (inner.cfg.clock)(),
+                now_ms: crate::unix_ms(),
                 cmd: Arc::clone(&cmd),
             };
             match inner.raft.client_write_ff(req).await {

@@ -160,19 +160,23 @@ pub fn render(shared: &RedisShared, ks: &redis_store::Keyspace, sections: &[&str
                     st.total_error_replies.load(Relaxed),
                 );
             }
-            "replication" => {
-                let _ = write!(
-                    o,
-                    "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:0\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
-                    shared.run_id
-                );
-            }
+            "replication" => match &shared.cluster {
+                None => {
+                    let _ = write!(
+                        o,
+                        "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:0\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
+                        shared.run_id
+                    );
+                }
+                Some(c) => replication_section(o, &c.status()),
+            },
             "cpu" => {
                 let _ = write!(
                     o,
                     "# CPU\r\nused_cpu_sys:{stime:.6}\r\nused_cpu_user:{utime:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\n"
                 );
             }
+            // Redis Cluster (hash slots) is off: every keel node serves every key.
             "cluster" => o.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
             "keyspace" => {
                 o.push_str("# Keyspace\r\n");
@@ -223,6 +227,46 @@ pub fn client_line(h: &ClientHandle, now_ms: u64) -> String {
         String::from_utf8_lossy(&i.lib_name),
         String::from_utf8_lossy(&i.lib_ver),
     )
+}
+
+/// `INFO replication` of a cluster member: Redis's fields as a client expects them (the leader
+/// is the `master`, the others `slave`s of it, though every node accepts writes), then keel's
+/// own: the Raft role, the leader's slot, and the log positions.
+fn replication_section(o: &mut String, st: &cache_cluster::ClusterStatus) {
+    let leader = st.role == "leader";
+    let others = st
+        .members
+        .iter()
+        .filter(|m| m.voter && m.id != st.id)
+        .count();
+    let _ = write!(
+        o,
+        "# Replication\r\nrole:{}\r\n",
+        if leader { "master" } else { "slave" }
+    );
+    if leader {
+        let _ = write!(o, "connected_slaves:{others}\r\n");
+    } else {
+        let up = st.ready && st.leader.is_some();
+        let _ = write!(
+            o,
+            "master_link_status:{}\r\nconnected_slaves:0\r\n",
+            if up { "up" } else { "down" }
+        );
+    }
+    let _ = write!(
+        o,
+        "master_repl_offset:{}\r\nkeel_cluster_role:{}\r\nkeel_cluster_slot:{}\r\nkeel_cluster_leader_slot:{}\r\nkeel_cluster_ready:{}\r\nkeel_cluster_term:{}\r\nkeel_cluster_commit:{}\r\nkeel_cluster_applied:{}\r\nkeel_cluster_voters:{}\r\n",
+        st.applied,
+        st.role,
+        st.slot,
+        st.leader_slot.map_or_else(|| "-".to_string(), |s| s.to_string()),
+        u8::from(st.ready),
+        st.term,
+        st.commit,
+        st.applied,
+        st.members.iter().filter(|m| m.voter).count(),
+    );
 }
 
 #[cfg(test)]

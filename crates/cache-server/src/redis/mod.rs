@@ -4,14 +4,21 @@
 //! mailbox ([`ClientHandle`]), the accept loop and the background expiry cycle. Connections are
 //! served by [`conn`], the connection-level commands by [`commands`].
 //!
+//! In cluster mode ([`RedisShared::cluster`]) the keyspace is the node's replica of the tier's
+//! Redis keyspace ([`cache_cluster::RedisReplica`]): writes go through the replicated log,
+//! reads follow a read barrier, and [`replicated`] turns what applying an entry makes happen
+//! on this node (a `PUBLISH`, a list that received elements) into deliveries and wake-ups of
+//! this node's own clients.
+//!
 //! Lock order (never take an earlier lock while holding a later one): the keyspace, then the
-//! live settings, then the pub/sub registry, then the client registry.
+//! live settings, then the pub/sub registry, then the list waiters, then the client registry.
 
 pub mod commands;
 pub mod conn;
 pub mod info;
 pub mod limits;
 pub mod pubsub;
+pub mod replicated;
 #[cfg(test)]
 mod tests;
 
@@ -47,6 +54,8 @@ pub enum Msg {
     Served(Reply),
     /// A pub/sub message, with the bytes it is accounted at.
     Push(Reply, u64),
+    /// Cluster mode: a list the client waits on received elements; pop again.
+    Wake,
 }
 
 /// Per-connection details `CLIENT LIST` shows, updated by the connection.
@@ -138,6 +147,11 @@ impl ClientHandle {
         let _ = self.tx.send(Msg::Served(reply));
     }
 
+    /// Cluster mode: a list this client waits on received elements.
+    pub fn wake(&self) {
+        let _ = self.tx.send(Msg::Wake);
+    }
+
     /// The connection took `m` out of its mailbox.
     pub fn taken(&self, m: &Msg) {
         if let Msg::Push(_, size) = m {
@@ -191,7 +205,13 @@ pub struct RedisStats {
 
 /// Everything the Redis connections of every worker share.
 pub struct RedisShared {
-    pub ks: Mutex<Keyspace>,
+    /// The keyspace: the server's own, or in cluster mode the node's replica (shared with the
+    /// cluster's state machine, which applies the log to it).
+    pub ks: Arc<Mutex<Keyspace>>,
+    /// Cluster mode: the cluster this node's keyspace replicates through.
+    pub cluster: Option<cache_cluster::Cluster>,
+    /// Cluster mode: which local clients wait on which lists (see [`replicated`]).
+    pub waiters: replicated::Waiters,
     /// Live settings (`CONFIG SET` changes them; the keyspace's own copy is kept in step).
     pub cfg: RwLock<RedisSettings>,
     pub pubsub: pubsub::Registry,
@@ -207,14 +227,47 @@ pub struct RedisShared {
     next_id: AtomicU64,
 }
 
+/// The keyspace settings `settings` ask for.
+pub fn keyspace_config(settings: &RedisSettings) -> redis_store::Config {
+    redis_store::Config {
+        maxmemory: settings.maxmemory,
+        policy: settings.policy,
+        max_bulk_len: settings.max_bulk_len,
+        ..redis_store::Config::default()
+    }
+}
+
 impl RedisShared {
+    /// A standalone server's shared state, with a keyspace of its own.
     pub fn new(settings: &RedisSettings, max_clients: usize) -> RedisShared {
-        let ks = Keyspace::new(redis_store::Config {
-            maxmemory: settings.maxmemory,
-            policy: settings.policy,
-            max_bulk_len: settings.max_bulk_len,
-            ..redis_store::Config::default()
-        });
+        let ks = Arc::new(Mutex::new(Keyspace::new(keyspace_config(settings))));
+        RedisShared::with_keyspace(settings, max_clients, ks, None)
+    }
+
+    /// Cluster mode: serve `cluster`'s Redis replica (the cluster must have been started with
+    /// a Redis keyspace, [`cache_cluster::ClusterConfig::redis`]), and receive its events.
+    pub fn clustered(
+        settings: &RedisSettings,
+        max_clients: usize,
+        cluster: cache_cluster::Cluster,
+    ) -> Option<Arc<RedisShared>> {
+        let replica = cluster.redis()?.clone();
+        let shared = Arc::new(RedisShared::with_keyspace(
+            settings,
+            max_clients,
+            replica.keyspace().clone(),
+            Some(cluster),
+        ));
+        replica.set_events(Arc::new(replicated::Events::new(&shared)));
+        Some(shared)
+    }
+
+    fn with_keyspace(
+        settings: &RedisSettings,
+        max_clients: usize,
+        ks: Arc<Mutex<Keyspace>>,
+        cluster: Option<cache_cluster::Cluster>,
+    ) -> RedisShared {
         let now = now_ms();
         // A run id that differs between runs (Redis: 40 random hex digits).
         let seed = now ^ (u64::from(std::process::id()) << 32);
@@ -225,7 +278,9 @@ impl RedisShared {
             (seed >> 7) as u32
         );
         RedisShared {
-            ks: Mutex::new(ks),
+            ks,
+            cluster,
+            waiters: replicated::Waiters::default(),
             cfg: RwLock::new(settings.clone()),
             pubsub: pubsub::Registry::default(),
             clients: Mutex::new(BTreeMap::new()),

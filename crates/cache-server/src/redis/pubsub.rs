@@ -113,6 +113,21 @@ impl Registry {
         receivers
     }
 
+    /// How many subscriptions a message on `channel` would reach now (its subscribers and the
+    /// matching patterns' subscribers): `PUBLISH`'s reply in cluster mode, where the message
+    /// is delivered when this node applies it.
+    pub fn receivers(&self, channel: &[u8]) -> usize {
+        let inner = self.inner.lock();
+        let live = |subs: &Vec<Arc<ClientHandle>>| subs.iter().filter(|s| !s.is_killed()).count();
+        inner.channels.get(channel).map_or(0, live)
+            + inner
+                .patterns
+                .iter()
+                .filter(|(p, _)| redis_store::glob::matches(p, channel))
+                .map(|(_, subs)| live(subs))
+                .sum::<usize>()
+    }
+
     /// `PUBSUB CHANNELS [pattern]`: active channels (with at least one subscriber).
     pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
         let inner = self.inner.lock();
@@ -153,6 +168,23 @@ mod tests {
 
     fn client(id: u64) -> (Arc<ClientHandle>, tokio::sync::mpsc::UnboundedReceiver<Msg>) {
         ClientHandle::new(id, ([127, 0, 0, 1], 1).into(), ([127, 0, 0, 1], 2).into())
+    }
+
+    #[test]
+    fn receivers_counts_what_publish_reaches() {
+        let r = Registry::default();
+        let (a, _ra) = client(1);
+        let (b, _rb) = client(2);
+        r.subscribe(&Bytes::from_static(b"news"), &a);
+        r.psubscribe(&Bytes::from_static(b"n*"), &b);
+        r.psubscribe(&Bytes::from_static(b"x*"), &b);
+        assert_eq!(r.receivers(b"news"), 2);
+        assert_eq!(r.receivers(b"nope"), 1);
+        assert_eq!(r.receivers(b"other"), 0);
+        assert_eq!(
+            r.publish(b"news", b"m", ObufLimit::PUBSUB, 0),
+            r.receivers(b"news") as i64
+        );
     }
 
     #[test]

@@ -162,11 +162,6 @@ pub fn settings_from(args: &Args) -> Result<Settings> {
 
 /// The Redis side's settings from the `--redis-*` flags.
 fn redis_settings(args: &Args, port: u16, mem_limit: usize) -> Result<RedisSettings> {
-    if args.cluster_id.is_some() {
-        // Issue 17 replicates the Redis keyspace; until then a cluster member would serve a
-        // private, unreplicated Redis, which is worse than refusing.
-        bail!("--redis-port: Redis in cluster mode is not yet supported");
-    }
     let password = match &args.redis_password_file {
         None => None,
         Some(p) => {
@@ -238,6 +233,11 @@ pub fn run(args: Args) -> Result<()> {
             if args.cluster_read == "local" {
                 cfg.read_mode = cache_cluster::ReadMode::Local;
             }
+            // The Redis keyspace is replicated with the memcached store, through the same log.
+            cfg.redis = settings
+                .redis
+                .as_ref()
+                .map(cache_server::redis::keyspace_config);
             Some(cfg)
         }
         _ => None,
@@ -416,8 +416,8 @@ mod tests {
     }
 
     #[test]
-    fn redis_refused_in_cluster_mode() {
-        let e = parse(&[
+    fn redis_serves_in_cluster_mode() {
+        let c = parse(&[
             "--redis-port",
             "6379",
             "--cluster-id",
@@ -425,9 +425,7 @@ mod tests {
             "--cluster-peers",
             "1=127.0.0.1:7101",
         ])
-        .unwrap_err();
-        assert!(e
-            .to_string()
-            .contains("Redis in cluster mode is not yet supported"));
+        .unwrap();
+        assert_eq!(c.redis.map(|r| r.port), Some(6379));
     }
 }

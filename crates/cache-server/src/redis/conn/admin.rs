@@ -183,7 +183,15 @@ impl Conn {
                 let r = with_ks(&shared, locked, |ks| {
                     let mut ksc = ks.config().clone();
                     let mut cfg = shared.cfg.read().clone();
+                    let before = ksc.clone();
                     match commands::config_set(&args[2..], &mut cfg, &mut ksc) {
+                        // Every replica must evict alike: the keyspace's settings come from
+                        // each node's flags.
+                        Ok(()) if shared.cluster.is_some() && ksc != before => Reply::error(
+                            "ERR the keyspace's memory settings cannot change at run time in \
+                             keel's cluster mode (set --redis-maxmemory and \
+                             --redis-maxmemory-policy on every node)",
+                        ),
                         Ok(()) => {
                             ks.set_config(ksc);
                             *shared.cfg.write() = cfg;

@@ -135,7 +135,7 @@ impl Conn {
     pub(super) fn reset(&mut self) {
         if self.multi.is_some() {
             self.discard_multi();
-        } else {
+        } else if self.shared.cluster.is_none() {
             let id = self.client.id;
             self.shared.ks.lock().unwatch(id);
         }

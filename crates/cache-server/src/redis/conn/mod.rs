@@ -16,6 +16,7 @@
 
 mod admin;
 mod auth;
+mod cluster;
 mod pubsub;
 mod txn;
 
@@ -135,6 +136,9 @@ enum Outcome {
     Blocked { deadline_ms: Option<u64> },
     /// `DEBUG SLEEP`: answer `+OK` after this long.
     Sleep(Duration),
+    /// Cluster mode: run this through the tier's log or after a read barrier (see
+    /// [`cluster`]), then answer.
+    Cluster(cluster::ClusterStep),
 }
 
 impl From<Reply> for Outcome {
@@ -179,6 +183,11 @@ struct Conn {
     /// When the output first reached the soft limit (unix ms; 0: not reached).
     soft_since_ms: u64,
     shutdown: watch::Receiver<bool>,
+    /// Cluster mode: the read barrier shared by reads that arrived together (a write, or new
+    /// input, starts a new one).
+    fence: cache_cluster::ReadFence,
+    /// Cluster mode: the client has watched keys in the replicated keyspace.
+    watching: bool,
 }
 
 fn ok() -> Outcome {
@@ -243,6 +252,8 @@ impl Conn {
             close: false,
             soft_since_ms: 0,
             shutdown,
+            fence: cache_cluster::ReadFence::default(),
+            watching: false,
         }
     }
 
@@ -274,6 +285,8 @@ impl Conn {
         self.handle.taken(&m);
         let r = match m {
             Msg::Push(r, _) | Msg::Served(r) => r,
+            // A wake-up for a blocking pop that already ended.
+            Msg::Wake => return,
         };
         encode(&r, self.client.proto, &mut self.out);
     }
@@ -282,7 +295,8 @@ impl Conn {
         match o {
             Outcome::Reply(r) => self.emit(r),
             Outcome::Many(rs) => rs.into_iter().for_each(|r| self.emit(r)),
-            Outcome::Silent | Outcome::Blocked { .. } | Outcome::Sleep(_) => {}
+            Outcome::Silent | Outcome::Blocked { .. } | Outcome::Sleep(_) | Outcome::Cluster(_) => {
+            }
         }
         if self.skip_next > 0 {
             self.skip_next -= 1;
@@ -323,6 +337,11 @@ impl Conn {
                         self.write_out(stream, true).await?;
                         tokio::time::sleep(d).await;
                         self.deliver(ok());
+                    }
+                    Outcome::Cluster(step) => {
+                        if self.run_replicated(step, stream, &mut buf).await?.is_none() {
+                            return Ok(());
+                        }
                     }
                     o => self.deliver(o),
                 }
@@ -365,6 +384,8 @@ impl Conn {
                 | Event::Readable(_) => return Ok(()),
                 Event::Read(Ok(n)) => {
                     last_active = Instant::now();
+                    // Requests sent after this point may follow writes acknowledged elsewhere.
+                    self.fence.invalidate();
                     self.shared
                         .stats
                         .net_input_bytes
@@ -481,6 +502,7 @@ impl Conn {
             };
             match ev {
                 Event::Mail(Some(Msg::Served(r))) => break Some(r),
+                Event::Mail(Some(Msg::Wake)) => {}
                 Event::Mail(Some(m)) => {
                     self.emit_push(m);
                     self.write_out(stream, false).await?;
@@ -527,7 +549,10 @@ impl Conn {
     /// Leave every registry.
     fn cleanup(&mut self) {
         let id = self.client.id;
-        {
+        if self.shared.cluster.is_some() {
+            // The replicated keyspace changes only through the log.
+            self.cluster_cleanup();
+        } else {
             let mut ks = self.shared.ks.lock();
             // A connection that failed while blocked must leave the wait list too (a reply
             // already served to it is dropped with the connection, as Redis drops it).
@@ -575,6 +600,18 @@ impl Conn {
             if spec.flags.has(Flags::NO_MULTI) {
                 return self.reject(Reply::error("ERR Command not allowed inside a transaction"));
             }
+            if self.shared.cluster.is_some()
+                && !matches!(
+                    top,
+                    "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+                )
+                && !cluster::replicable_in_exec(&found)
+            {
+                return self.reject(Reply::error(format!(
+                    "ERR '{}' is not allowed inside a transaction in keel's cluster mode",
+                    spec.name
+                )));
+            }
             if !matches!(
                 top,
                 "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
@@ -610,6 +647,9 @@ impl Conn {
         let shared = self.shared.clone();
         let spec = found.spec();
         if let Found::Store(cmd, _) = found {
+            if self.shared.cluster.is_some() && locked.is_none() {
+                return self.cluster_data(cmd, args);
+            }
             let now = now_ms();
             let client = &mut self.client;
             let exec = with_ks(&shared, locked, |ks| {
@@ -657,6 +697,9 @@ impl Conn {
             }
             "reset" => {
                 self.reset();
+                if self.shared.cluster.is_some() {
+                    return self.cluster_unwatch(Reply::simple("RESET"));
+                }
                 Reply::simple("RESET").into()
             }
             name if name.starts_with("client|") => self.client_command(name, args),

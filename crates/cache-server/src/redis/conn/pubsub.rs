@@ -94,6 +94,14 @@ impl Conn {
     }
 
     pub(super) fn publish(&mut self, args: &[Bytes]) -> Outcome {
+        if self.shared.cluster.is_some() {
+            // Every node delivers it when it applies the entry.
+            return self.cluster_bookkeeping(
+                cache_cluster::RedisOp::Publish,
+                args,
+                super::cluster::After::Publish(Bytes::copy_from_slice(&args[1])),
+            );
+        }
         let limit = self.shared.cfg.read().obuf_pubsub;
         Reply::Int(
             self.shared

@@ -24,12 +24,23 @@ impl Conn {
             return err("ERR DISCARD without MULTI");
         }
         self.discard_multi();
+        if self.shared.cluster.is_some() {
+            return self.cluster_unwatch(Reply::ok());
+        }
         ok()
     }
 
     pub(super) fn watch(&mut self, args: &[Bytes], locked: Option<&mut Keyspace>) -> Outcome {
         if self.multi.is_some() {
             return err("ERR WATCH inside MULTI is not allowed");
+        }
+        if self.shared.cluster.is_some() {
+            self.watching = true;
+            let op = cache_cluster::RedisOp::Watch {
+                client: self.global_id(),
+                db: self.client.db as u32,
+            };
+            return self.cluster_bookkeeping(op, &args[1..], super::cluster::After::Reply);
         }
         let (id, db, now) = (self.client.id, self.client.db, now_ms());
         with_ks(&self.shared, locked, |ks| {
@@ -41,6 +52,9 @@ impl Conn {
     }
 
     pub(super) fn unwatch(&mut self, locked: Option<&mut Keyspace>) -> Outcome {
+        if self.shared.cluster.is_some() {
+            return self.cluster_unwatch(Reply::ok());
+        }
         let id = self.client.id;
         with_ks(&self.shared, locked, |ks| ks.unwatch(id));
         ok()
@@ -50,8 +64,10 @@ impl Conn {
         self.multi = None;
         self.multi_error = false;
         self.handle.info.lock().multi = -1;
-        let id = self.client.id;
-        self.shared.ks.lock().unwatch(id);
+        if self.shared.cluster.is_none() {
+            let id = self.client.id;
+            self.shared.ks.lock().unwatch(id);
+        }
     }
 
     pub(super) fn exec(&mut self) -> Outcome {
@@ -62,8 +78,17 @@ impl Conn {
         let id = self.client.id;
         if self.multi_error {
             self.multi_error = false;
+            let abort = Reply::Error(Bytes::from_static(
+                b"EXECABORT Transaction discarded because of previous errors.",
+            ));
+            if self.shared.cluster.is_some() {
+                return self.cluster_unwatch(abort);
+            }
             self.shared.ks.lock().unwatch(id);
-            return err("EXECABORT Transaction discarded because of previous errors.");
+            return Outcome::Reply(abort);
+        }
+        if self.shared.cluster.is_some() {
+            return self.cluster_exec(queue);
         }
         let shared = self.shared.clone();
         let mut ks = shared.ks.lock();
@@ -80,6 +105,8 @@ impl Conn {
                 Outcome::Silent => {}
                 Outcome::Blocked { .. } => replies.push(Reply::NilArray),
                 Outcome::Sleep(_) => replies.push(Reply::ok()),
+                // Standalone: never reached (cluster mode replicates the whole EXEC).
+                Outcome::Cluster(_) => replies.push(Reply::NilArray),
             }
         }
         self.client.in_exec = false;
