@@ -43,11 +43,16 @@ fn serial() -> MutexGuard<'static, ()> {
 }
 
 /// Three nodes with their Redis side, two worker threads each, all ready with an agreed leader.
+/// `KEEL_TEST_CLUSTER_READ=local` (by hand) serves reads from the local replica: the negative
+/// control of the linearizability test, which must then report violations.
 fn start_cluster(password: Option<&str>) -> CacheCluster {
     let side = RedisSide {
         password: password.map(str::to_string),
     };
-    CacheCluster::start_redis(keel_bin(), 3, &["-t", "2"], side, Duration::from_secs(30))
+    let read_mode =
+        std::env::var("KEEL_TEST_CLUSTER_READ").unwrap_or_else(|_| "linearizable".into());
+    let args = ["-t", "2", "--cluster-read", &read_mode];
+    CacheCluster::start_redis(keel_bin(), 3, &args, side, Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("cannot start the keel cluster with Redis: {e}"))
 }
 
