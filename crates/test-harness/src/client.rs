@@ -16,59 +16,79 @@ pub struct Reply {
     pub closed: bool,
 }
 
-/// A blocking connection to a server's text port (also usable for raw binary bytes).
+/// The plumbing every test client shares: a loopback TCP stream with I/O timeouts and no Nagle
+/// delay, and the bytes read but not yet returned.
 #[derive(Debug)]
-pub struct TextClient {
-    stream: TcpStream,
+pub(crate) struct Wire {
+    pub(crate) stream: TcpStream,
     /// Bytes read but not yet returned.
-    buf: Vec<u8>,
+    pub(crate) buf: Vec<u8>,
 }
 
-impl TextClient {
-    pub fn connect(addr: SocketAddr) -> io::Result<TextClient> {
-        let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
-        stream.set_read_timeout(Some(IO_TIMEOUT))?;
-        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+impl Wire {
+    /// Connect with `timeout` as connect, read and write timeout.
+    pub(crate) fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Wire> {
+        let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
         stream.set_nodelay(true)?;
-        Ok(TextClient {
+        Ok(Wire {
             stream,
             buf: Vec::new(),
         })
     }
 
-    pub fn stream(&self) -> &TcpStream {
-        &self.stream
-    }
-
-    pub fn set_read_timeout(&self, t: Duration) -> io::Result<()> {
-        self.stream.set_read_timeout(Some(t))
-    }
-
-    /// Write all of `bytes`.
-    pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes)
-    }
-
     /// Read more bytes into the buffer; `Ok(0)` at EOF.
-    fn fill(&mut self) -> io::Result<usize> {
+    pub(crate) fn fill(&mut self) -> io::Result<usize> {
         let mut chunk = [0u8; 64 * 1024];
         let n = self.stream.read(&mut chunk)?;
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(n)
     }
+}
+
+/// A blocking connection to a server's text port (also usable for raw binary bytes).
+#[derive(Debug)]
+pub struct TextClient {
+    wire: Wire,
+}
+
+impl TextClient {
+    pub fn connect(addr: SocketAddr) -> io::Result<TextClient> {
+        Ok(TextClient {
+            wire: Wire::connect(addr, IO_TIMEOUT)?,
+        })
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        &self.wire.stream
+    }
+
+    pub fn set_read_timeout(&self, t: Duration) -> io::Result<()> {
+        self.wire.stream.set_read_timeout(Some(t))
+    }
+
+    /// Write all of `bytes`.
+    pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.wire.stream.write_all(bytes)
+    }
+
+    fn fill(&mut self) -> io::Result<usize> {
+        self.wire.fill()
+    }
 
     /// One line including its `\r\n` (or `\n`). EOF before a full line is an error.
     pub fn read_line(&mut self) -> io::Result<Vec<u8>> {
         loop {
-            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
-                return Ok(self.buf.drain(..=i).collect());
+            if let Some(i) = self.wire.buf.iter().position(|&b| b == b'\n') {
+                return Ok(self.wire.buf.drain(..=i).collect());
             }
             if self.fill()? == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     format!(
                         "connection closed; partial line {:?}",
-                        String::from_utf8_lossy(&self.buf)
+                        String::from_utf8_lossy(&self.wire.buf)
                     ),
                 ));
             }
@@ -77,7 +97,7 @@ impl TextClient {
 
     /// Exactly `n` bytes.
     pub fn read_exact_bytes(&mut self, n: usize) -> io::Result<Vec<u8>> {
-        while self.buf.len() < n {
+        while self.wire.buf.len() < n {
             if self.fill()? == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -85,7 +105,7 @@ impl TextClient {
                 ));
             }
         }
-        Ok(self.buf.drain(..n).collect())
+        Ok(self.wire.buf.drain(..n).collect())
     }
 
     /// Read until the bytes read end with `suffix` or the server closes the connection.
@@ -97,23 +117,23 @@ impl TextClient {
     /// A timeout is an error that shows what was read.
     pub fn read_until(&mut self, mut done: impl FnMut(&[u8]) -> bool) -> io::Result<Reply> {
         loop {
-            if done(&self.buf) {
+            if done(&self.wire.buf) {
                 return Ok(Reply {
-                    bytes: std::mem::take(&mut self.buf),
+                    bytes: std::mem::take(&mut self.wire.buf),
                     closed: false,
                 });
             }
             match self.fill() {
                 Ok(0) => {
                     return Ok(Reply {
-                        bytes: std::mem::take(&mut self.buf),
+                        bytes: std::mem::take(&mut self.wire.buf),
                         closed: true,
                     })
                 }
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
                     return Ok(Reply {
-                        bytes: std::mem::take(&mut self.buf),
+                        bytes: std::mem::take(&mut self.wire.buf),
                         closed: true,
                     })
                 }
@@ -122,7 +142,7 @@ impl TextClient {
                         e.kind(),
                         format!(
                             "{e} while waiting for the end of a reply; got so far: {}",
-                            crate::show(&self.buf)
+                            crate::show(&self.wire.buf)
                         ),
                     ))
                 }
@@ -145,10 +165,10 @@ impl TextClient {
     pub fn read_to_close(&mut self) -> io::Result<Vec<u8>> {
         loop {
             match self.fill() {
-                Ok(0) => return Ok(std::mem::take(&mut self.buf)),
+                Ok(0) => return Ok(std::mem::take(&mut self.wire.buf)),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
-                    return Ok(std::mem::take(&mut self.buf))
+                    return Ok(std::mem::take(&mut self.wire.buf))
                 }
                 Err(e) => return Err(e),
             }

@@ -9,6 +9,12 @@
 //! group is SIGKILLed and reaped (a paused node too); when the test panics the logs are printed
 //! and the temp dir is kept.
 //!
+//! With [`RedisSide`] ([`CacheCluster::start_redis`]) every node also serves the Redis protocol
+//! on a port it picks itself (`--redis-port 0 --redis-port-file <dir>/node<slot>.redis.port`, the
+//! file removed before each incarnation starts), optionally with a password shared by all nodes
+//! (`--redis-password-file`); readiness then also needs a `PING` answered on that port, and
+//! [`CacheCluster::redis_addr`] names the current incarnation's address (it changes on restart).
+//!
 //! Never signals a pid it did not spawn, and only while that child is unreaped (so the pid and
 //! its group id cannot have been reused).
 
@@ -25,7 +31,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::server::{file_tail, free_port, Error};
+use crate::redis::{ping_check, RespClient};
+use crate::server::{file_tail, free_port, read_port_file, Error};
 
 static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
 
@@ -91,6 +98,15 @@ pub struct CacheCluster {
     generation: Vec<u32>,
     /// Logs of earlier incarnations, for failure reports.
     old_logs: Vec<PathBuf>,
+    /// Every node also serves Redis.
+    redis: Option<RedisSide>,
+}
+
+/// The Redis side of every node of a [`CacheCluster`].
+#[derive(Clone, Debug, Default)]
+pub struct RedisSide {
+    /// Written to `<dir>/redis.password` and passed as `--redis-password-file` to every node.
+    pub password: Option<String>,
 }
 
 /// `stats` of one node as name → value (`STAT name value` lines).
@@ -105,10 +121,32 @@ impl CacheCluster {
         extra: &[&str],
         ready_timeout: Duration,
     ) -> Result<CacheCluster, Error> {
+        Self::start_with(bin, n, extra, None, ready_timeout)
+    }
+
+    /// [`CacheCluster::start`] with the Redis side on every node (see the module doc); readiness
+    /// also needs each node's Redis port to answer `PING`.
+    pub fn start_redis(
+        bin: &Path,
+        n: u16,
+        extra: &[&str],
+        redis: RedisSide,
+        ready_timeout: Duration,
+    ) -> Result<CacheCluster, Error> {
+        Self::start_with(bin, n, extra, Some(redis), ready_timeout)
+    }
+
+    fn start_with(
+        bin: &Path,
+        n: u16,
+        extra: &[&str],
+        redis: Option<RedisSide>,
+        ready_timeout: Duration,
+    ) -> Result<CacheCluster, Error> {
         let mut last = None;
         // A port may be taken between choosing and binding; then retry with new ports.
         for _ in 0..3 {
-            let mut c = Self::new(bin, n, extra)?;
+            let mut c = Self::new(bin, n, extra, redis.clone())?;
             for slot in 1..=n {
                 c.spawn(slot)?;
             }
@@ -126,7 +164,12 @@ impl CacheCluster {
         Err(last.expect("at least one attempt"))
     }
 
-    fn new(bin: &Path, n: u16, extra: &[&str]) -> Result<CacheCluster, Error> {
+    fn new(
+        bin: &Path,
+        n: u16,
+        extra: &[&str],
+        redis: Option<RedisSide>,
+    ) -> Result<CacheCluster, Error> {
         let err = |m: String| Error { message: m };
         let mut ports = Vec::new();
         for _ in 0..2 * n {
@@ -143,6 +186,11 @@ impl CacheCluster {
         ));
         fs::create_dir_all(&dir)
             .map_err(|e| err(format!("keel cluster: temp dir {}: {e}", dir.display())))?;
+        if let Some(pw) = redis.as_ref().and_then(|r| r.password.as_ref()) {
+            let f = dir.join("redis.password");
+            fs::write(&f, format!("{pw}\n"))
+                .map_err(|e| err(format!("keel cluster: {}: {e}", f.display())))?;
+        }
         Ok(CacheCluster {
             bin: bin.to_path_buf(),
             dir,
@@ -152,7 +200,48 @@ impl CacheCluster {
             nodes: (0..n).map(|_| None).collect(),
             generation: vec![0; n as usize],
             old_logs: Vec::new(),
+            redis,
         })
+    }
+
+    /// The file `slot` writes its Redis port to.
+    fn redis_port_file(&self, slot: u16) -> PathBuf {
+        self.dir.join(format!("node{slot}.redis.port"))
+    }
+
+    /// Whether the nodes serve Redis ([`CacheCluster::start_redis`]).
+    pub fn has_redis(&self) -> bool {
+        self.redis.is_some()
+    }
+
+    /// The Redis password every node requires, if any.
+    pub fn redis_password(&self) -> Option<&str> {
+        self.redis.as_ref().and_then(|r| r.password.as_deref())
+    }
+
+    /// The Redis port of `slot`'s current incarnation (`None`: no Redis side, not running, or
+    /// not listening yet). It changes when the node restarts.
+    pub fn redis_port(&self, slot: u16) -> Option<u16> {
+        self.redis.as_ref()?;
+        self.node(slot)?;
+        read_port_file(&self.redis_port_file(slot))
+    }
+
+    /// The Redis address of `slot`'s current incarnation (see [`CacheCluster::redis_port`]).
+    pub fn redis_addr(&self, slot: u16) -> Option<SocketAddr> {
+        self.redis_port(slot)
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+    }
+
+    /// A new Redis connection to `slot`, authenticated when the nodes have a password.
+    pub fn redis_connect(&self, slot: u16) -> io::Result<RespClient> {
+        let addr = self.redis_addr(slot).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotConnected,
+                format!("node {slot} has no Redis address (not running or no Redis side)"),
+            )
+        })?;
+        RespClient::connect_auth(addr, self.redis_password())
     }
 
     /// Number of configured nodes (slots `1..=len`).
@@ -257,6 +346,21 @@ impl CacheCluster {
         .iter()
         .map(OsString::from)
         .collect();
+        if let Some(r) = &self.redis {
+            // A stale port file would name the previous incarnation's port.
+            let pf = self.redis_port_file(slot);
+            match fs::remove_file(&pf) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(err(format!("keel cluster: {}: {e}", pf.display()))),
+            }
+            args.extend(["--redis-port", "0", "--redis-port-file"].map(OsString::from));
+            args.push(pf.into_os_string());
+            if r.password.is_some() {
+                args.push("--redis-password-file".into());
+                args.push(self.dir.join("redis.password").into_os_string());
+            }
+        }
         args.extend(self.extra.iter().cloned());
         let command_line = std::iter::once(self.bin.as_os_str())
             .chain(args.iter().map(|a| a.as_os_str()))
@@ -341,16 +445,49 @@ impl CacheCluster {
         stats_of(self.addr(slot), Duration::from_secs(1))
     }
 
-    /// Wait until `slot` reports `cluster_ready 1`; fails early if the process exits.
+    /// Whether `slot`'s Redis side answers `PING` (true without a Redis side); `why` says what
+    /// is missing otherwise.
+    fn redis_ready(&self, slot: u16, why: &mut String) -> bool {
+        if self.redis.is_none() {
+            return true;
+        }
+        let Some(addr) = self.redis_addr(slot) else {
+            *why = format!(
+                "no Redis port in {} yet",
+                self.redis_port_file(slot).display()
+            );
+            return false;
+        };
+        match ping_check(addr, self.redis_password().is_some()) {
+            Ok(true) => true,
+            Ok(false) => {
+                *why = format!("Redis on {addr}: PING not answered +PONG / -NOAUTH");
+                false
+            }
+            Err(e) => {
+                *why = format!("Redis on {addr}: {e}");
+                false
+            }
+        }
+    }
+
+    /// Wait until `slot` reports `cluster_ready 1` (and, with a Redis side, answers `PING` on
+    /// its Redis port); fails early if the process exits.
     pub fn wait_ready(&mut self, slot: u16, timeout: Duration) -> Result<(), Error> {
         let deadline = Instant::now() + timeout;
-        let mut last;
+        let mut last = String::new();
         loop {
             if !self.is_up(slot) {
                 return Err(self.failure(&format!("node {slot} exited before it was ready")));
             }
             match self.stats(slot) {
-                Ok(s) if s.get("cluster_ready").map(String::as_str) == Some("1") => return Ok(()),
+                Ok(s)
+                    if s.get("cluster_ready").map(String::as_str) == Some("1")
+                        && self.redis_ready(slot, &mut last) =>
+                {
+                    return Ok(())
+                }
+                Ok(s) if s.get("cluster_ready").map(String::as_str) == Some("1") => {}
                 Ok(s) => {
                     last = format!(
                         "cluster_ready={:?} role={:?}",

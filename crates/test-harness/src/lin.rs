@@ -23,8 +23,13 @@
 //! * **symmetry**: unknown operations with the same effect from every state (the same incr, any
 //!   two hidden sets) are interchangeable, so they are linearized in call order only (the k-th
 //!   one used can always be replaced by the k-th one called: it was called no later).
+//!
+//! [`redis`]: the same search over Redis keys (a `SET`/`GET` register, an `INCR` counter, an
+//! `LPUSH`/`RPOP` list).
 
 use std::collections::HashSet;
+
+pub mod redis;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {

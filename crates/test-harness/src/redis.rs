@@ -2,14 +2,15 @@
 //! tests.
 //!
 //! - [`redis_server`]: Debian's `redis-server` 7.0.15 on a free loopback port (it cannot write a
-//!   port file, so the port is chosen like [`crate::server::free_port`] does and the start is
-//!   retried on another port when the bind fails), no persistence, optional `requirepass`.
+//!   port file, so the harness chooses the port and retries on another one when the bind fails),
+//!   no persistence, optional `requirepass`.
 //! - [`keel_redis`]: `keel cache -p 0 --port-file F1 --redis-port 0 --redis-port-file F2`, the
 //!   Redis port read back from the port file.
 //!
-//! Each gets its own temp dir, its own process group and a log file; readiness is a real `PING`
-//! answered `+PONG` (or `-NOAUTH` when a password is set) within a deadline; on drop the whole
-//! group is SIGKILLed and reaped. Nothing here signals a process it did not start.
+//! Both run as a [`Server`] (own temp dir, own process group, a log file, the whole group
+//! SIGKILLed and reaped on drop) whose readiness probe is a real `PING` answered `+PONG` (or
+//! `-NOAUTH` when a password is set), polled within a deadline. Nothing here signals a process it
+//! did not start.
 //!
 //! [`RespClient`] sends raw bytes and reads exactly one reply at a time: [`frame`] parses RESP2 and
 //! RESP3 framing (nested aggregates included; attributes and streamed strings are not supported)
@@ -17,19 +18,13 @@
 //! differential test needs (sorting unordered elements, reducing random replies to their shape).
 
 use std::ffi::OsString;
-use std::fs::{self, File};
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
-use nix::unistd::Pid;
-
-use crate::server::{file_tail, free_port, Error};
+use crate::client::Wire;
+use crate::server::{read_port_file, Error, PortSource, Probe, Server, ServerSpec};
 
 /// Default read/write timeout of a [`RespClient`].
 pub const RESP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,199 +54,67 @@ impl RedisOpts {
 
 /// A running Redis-protocol server (redis-server or keel); killed with its group on drop.
 pub struct RedisServer {
-    name: String,
-    command_line: String,
-    child: Child,
-    port: u16,
-    memcached_port: Option<u16>,
+    server: Server,
+    /// keel's memcached port file (None for redis-server).
+    memcached_port_file: Option<std::path::PathBuf>,
     password: Option<String>,
-    dir: PathBuf,
-    log_path: PathBuf,
-    reaped: Option<ExitStatus>,
-}
-
-static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
-
-fn make_temp_dir(name: &str) -> io::Result<PathBuf> {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!(
-        "keel-test-{name}-{}-{}-{nanos}",
-        std::process::id(),
-        NEXT_DIR.fetch_add(1, Ordering::Relaxed)
-    ));
-    fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
-fn err(message: String) -> Error {
-    Error { message }
-}
-
-fn indent(s: &str) -> String {
-    s.lines().map(|l| format!("    | {l}\n")).collect()
-}
-
-/// Spawn `program args` in `dir`, in its own process group, environment cleared, output to
-/// `dir/server.log`.
-fn spawn(
-    name: &str,
-    program: &Path,
-    args: &[OsString],
-    dir: &Path,
-    port: u16,
-    password: Option<String>,
-) -> Result<RedisServer, Error> {
-    let log_path = dir.join("server.log");
-    let log = File::create(&log_path).map_err(|e| err(format!("{name}: log file: {e}")))?;
-    let log2 = log
-        .try_clone()
-        .map_err(|e| err(format!("{name}: dup log fd: {e}")))?;
-    let command_line = std::iter::once(program.as_os_str())
-        .chain(args.iter().map(|a| a.as_os_str()))
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let child = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        )
-        .env("HOME", dir)
-        .env("RUST_BACKTRACE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(log2))
-        .process_group(0)
-        .spawn()
-        .map_err(|e| err(format!("{name}: cannot spawn `{command_line}`: {e}")))?;
-    Ok(RedisServer {
-        name: name.to_string(),
-        command_line,
-        child,
-        port,
-        memcached_port: None,
-        password,
-        dir: dir.to_path_buf(),
-        log_path,
-        reaped: None,
-    })
 }
 
 /// One `PING`: `Ok(true)` on `+PONG` (or `-NOAUTH` when `auth_expected`).
-fn ping_check(addr: SocketAddr, auth_expected: bool) -> io::Result<bool> {
+pub fn ping_check(addr: SocketAddr, auth_expected: bool) -> io::Result<bool> {
     let mut c = RespClient::connect_timeout(addr, Duration::from_millis(500))?;
     c.send(b"*1\r\n$4\r\nPING\r\n")?;
     let r = c.read_reply()?;
     Ok(r == b"+PONG\r\n" || (auth_expected && r.starts_with(b"-NOAUTH")))
 }
 
-/// Why a start attempt failed, and whether another port may help.
-enum StartFail {
-    Retry(Error),
-    Fatal(Error),
+/// The readiness probe of a Redis server: [`ping_check`].
+pub fn ping_probe(auth_expected: bool) -> Probe {
+    Box::new(move |addr| ping_check(addr, auth_expected))
 }
 
 impl RedisServer {
-    /// Poll until the server answers PING, it exits or `timeout` passes. `port_file`: read the
-    /// Redis port from this file first (keel).
-    fn await_ready(
-        &mut self,
-        timeout: Duration,
-        port_file: Option<&Path>,
-        mc_port_file: Option<&Path>,
-    ) -> Result<(), StartFail> {
-        let deadline = Instant::now() + timeout;
-        let mut last = String::from("not probed yet");
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                self.reaped = Some(status);
-                let log = file_tail(&self.log_path, 4000);
-                let e = self.failure(&format!("exited before it was ready: {status}"));
-                return Err(if log.contains("in use") || log.contains("AddrInUse") {
-                    StartFail::Retry(e)
-                } else {
-                    StartFail::Fatal(e)
-                });
-            }
-            let mut have_port = true;
-            if let Some(f) = port_file {
-                match read_port_file(f) {
-                    Some(p) => self.port = p,
-                    None => {
-                        have_port = false;
-                        last = format!("no port in {} yet", f.display());
-                    }
-                }
-            }
-            if let Some(f) = mc_port_file {
-                self.memcached_port = read_port_file(f);
-            }
-            if have_port {
-                match ping_check(self.addr(), self.password.is_some()) {
-                    Ok(true) => return Ok(()),
-                    Ok(false) => last = "PING was not answered +PONG / -NOAUTH".into(),
-                    Err(e) => last = format!("PING: {e}"),
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(StartFail::Fatal(self.failure(&format!(
-                    "not ready after {timeout:?} (last probe: {last})"
-                ))));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
     /// An error describing this server: what failed, its command, its dir and its log tail.
     pub fn failure(&self, what: &str) -> Error {
-        err(format!(
-            "{} (pid {}): {what}\n  command: {}\n  dir: {}\n  log tail:\n{}",
-            self.name,
-            self.child.id(),
-            self.command_line,
-            self.dir.display(),
-            indent(&file_tail(&self.log_path, 3000))
-        ))
+        self.server.failure(what)
     }
 
     /// `redis-server` or `keel`.
     pub fn name(&self) -> &str {
-        &self.name
+        self.server.name()
     }
     /// The Redis-protocol port.
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
     /// The Redis-protocol address (loopback).
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        self.server.addr()
     }
     /// keel's memcached port (None for redis-server).
     pub fn memcached_port(&self) -> Option<u16> {
-        self.memcached_port
+        self.memcached_port_file.as_deref().and_then(read_port_file)
     }
     /// The password the server requires, if any.
     pub fn password(&self) -> Option<&str> {
         self.password.as_deref()
     }
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.server.pid()
     }
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.server.dir()
     }
     pub fn command_line(&self) -> &str {
-        &self.command_line
+        self.server.command_line()
     }
     /// The last `max` bytes of the server's stdout+stderr.
     pub fn log_tail(&self, max: usize) -> String {
-        file_tail(&self.log_path, max)
+        self.server.log_tail(max)
+    }
+    /// The process under test.
+    pub fn server(&self) -> &Server {
+        &self.server
     }
     /// A new connection (not authenticated).
     pub fn connect(&self) -> io::Result<RespClient> {
@@ -259,55 +122,15 @@ impl RedisServer {
     }
     /// A new connection, authenticated with `AUTH pw` when the server has a password.
     pub fn connect_auth(&self) -> io::Result<RespClient> {
-        let mut c = self.connect()?;
-        if let Some(pw) = &self.password {
-            let r = c.cmd(&[b"AUTH", pw.as_bytes()])?;
-            if r != b"+OK\r\n" {
-                return Err(io::Error::other(format!(
-                    "AUTH answered {}",
-                    crate::show(&r)
-                )));
-            }
-        }
-        Ok(c)
+        RespClient::connect_auth(self.addr(), self.password.as_deref())
     }
     /// True while the process has not exited.
-    pub fn is_running(&mut self) -> bool {
-        self.reaped.is_none() && matches!(self.child.try_wait(), Ok(None))
+    pub fn is_running(&self) -> bool {
+        self.server.is_running()
     }
     /// Resident set size in KiB (`VmRSS` of `/proc/<pid>/status`).
     pub fn rss_kib(&self) -> Option<u64> {
-        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        if self.reaped.is_none() {
-            // Our unreaped child pins the group id, so the group is still ours.
-            let _ =
-                nix::sys::signal::killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
-            if let Ok(s) = self.child.wait() {
-                self.reaped = Some(s);
-            }
-        }
-        if std::thread::panicking() {
-            eprintln!(
-                "[test-harness] {} (pid {}) kept its dir for inspection: {}\n  command: {}\n  log tail:\n{}",
-                self.name,
-                self.child.id(),
-                self.dir.display(),
-                self.command_line,
-                indent(&file_tail(&self.log_path, 2000))
-            );
-        } else {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
+        self.server.rss_kib()
     }
 }
 
@@ -316,16 +139,11 @@ impl std::fmt::Debug for RedisServer {
         write!(
             f,
             "RedisServer({} pid {} on {})",
-            self.name,
-            self.child.id(),
+            self.name(),
+            self.pid(),
             self.addr()
         )
     }
-}
-
-fn read_port_file(f: &Path) -> Option<u16> {
-    let s = fs::read_to_string(f).ok()?;
-    s.trim().parse::<u16>().ok().filter(|p| *p != 0)
 }
 
 fn os(v: &[&str]) -> Vec<OsString> {
@@ -334,84 +152,85 @@ fn os(v: &[&str]) -> Vec<OsString> {
 
 /// Debian's `redis-server` on a free loopback port: no persistence, no daemon, plus `opts`.
 pub fn redis_server(opts: &RedisOpts) -> Result<RedisServer, Error> {
-    let mut last = None;
-    for _attempt in 0..4 {
-        let port = free_port().map_err(|e| err(format!("redis-server: no free port: {e}")))?;
-        let dir = make_temp_dir("redis-server")
-            .map_err(|e| err(format!("redis-server: temp dir: {e}")))?;
-        let mut args = os(&[
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "no",
-            "--logfile",
-            "",
-        ]);
-        args.push("--dir".into());
-        args.push(dir.clone().into_os_string());
-        if let Some(pw) = &opts.password {
-            args.extend(os(&["--requirepass", pw]));
-        }
-        if let Some(m) = opts.maxmemory {
-            args.extend(os(&["--maxmemory", &m.to_string()]));
-        }
-        if let Some(p) = &opts.policy {
-            args.extend(os(&["--maxmemory-policy", p]));
-        }
-        args.extend(opts.extra.iter().map(OsString::from));
-        let mut s = spawn(
-            "redis-server",
-            Path::new("/usr/bin/redis-server"),
-            &args,
-            &dir,
-            port,
-            opts.password.clone(),
-        )?;
-        match s.await_ready(Duration::from_secs(10), None, None) {
-            Ok(()) => return Ok(s),
-            Err(StartFail::Retry(e)) => last = Some(e),
-            Err(StartFail::Fatal(e)) => return Err(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| err("redis-server: no attempt made".into())))
+    let o = opts.clone();
+    let mut spec = ServerSpec::new(
+        "redis-server",
+        "/usr/bin/redis-server",
+        Duration::from_secs(10),
+        move |l| {
+            let mut args = os(&[
+                "--port",
+                &l.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--logfile",
+                "",
+            ]);
+            args.push("--dir".into());
+            args.push(l.dir.as_os_str().to_os_string());
+            if let Some(pw) = &o.password {
+                args.extend(os(&["--requirepass", pw]));
+            }
+            if let Some(m) = o.maxmemory {
+                args.extend(os(&["--maxmemory", &m.to_string()]));
+            }
+            if let Some(p) = &o.policy {
+                args.extend(os(&["--maxmemory-policy", p]));
+            }
+            args.extend(o.extra.iter().map(OsString::from));
+            args
+        },
+    );
+    spec.probe = ping_probe(opts.password.is_some());
+    Ok(RedisServer {
+        server: Server::start(spec)?,
+        memcached_port_file: None,
+        password: opts.password.clone(),
+    })
 }
 
 /// `keel cache` (binary `bin`) with the Redis protocol on a port it picks itself
 /// (`--redis-port 0 --redis-port-file`), memcached on `-p 0 --port-file`, plus `opts`.
 pub fn keel_redis(bin: &Path, opts: &RedisOpts) -> Result<RedisServer, Error> {
-    let dir = make_temp_dir("keel-redis").map_err(|e| err(format!("keel: temp dir: {e}")))?;
-    let mc_file = dir.join("memcached.port");
-    let redis_file = dir.join("redis.port");
-    let mut args = os(&["cache", "-l", "127.0.0.1", "-U", "0", "-p", "0"]);
-    args.push("--port-file".into());
-    args.push(mc_file.clone().into_os_string());
-    args.extend(os(&["--redis-port", "0"]));
-    args.push("--redis-port-file".into());
-    args.push(redis_file.clone().into_os_string());
+    let o = opts.clone();
+    let mut spec = ServerSpec::new("keel-redis", bin, Duration::from_secs(15), move |l| {
+        let mut args = os(&["cache", "-l", "127.0.0.1", "-U", "0", "-p", "0"]);
+        args.push("--port-file".into());
+        args.push(l.dir.join("memcached.port").into_os_string());
+        args.extend(os(&["--redis-port", "0"]));
+        args.push("--redis-port-file".into());
+        args.push(l.dir.join("redis.port").into_os_string());
+        if o.password.is_some() {
+            args.push("--redis-password-file".into());
+            args.push(l.dir.join("redis.password").into_os_string());
+        }
+        if let Some(m) = o.maxmemory {
+            args.extend(os(&["--redis-maxmemory", &m.to_string()]));
+        }
+        if let Some(p) = &o.policy {
+            args.extend(os(&["--redis-maxmemory-policy", p]));
+        }
+        args.extend(o.extra.iter().map(OsString::from));
+        args
+    });
+    spec.port = PortSource::File("redis.port".into());
+    spec.probe = ping_probe(opts.password.is_some());
     if let Some(pw) = &opts.password {
-        let f = dir.join("redis.password");
-        fs::write(&f, format!("{pw}\n")).map_err(|e| err(format!("keel: password file: {e}")))?;
-        args.push("--redis-password-file".into());
-        args.push(f.into_os_string());
+        spec.files
+            .push(("redis.password".into(), format!("{pw}\n").into_bytes()));
     }
-    if let Some(m) = opts.maxmemory {
-        args.extend(os(&["--redis-maxmemory", &m.to_string()]));
-    }
-    if let Some(p) = &opts.policy {
-        args.extend(os(&["--redis-maxmemory-policy", p]));
-    }
-    args.extend(opts.extra.iter().map(OsString::from));
-    let mut s = spawn("keel", bin, &args, &dir, 0, opts.password.clone())?;
-    match s.await_ready(Duration::from_secs(15), Some(&redis_file), Some(&mc_file)) {
-        Ok(()) => Ok(s),
-        Err(StartFail::Retry(e)) | Err(StartFail::Fatal(e)) => Err(e),
-    }
+    let server = Server::start(spec)?;
+    Ok(RedisServer {
+        memcached_port_file: Some(server.dir().join("memcached.port")),
+        server,
+        password: opts.password.clone(),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -670,8 +489,7 @@ pub enum CloseCheck {
 /// timeout.
 #[derive(Debug)]
 pub struct RespClient {
-    stream: TcpStream,
-    buf: Vec<u8>,
+    wire: Wire,
 }
 
 impl RespClient {
@@ -682,31 +500,38 @@ impl RespClient {
 
     /// Connect with `timeout` as connect, read and write timeout.
     pub fn connect_timeout(addr: SocketAddr, timeout: Duration) -> io::Result<RespClient> {
-        let stream = TcpStream::connect_timeout(&addr, timeout)?;
-        stream.set_read_timeout(Some(timeout))?;
-        stream.set_write_timeout(Some(timeout))?;
-        stream.set_nodelay(true)?;
         Ok(RespClient {
-            stream,
-            buf: Vec::new(),
+            wire: Wire::connect(addr, timeout)?,
         })
+    }
+
+    /// Connect and, when `password` is set, `AUTH` with it (an error unless it answers `+OK`).
+    pub fn connect_auth(addr: SocketAddr, password: Option<&str>) -> io::Result<RespClient> {
+        let mut c = Self::connect(addr)?;
+        if let Some(pw) = password {
+            let r = c.cmd(&[b"AUTH", pw.as_bytes()])?;
+            if r != b"+OK\r\n" {
+                return Err(io::Error::other(format!(
+                    "AUTH answered {}",
+                    crate::show(&r)
+                )));
+            }
+        }
+        Ok(c)
     }
 
     /// Change the read timeout.
     pub fn set_read_timeout(&self, t: Duration) -> io::Result<()> {
-        self.stream.set_read_timeout(Some(t))
+        self.wire.stream.set_read_timeout(Some(t))
     }
 
     /// Write all of `bytes`.
     pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes)
+        self.wire.stream.write_all(bytes)
     }
 
     fn fill(&mut self) -> io::Result<usize> {
-        let mut chunk = [0u8; 64 * 1024];
-        let n = self.stream.read(&mut chunk)?;
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(n)
+        self.wire.fill()
     }
 
     /// Read exactly one complete reply and return its bytes. EOF, a timeout or bytes that are
@@ -718,16 +543,16 @@ impl RespClient {
     /// Read one reply: parsed and raw.
     pub fn read_resp(&mut self) -> io::Result<(Resp, Vec<u8>)> {
         loop {
-            match frame(&self.buf) {
+            match frame(&self.wire.buf) {
                 Ok(Some((r, n))) => {
-                    let raw: Vec<u8> = self.buf.drain(..n).collect();
+                    let raw: Vec<u8> = self.wire.buf.drain(..n).collect();
                     return Ok((r, raw));
                 }
                 Ok(None) => {}
                 Err(e) => {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
-                        format!("{e}; read: {}", crate::show(&self.buf)),
+                        format!("{e}; read: {}", crate::show(&self.wire.buf)),
                     ))
                 }
             }
@@ -737,7 +562,7 @@ impl RespClient {
                         io::ErrorKind::UnexpectedEof,
                         format!(
                             "connection closed before a full reply; read: {}",
-                            crate::show(&self.buf)
+                            crate::show(&self.wire.buf)
                         ),
                     ))
                 }
@@ -747,7 +572,7 @@ impl RespClient {
                         e.kind(),
                         format!(
                             "{e} while waiting for a reply; read so far: {}",
-                            crate::show(&self.buf)
+                            crate::show(&self.wire.buf)
                         ),
                     ))
                 }
@@ -769,8 +594,8 @@ impl RespClient {
 
     /// Wait up to `wait` for the server to close the connection.
     pub fn check_closed(&mut self, wait: Duration) -> io::Result<CloseCheck> {
-        let old = self.stream.read_timeout()?;
-        self.stream.set_read_timeout(Some(wait))?;
+        let old = self.wire.stream.read_timeout()?;
+        self.wire.stream.set_read_timeout(Some(wait))?;
         let deadline = Instant::now() + wait;
         let result = loop {
             match self.fill() {
@@ -799,8 +624,8 @@ impl RespClient {
                 Err(e) => break Err(Some(e)),
             }
         };
-        self.stream.set_read_timeout(old)?;
-        let bytes = std::mem::take(&mut self.buf);
+        self.wire.stream.set_read_timeout(old)?;
+        let bytes = std::mem::take(&mut self.wire.buf);
         match result {
             Ok(()) if bytes.is_empty() => Ok(CloseCheck::Closed),
             Ok(()) => Ok(CloseCheck::Data {
@@ -818,13 +643,15 @@ impl RespClient {
 
     /// Bytes received but not yet returned as a reply.
     pub fn pending(&self) -> &[u8] {
-        &self.buf
+        &self.wire.buf
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::make_temp_dir;
+    use std::fs;
 
     #[test]
     fn frames_nested_resp3_and_partial_input() {

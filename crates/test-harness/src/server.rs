@@ -1,9 +1,11 @@
 //! One server under test as a supervised child process.
 //!
-//! Start: pick a free loopback port, make a temp dir, spawn the program in its own process group
-//! with a cleared environment and stdout/stderr appended to `<dir>/server.log`, then poll
-//! `version\r\n` until it answers `VERSION ` or the deadline passes. If the port was taken between
-//! choosing and binding (another test's client took it), the start is retried on a new port.
+//! Start: pick a free loopback port (or let the server pick one and write it to a port file in its
+//! dir), make a temp dir, spawn the program in its own process group with a cleared environment
+//! and stdout/stderr appended to `<dir>/server.log`, then poll the spec's readiness probe
+//! (memcached's `version\r\n` → `VERSION ` unless the spec says otherwise, e.g. Redis's `PING`)
+//! until it passes or the deadline passes. If the port was taken between choosing and binding
+//! (another test's client took it), the start is retried on a new port.
 //!
 //! Stop: on drop the process group gets SIGKILL and the child is reaped; [`Server::terminate`]
 //! sends SIGTERM first and reports the exit status. Nothing here ever signals a pid it did not
@@ -41,16 +43,68 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// How to run one server. `args` receives the chosen port and returns the full argument list.
+/// Where a server's port comes from.
+pub enum PortSource {
+    /// The harness picks a free loopback port and passes it in [`Launch::port`]; when the bind
+    /// fails (another test took the port first) the start is retried on another port.
+    Free,
+    /// The server picks its own port (e.g. `-p 0`) and writes it to this file, named relative to
+    /// the server's dir; [`Launch::port`] is 0 and the harness polls the file.
+    File(String),
+}
+
+/// What the server is started with: the port the harness chose (0 with
+/// [`PortSource::File`]) and the server's own dir (for port files, passwords, data).
+pub struct Launch<'a> {
+    pub port: u16,
+    pub dir: &'a Path,
+}
+
+/// A readiness check, given the server's address: `Ok(true)` once the server answers as it
+/// should, `Ok(false)` with a wrong answer, `Err` when it cannot be reached (yet).
+pub type Probe = Box<dyn Fn(SocketAddr) -> io::Result<bool> + Send + Sync>;
+
+/// Builds a server's argument list from its [`Launch`].
+pub type ArgsFn = Box<dyn Fn(&Launch<'_>) -> Vec<OsString> + Send + Sync>;
+
+/// How to run one server. `args` receives the chosen port and the server's dir and returns the
+/// full argument list.
 pub struct ServerSpec {
     /// Short name for logs and temp dir names (`memcached`, `keel`).
     pub name: String,
     pub program: PathBuf,
-    pub args: Box<dyn Fn(u16) -> Vec<OsString> + Send + Sync>,
+    pub args: ArgsFn,
     /// Extra environment variables (the environment is otherwise cleared).
     pub env: Vec<(OsString, OsString)>,
-    /// How long the server may take to answer `version`.
+    /// How long the server may take to pass its readiness probe.
     pub ready_timeout: Duration,
+    /// Where the port comes from.
+    pub port: PortSource,
+    /// Readiness: [`version_probe`] (memcached's `version`) unless set otherwise.
+    pub probe: Probe,
+    /// Files written into the server's dir before it starts (name, contents): passwords, configs.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+impl ServerSpec {
+    /// A spec with a harness-chosen port, the memcached `version` probe and no files.
+    pub fn new(
+        name: &str,
+        program: impl Into<PathBuf>,
+        ready_timeout: Duration,
+        args: impl Fn(&Launch<'_>) -> Vec<OsString> + Send + Sync + 'static,
+    ) -> ServerSpec {
+        ServerSpec {
+            name: name.to_string(),
+            program: program.into(),
+            args: Box::new(args),
+            env: Vec::new(),
+            ready_timeout,
+            port: PortSource::Free,
+            probe: Box::new(version_probe),
+            files: Vec::new(),
+        }
+    }
 }
 
 /// A running server; killed (whole process group) and reaped on drop.
@@ -116,7 +170,7 @@ pub fn free_port() -> io::Result<u16> {
     ))
 }
 
-fn make_temp_dir(name: &str) -> io::Result<PathBuf> {
+pub(crate) fn make_temp_dir(name: &str) -> io::Result<PathBuf> {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -128,6 +182,12 @@ fn make_temp_dir(name: &str) -> io::Result<PathBuf> {
     ));
     fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// The port a server wrote to `f` (`None` while the file is missing, partial or 0).
+pub fn read_port_file(f: &Path) -> Option<u16> {
+    let s = fs::read_to_string(f).ok()?;
+    s.trim().parse::<u16>().ok().filter(|p| *p != 0)
 }
 
 /// The last `max` bytes of a file, lossily decoded.
@@ -142,7 +202,7 @@ pub fn file_tail(path: &Path, max: usize) -> String {
 }
 
 /// Ask for `version` once; `Ok(true)` iff the reply starts with `VERSION `.
-fn version_check(addr: SocketAddr) -> io::Result<bool> {
+pub fn version_probe(addr: SocketAddr) -> io::Result<bool> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(300))?;
     s.set_read_timeout(Some(Duration::from_millis(500)))?;
     s.set_write_timeout(Some(Duration::from_millis(500)))?;
@@ -160,7 +220,7 @@ fn version_check(addr: SocketAddr) -> io::Result<bool> {
 }
 
 impl Server {
-    /// Start a server and wait until it answers `version`.
+    /// Start a server and wait until it passes its readiness probe.
     pub fn start(spec: ServerSpec) -> Result<Server, Error> {
         let mut last_err = None;
         for _attempt in 0..4 {
@@ -180,16 +240,26 @@ impl Server {
     /// One attempt; the bool says whether a retry on another port may help (the port was taken).
     fn start_once(spec: &ServerSpec) -> Result<Server, (Error, bool)> {
         let fail = |m: String| (Error { message: m }, false);
-        let port = free_port().map_err(|e| fail(format!("{}: no free port: {e}", spec.name)))?;
+        let port = match spec.port {
+            PortSource::Free => {
+                free_port().map_err(|e| fail(format!("{}: no free port: {e}", spec.name)))?
+            }
+            PortSource::File(_) => 0,
+        };
         let dir =
             make_temp_dir(&spec.name).map_err(|e| fail(format!("{}: temp dir: {e}", spec.name)))?;
+        for (name, contents) in &spec.files {
+            let f = dir.join(name);
+            fs::write(&f, contents)
+                .map_err(|e| fail(format!("{}: {}: {e}", spec.name, f.display())))?;
+        }
         let log_path = dir.join("server.log");
         let log = File::create(&log_path)
             .map_err(|e| fail(format!("{}: {}: {e}", spec.name, log_path.display())))?;
         let log2 = log
             .try_clone()
             .map_err(|e| fail(format!("{}: dup log fd: {e}", spec.name)))?;
-        let args = (spec.args)(port);
+        let args = (spec.args)(&Launch { port, dir: &dir });
         let command_line = std::iter::once(spec.program.as_os_str())
             .chain(args.iter().map(|a| a.as_os_str()))
             .map(|a| a.to_string_lossy().into_owned())
@@ -223,22 +293,39 @@ impl Server {
             reaped: None,
         };
         let deadline = Instant::now() + spec.ready_timeout;
-        let mut last_probe: String;
+        let mut last_probe = String::from("not probed yet");
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {
                 server.reaped = Some(status);
                 let log = file_tail(&server.log_path, 4000);
-                let port_taken =
-                    log.contains("in use") || log.contains("AddrInUse") || log.contains("bind");
+                let port_taken = matches!(spec.port, PortSource::Free)
+                    && (log.contains("in use")
+                        || log.contains("AddrInUse")
+                        || log.contains("bind"));
                 return Err((
                     server.failure(&format!("exited before it was ready: {status}")),
                     port_taken,
                 ));
             }
-            match version_check(server.addr()) {
-                Ok(true) => return Ok(server),
-                Ok(false) => last_probe = "reply did not start with `VERSION `".into(),
-                Err(e) => last_probe = e.to_string(),
+            let have_port = match &spec.port {
+                PortSource::Free => true,
+                PortSource::File(name) => match read_port_file(&server.dir.join(name)) {
+                    Some(p) => {
+                        server.port = p;
+                        true
+                    }
+                    None => {
+                        last_probe = format!("no port in {name} yet");
+                        false
+                    }
+                },
+            };
+            if have_port {
+                match (spec.probe)(server.addr()) {
+                    Ok(true) => return Ok(server),
+                    Ok(false) => last_probe = "wrong answer to the readiness probe".into(),
+                    Err(e) => last_probe = e.to_string(),
+                }
             }
             if Instant::now() >= deadline {
                 let msg = format!(
@@ -434,10 +521,12 @@ fn os(v: &[&str]) -> Vec<OsString> {
 pub fn memcached(extra: &[&str]) -> Result<Server, Error> {
     let extra = os(extra);
     let root = nix::unistd::geteuid().is_root();
-    Server::start(ServerSpec {
-        name: "memcached".into(),
-        program: PathBuf::from("/usr/bin/memcached"),
-        args: Box::new(move |port| {
+    Server::start(ServerSpec::new(
+        "memcached",
+        "/usr/bin/memcached",
+        Duration::from_secs(10),
+        move |l| {
+            let port = l.port;
             let mut a = Vec::new();
             if root {
                 a.extend(os(&["-u", "memcache"]));
@@ -445,20 +534,20 @@ pub fn memcached(extra: &[&str]) -> Result<Server, Error> {
             a.extend(os(&["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0"]));
             a.extend(extra.iter().cloned());
             a
-        }),
-        env: Vec::new(),
-        ready_timeout: Duration::from_secs(10),
-    })
+        },
+    ))
 }
 
 /// `keel cache` (binary at `bin`, from `env!("CARGO_BIN_EXE_keel")`) on a free loopback port,
 /// UDP off, plus `extra` flags.
 pub fn keel(bin: &Path, extra: &[&str]) -> Result<Server, Error> {
     let extra = os(extra);
-    Server::start(ServerSpec {
-        name: "keel".into(),
-        program: bin.to_path_buf(),
-        args: Box::new(move |port| {
+    Server::start(ServerSpec::new(
+        "keel",
+        bin,
+        Duration::from_secs(15),
+        move |l| {
+            let port = l.port;
             let mut a = os(&[
                 "cache",
                 "-l",
@@ -470,10 +559,8 @@ pub fn keel(bin: &Path, extra: &[&str]) -> Result<Server, Error> {
             ]);
             a.extend(extra.iter().cloned());
             a
-        }),
-        env: Vec::new(),
-        ready_timeout: Duration::from_secs(15),
-    })
+        },
+    ))
 }
 
 /// Exit status helper: `Some(code)` or the signal rendered, for assertion messages.
@@ -507,13 +594,17 @@ mod tests {
 
     #[test]
     fn a_server_that_never_gets_ready_fails_with_command_and_log() {
-        let err = Server::start(ServerSpec {
-            name: "sh".into(),
-            program: PathBuf::from("/bin/sh"),
-            args: Box::new(|port| os(&["-c", &format!("echo listening-on-{port}; exec sleep 30")])),
-            env: Vec::new(),
-            ready_timeout: Duration::from_millis(400),
-        })
+        let err = Server::start(ServerSpec::new(
+            "sh",
+            "/bin/sh",
+            Duration::from_millis(400),
+            |l| {
+                os(&[
+                    "-c",
+                    &format!("echo listening-on-{}; exec sleep 30", l.port),
+                ])
+            },
+        ))
         .expect_err("sh never answers `version`");
         assert!(err.message.contains("not ready"), "{err}");
         assert!(
@@ -529,13 +620,12 @@ mod tests {
 
     #[test]
     fn a_server_that_exits_early_is_reported() {
-        let err = Server::start(ServerSpec {
-            name: "false".into(),
-            program: PathBuf::from("/bin/sh"),
-            args: Box::new(|_| os(&["-c", "echo boom >&2; exit 3"])),
-            env: Vec::new(),
-            ready_timeout: Duration::from_secs(5),
-        })
+        let err = Server::start(ServerSpec::new(
+            "false",
+            "/bin/sh",
+            Duration::from_secs(5),
+            |_| os(&["-c", "echo boom >&2; exit 3"]),
+        ))
         .expect_err("exits at once");
         assert!(err.message.contains("exited before it was ready"), "{err}");
         assert!(err.message.contains("boom"), "{err}");

@@ -6,11 +6,15 @@
 //! * [`clients`]: redis-py 6.2 / 8.x / Debian's 4.3.4, Django 5's `RedisCache`, `redis-cli`, and a
 //!   C program on Debian's libhiredis doing what seaf-server does.
 //! * [`robustness`]: a subscriber that falls behind is disconnected, big values, deep pipelines.
+//! * [`cluster`]: Redis on the replicated tier (three `keel cache --cluster-id N --redis-port 0`
+//!   nodes): cross-node reads, transactions, expiry, blocking pops, pub/sub, failover and
+//!   linearizability under faults.
 //!
 //! Run: `cargo test -p keel --release --test it redis::` (the `keel_*` tests need keel's Redis
 //! server; the `redis_*` ones check the scripts and clients against redis-server alone).
 
 mod clients;
+mod cluster;
 mod differential;
 mod robustness;
 
