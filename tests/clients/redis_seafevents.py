@@ -1,5 +1,6 @@
 """What seafevents (and seafobj) do with redis-py, against one server: `HOST PORT [--password PW]
-[--expect-resp 2|3] [--wrong-password-check]`.
+[--expect-resp 2|3] [--keel]` (`--keel`: the server is keel, which accepts seahub 13's URL form
+`redis://PASSWORD@host`, where redis-server refuses it).
 
 Run it with the redis-py under test: /opt/keel-py/redis6/bin/python (6.2.x, Seafile's pin, RESP2),
 /opt/keel-py/redis8/bin/python (8.x, RESP3 by default: HELLO 3 [AUTH default pw]) or Debian's
@@ -28,6 +29,7 @@ def main():
         password = args[args.index("--password") + 1]
     if "--expect-resp" in args:
         expect_resp = int(args[args.index("--expect-resp") + 1])
+    keel = "--keel" in args
     c = Checker(f"redis_seafevents (redis-py {redis.__version__})")
     # seafevents: socket_timeout 40 s around BRPOP 30; pub/sub health checks every 30 s (1 s here).
     r = redis.Redis(host=host, port=port, password=password, socket_timeout=40,
@@ -187,10 +189,14 @@ def main():
         bad = redis.Redis(host=host, port=port, password=password + "x", socket_timeout=5)
         c.raises("wrong password", (redis.AuthenticationError, redis.ResponseError), bad.ping)
         # seahub has built `redis://{password}@host:port`: redis-py reads the password as a user
-        # name and sends `AUTH <password> ""`, which a password-protected Redis refuses.
+        # name and sends `AUTH <password> ""`, which a password-protected redis-server refuses
+        # and keel accepts (it proves the same secret).
         url = redis.Redis.from_url(f"redis://{password}@{host}:{port}/0", socket_timeout=5)
-        c.raises("password given as user name in the URL",
-                 (redis.AuthenticationError, redis.ResponseError), url.ping)
+        if keel:
+            c.true("password given as user name in the URL (seahub 13)", url.ping() is True)
+        else:
+            c.raises("password given as user name in the URL",
+                     (redis.AuthenticationError, redis.ResponseError), url.ping)
         good = redis.Redis.from_url(f"redis://:{password}@{host}:{port}/0", socket_timeout=5)
         c.true("password in the URL's password field", good.ping() is True)
         none = redis.Redis(host=host, port=port, socket_timeout=5)
