@@ -4,10 +4,12 @@
 # db-proxy, and a keel cache; the three caches form one replicated cluster), then
 #   - write a row through node1's db-proxy and read it back through node3's,
 #   - set cache keys on node1's cache (pylibmc, the client seahub uses) and read them on node3's,
+#   - Redis (Seafile 13): a key set on node1 read on node3, a task pushed on node1 popped on
+#     node2, a message published on node1 received by a subscriber on node3,
 # print where to connect, create Seafile's databases (`keel db init-seafile`), stop the tier with
 # `keel down`, and END with the Seafile configuration for that tier (`keel seafile-config`: the
-# seafile.conf and seahub_settings.py parts for node1; the tier starts again with
-# `keel up --dir …` and the same settings). KEEP=1 scripts/demo.sh leaves it running (stop it later
+# seafile.conf / seafevents.conf / seahub_settings.py parts for node1, then Seafile 13's .env;
+# the tier starts again with `keel up --dir …` and the same settings). KEEP=1 scripts/demo.sh leaves it running (stop it later
 # with the `keel down --dir …` line it prints).
 # Environment: KEEL_DEMO_DIR (default: a new /tmp/keel-demo.XXXXXX), BASE_PORT (default 17000),
 # CARGO_TARGET_DIR (where cargo builds keel; default target/).
@@ -28,8 +30,11 @@ seafile_config() {
     echo "== Seafile's settings for node1 of this tier: keel seafile-config --dir $dir --node node1 --redact"
     "$keel" seafile-config --dir "$dir" --node node1 --redact
     echo
-    echo "(node2 and node3: --node node2|node3, each pointing at its own proxy and cache; Seafile 12/13's"
-    echo " .env: add --format env; without --redact the password is printed, ready to paste)"
+    echo "(node2 and node3: --node node2|node3, each pointing at its own proxy and cache; Seafile 11/12's"
+    echo " memcached settings: add --cache memcached; without --redact the passwords are printed)"
+    echo
+    echo "== Seafile 13's .env for node1: keel seafile-config --dir $dir --node node1 --format env --redact"
+    "$keel" seafile-config --dir "$dir" --node node1 --format env --redact
 }
 finish() {
     echo

@@ -1,13 +1,17 @@
-"""keel's tier demo: SQL through one node's db-proxy read back through another's, and a cache
-write on one node read on another (pylibmc, the client seahub uses).
+"""keel's tier demo: SQL through one node's db-proxy read back through another's, a cache write
+on one node read on another (pylibmc, the client seahub uses), and the same with Redis (redis-py,
+what Seafile 13's seafevents and seahub use): a key, a task queue and a pub/sub channel shared by
+the three nodes.
 
 Usage: demo_tier.py KEEL_BINARY TIER_DIR   (after `keel up --dir TIER_DIR`)
 """
 import json
+import os
 import subprocess
 import sys
 
 import pylibmc
+import redis
 
 keel, tier = sys.argv[1], sys.argv[2]
 status = json.loads(subprocess.check_output([keel, "status", "--dir", tier, "--json"]))
@@ -49,9 +53,41 @@ assert got == {"repo:decrypt-key:42": {"key": "0123abcd", "iv": "feed"}, "login-
 print(f"cache add of an existing key on {last['name']}: {mc3.add('repo:decrypt-key:42', 'other')} "
       "(the key is the same everywhere)")
 
+pw_file = os.path.join(tier, "secrets", "redis.password")
+password = open(pw_file).read().strip() if os.path.exists(pw_file) else None
+
+
+def rconn(node):
+    host, port = node["cache"]["redis_addr"].rsplit(":", 1)
+    return redis.Redis(host=host, port=int(port), password=password, socket_timeout=10)
+
+
+r1, r2, r3 = rconn(nodes[0]), rconn(nodes[1]), rconn(nodes[-1])
+sub = r3.pubsub()
+sub.subscribe("metric_channel")
+assert sub.get_message(timeout=5)["type"] == "subscribe"
+r1.set("seafile13:demo", "hello from keel's Redis", ex=3600)
+r1.lpush("repo_size_task", "repo-42")
+got_receivers = r1.publish("metric_channel", "files_uploaded 1")
+print(f"redis on {first['name']} {first['cache']['redis_addr']}: SET seafile13:demo, "
+      "LPUSH repo_size_task repo-42, PUBLISH metric_channel")
+got = r3.get("seafile13:demo")
+print(f"redis GET on {last['name']} {last['cache']['redis_addr']}: {got!r}")
+assert got == b"hello from keel's Redis", got
+task = r2.brpop("repo_size_task", 5)
+print(f"redis BRPOP repo_size_task on {nodes[1]['name']}: {task!r} (each task goes to one consumer)")
+assert task == (b"repo_size_task", b"repo-42"), task
+msg = sub.get_message(timeout=5)
+print(f"redis subscriber on {last['name']} got: {msg['data']!r}")
+assert msg["data"] == b"files_uploaded 1", msg
+sub.close()
+role = {n["name"]: rconn(n).info("replication")["role"] for n in nodes}
+print(f"redis INFO replication roles (the Raft leader is the master; every node takes writes): {role}")
+
 print()
 print("where to connect:")
 for n in nodes:
-    print(f"  {n['name']}: MySQL clients -> db-proxy {n['proxy']['addr']}   memcached clients -> {n['cache']['addr']}")
+    print(f"  {n['name']}: MySQL clients -> db-proxy {n['proxy']['addr']}   memcached clients -> {n['cache']['addr']}"
+          f"   Redis clients -> {n['cache']['redis_addr']}")
 print(f"  mariadb --defaults-file={tier}/app.cnf   (node1's db-proxy, app user)")
 print(f"stop:     {keel} down --dir {tier}")
