@@ -568,6 +568,8 @@ pub fn percent_encode(s: &str) -> String {
 /// `redis://HOST:PORT/0` without a password. Never the user-part form (see the crate doc).
 pub fn redis_url(r: &RedisTarget, redact: bool) -> String {
     match redis_pw(r, redact) {
+        // Redacted: the placeholder as it is, so the screen shows what was hidden.
+        Some(p) if redact => format!("redis://:{p}@{}/0", r.endpoint),
         Some(p) => format!("redis://:{}@{}/0", percent_encode(p), r.endpoint),
         None => format!("redis://{}/0", r.endpoint),
     }
