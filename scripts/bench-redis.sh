@@ -236,6 +236,7 @@ info_field() { # port field -> value from INFO replication (empty if unreachable
 
 declare -A NODE_PORT NODE_PID
 PEERS=""
+CLUSTER_RC=0
 
 start_node() { # slot redis-port (0 on the first start)
     local i=$1
@@ -244,10 +245,17 @@ start_node() { # slot redis-port (0 on the first start)
 }
 
 wait_node_ready() { # slot: PING answered and keel_cluster_ready:1, within $READY_S seconds
-    local i=$1 deadline=$((SECONDS + READY_S))
+    # (returns 1 after printing what the node says, and keeps the nodes' logs, if it is not)
+    local i=$1 deadline=$((SECONDS + READY_S)) keep
     wait_ping "${NODE_PORT[$i]}"
     until [ "$(info_field "${NODE_PORT[$i]}" keel_cluster_ready)" = 1 ]; do
-        [ "$SECONDS" -lt "$deadline" ] || { echo "bench-redis: node$i not ready in $READY_S s; INFO replication and log:" >&2; redis-cli -h 127.0.0.1 -p "${NODE_PORT[$i]}" INFO replication >&2 || true; tail -20 "$TMP/node$i.log" >&2; exit 1; }
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            keep=$(mktemp -d /tmp/keel-bench-redis-logs.XXXXXX)
+            cp "$TMP"/node*.log "$keep/" 2>/dev/null || true
+            echo "bench-redis: node$i not ready in $READY_S s (nodes' logs kept in $keep); INFO replication:" >&2
+            redis-cli -h 127.0.0.1 -p "${NODE_PORT[$i]}" INFO replication >&2 || true
+            return 1
+        fi
         sleep 0.05
     done
 }
@@ -316,7 +324,7 @@ cluster_main() {
     r1=$(free_port) r2=$(free_port) r3=$(free_port)
     PEERS="1=127.0.0.1:$r1,2=127.0.0.1:$r2,3=127.0.0.1:$r3"
     for i in 1 2 3; do start_node "$i" 0; done
-    for i in 1 2 3; do wait_node_ready "$i"; done
+    for i in 1 2 3; do wait_node_ready "$i" || exit 1; done
     local L F F2
     L=$(leader_slot)
     F=$((L % 3 + 1)) F2=$(((L + 1) % 3 + 1))
@@ -378,7 +386,11 @@ cluster_main() {
         done
     done
     echo "ops/s; 50 clients, 100-byte values, -r 100000; /sa: keel cluster node / standalone keel;"
-    echo "Raft term $TERM0 before the throughput runs, $TERM1 after (a change: the leader was re-elected meanwhile)"
+    if [ "$TERM0" = "$TERM1" ]; then
+        echo "no leader election during the throughput runs (Raft term $TERM0)"
+    else
+        echo "the leader was re-elected during the throughput runs (Raft term $TERM0 -> $TERM1)"
+    fi
     echo "leader/r: keel leader / redis-server (writes on its master, GET on its replica)"
 
 
@@ -437,11 +449,18 @@ cluster_main() {
         forget_pid "${NODE_PID[$k]}"
         local t0=$SECONDS
         start_node "$k" "${NODE_PORT[$k]}"
-        wait_node_ready "$k"
-        leader_slot >/dev/null
+        local ready=1
+        wait_node_ready "$k" || ready=0
         # shellcheck disable=SC2086 # ms, errors
         set -- $out
+        if [ "$ready" = 0 ]; then
+            printf '%-8s %-8s | %20s %14s %14s | <= 1000: %s\n' "$run" "node$k" "$1" "${2:-}" "NOT READY" "$(at_most "$1" 1000)"
+            echo "bench-redis: node$k did not rejoin: no further failover runs" >&2
+            CLUSTER_RC=1
+            break
+        fi
         printf '%-8s %-8s | %20s %14s %14s | <= 1000: %s\n' "$run" "node$k" "$1" "${2:-}" "$((SECONDS - t0))" "$(at_most "$1" 1000)"
+        leader_slot >/dev/null
     done
     echo "a client on a follower SETs in a loop; kill -9 of the leader's pid; refused SETs: errors (CLUSTERDOWN,"
     echo "reconnects) before the first OK; restart: the killed node restarted until PING and keel_cluster_ready:1"
@@ -456,3 +475,4 @@ all)
     cluster_main
     ;;
 esac
+exit "$CLUSTER_RC"
