@@ -30,7 +30,8 @@
 #   KEEL_READY_TIMEOUT=S   cluster mode: most seconds for a (re)started node to be ready (default 60)
 #   KEEL_BENCH_SELF_CHECK=1 run redis-server on both sides (to check this script before keel
 #                          speaks Redis; the "keel" column is then a second redis-server)
-# Everything listens on 127.0.0.1 only; the script kills only the processes it started.
+# Everything listens on 127.0.0.1 only; the script kills only the processes it started. Exit status
+# 1 also when a restarted cluster node does not rejoin (its INFO and the nodes' logs are kept).
 set -euo pipefail
 
 MODE=${1:-standalone}
