@@ -722,10 +722,7 @@ fn seahub_redis_location_carries_the_password_in_the_password_part() {
         password: Some("pw".into()),
     };
     assert_eq!(redis_url(&r, false), "redis://:pw@[::1]:6379/0");
-    assert_eq!(
-        redis_url(&r, true),
-        "redis://:********@[::1]:6379/0"
-    );
+    assert_eq!(redis_url(&r, true), "redis://:********@[::1]:6379/0");
     assert_eq!(percent_encode("aZ0-._~ %:@/"), "aZ0-._~%20%25%3A%40%2F");
 }
 
