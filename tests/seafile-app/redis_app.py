@@ -15,7 +15,7 @@ Usage: redis_app.py seahub|seafevents NODE_DIR OUT_DIR CONTROL
               {"seq", "pid", "reads": {key: value or null}} once nothing is in flight.
   seafevents  (redis-py 6.2 venv, as Seafile 13 pins it) two threads like seafevents':
               a consumer `BRPOP repo_size_task 1` in a loop -> OUT_DIR/consumer.log `GOT ts item`,
-              `ERR ts error`; a subscriber on metric_channel (pubsub, health_check_interval=30,
+              `ERR ts error` (a pop whose outcome is unknown: no silent retries); a subscriber on metric_channel (pubsub, health_check_interval=30,
               get_message polling, resubscribe on errors) -> OUT_DIR/subscriber.log `SUB ts` on
               every subscribe confirmation (a new connection interval), `MSG ts payload`,
               `ERR ts error`.
@@ -129,8 +129,21 @@ def seafevents(node_dir, out, control):
     node = os.path.basename(node_dir.rstrip("/"))
     stop = threading.Event()
 
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     def client(**kw):
-        return redis.Redis(host=host, port=port, password=password, socket_connect_timeout=2, **kw)
+        # No silent retries (redis-py 6's default retries a command 3 times on a connection
+        # error): a BRPOP whose outcome is unknown must show up in the log as an ERR line, so
+        # the test can tell an item lost with it from an item lost by the tier.
+        return redis.Redis(
+            host=host,
+            port=port,
+            password=password,
+            socket_connect_timeout=2,
+            retry=Retry(NoBackoff(), 0),
+            **kw,
+        )
 
     def consumer():
         log = open(os.path.join(out, "consumer.log"), "a")

@@ -39,8 +39,10 @@
 //! repo_size_task <id>` and `PUBLISH metric_channel <node>:<seq>`; a seahub process (Django 5's
 //! `RedisCache`: incr, set, get, add); a seafevents process (redis-py 6.2) with a `BRPOP
 //! repo_size_task 1` consumer and a `metric_channel` subscriber. Through the same faults:
-//! every acknowledged LPUSH is delivered to exactly one consumer, an ambiguous one (error reply
-//! or none) at most once; the shared counter equals the acknowledged increments (within the
+//! every acknowledged LPUSH is delivered to exactly one consumer or, at most, lost together with
+//! a consumer's failed BRPOP near its push (keel answers `-CLUSTERDOWN` when a replicated pop's
+//! outcome is unknown, and the pop may have been applied; `KEEL_E2E_STRICT_POPS=1` fails on
+//! those too), never delivered twice; an ambiguous LPUSH (error reply or none) at most once; the shared counter equals the acknowledged increments (within the
 //! ambiguous ones) and all three seahubs read the same value; each subscriber connection got
 //! every publisher's messages in order, without duplicates, and none of those acknowledged after
 //! its SUBSCRIBE up to the last one it got from that publisher (all of them for a connection
@@ -1324,28 +1326,82 @@ impl RedisApp {
     /// published after it.
     fn wait_drained(&mut self, what: &str, secs: u64) {
         let t = Instant::now();
+        let mut settled: Option<usize> = None;
         loop {
             self.assert_alive();
-            let got: HashSet<String> = (0..3).flat_map(|i| self.got(i)).map(|g| g.1).collect();
-            let missing: Vec<String> = (0..3)
-                .flat_map(|i| self.pushes(i))
-                .filter(|p| p.ok && !got.contains(&p.id))
-                .map(|p| p.id)
-                .collect();
+            let (_, unexplained) = self.losses();
             let behind = self.subscribers_behind();
-            if missing.is_empty() && behind.is_empty() {
-                return;
+            let delivered: usize = (0..3).map(|i| self.got(i).len()).sum();
+            if unexplained.is_empty() && behind.is_empty() {
+                // Twice in a row, a second apart, with nothing delivered in between: an item
+                // still in flight is not taken for one lost with a failed pop.
+                if settled == Some(delivered) {
+                    return;
+                }
+                settled = Some(delivered);
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
             }
+            settled = None;
             assert!(
                 t.elapsed() < Duration::from_secs(secs),
-                "{what}: acknowledged queue items never delivered: {} ({:?}…); subscribers behind: \
-                 {behind:?}\n{}",
-                missing.len(),
-                &missing[..missing.len().min(10)],
+                "{what}: acknowledged queue items never delivered (and not explained by a failed \
+                 BRPOP): {} ({:?}…); subscribers behind: {behind:?}\n{}",
+                unexplained.len(),
+                &unexplained[..unexplained.len().min(10)],
                 self.tails()
             );
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// Every `ERR` of the consumers (a BRPOP that got an error reply or none: its outcome
+    /// unknown to the consumer), in time order: (ts, "nodeN: error").
+    fn consumer_errors(&self) -> Vec<(f64, String)> {
+        let mut out: Vec<(f64, String)> = NODES
+            .iter()
+            .enumerate()
+            .flat_map(|(i, node)| {
+                self.read(i, "consumer.log")
+                    .lines()
+                    .filter_map(|l| {
+                        let rest = l.strip_prefix("ERR ")?;
+                        let (ts, err) = rest.split_once(' ')?;
+                        Some((ts.parse().ok()?, format!("{node}: {err}")))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.total_cmp(&b.0));
+        out
+    }
+
+    /// Acknowledged items no consumer got, split into those matched one to one with a
+    /// consumer's failed BRPOP from 2 s before to 10 s after the push (the pop may have taken
+    /// the item and failed to answer it: "id <- error") and the rest (lost by the tier).
+    fn losses(&self) -> (Vec<String>, Vec<String>) {
+        let got: HashSet<String> = (0..3).flat_map(|i| self.got(i)).map(|g| g.1).collect();
+        let mut lost: Vec<PushLine> = (0..3)
+            .flat_map(|i| self.pushes(i))
+            .filter(|p| p.ok && !got.contains(&p.id))
+            .collect();
+        lost.sort_by(|a, b| a.ts.total_cmp(&b.ts));
+        let errors = self.consumer_errors();
+        let mut used = vec![false; errors.len()];
+        let (mut explained, mut unexplained) = (Vec::new(), Vec::new());
+        // Earliest-deadline-first: a maximum matching of items to errors in their windows.
+        for p in lost {
+            let k = (0..errors.len())
+                .find(|&k| !used[k] && errors[k].0 >= p.ts - 2.0 && errors[k].0 <= p.ts + 10.0);
+            match k {
+                Some(k) => {
+                    used[k] = true;
+                    explained.push(format!("{} <- {}", p.id, errors[k].1));
+                }
+                None => unexplained.push(p.id),
+            }
+        }
+        (explained, unexplained)
     }
 
     /// Subscribers whose last connection (no error since its SUB) lacks an acknowledged message
@@ -1473,7 +1529,11 @@ impl RedisApp {
                 let c = count.get(&p.id).copied().unwrap_or(0);
                 if p.ok {
                     acked += 1;
-                    assert_eq!(c, 1, "acknowledged queue item {} delivered {c} times", p.id);
+                    assert!(
+                        c <= 1,
+                        "acknowledged queue item {} delivered {c} times",
+                        p.id
+                    );
                 } else {
                     ambiguous += 1;
                     ambiguous_got += c;
@@ -1485,9 +1545,27 @@ impl RedisApp {
         for id in count.keys() {
             assert!(pushed.contains(id), "a consumer got {id}, never pushed");
         }
+        let (explained, unexplained) = self.losses();
+        assert!(
+            unexplained.is_empty(),
+            "acknowledged queue items lost: {unexplained:?} (consumer errors: {:?})",
+            self.consumer_errors()
+        );
+        // keel answers a BRPOP whose replicated pop had an unknown outcome with -CLUSTERDOWN,
+        // and the pop may have been applied: the item is gone with it. Allowed by default
+        // (one failed pop per item, near the push), failed on with KEEL_E2E_STRICT_POPS=1.
+        assert!(
+            explained.is_empty() || std::env::var_os("KEEL_E2E_STRICT_POPS").is_none(),
+            "acknowledged queue items lost with a failed BRPOP: {explained:?}"
+        );
+        let errors = self.consumer_errors().len();
         format!(
-            "queue: {acked} acknowledged LPUSH each delivered once, {ambiguous} ambiguous of which \
-             {ambiguous_got} delivered (once); consumers got {per_consumer:?}"
+            "queue: {} of {acked} acknowledged LPUSH delivered exactly once, {} lost each with a \
+             failed BRPOP {explained:?} ({errors} BRPOP errors in all), none lost otherwise, none \
+             twice; {ambiguous} ambiguous of which {ambiguous_got} delivered (once); consumers got \
+             {per_consumer:?}",
+            acked - explained.len(),
+            explained.len()
         )
     }
 
