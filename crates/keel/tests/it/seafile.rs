@@ -52,8 +52,8 @@
 //!
 //! Printed: per fault, the longest time each worker could not commit a head update (db), could
 //! not get a memcached increment acknowledged (cache), and a Redis write (LPUSH or incr) was
-//! not acknowledged on its node (redis). 1.5-2 minutes on a 2-core machine (more when loaded); skipped with the
-//! tier tests when `KEEL_SKIP_TIER_TESTS` is set.
+//! not acknowledged on its node (redis). 1.5-2 minutes on a 2-core machine (more when loaded);
+//! skipped with the tier tests when `KEEL_SKIP_TIER_TESTS` is set.
 
 use super::tier::{keel, mc, show, sigkill, skip, Tier};
 use serde_json::{json, Value};
