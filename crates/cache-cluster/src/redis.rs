@@ -143,7 +143,8 @@ impl RedisReplica {
 
     /// The replicated clock: the time of the latest applied entry (unix ms). Reads use it, so
     /// `TTL` answers the same on every node and a key is seen expired from the same point of
-    /// the history everywhere.
+    /// the history everywhere. It changes under the keyspace lock: read it while holding the
+    /// lock to get the time of the data the lock shows.
     pub fn now_ms(&self) -> u64 {
         self.now_ms.load(Relaxed)
     }
@@ -165,20 +166,24 @@ impl RedisReplica {
 
     /// The periodic expiry entry: remove expired keys at `now_ms`. Returns how many.
     pub(crate) fn active_expire(&self, now_ms: u64) -> usize {
+        let mut ks = self.ks.lock();
         self.advance_clock(now_ms);
-        let n = self.ks.lock().active_expire(now_ms, ACTIVE_EXPIRE_EFFORT);
-        n
+        ks.active_expire(now_ms, ACTIVE_EXPIRE_EFFORT)
     }
 
     /// Apply one Redis entry at `now_ms` (deterministic), then report its events.
     pub(crate) fn apply(&self, op: &RedisOp, args: &[u8], now_ms: u64) -> Outcome {
-        self.advance_clock(now_ms);
         let Some(argvs) = unpack_argvs(args) else {
+            self.advance_clock(now_ms);
             return Outcome::Redis(RedisOutcome::error("ERR malformed replicated command"));
         };
         let mut published: Vec<(Bytes, Bytes)> = Vec::new();
         let (out, ready) = {
             let mut ks = self.ks.lock();
+            // Under the keyspace lock: a reader (which reads the clock under the same lock)
+            // sees the clock and the data of the same applied entry, never one without the
+            // other.
+            self.advance_clock(now_ms);
             let out = apply_op(&mut ks, op, &argvs, now_ms, &mut published);
             (out, ks.take_ready_keys())
         };
@@ -208,8 +213,11 @@ impl RedisReplica {
 
     /// Replace the keyspace from a snapshot's image.
     pub(crate) fn import(&self, image: &[u8], now_ms: u64) -> Result<(), String> {
-        self.advance_clock(now_ms);
-        self.ks.lock().import(image).map_err(|e| e.to_string())?;
+        {
+            let mut ks = self.ks.lock();
+            self.advance_clock(now_ms);
+            ks.import(image).map_err(|e| e.to_string())?;
+        }
         if let Some(ev) = self.events.read().clone() {
             ev.replaced();
         }

@@ -456,8 +456,9 @@ impl Cluster {
             self.read_barrier().await?;
             fence.valid = true;
         }
-        let now_ms = redis.now_ms();
         let mut ks = redis.keyspace().lock();
+        // Read under the lock: the time of the entries the keyspace shows.
+        let now_ms = redis.now_ms();
         Ok(f(&mut ks, now_ms))
     }
 

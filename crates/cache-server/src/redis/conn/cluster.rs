@@ -294,6 +294,8 @@ impl Conn {
                 let r = self
                     .cluster_block(&cluster, stream, buf, argv, keys, deadline_ms)
                     .await?;
+                // Input read while waiting may follow writes acknowledged elsewhere.
+                self.fence.invalidate();
                 match r {
                     Some(BlockEnd::Raw(o)) => {
                         self.emit_raw(&o.reply);
