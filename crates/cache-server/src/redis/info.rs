@@ -168,7 +168,7 @@ pub fn render(shared: &RedisShared, ks: &redis_store::Keyspace, sections: &[&str
                         shared.run_id
                     );
                 }
-                Some(c) => replication_section(o, &c.status()),
+                Some(c) => replication_section(o, &c.status(), c.redis().map_or(0, |r| r.now_ms())),
             },
             "cpu" => {
                 let _ = write!(
@@ -232,7 +232,7 @@ pub fn client_line(h: &ClientHandle, now_ms: u64) -> String {
 /// `INFO replication` of a cluster member: Redis's fields as a client expects them (the leader
 /// is the `master`, the others `slave`s of it, though every node accepts writes), then keel's
 /// own: the Raft role, the leader's slot, and the log positions.
-fn replication_section(o: &mut String, st: &cache_cluster::ClusterStatus) {
+fn replication_section(o: &mut String, st: &cache_cluster::ClusterStatus, clock_ms: u64) {
     let leader = st.role == "leader";
     let others = st
         .members
@@ -267,6 +267,8 @@ fn replication_section(o: &mut String, st: &cache_cluster::ClusterStatus) {
         st.applied,
         st.members.iter().filter(|m| m.voter).count(),
     );
+    // The replicated clock reads and expiry use (unix ms): equal on nodes at equal `applied`.
+    let _ = write!(o, "keel_cluster_clock_ms:{clock_ms}\r\n");
 }
 
 #[cfg(test)]
