@@ -378,6 +378,20 @@ impl Cluster {
         self.inner.read_barrier().await
     }
 
+    /// The read barrier, skipped while `fence` is valid (then only readiness is checked);
+    /// validates the fence after taking one.
+    async fn fenced_barrier(&self, fence: &mut ReadFence) -> Result<(), ClusterError> {
+        if fence.valid {
+            if !self.is_ready() {
+                return Err(ClusterError::NotReady);
+            }
+        } else {
+            self.read_barrier().await?;
+            fence.valid = true;
+        }
+        Ok(())
+    }
+
     /// The Redis keyspace's replica, when the node serves Redis.
     pub fn redis(&self) -> Option<&Arc<RedisReplica>> {
         self.inner.redis.as_ref()
@@ -448,14 +462,7 @@ impl Cluster {
                 "this node does not serve Redis".into(),
             ));
         };
-        if fence.valid {
-            if !self.is_ready() {
-                return Err(ClusterError::NotReady);
-            }
-        } else {
-            self.read_barrier().await?;
-            fence.valid = true;
-        }
+        self.fenced_barrier(fence).await?;
         let mut ks = redis.keyspace().lock();
         // Read under the lock: the time of the entries the keyspace shows.
         let now_ms = redis.now_ms();
@@ -502,14 +509,7 @@ impl Cluster {
                 _ => Ok(None),
             };
         }
-        if fence.valid {
-            if !self.is_ready() {
-                return Err(ClusterError::NotReady);
-            }
-        } else {
-            self.read_barrier().await?;
-            fence.valid = true;
-        }
+        self.fenced_barrier(fence).await?;
         let now = self.inner.read_now();
         let store = &self.inner.store;
         Ok(match order {

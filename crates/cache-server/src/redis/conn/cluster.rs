@@ -22,9 +22,7 @@ use bytes::Bytes;
 use cache_cluster::{ClusterError, RedisOp, RedisOutcome, RedisReplica};
 use redis_proto::{Args, Protocol, Reply};
 use redis_store::Command;
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 
 use super::*;
 
@@ -326,9 +324,7 @@ impl Conn {
         self.handle.info.lock().blocked = true;
         self.shared.stats.blocked.fetch_add(1, Relaxed);
         let packed = cache_cluster::redis::pack_argvs(&[&argv[..]]);
-        let deadline = deadline_ms.and_then(|d| {
-            Instant::now().checked_add(Duration::from_millis(d.saturating_sub(now_ms())))
-        });
+        let deadline = blocked_deadline(deadline_ms);
         let result = 'outer: loop {
             match cluster.redis_write(self.run_op(true), packed.clone()).await {
                 Ok(o) if !o.empty => break Some(BlockEnd::Raw(o)),
@@ -337,17 +333,7 @@ impl Conn {
             }
             // Nothing yet: wait for a push on this node's replica.
             loop {
-                let can_read = buf.len() < BLOCKED_INPUT_MAX;
-                if can_read {
-                    buf.reserve(READ_CHUNK);
-                }
-                let ev = tokio::select! {
-                    m = self.rx.recv() => Event::Mail(m),
-                    r = stream.read_buf(buf), if can_read => Event::Read(r),
-                    _ = self.handle.killed() => Event::Close,
-                    _ = self.shutdown.changed() => Event::Close,
-                    _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Event::Deadline,
-                };
+                let ev = self.blocked_event(stream, buf, deadline).await;
                 match ev {
                     Event::Mail(Some(Msg::Wake)) => continue 'outer,
                     Event::Mail(Some(m)) => {

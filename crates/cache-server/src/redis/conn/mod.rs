@@ -190,6 +190,13 @@ struct Conn {
     watching: bool,
 }
 
+/// A blocking command's deadline (unix ms) as an instant; one too far away to represent is no
+/// deadline (it would never come anyway).
+fn blocked_deadline(deadline_ms: Option<u64>) -> Option<Instant> {
+    deadline_ms
+        .and_then(|d| Instant::now().checked_add(Duration::from_millis(d.saturating_sub(now_ms()))))
+}
+
 fn ok() -> Outcome {
     Outcome::Reply(Reply::ok())
 }
@@ -487,6 +494,28 @@ impl Conn {
         }
     }
 
+    /// What wakes a blocked connection: its mailbox, input (read while it has room, so a client
+    /// that pipelines behind a blocking command is not lost), a kill or the shutdown, the
+    /// deadline.
+    async fn blocked_event(
+        &mut self,
+        stream: &mut TcpStream,
+        buf: &mut BytesMut,
+        deadline: Option<Instant>,
+    ) -> Event {
+        let can_read = buf.len() < BLOCKED_INPUT_MAX;
+        if can_read {
+            buf.reserve(READ_CHUNK);
+        }
+        tokio::select! {
+            m = self.rx.recv() => Event::Mail(m),
+            r = stream.read_buf(buf), if can_read => Event::Read(r),
+            _ = self.handle.killed() => Event::Close,
+            _ = self.shutdown.changed() => Event::Close,
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Event::Deadline,
+        }
+    }
+
     /// Wait for a blocked command's reply: served by another client's write, or the deadline
     /// (the store's timeout reply), while noticing the client closing. `None`: the connection
     /// must close.
@@ -498,22 +527,9 @@ impl Conn {
     ) -> io::Result<Option<Reply>> {
         self.handle.info.lock().blocked = true;
         self.shared.stats.blocked.fetch_add(1, Relaxed);
-        // A deadline too far away to represent is no deadline (it would never come anyway).
-        let deadline = deadline_ms.and_then(|d| {
-            Instant::now().checked_add(Duration::from_millis(d.saturating_sub(now_ms())))
-        });
+        let deadline = blocked_deadline(deadline_ms);
         let result = loop {
-            let can_read = buf.len() < BLOCKED_INPUT_MAX;
-            if can_read {
-                buf.reserve(READ_CHUNK);
-            }
-            let ev = tokio::select! {
-                m = self.rx.recv() => Event::Mail(m),
-                r = stream.read_buf(buf), if can_read => Event::Read(r),
-                _ = self.handle.killed() => Event::Close,
-                _ = self.shutdown.changed() => Event::Close,
-                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Event::Deadline,
-            };
+            let ev = self.blocked_event(stream, buf, deadline).await;
             match ev {
                 Event::Mail(Some(Msg::Served(r))) => break Some(r),
                 Event::Mail(Some(Msg::Wake)) => {}
