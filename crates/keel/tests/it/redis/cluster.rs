@@ -366,12 +366,6 @@ fn multi_exec_is_one_unit_and_watch_sees_writes_on_other_nodes() {
 // ------------------------------------------------------------------------------------------
 
 #[test]
-// Quarantined, not weakened: in about 1 run in 6 one follower finds the keys gone while the
-// other two nodes, asked later, still hold them with 40-70 ms left, all three at the same applied
-// index and the same replicated clock (`INFO replication`'s `keel_cluster_applied` and
-// `keel_cluster_clock_ms`): that follower's keyspace diverged. Issue 17's note has the trace;
-// run with `--ignored` to reproduce.
-#[ignore = "known bug: one replica's Redis keyspace can diverge around expiry (see the comment)"]
 fn ttls_agree_on_every_node_and_keys_expire_for_all_at_once() {
     let _serial = serial();
     let c = start_cluster(None);
