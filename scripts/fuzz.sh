@@ -17,7 +17,7 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     exit 1
 fi
 
-targets=(text_parse meta_parse binary_parse cluster_frame resp_parse redis_image)
+targets=(text_parse meta_parse binary_parse cluster_frame resp_parse redis_image redis_pops)
 echo "== building fuzz targets: ${targets[*]}"
 cargo +nightly fuzz build
 

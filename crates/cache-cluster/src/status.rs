@@ -57,6 +57,10 @@ pub struct ClusterStatus {
     /// Of those, rounds the leader appended while an earlier one was still in flight (pipelined).
     #[serde(default)]
     pub write_rounds_pipelined: u64,
+    /// Redis pops this node sent again because their first outcome was unknown (see
+    /// [`crate::Cluster::redis_pop`]).
+    #[serde(default)]
+    pub pops_resent: u64,
 }
 
 impl ClusterStatus {
@@ -86,6 +90,7 @@ impl ClusterStatus {
                 "cluster_write_rounds_pipelined",
                 self.write_rounds_pipelined.to_string(),
             ),
+            ("cluster_pops_resent", self.pops_resent.to_string()),
         ]
     }
 }

@@ -13,8 +13,8 @@
 //! then purges the log up to `snapshot_keep_logs` entries before it, so the in-memory log stays
 //! bounded. A snapshot is the replica's exact store image ([`cache_store::Store::export`]: items
 //! with CAS, expiry, flags, state bits, slot order and CLOCK hand, the CAS counter and flush
-//! state), the Redis keyspace's exact image when the node serves Redis
-//! ([`redis_store::Keyspace::export_into`]) and the replicated clocks (`last_now`,
+//! state), the Redis keyspace's exact image and the table of recent pops when the node serves
+//! Redis ([`redis_store::Keyspace::export_into`], [`crate::redis::pops`]) and the replicated clocks (`last_now`,
 //! `last_now_ms`), at a known log index:
 //! * **Consistency**: openraft asks for the builder ([`RaftStateMachine::get_snapshot_builder`])
 //!   from its state-machine task, the same task that applies entries, so the store is between
@@ -463,10 +463,11 @@ impl tokio::io::AsyncWrite for SnapData {
 }
 
 /// Header of a snapshot image: magic, version, the replicated clocks (seconds, milliseconds)
-/// and the store image's length; the store image follows, then the Redis keyspace's image
-/// (empty when the node serves no Redis).
+/// and the store image's length; the store image follows, then the replicated Redis state's
+/// image ([`crate::RedisReplica`]'s: the keyspace and the pop table; empty when the node serves
+/// no Redis).
 const SNAP_MAGIC: &[u8; 8] = b"KEELRSNP";
-const SNAP_VERSION: u32 = 2;
+const SNAP_VERSION: u32 = 3;
 const SNAP_HEADER: usize = 8 + 4 + 8 + 8 + 8;
 
 /// A snapshot image's parts.

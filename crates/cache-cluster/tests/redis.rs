@@ -195,3 +195,107 @@ async fn restarted_node_catches_up_the_keyspace_by_snapshot() {
     assert_eq!(read(&fresh, &["GET", "str"]).await, b"$5\r\nvalue\r\n");
     tc.shutdown().await;
 }
+
+/// Pops through every node while the leader is cut off again and again: pops whose outcome was
+/// unknown are sent again under their id, so every element is answered to exactly one pop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pops_with_unknown_outcomes_lose_no_element_when_the_leader_is_cut_off() {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    use std::sync::Arc;
+    let _serial = SERIAL.lock().await;
+    let tc = TestCluster::start_with(3, with_redis).await;
+    let nodes = tc.nodes();
+    const N: usize = 6000;
+    for chunk in (0..N).collect::<Vec<_>>().chunks(500) {
+        let mut push = vec!["RPUSH".to_string(), "q".into()];
+        push.extend(chunk.iter().map(|i| format!("e{i}")));
+        let parts: Vec<&str> = push.iter().map(String::as_str).collect();
+        run(&nodes[0], &parts).await;
+    }
+    let faults_done = Arc::new(AtomicBool::new(false));
+    let mut poppers = Vec::new();
+    for (p, node) in nodes.iter().enumerate() {
+        let (node, done) = (node.clone(), faults_done.clone());
+        poppers.push(tokio::spawn(async move {
+            let (mut got, mut refused, mut unknown) = (Vec::new(), 0usize, Vec::new());
+            let a = argv(&["LPOP", "q"]);
+            for seq in 0u64.. {
+                let op = RedisOp::Pop {
+                    client: 100 + p as u64,
+                    db: 0,
+                    resp3: false,
+                    block: false,
+                    id: cache_cluster::RedisReplica::pop_id(100 + p as u64, seq),
+                };
+                match node.redis_pop(op, pack_argvs(&[&a[..]])).await {
+                    Ok(o) if o.reply == b"$-1\r\n" => {
+                        if done.load(Relaxed) {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Ok(o) => {
+                        got.push(o.reply);
+                        // Paced, so the pops last through several cut-offs.
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    Err(e) if e.certainly_not_applied() => {
+                        refused += 1;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err(e) => {
+                        unknown.push(e.to_string());
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            }
+            (got, refused, unknown)
+        }));
+    }
+    // Cut the leader off while the pops run, until some pop had to be sent again (at least 3
+    // times; each cut-off lasts well under the resend budget).
+    let resent = || nodes.iter().map(|n| n.status().pops_resent).sum::<u64>();
+    let mut cuts = 0;
+    while cuts < 3 || (resent() == 0 && cuts < 30) {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let leader = tc.node(tc.leader_slot().await);
+        leader.set_isolated(true);
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        leader.set_isolated(false);
+        cuts += 1;
+    }
+    faults_done.store(true, Relaxed);
+    let mut count: HashMap<Vec<u8>, usize> = HashMap::new();
+    let (mut refused, mut unknown) = (0, Vec::new());
+    for p in poppers {
+        let (got, r, u) = p.await.expect("popper");
+        for g in got {
+            *count.entry(g).or_default() += 1;
+        }
+        refused += r;
+        unknown.extend(u);
+    }
+    let resent = resent();
+    eprintln!(
+        "FIGURE {cuts} leader cut-offs: {} elements popped, {resent} pops sent again, {refused} \
+         refused, {} unknown",
+        count.len(),
+        unknown.len()
+    );
+    assert!(
+        resent > 0,
+        "no pop had an unknown outcome in {cuts} cut-offs"
+    );
+    assert!(
+        unknown.is_empty(),
+        "pops left with an unknown outcome: {unknown:?}"
+    );
+    let twice: Vec<_> = count.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(twice.is_empty(), "elements popped twice: {twice:?}");
+    for n in &nodes {
+        assert_eq!(read(n, &["LLEN", "q"]).await, b":0\r\n");
+    }
+    assert_eq!(count.len(), N, "elements lost");
+    tc.shutdown().await;
+}

@@ -100,6 +100,8 @@ struct Inner {
     read_rounds: AtomicU64,
     write_rounds: AtomicU64,
     write_rounds_pipelined: AtomicU64,
+    /// Redis pops sent again after an unknown outcome.
+    pops_resent: AtomicU64,
     /// Client writes waiting for the proposer ([`propose_loop`]).
     proposals: mpsc::UnboundedSender<Proposal>,
     join_lock: tokio::sync::Mutex<()>,
@@ -288,6 +290,7 @@ impl Cluster {
             read_rounds: AtomicU64::new(0),
             write_rounds: AtomicU64::new(0),
             write_rounds_pipelined: AtomicU64::new(0),
+            pops_resent: AtomicU64::new(0),
             proposals,
             join_lock: tokio::sync::Mutex::new(()),
             hooks: JoinHooks::default(),
@@ -411,6 +414,38 @@ impl Cluster {
                 Outcome::Redis(o) => Ok(o),
                 o => Err(ClusterError::Remote(format!("unexpected outcome {o:?}"))),
             }
+        }
+    }
+
+    /// Replicate a [`RedisOp::Pop`] and return its outcome. While the outcome is unknown (the
+    /// entry may be in the log: see [`ClusterError::certainly_not_applied`]), the same entry is
+    /// sent again, every 20-200 ms for up to [`crate::redis::pops::RESEND_FOR`], and the log
+    /// applies it at most once, so the answer is the pop's real outcome. The error is returned
+    /// if the outcome stays unknown that long or the node is stopping.
+    pub async fn redis_pop(
+        &self,
+        op: RedisOp,
+        args: Vec<u8>,
+    ) -> Result<RedisOutcome, ClusterError> {
+        let mut unknown_since: Option<Instant> = None;
+        let mut pause = Duration::from_millis(20);
+        let stop = self.inner.stop.subscribe();
+        loop {
+            let e = match self.redis_write(op.clone(), args.clone()).await {
+                Ok(o) => return Ok(o),
+                Err(e) => e,
+            };
+            if unknown_since.is_none() && e.certainly_not_applied() {
+                return Err(e);
+            }
+            let since = *unknown_since.get_or_insert_with(Instant::now);
+            if *stop.borrow() || since.elapsed() >= crate::redis::pops::RESEND_FOR {
+                return Err(e);
+            }
+            tracing::debug!(error = %e, "pop outcome unknown: sending it again");
+            self.inner.pops_resent.fetch_add(1, Relaxed);
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
         }
     }
 
@@ -796,6 +831,7 @@ impl Inner {
             lease_reads: self.lease_reads.load(Relaxed),
             write_rounds: self.write_rounds.load(Relaxed),
             write_rounds_pipelined: self.write_rounds_pipelined.load(Relaxed),
+            pops_resent: self.pops_resent.load(Relaxed),
         }
     }
 }

@@ -269,6 +269,8 @@ fn replication_section(o: &mut String, st: &cache_cluster::ClusterStatus, clock_
     );
     // The replicated clock reads and expiry use (unix ms): equal on nodes at equal `applied`.
     let _ = write!(o, "keel_cluster_clock_ms:{clock_ms}\r\n");
+    // Pops this node sent again after an unknown outcome (applied once all the same).
+    let _ = write!(o, "keel_cluster_pops_resent:{}\r\n", st.pops_resent);
 }
 
 #[cfg(test)]

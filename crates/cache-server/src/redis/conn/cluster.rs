@@ -10,6 +10,9 @@
 //! * Blocking pops are sent as non-blocking pops; when the lists are empty the connection
 //!   waits for this node to apply a push onto one of them ([`super::super::replicated`]) and
 //!   sends the pop again, until the timeout.
+//! * Every list pop (blocking or not) carries an id, and one whose outcome is unknown is sent
+//!   again under that id until the outcome is known ([`cache_cluster::Cluster::redis_pop`]):
+//!   the log applies an id once, so an element taken by a pop is answered to its client.
 //! * Errors of the cluster (no leader yet, no majority, a timeout) answer
 //!   `-CLUSTERDOWN <reason>`: the command certainly did not run, or, for a write whose outcome
 //!   is unknown (the connection to the leader broke after sending), may have.
@@ -84,6 +87,14 @@ pub(super) fn blocking_keys(args: &[Bytes]) -> Option<(Vec<Bytes>, &Bytes)> {
     }
 }
 
+/// Whether `cmd` is a non-blocking list pop (sent as a [`RedisOp::Pop`]).
+fn is_list_pop(cmd: &Command) -> bool {
+    matches!(
+        cmd.spec.name,
+        "lpop" | "rpop" | "rpoplpush" | "lmove" | "lmpop"
+    )
+}
+
 /// Whether a queued command may be part of a replicated transaction (data commands, and the
 /// connection commands the log can run: see [`cache_cluster::redis`]).
 pub(super) fn replicable_in_exec(found: &Found) -> bool {
@@ -110,6 +121,19 @@ impl Conn {
         }
     }
 
+    /// A list pop entry for this client, with a new id. `block`: a blocking pop (answered at
+    /// once, flagged empty, when the lists are empty).
+    pub(super) fn pop_op(&mut self, block: bool) -> RedisOp {
+        self.pops_sent += 1;
+        RedisOp::Pop {
+            client: self.global_id(),
+            db: self.client.db as u32,
+            resp3: self.client.proto == Protocol::Resp3,
+            block,
+            id: RedisReplica::pop_id(self.global_id(), self.pops_sent),
+        }
+    }
+
     /// A data command in cluster mode: a write through the log, a read on the replica, or a
     /// blocking pop.
     pub(super) fn cluster_data(&mut self, cmd: &'static Command, args: &[Bytes]) -> Outcome {
@@ -132,8 +156,13 @@ impl Conn {
         }
         if flags.has(Flags::WRITE) || flags.has(Flags::BLOCKING) {
             let args = cache_cluster::redis::pack_argvs(&[&owned[..]]);
+            let op = if is_list_pop(cmd) {
+                self.pop_op(false)
+            } else {
+                self.run_op(true)
+            };
             Outcome::Cluster(ClusterStep::Write {
-                op: self.run_op(true),
+                op,
                 args,
                 after: After::Reply,
             })
@@ -246,7 +275,11 @@ impl Conn {
         match step {
             ClusterStep::Write { op, args, after } => {
                 self.fence.invalidate();
-                match cluster.redis_write(op, args).await {
+                let written = match op {
+                    RedisOp::Pop { .. } => cluster.redis_pop(op, args).await,
+                    op => cluster.redis_write(op, args).await,
+                };
+                match written {
                     Ok(o) => {
                         self.client.db = o.db as usize;
                         self.handle.info.lock().db = self.client.db;
@@ -326,7 +359,8 @@ impl Conn {
         let packed = cache_cluster::redis::pack_argvs(&[&argv[..]]);
         let deadline = blocked_deadline(deadline_ms);
         let result = 'outer: loop {
-            match cluster.redis_write(self.run_op(true), packed.clone()).await {
+            let op = self.pop_op(true);
+            match cluster.redis_pop(op, packed.clone()).await {
                 Ok(o) if !o.empty => break Some(BlockEnd::Raw(o)),
                 Ok(_) => {}
                 Err(e) => break Some(BlockEnd::Reply(cluster_error(&e))),

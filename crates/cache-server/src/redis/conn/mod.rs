@@ -188,6 +188,8 @@ struct Conn {
     fence: cache_cluster::ReadFence,
     /// Cluster mode: the client has watched keys in the replicated keyspace.
     watching: bool,
+    /// Pops this connection sent through the log (numbers their ids: [`RedisOp::Pop`]).
+    pops_sent: u64,
 }
 
 /// A blocking command's deadline (unix ms) as an instant; one too far away to represent is no
@@ -261,6 +263,7 @@ impl Conn {
             shutdown,
             fence: cache_cluster::ReadFence::default(),
             watching: false,
+            pops_sent: 0,
         }
     }
 

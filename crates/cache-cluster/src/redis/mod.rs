@@ -11,6 +11,11 @@
 //!
 //! Replies are encoded here, in the protocol version of the client that sent the command, so a
 //! follower that forwarded a write writes the leader's bytes to its client unchanged.
+//!
+//! List pops carry an id ([`RedisOp::Pop`]) and are applied at most once per id ([`pops`]), so a
+//! node that lost track of a pop's outcome sends it again instead of losing its element.
+
+pub mod pops;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -48,6 +53,17 @@ pub enum RedisOp {
     /// `PUBLISH channel message` (the single argument vector): every node delivers it to its own
     /// subscribers when it applies the entry.
     Publish,
+    /// A list pop (blocking or not), run like [`RedisOp::Run`] but at most once per `id` (see
+    /// [`pops`]): a later entry with the same id answers the first one's reply and changes
+    /// nothing. `block`: a blocking pop, answered at once (null, flagged `empty`) when the lists
+    /// are empty.
+    Pop {
+        client: u64,
+        db: u32,
+        resp3: bool,
+        block: bool,
+        id: u64,
+    },
 }
 
 /// The outcome of a Redis log entry.
@@ -110,6 +126,8 @@ pub trait RedisEvents: Send + Sync {
 /// A node's replica of the Redis keyspace, and where its events go.
 pub struct RedisReplica {
     ks: Arc<Mutex<Keyspace>>,
+    /// Outcomes of recent pops by id (replicated state; locked after `ks`, with it).
+    pops: Mutex<pops::Pops>,
     events: RwLock<Option<Arc<dyn RedisEvents>>>,
     /// The replicated clock in unix ms: the latest applied entry's time (monotonic).
     now_ms: AtomicU64,
@@ -126,6 +144,7 @@ impl RedisReplica {
         config.track_ready = true;
         RedisReplica {
             ks: Arc::new(Mutex::new(Keyspace::new(config))),
+            pops: Mutex::new(pops::Pops::default()),
             events: RwLock::new(None),
             now_ms: AtomicU64::new(0),
         }
@@ -164,10 +183,26 @@ impl RedisReplica {
         (z ^ (z >> 31)) ^ local
     }
 
+    /// A tier-wide id for the `seq`-th pop of a client with tier-wide id `client` (see
+    /// [`RedisOp::Pop`]).
+    pub fn pop_id(client: u64, seq: u64) -> u64 {
+        let mut z = client ^ seq.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// How many pop outcomes the replica remembers (see [`pops`]).
+    pub fn remembered_pops(&self) -> usize {
+        let _ks = self.ks.lock();
+        self.pops.lock().len()
+    }
+
     /// The periodic expiry entry: remove expired keys at `now_ms`. Returns how many.
     pub(crate) fn active_expire(&self, now_ms: u64) -> usize {
         let mut ks = self.ks.lock();
         self.advance_clock(now_ms);
+        self.pops.lock().prune(now_ms);
         ks.active_expire(now_ms, ACTIVE_EXPIRE_EFFORT)
     }
 
@@ -184,7 +219,27 @@ impl RedisReplica {
             // sees the clock and the data of the same applied entry, never one without the
             // other.
             self.advance_clock(now_ms);
-            let out = apply_op(&mut ks, op, &argvs, now_ms, &mut published);
+            let out = match *op {
+                RedisOp::Pop {
+                    client,
+                    db,
+                    resp3,
+                    block,
+                    id,
+                } => {
+                    let mut pops = self.pops.lock();
+                    match pops.get(id) {
+                        Some(first) => first.clone(),
+                        None => {
+                            let first = argvs.first().map_or(&[][..], |a| &a[..]);
+                            let o = run_one(&mut ks, client, db, resp3, block, first, now_ms);
+                            pops.record(id, now_ms, o.clone());
+                            o
+                        }
+                    }
+                }
+                _ => apply_op(&mut ks, op, &argvs, now_ms, &mut published),
+            };
             (out, ks.take_ready_keys())
         };
         if !published.is_empty() || !ready.is_empty() {
@@ -206,17 +261,35 @@ impl RedisReplica {
         Some(ev.pubsub(q))
     }
 
-    /// Append the keyspace's image to a snapshot.
+    /// Append the replicated Redis state's image to a snapshot: the keyspace's image (after its
+    /// length, a little-endian u64), then the pop table's ([`pops::Pops::export_into`]).
     pub(crate) fn export_into(&self, out: &mut Vec<u8>) {
-        self.ks.lock().export_into(out);
+        let ks = self.ks.lock();
+        let at = out.len();
+        out.extend_from_slice(&0u64.to_le_bytes());
+        ks.export_into(out);
+        let len = (out.len() - at - 8) as u64;
+        out[at..at + 8].copy_from_slice(&len.to_le_bytes());
+        self.pops.lock().export_into(out);
     }
 
-    /// Replace the keyspace from a snapshot's image.
+    /// Replace the replicated Redis state from a snapshot's image ([`RedisReplica::export_into`]).
+    /// A bad image is an error (the snapshot is not installed).
     pub(crate) fn import(&self, image: &[u8], now_ms: u64) -> Result<(), String> {
+        let (len, rest) = image
+            .split_first_chunk::<8>()
+            .ok_or("Redis image truncated")?;
+        let ks_len = usize::try_from(u64::from_le_bytes(*len))
+            .ok()
+            .filter(|l| *l <= rest.len())
+            .ok_or("Redis keyspace image truncated")?;
+        let (ks_image, pops_image) = rest.split_at(ks_len);
+        let pops = pops::Pops::import(pops_image)?;
         {
             let mut ks = self.ks.lock();
+            ks.import(ks_image).map_err(|e| e.to_string())?;
             self.advance_clock(now_ms);
-            ks.import(image).map_err(|e| e.to_string())?;
+            *self.pops.lock() = pops;
         }
         if let Some(ev) = self.events.read().clone() {
             ev.replaced();
@@ -257,25 +330,15 @@ fn apply_op(
             db,
             resp3,
             noblock,
-        } => {
-            let mut c = Client {
-                id: client,
-                db: db as usize,
-                proto: proto(resp3),
-                in_exec: noblock,
-            };
-            if c.db >= ks.databases() {
-                return outcome(
-                    &Reply::error("ERR DB index is out of range"),
-                    resp3,
-                    0,
-                    false,
-                );
-            }
-            let reply = run_data(ks, &mut c, first, now_ms);
-            let empty = noblock && matches!(reply, Reply::Nil | Reply::NilArray);
-            outcome(&reply, resp3, c.db, empty)
-        }
+        } => run_one(ks, client, db, resp3, noblock, first, now_ms),
+        // Applied by [`RedisReplica::apply`], which keeps the pop table.
+        RedisOp::Pop {
+            client,
+            db,
+            resp3,
+            block,
+            ..
+        } => run_one(ks, client, db, resp3, block, first, now_ms),
         RedisOp::Exec { client, db, resp3 } => {
             let mut c = Client {
                 id: client,
@@ -310,6 +373,36 @@ fn apply_op(
             RedisOutcome::default()
         }
     }
+}
+
+/// One data command for `client` in database `db`. `noblock`: a blocking command answers at
+/// once (flagged `empty` when it found nothing).
+fn run_one(
+    ks: &mut Keyspace,
+    client: u64,
+    db: u32,
+    resp3: bool,
+    noblock: bool,
+    argv: &[Bytes],
+    now_ms: u64,
+) -> RedisOutcome {
+    let mut c = Client {
+        id: client,
+        db: db as usize,
+        proto: proto(resp3),
+        in_exec: noblock,
+    };
+    if c.db >= ks.databases() {
+        return outcome(
+            &Reply::error("ERR DB index is out of range"),
+            resp3,
+            0,
+            false,
+        );
+    }
+    let reply = run_data(ks, &mut c, argv, now_ms);
+    let empty = noblock && matches!(reply, Reply::Nil | Reply::NilArray);
+    outcome(&reply, resp3, c.db, empty)
 }
 
 /// One data command; a command the store does not know or with the wrong arity answers an
@@ -493,6 +586,86 @@ mod tests {
         assert!(empty.empty);
         assert_eq!(empty.reply, b"*-1\r\n");
         assert_eq!(run(&a, 1, &["GET", "t"], 2000).reply, b"$-1\r\n");
+    }
+
+    fn pop(r: &RedisReplica, id: u64, block: bool, parts: &[&str], now_ms: u64) -> RedisOutcome {
+        let a = argv(parts);
+        let op = RedisOp::Pop {
+            client: 9,
+            db: 0,
+            resp3: false,
+            block,
+            id,
+        };
+        match r.apply(&op, &pack_argvs(&[&a[..]]), now_ms) {
+            Outcome::Redis(o) => o,
+            o => panic!("not a redis outcome: {o:?}"),
+        }
+    }
+
+    #[test]
+    fn a_pop_sent_again_is_applied_once_and_answers_its_first_outcome() {
+        let r = RedisReplica::new(redis_store::Config::default());
+        run(&r, 1, &["RPUSH", "q", "a", "b", "c"], 1);
+        let first = pop(&r, 100, true, &["BRPOP", "q", "0"], 2);
+        assert_eq!(first.reply, b"*2\r\n$1\r\nq\r\n$1\r\nc\r\n");
+        // The same id again (the sender did not learn the outcome): same answer, no element.
+        assert_eq!(pop(&r, 100, true, &["BRPOP", "q", "0"], 3), first);
+        assert_eq!(run(&r, 1, &["LLEN", "q"], 4).reply, b":2\r\n");
+        // A non-blocking pop the same way.
+        let l = pop(&r, 101, false, &["LPOP", "q"], 5);
+        assert_eq!(l.reply, b"$1\r\na\r\n");
+        assert_eq!(pop(&r, 101, false, &["LPOP", "q"], 6), l);
+        // An empty outcome is remembered too: an earlier copy applied after a retry that found
+        // nothing must not take an element pushed in between.
+        run(&r, 1, &["DEL", "q"], 7);
+        let none = pop(&r, 102, true, &["BRPOP", "q", "0"], 8);
+        assert!(none.empty);
+        run(&r, 1, &["RPUSH", "q", "late"], 9);
+        assert_eq!(pop(&r, 102, true, &["BRPOP", "q", "0"], 10), none);
+        assert_eq!(run(&r, 1, &["LLEN", "q"], 11).reply, b":1\r\n");
+        // After the retention time (advanced by the periodic expiry entry) the id is forgotten.
+        assert_eq!(r.remembered_pops(), 3);
+        r.active_expire(9 + pops::RETAIN_MS);
+        assert_eq!(r.remembered_pops(), 0);
+    }
+
+    #[test]
+    fn a_snapshot_carries_the_pop_table() {
+        let a = RedisReplica::new(redis_store::Config::default());
+        run(&a, 1, &["RPUSH", "q", "x", "y"], 1);
+        let got = pop(&a, 5, true, &["BLPOP", "q", "0"], 2);
+        let mut image = Vec::new();
+        a.export_into(&mut image);
+        let b = RedisReplica::new(redis_store::Config::default());
+        b.import(&image, 2).expect("import");
+        // The pop sent again to a replica that caught up by snapshot: the same answer.
+        assert_eq!(pop(&b, 5, true, &["BLPOP", "q", "0"], 3), got);
+        assert_eq!(
+            run(&b, 1, &["LRANGE", "q", "0", "-1"], 4).reply,
+            b"*1\r\n$1\r\ny\r\n"
+        );
+        let mut again = Vec::new();
+        b.export_into(&mut again);
+        let c = RedisReplica::new(redis_store::Config::default());
+        c.import(&again, 4).expect("import");
+        assert_eq!(c.remembered_pops(), 1);
+        // A bad image is refused.
+        assert!(c.import(&again[..again.len() - 1], 5).is_err());
+        assert!(c.import(&[1, 2, 3], 5).is_err());
+    }
+
+    #[test]
+    fn pop_ids_differ_per_client_and_sequence() {
+        let mut seen = std::collections::HashSet::new();
+        for node in [1u64 << 48 | 7, 2 << 48 | 7, 3 << 48 | 99] {
+            for local in 1..50 {
+                let client = RedisReplica::global_client_id(node, local);
+                for seq in 0..50 {
+                    assert!(seen.insert(RedisReplica::pop_id(client, seq)));
+                }
+            }
+        }
     }
 
     #[test]
