@@ -323,8 +323,13 @@ const EXPIRE_CHUNK: usize = 1000;
 const EXPIRE_CYCLE_BUDGET: Duration = Duration::from_millis(25);
 
 /// The background cycle: every 100 ms, expire keys (so memory held by expired keys nobody reads
-/// is returned), until `stop`.
+/// is returned), until `stop`. Standalone only: in cluster mode the keyspace is a replica, which
+/// only the log may change (the leader's periodic expiry entry expires keys there, at the
+/// replicated clock); a cycle at this node's own clock would delete keys on this replica alone.
 pub async fn maintenance(shared: Arc<RedisShared>, mut stop: watch::Receiver<bool>) {
+    if shared.cluster.is_some() {
+        return;
+    }
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

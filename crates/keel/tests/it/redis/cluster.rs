@@ -440,6 +440,69 @@ fn ttls_agree_on_every_node_and_keys_expire_for_all_at_once() {
     }
 }
 
+/// The keys line of `INFO keyspace` for db0 on `slot` (this node's own replica, no barrier).
+fn db0_line(c: &CacheCluster, slot: u16) -> String {
+    let mut r = conn(c, slot);
+    match must(&mut r, &["INFO", "keyspace"]) {
+        Resp::Blob(_, Some(b)) => String::from_utf8_lossy(&b)
+            .lines()
+            .find(|l| l.starts_with("db0:"))
+            .unwrap_or("db0:none")
+            .to_string(),
+        other => panic!("INFO keyspace on node {slot}: {other:?}"),
+    }
+}
+
+#[test]
+fn a_replica_expires_keys_only_through_the_log() {
+    let _serial = serial();
+    let mut c = start_cluster(None);
+    let leader = c
+        .leader(Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut w = conn(&c, leader);
+    for i in 0..200 {
+        assert_eq!(
+            must(&mut w, &["SET", &format!("k{i}"), "v", "PX", "300"]),
+            ok()
+        );
+    }
+    let others: Vec<u16> = c.slots().into_iter().filter(|s| *s != leader).collect();
+    let (paused, watched) = (others[0], others[1]);
+    // The watched follower has applied every SET (a linearizable read on it sees the last).
+    assert_eq!(must(&mut conn(&c, watched), &["EXISTS", "k199"]), int(1));
+    // With the leader and one follower stopped, no entry is appended: the replicated clock
+    // stands still on the watched follower, so its keys must outlive their wall-clock expiry.
+    c.pause(leader).unwrap_or_else(|e| panic!("{e}"));
+    c.pause(paused).unwrap_or_else(|e| panic!("{e}"));
+    // Waiting for wall-clock time to pass is the point here (not a readiness wait).
+    std::thread::sleep(Duration::from_millis(900));
+    let during = db0_line(&c, watched);
+    c.resume(paused).unwrap_or_else(|e| panic!("{e}"));
+    c.resume(leader).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        during.starts_with("db0:keys=200,expires=200"),
+        "node {watched} removed keys outside the log while the log stood still: {during}"
+    );
+    // Once the log moves again, the keys go on every node.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for slot in c.slots() {
+        loop {
+            let line = db0_line(&c, slot);
+            if line == "db0:none" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {slot} still holds expired keys 15 s after the leader resumed: {line}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    c.wait_all_ready(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
 // ------------------------------------------------------------------------------------------
 // 4. Blocking pops across nodes.
 // ------------------------------------------------------------------------------------------
