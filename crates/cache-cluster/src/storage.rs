@@ -142,6 +142,21 @@ impl LogInner {
         std::mem::replace(&mut self.log, keep)
     }
 
+    /// Entries `start..end`, cut off once they hold more than `max_bytes` (at least one).
+    fn limited(&self, start: u64, end: u64, max_bytes: u64) -> Vec<Entry<TypeConfig>> {
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        for (i, e) in self.log.range(start..end) {
+            let size = self.sizes.get(i).copied().unwrap_or(0);
+            if !out.is_empty() && bytes + size > max_bytes {
+                break;
+            }
+            bytes += size;
+            out.push(e.clone());
+        }
+        out
+    }
+
     /// Bytes of the entries after `index` (all of them for `None`).
     fn bytes_after(&self, index: Option<u64>) -> u64 {
         match index {
@@ -152,6 +167,10 @@ impl LogInner {
         }
     }
 }
+
+/// Most bytes (by [`entry_bytes`]) of entries one append to a follower carries, unless a single
+/// entry is larger.
+pub const APPEND_MAX_BYTES: u64 = 1 << 20;
 
 /// Approximate memory of one entry: its commands' keys, values and per-command overhead
 /// ([`Command::mem_bytes`](crate::Command::mem_bytes)) plus the entry's own.
@@ -235,6 +254,18 @@ impl RaftLogReader<TypeConfig> for LogStore {
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
         let inner = self.inner.lock();
         Ok(inner.log.range(range).map(|(_, e)| e.clone()).collect())
+    }
+
+    /// The entries one append carries: from `start`, up to [`APPEND_MAX_BYTES`] (at least one
+    /// entry). openraft gives an append one heartbeat interval; a follower far behind is sent
+    /// many small appends that each finish in time, not one that never does.
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
+        let inner = self.inner.lock();
+        Ok(inner.limited(start, end, APPEND_MAX_BYTES))
     }
 }
 
@@ -810,6 +841,35 @@ mod tests {
         d.seek(SeekFrom::Start(100)).await.unwrap();
         assert!(d.write_all(b"x").await.is_err());
         assert_eq!(d.into_shared().len(), 12);
+    }
+
+    /// An append carries entries up to the byte budget, at least one, in order from `start`.
+    #[test]
+    fn appends_are_cut_at_the_byte_budget() {
+        use openraft::{CommittedLeaderId, LogId};
+        let entry = |index: u64, key_len: usize| Entry::<TypeConfig> {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(crate::command::Request {
+                now: 0,
+                now_ms: 0,
+                cmd: Arc::new(crate::Command::Remove {
+                    key: vec![b'k'; key_len],
+                }),
+            }),
+        };
+        let mut inner = LogInner::default();
+        for i in 1..=10 {
+            inner.insert(entry(i, 1000));
+        }
+        let one = inner.sizes[&1];
+        let indexes =
+            |v: Vec<Entry<TypeConfig>>| v.iter().map(|e| e.log_id.index).collect::<Vec<_>>();
+        assert_eq!(indexes(inner.limited(1, 11, 3 * one)), [1, 2, 3]);
+        assert_eq!(indexes(inner.limited(4, 11, 3 * one + 1)), [4, 5, 6]);
+        assert_eq!(indexes(inner.limited(9, 11, 100 * one)), [9, 10]);
+        // A single entry over the budget still goes alone.
+        assert_eq!(indexes(inner.limited(2, 11, 1)), [2]);
+        assert!(inner.limited(11, 20, 1).is_empty());
     }
 
     /// The byte count follows appends, overwrites, truncation and purges, and `bytes_after`

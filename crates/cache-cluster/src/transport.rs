@@ -7,6 +7,11 @@
 //! task that flushes whenever its queue runs empty: low latency for one request, few syscalls
 //! under load.
 //!
+//! A request whose caller gave up (its timeout passed) before its frame was written is not
+//! written at all: a peer that answers slowly, while Raft sends the same append again after
+//! every timeout, would otherwise see a backlog of stale copies grow ahead of every new request,
+//! and every request on the connection would time out from then on.
+//!
 //! Never panics on network input: frames are size-checked before allocation and decoded with a
 //! byte limit; a bad frame closes that connection only. Every wait is bounded by the caller's
 //! timeout.
@@ -193,10 +198,47 @@ pub async fn writer_loop(w: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Vec<
     }
 }
 
+/// A client connection's writer: like [`writer_loop`], but a request whose waiter is gone from
+/// `pending` (its caller timed out) is dropped instead of written.
+async fn request_writer_loop(
+    w: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<(u64, Vec<u8>)>,
+    pending: Pending,
+) {
+    let mut w = BufWriter::with_capacity(64 * 1024, w);
+    let wanted = |id: u64| pending.lock().contains_key(&id);
+    while let Some((id, frame)) = rx.recv().await {
+        if wanted(id) && w.write_all(&frame).await.is_err() {
+            return;
+        }
+        while let Ok((id, more)) = rx.try_recv() {
+            if wanted(id) && w.write_all(&more).await.is_err() {
+                return;
+            }
+        }
+        if w.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
 
+/// Removes a request's waiter when the call ends, however it ends (a timeout drops the call's
+/// future): its frame, if not yet written, is then skipped.
+struct Waiting {
+    pending: Pending,
+    id: u64,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.pending.lock().remove(&self.id);
+    }
+}
+
 struct Conn {
-    tx: mpsc::UnboundedSender<Vec<u8>>,
+    tx: mpsc::UnboundedSender<(u64, Vec<u8>)>,
     pending: Pending,
     alive: Arc<AtomicBool>,
 }
@@ -239,6 +281,7 @@ impl Peer {
         let id = self.next_id.fetch_add(1, Relaxed);
         let frame = encode(id, rpc)?;
         let (tx, rx) = oneshot::channel();
+        let _waiting;
         {
             let mut guard = self.conn.lock().await;
             let stale = match &*guard {
@@ -252,7 +295,11 @@ impl Peer {
                 return Err(ClusterError::Unreachable(self.addr.clone()));
             };
             c.pending.lock().insert(id, tx);
-            if c.tx.send(frame).is_err() {
+            _waiting = Waiting {
+                pending: c.pending.clone(),
+                id,
+            };
+            if c.tx.send((id, frame)).is_err() {
                 c.pending.lock().remove(&id);
                 c.alive.store(false, Relaxed);
                 return Err(ClusterError::Unreachable(self.addr.clone()));
@@ -270,7 +317,7 @@ impl Peer {
         let (tx, rx) = mpsc::unbounded_channel();
         let pending: Pending = Arc::default();
         let alive = Arc::new(AtomicBool::new(true));
-        tokio::spawn(writer_loop(w, rx));
+        tokio::spawn(request_writer_loop(w, rx, pending.clone()));
         let (p2, a2) = (pending.clone(), alive.clone());
         tokio::spawn(async move {
             let mut buf = Vec::new();
@@ -292,5 +339,66 @@ impl Peer {
     /// Drop the connection (next call reconnects).
     pub async fn reset(&self) {
         *self.conn.lock().await = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A peer that stops reading (busy, or starved of CPU) while callers time out and send
+    /// again: only the frame already on its way is written, not the stale copies queued behind
+    /// it, so the next request after the peer recovers goes out at once.
+    #[tokio::test]
+    async fn requests_whose_callers_gave_up_are_not_written() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let (go_tx, go_rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.expect("accept");
+            // Not reading until told: the socket buffers fill and the writer stalls.
+            let _ = go_rx.await;
+            let (mut r, mut w) = stream.into_split();
+            let (mut buf, mut big) = (Vec::new(), 0usize);
+            while let Ok(Some(id)) = read_frame(&mut r, &mut buf).await {
+                match decode::<Rpc>(&buf).expect("a request") {
+                    Rpc::Write(_) => big += 1,
+                    Rpc::Hello => {
+                        let info = HelloInfo {
+                            id: 1,
+                            initialized: true,
+                            leader: None,
+                            leader_addr: None,
+                        };
+                        let frame = encode(id, &Reply::Hello(info)).expect("encode");
+                        w.write_all(&frame).await.expect("reply");
+                        return big;
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            big
+        });
+        let peer = Peer::new(addr, Partition::default());
+        let big = Rpc::Write(Arc::new(Command::Remove {
+            key: vec![7; 16 << 20],
+        }));
+        const SENT: usize = 6;
+        for _ in 0..SENT {
+            let r = peer.call(&big, Duration::from_millis(50)).await;
+            assert!(
+                matches!(r, Err(ClusterError::Timeout(_))),
+                "a peer that does not read cannot answer: {r:?}"
+            );
+        }
+        let _ = go_tx.send(());
+        let r = peer.call(&Rpc::Hello, Duration::from_secs(20)).await;
+        assert!(matches!(r, Ok(Reply::Hello(_))), "{r:?}");
+        let written = server.await.expect("server");
+        assert!(
+            written < SENT,
+            "all {SENT} timed-out requests were written ahead of the new one"
+        );
     }
 }
