@@ -2,7 +2,8 @@
 //! commands the server runs itself) with the same [`Spec`] metadata as the store's data
 //! commands, so `COMMAND INFO` covers both; the checks redis-server makes before running any
 //! command (unknown command, unknown subcommand, arity) with its exact errors; `COMMAND`'s and
-//! `CONFIG`'s replies.
+//! `CONFIG`'s replies (`COMMAND INFO` and `COMMAND DOCS` give Redis 7.0.15's own entries, from
+//! [`docs`]).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -13,6 +14,8 @@ use redis_store::{Command, Flags, Spec};
 
 use super::limits::{parse_memory, parse_obuf_config, ObufClass};
 use crate::config::RedisSettings;
+
+mod docs;
 
 const fn f(bits: &[Flags]) -> Flags {
     let mut out = 0;
@@ -369,9 +372,42 @@ fn flag_set(flags: Flags) -> Reply {
     )
 }
 
-/// One command's `COMMAND INFO` entry (Redis 7.0's ten fields; keel lists no tips and no key
-/// specifications).
+/// One command's `COMMAND INFO` entry: Redis 7.0.15's (ten fields, tips and key
+/// specifications included); a container lists only the subcommands keel implements.
 pub fn command_info(s: &Spec) -> Reply {
+    let Some(Reply::Array(fields)) = docs::info(s.name) else {
+        return generated_info(s);
+    };
+    let mut fields = fields.clone();
+    if !s.subcommands.is_empty() {
+        if let Some(subs) = fields.get_mut(9) {
+            let redis_order: Vec<&[u8]> = match subs {
+                Reply::Array(v) => v
+                    .iter()
+                    .filter_map(|e| match e {
+                        Reply::Array(f) => match f.first() {
+                            Some(Reply::Bulk(n)) => Some(n.as_ref()),
+                            _ => None,
+                        },
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            *subs = Reply::Array(
+                subs_in_order(s, redis_order)
+                    .into_iter()
+                    .map(command_info)
+                    .collect(),
+            );
+        }
+    }
+    Reply::Array(fields)
+}
+
+/// A `COMMAND INFO` entry made from keel's own table, for a command redis-server 7.0.15 does
+/// not have (`CLIENT SETINFO`, from 7.2): no tips, no key specifications.
+fn generated_info(s: &Spec) -> Reply {
     let subs = if s.subcommands.is_empty() {
         Reply::Set(Vec::new())
     } else {
@@ -396,6 +432,95 @@ pub fn command_info(s: &Spec) -> Reply {
     ])
 }
 
+/// A container's subcommands in the order redis-server lists them (`redis_order`: its names),
+/// then keel's others.
+fn subs_in_order<'s>(s: &'s Spec, redis_order: Vec<&[u8]>) -> Vec<&'s Spec> {
+    let mut out: Vec<&'s Spec> = redis_order
+        .into_iter()
+        .filter_map(|n| s.subcommands.iter().find(|c| c.name.as_bytes() == n))
+        .collect();
+    for c in s.subcommands {
+        if !out.iter().any(|o| o.name == c.name) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// One command's `COMMAND DOCS` map: Redis 7.0.15's; a container's `subcommands` lists only
+/// the subcommands keel implements.
+pub fn command_docs(s: &Spec) -> Reply {
+    let Some(Reply::Map(fields)) = docs::docs(s.name) else {
+        return generated_docs(s);
+    };
+    let mut fields = fields.clone();
+    if !s.subcommands.is_empty() {
+        if let Some((_, subs)) = fields
+            .iter_mut()
+            .find(|(k, _)| docs::is_bulk(k, b"subcommands"))
+        {
+            let redis_order: Vec<&[u8]> = match subs {
+                Reply::Map(v) => v
+                    .iter()
+                    .filter_map(|(k, _)| match k {
+                        Reply::Bulk(n) => Some(n.as_ref()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            *subs = Reply::Map(
+                subs_in_order(s, redis_order)
+                    .into_iter()
+                    .map(|c| {
+                        (
+                            Reply::Bulk(Bytes::from_static(c.name.as_bytes())),
+                            command_docs(c),
+                        )
+                    })
+                    .collect(),
+            );
+        }
+    }
+    Reply::Map(fields)
+}
+
+/// `COMMAND DOCS` for a command redis-server 7.0.15 does not have: `CLIENT SETINFO` as Redis
+/// 7.2 documents it, an empty map for anything else.
+fn generated_docs(s: &Spec) -> Reply {
+    let b = |t: &'static str| Reply::Bulk(Bytes::from_static(t.as_bytes()));
+    if s.name != "client|setinfo" {
+        return Reply::Map(Vec::new());
+    }
+    let arg = |name: &'static str, token: &'static str| {
+        Reply::Map(vec![
+            (b("name"), b(name)),
+            (b("type"), b("string")),
+            (b("token"), b(token)),
+        ])
+    };
+    Reply::Map(vec![
+        (
+            b("summary"),
+            b("Sets information specific to the client or connection."),
+        ),
+        (b("since"), b("7.2.0")),
+        (b("group"), b("connection")),
+        (b("complexity"), b("O(1)")),
+        (
+            b("arguments"),
+            Reply::Array(vec![Reply::Map(vec![
+                (b("name"), b("attr")),
+                (b("type"), b("oneof")),
+                (
+                    b("arguments"),
+                    Reply::Array(vec![arg("libname", "LIB-NAME"), arg("libver", "LIB-VER")]),
+                ),
+            ])]),
+        ),
+    ])
+}
+
 /// Every command keel runs: the server's and the store's.
 pub fn all_specs() -> impl Iterator<Item = &'static Spec> {
     SERVER_COMMANDS
@@ -414,6 +539,19 @@ pub fn find_spec(name: &[u8]) -> Option<&'static Spec> {
     }
 }
 
+/// A command or a subcommand (`client|list`, any case) by name, as `COMMAND INFO` and
+/// `COMMAND DOCS` look names up.
+fn find_command(name: &[u8]) -> Option<&'static Spec> {
+    let Some(bar) = name.iter().position(|&c| c == b'|') else {
+        return find_spec(name);
+    };
+    let (top, sub) = (&name[..bar], &name[bar + 1..]);
+    if sub.contains(&b'|') {
+        return None;
+    }
+    find_spec(top).and_then(|s| find_sub(s, sub))
+}
+
 /// `COMMAND ...` (the subcommand was checked by [`resolve`]).
 pub fn command(args: &[Bytes]) -> Reply {
     if args.len() == 1 {
@@ -429,17 +567,16 @@ pub fn command(args: &[Bytes]) -> Reply {
             Reply::Array(
                 args[2..]
                     .iter()
-                    .map(|n| find_spec(n).map_or(Reply::Nil, command_info))
+                    .map(|n| find_command(n).map_or(Reply::Nil, command_info))
                     .collect(),
             )
         }
         b"docs" => {
-            // keel has no documentation strings: every command answers an empty map, which is
-            // enough for redis-cli (it builds its hints from whatever fields are present).
+            // Unknown names are skipped, as redis-server does.
             let names: Vec<&'static Spec> = if args.len() == 2 {
                 all_specs().collect()
             } else {
-                args[2..].iter().filter_map(|n| find_spec(n)).collect()
+                args[2..].iter().filter_map(|n| find_command(n)).collect()
             };
             Reply::Map(
                 names
@@ -447,7 +584,7 @@ pub fn command(args: &[Bytes]) -> Reply {
                     .map(|s| {
                         (
                             Reply::Bulk(Bytes::from_static(s.name.as_bytes())),
-                            Reply::Map(Vec::new()),
+                            command_docs(s),
                         )
                     })
                     .collect(),
@@ -871,5 +1008,120 @@ mod tests {
             command(&args(&["command", "count"])),
             Reply::Int(all_specs().count() as i64)
         );
+    }
+
+    fn names_of_subs(r: &Reply) -> Vec<String> {
+        let text = |r: &Reply| match r {
+            Reply::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+            other => panic!("{other:?}"),
+        };
+        match r {
+            Reply::Array(v) => v
+                .iter()
+                .map(|e| match e {
+                    Reply::Array(f) => text(&f[0]),
+                    other => panic!("{other:?}"),
+                })
+                .collect(),
+            Reply::Map(m) => m.iter().map(|(k, _)| text(k)).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn command_docs_encodes_as_redis_in_both_protocols() {
+        use redis_proto::{encode_to_vec, Protocol};
+        let r = command(&args(&["command", "docs", "GET", "nosuch", "client|list"]));
+        let v3 = encode_to_vec(&r, Protocol::Resp3);
+        assert!(v3.starts_with(b"%2\r\n$3\r\nget\r\n%5\r\n$7\r\nsummary\r\n"));
+        // RESP3 sets (history, flags) become arrays, maps flat arrays, in RESP2.
+        let v2 = encode_to_vec(&r, Protocol::Resp2);
+        assert!(v2.starts_with(b"*4\r\n$3\r\nget\r\n*10\r\n$7\r\nsummary\r\n"));
+        assert!(v3.windows(5).any(|w| w == b"~1\r\n+"));
+        assert!(!v2.windows(3).any(|w| w == b"\n~1" || w == b"\n%5"));
+        assert!(v2.windows(18).any(|w| w == b"$11\r\nclient|list\r\n"));
+        assert_eq!(
+            command(&args(&["command", "docs", "nosuch"])),
+            Reply::Map(vec![])
+        );
+    }
+
+    #[test]
+    fn command_info_has_tips_and_key_specs() {
+        let Reply::Array(v) = command(&args(&["command", "info", "get", "x|y", "CLIENT|LIST"]))
+        else {
+            panic!()
+        };
+        assert_eq!(v.len(), 3);
+        let Reply::Array(get) = &v[0] else { panic!() };
+        let Reply::Set(specs) = &get[8] else {
+            panic!("{:?}", get[8])
+        };
+        assert_eq!(specs.len(), 1);
+        assert_eq!(v[1], Reply::Nil);
+        let Reply::Array(list) = &v[2] else { panic!() };
+        assert_eq!(list[0], Reply::bulk(b"client|list"));
+        assert_eq!(
+            list[7],
+            Reply::Set(vec![Reply::bulk(b"nondeterministic_output")])
+        );
+    }
+
+    #[test]
+    fn containers_list_exactly_keels_subcommands() {
+        for spec in all_specs().filter(|s| !s.subcommands.is_empty()) {
+            let mut want: Vec<String> = spec.subcommands.iter().map(|c| c.name.into()).collect();
+            want.sort();
+            let Reply::Array(info) = command_info(spec) else {
+                panic!()
+            };
+            let mut got = names_of_subs(&info[9]);
+            got.sort();
+            assert_eq!(got, want, "COMMAND INFO {}", spec.name);
+            let Reply::Map(docs) = command_docs(spec) else {
+                panic!()
+            };
+            let subs = docs
+                .iter()
+                .find(|(k, _)| docs::is_bulk(k, b"subcommands"))
+                .map(|(_, v)| v)
+                .unwrap_or_else(|| panic!("{} has no subcommands docs", spec.name));
+            let mut got = names_of_subs(subs);
+            got.sort();
+            assert_eq!(got, want, "COMMAND DOCS {}", spec.name);
+        }
+    }
+
+    #[test]
+    fn recorded_entries_agree_with_keels_table() {
+        // Every command keel runs has Redis's entries (but 7.2's CLIENT SETINFO), and what
+        // keel checks arity and keys by is what Redis reports.
+        let mut specs: Vec<&Spec> = all_specs().collect();
+        specs.extend(all_specs().flat_map(|s| s.subcommands.iter()));
+        let mut bad = Vec::new();
+        for s in specs {
+            if s.name == "client|setinfo" {
+                assert!(docs::info(s.name).is_none());
+                continue;
+            }
+            assert!(docs::docs(s.name).is_some(), "no docs for {}", s.name);
+            let Some(Reply::Array(recorded)) = docs::info(s.name) else {
+                panic!("no info for {}", s.name)
+            };
+            let Reply::Array(ours) = generated_info(s) else {
+                panic!()
+            };
+            // Arity, key positions, ACL categories (keel's flags need not name every flag
+            // Redis has: `no_async_loading` means nothing to keel).
+            for i in [0, 1, 3, 4, 5, 6] {
+                if recorded[i] != ours[i] {
+                    bad.push(format!(
+                        "{} field {i}: {:?} vs {:?}",
+                        s.name, recorded[i], ours[i]
+                    ));
+                }
+            }
+        }
+        assert!(bad.is_empty(), "{bad:#?}");
     }
 }

@@ -28,7 +28,9 @@
 //!   time-dependent replies (RANDOMKEY, SPOP, TIME, INFO, CLIENT ID...);
 //!   `:mask=I,J` only elements I, J of the top-level aggregate by shape (flat indices; HELLO's
 //!   version and id are `:mask=3,7`);
-//!   `:cmdinfo` `COMMAND INFO` with each command's tips and key specs masked.
+//!   `:subs` `COMMAND INFO`/`COMMAND DOCS` with each container's subcommands sorted by name
+//!   (redis-server lists them in the order of a hash table with a random seed);
+//!   `:subs=a|b,a|c` the same, keeping only those subcommands (keel implements a subset).
 //!
 //! Directives:
 //! - `!password PW` (before any command): both servers require this password.
@@ -62,9 +64,9 @@ enum Norm {
     /// Replace these elements of the top-level aggregate (flat index; a map's key k is 2k, its
     /// value 2k+1) by their shape, compare the rest exactly.
     Mask(&'static [usize]),
-    /// `COMMAND INFO`: every command's tips and key specs (elements 7 and 8) masked, the rest
-    /// exact (keel reports the legacy key positions, not Redis 7's key specs).
-    CommandInfo,
+    /// `COMMAND INFO`/`COMMAND DOCS`: each container's subcommands sorted by name, only the
+    /// listed ones if there is a list; the rest exact.
+    Subs(Option<&'static [String]>),
 }
 
 #[derive(Clone, Debug)]
@@ -234,7 +236,12 @@ fn parse_line(text: &str) -> Result<Option<Step>, String> {
             "sort" => norm = Norm::Sort,
             "pairs" => norm = Norm::Pairs,
             "shape" => norm = Norm::Shape,
-            "cmdinfo" => norm = Norm::CommandInfo,
+            "subs" => norm = Norm::Subs(None),
+            f if f.starts_with("subs=") => {
+                let names: Vec<String> = f[5..].split(',').map(str::to_owned).collect();
+                // Scripts are parsed once per test: leaking the few names is harmless.
+                norm = Norm::Subs(Some(Box::leak(names.into_boxed_slice())));
+            }
             "eof" => eof = true,
             "raw" => raw = true,
             "inline" => inline = true,
@@ -447,24 +454,60 @@ impl Side {
     }
 }
 
+/// One `COMMAND INFO` entry or `COMMAND DOCS` map with its subcommands (element 9 of an
+/// entry: a list of entries; a docs map's `subcommands`: name, docs pairs) sorted by name and
+/// reduced to `keep` if given.
+fn container_subs(e: &Resp, keep: Option<&[String]>) -> Resp {
+    let wanted = |name: &Resp| match (name, keep) {
+        (_, None) => true,
+        (Resp::Blob(_, Some(n)), Some(k)) => k.iter().any(|k| k.as_bytes() == n.as_slice()),
+        _ => false,
+    };
+    let Resp::Agg(t, Some(fields)) = e else {
+        return e.clone();
+    };
+    let mut fields = fields.clone();
+    let is_info = fields.len() == 10
+        && matches!(fields[0], Resp::Blob(..))
+        && matches!(fields[1], Resp::Line(b':', _));
+    if is_info {
+        if let Resp::Agg(st, Some(subs)) = &fields[9] {
+            let mut subs: Vec<Resp> = subs
+                .iter()
+                .filter(|s| matches!(s, Resp::Agg(_, Some(f)) if f.first().is_some_and(wanted)))
+                .cloned()
+                .collect();
+            subs.sort_by_key(|s| s.encode());
+            fields[9] = Resp::Agg(*st, Some(subs));
+        }
+    } else if let Some(k) = (0..fields.len() / 2)
+        .map(|k| 2 * k)
+        .find(|&k| matches!(&fields[k], Resp::Blob(_, Some(n)) if n == b"subcommands"))
+    {
+        if let Resp::Agg(st, Some(subs)) = &fields[k + 1] {
+            let mut pairs: Vec<(Resp, Resp)> = subs
+                .chunks(2)
+                .filter(|p| p.len() == 2 && wanted(&p[0]))
+                .map(|p| (p[0].clone(), p[1].clone()))
+                .collect();
+            pairs.sort_by_key(|(n, _)| n.encode());
+            let flat: Vec<Resp> = pairs.into_iter().flat_map(|(n, d)| [n, d]).collect();
+            fields[k + 1] = Resp::Agg(*st, Some(flat));
+        }
+    }
+    Resp::Agg(*t, Some(fields))
+}
+
 fn normalise(r: &Resp, raw: &[u8], norm: Norm) -> String {
     match norm {
         Norm::Exact => show(raw),
         Norm::Sort => show(&r.sorted().encode()),
         Norm::Pairs => show(&r.sorted_pairs().encode()),
         Norm::Shape => show(&r.shape().encode()),
-        Norm::CommandInfo => match r {
-            Resp::Agg(t, Some(commands)) => {
-                let masked = |c: &Resp| match c {
-                    Resp::Agg(ct, Some(fields)) if fields.len() == 10 => {
-                        let mut f = fields.clone();
-                        f[7] = Resp::Line(b'+', b"<tips>".to_vec());
-                        f[8] = Resp::Line(b'+', b"<key specs>".to_vec());
-                        Resp::Agg(*ct, Some(f))
-                    }
-                    other => other.clone(),
-                };
-                show(&Resp::Agg(*t, Some(commands.iter().map(masked).collect())).encode())
+        Norm::Subs(keep) => match r {
+            Resp::Agg(t, Some(items)) => {
+                let items = items.iter().map(|e| container_subs(e, keep)).collect();
+                show(&Resp::Agg(*t, Some(items)).encode())
             }
             other => show(&other.encode()),
         },
