@@ -14,8 +14,8 @@
 //! bounded. A snapshot is the replica's exact store image ([`cache_store::Store::export`]: items
 //! with CAS, expiry, flags, state bits, slot order and CLOCK hand, the CAS counter and flush
 //! state), the Redis keyspace's exact image and the table of recent pops when the node serves
-//! Redis ([`redis_store::Keyspace::export_into`], [`crate::redis::pops`]) and the replicated clocks (`last_now`,
-//! `last_now_ms`), at a known log index:
+//! Redis ([`redis_store::Keyspace::export_into`], [`crate::redis::pops`]) and the replicated
+//! clocks (`last_now`, `last_now_ms`), at a known log index:
 //! * **Consistency**: openraft asks for the builder ([`RaftStateMachine::get_snapshot_builder`])
 //!   from its state-machine task, the same task that applies entries, so the store is between
 //!   two entries while [`StateMachine::get_snapshot_builder`] exports it (shard by shard, under
@@ -843,19 +843,29 @@ mod tests {
         assert_eq!(d.into_shared().len(), 12);
     }
 
-    /// An append carries entries up to the byte budget, at least one, in order from `start`.
-    #[test]
-    fn appends_are_cut_at_the_byte_budget() {
+    /// A log entry at `index` (term 1) carrying `cmd`.
+    fn entry_of(index: u64, cmd: crate::Command) -> Entry<TypeConfig> {
         use openraft::{CommittedLeaderId, LogId};
-        let entry = |index: u64, key_len: usize| Entry::<TypeConfig> {
+        Entry {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
             payload: EntryPayload::Normal(crate::command::Request {
                 now: 0,
                 now_ms: 0,
-                cmd: Arc::new(crate::Command::Remove {
-                    key: vec![b'k'; key_len],
-                }),
+                cmd: Arc::new(cmd),
             }),
+        }
+    }
+
+    /// An append carries entries up to the byte budget, at least one, in order from `start`.
+    #[test]
+    fn appends_are_cut_at_the_byte_budget() {
+        let entry = |index: u64, key_len: usize| {
+            entry_of(
+                index,
+                crate::Command::Remove {
+                    key: vec![b'k'; key_len],
+                },
+            )
         };
         let mut inner = LogInner::default();
         for i in 1..=10 {
@@ -876,19 +886,16 @@ mod tests {
     /// agrees with summing the entries themselves.
     #[test]
     fn log_bytes_follow_appends_truncates_and_purges() {
-        use openraft::{CommittedLeaderId, LogId};
-        let entry = |index: u64, value_len: usize| Entry::<TypeConfig> {
-            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-            payload: EntryPayload::Normal(crate::command::Request {
-                now: 0,
-                now_ms: 0,
-                cmd: Arc::new(crate::Command::Batch(vec![
+        let entry = |index: u64, value_len: usize| {
+            entry_of(
+                index,
+                crate::Command::Batch(vec![
                     crate::Command::Remove {
                         key: vec![b'k'; value_len]
                     };
                     3
-                ])),
-            }),
+                ]),
+            )
         };
         let direct = |inner: &LogInner, after: u64| -> u64 {
             inner

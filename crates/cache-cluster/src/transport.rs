@@ -181,40 +181,40 @@ pub fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ClusterError>
 }
 
 /// Writes queued frames, flushing when the queue runs dry.
-pub async fn writer_loop(w: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
-    let mut w = BufWriter::with_capacity(64 * 1024, w);
-    while let Some(frame) = rx.recv().await {
-        if w.write_all(&frame).await.is_err() {
-            return;
-        }
-        while let Ok(more) = rx.try_recv() {
-            if w.write_all(&more).await.is_err() {
-                return;
-            }
-        }
-        if w.flush().await.is_err() {
-            return;
-        }
-    }
+pub async fn writer_loop(w: OwnedWriteHalf, rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+    write_frames(w, rx, |f| Some(f)).await
 }
 
 /// A client connection's writer: like [`writer_loop`], but a request whose waiter is gone from
 /// `pending` (its caller timed out) is dropped instead of written.
 async fn request_writer_loop(
     w: OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<(u64, Vec<u8>)>,
+    rx: mpsc::UnboundedReceiver<(u64, Vec<u8>)>,
     pending: Pending,
 ) {
+    write_frames(w, rx, |(id, f)| {
+        pending.lock().contains_key(id).then_some(f)
+    })
+    .await
+}
+
+/// Write each queued item's frame (`frame` gives it, or `None` to skip the item), flushing when
+/// the queue runs dry; stops at the first write error or when the queue closes.
+async fn write_frames<T>(
+    w: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<T>,
+    frame: impl Fn(&T) -> Option<&Vec<u8>>,
+) {
     let mut w = BufWriter::with_capacity(64 * 1024, w);
-    let wanted = |id: u64| pending.lock().contains_key(&id);
-    while let Some((id, frame)) = rx.recv().await {
-        if wanted(id) && w.write_all(&frame).await.is_err() {
-            return;
-        }
-        while let Ok((id, more)) = rx.try_recv() {
-            if wanted(id) && w.write_all(&more).await.is_err() {
-                return;
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(item) = next {
+            if let Some(f) = frame(&item) {
+                if w.write_all(f).await.is_err() {
+                    return;
+                }
             }
+            next = rx.try_recv().ok();
         }
         if w.flush().await.is_err() {
             return;

@@ -177,19 +177,13 @@ impl RedisReplica {
     pub fn global_client_id(node: crate::NodeId, local: u64) -> u64 {
         // splitmix64 of the node id, xor the local id: distinct per node run; collisions need
         // two 64-bit mixes to meet.
-        let mut z = node.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) ^ local
+        mix64(node.wrapping_add(0x9e37_79b9_7f4a_7c15)) ^ local
     }
 
     /// A tier-wide id for the `seq`-th pop of a client with tier-wide id `client` (see
     /// [`RedisOp::Pop`]).
     pub fn pop_id(client: u64, seq: u64) -> u64 {
-        let mut z = client ^ seq.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        mix64(client ^ seq.wrapping_mul(0x9e37_79b9_7f4a_7c15))
     }
 
     /// How many pop outcomes the replica remembers (see [`pops`]).
@@ -219,27 +213,8 @@ impl RedisReplica {
             // sees the clock and the data of the same applied entry, never one without the
             // other.
             self.advance_clock(now_ms);
-            let out = match *op {
-                RedisOp::Pop {
-                    client,
-                    db,
-                    resp3,
-                    block,
-                    id,
-                } => {
-                    let mut pops = self.pops.lock();
-                    match pops.get(id) {
-                        Some(first) => first.clone(),
-                        None => {
-                            let first = argvs.first().map_or(&[][..], |a| &a[..]);
-                            let o = run_one(&mut ks, client, db, resp3, block, first, now_ms);
-                            pops.record(id, now_ms, o.clone());
-                            o
-                        }
-                    }
-                }
-                _ => apply_op(&mut ks, op, &argvs, now_ms, &mut published),
-            };
+            let mut pops = self.pops.lock();
+            let out = apply_op(&mut ks, &mut pops, op, &argvs, now_ms, &mut published);
             (out, ks.take_ready_keys())
         };
         if !published.is_empty() || !ready.is_empty() {
@@ -298,6 +273,13 @@ impl RedisReplica {
     }
 }
 
+/// splitmix64's finalizer: a 64-bit mix in which every input bit affects every output bit.
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 fn proto(resp3: bool) -> Protocol {
     if resp3 {
         Protocol::Resp3
@@ -317,6 +299,7 @@ fn outcome(reply: &Reply, resp3: bool, db: usize, empty: bool) -> RedisOutcome {
 /// The deterministic part of [`RedisReplica::apply`].
 fn apply_op(
     ks: &mut Keyspace,
+    pops: &mut pops::Pops,
     op: &RedisOp,
     argvs: &[Vec<Bytes>],
     now_ms: u64,
@@ -331,14 +314,21 @@ fn apply_op(
             resp3,
             noblock,
         } => run_one(ks, client, db, resp3, noblock, first, now_ms),
-        // Applied by [`RedisReplica::apply`], which keeps the pop table.
+        // A pop id already applied answers its first outcome and changes nothing.
         RedisOp::Pop {
             client,
             db,
             resp3,
             block,
-            ..
-        } => run_one(ks, client, db, resp3, block, first, now_ms),
+            id,
+        } => match pops.get(id) {
+            Some(first) => first.clone(),
+            None => {
+                let o = run_one(ks, client, db, resp3, block, first, now_ms);
+                pops.record(id, now_ms, o.clone());
+                o
+            }
+        },
         RedisOp::Exec { client, db, resp3 } => {
             let mut c = Client {
                 id: client,

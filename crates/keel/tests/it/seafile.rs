@@ -393,36 +393,43 @@ fn check_counters(app: &App, values: &BTreeMap<String, Option<i64>>, epoch: u32)
     let mut report = Vec::new();
     for key in counter_keys(epoch) {
         let of_key: Vec<&IncrLine> = lines.iter().filter(|l| l.key == key).collect();
-        let acked = of_key.iter().filter(|l| l.status == "OK").count() as i64;
-        let ambiguous = of_key.iter().filter(|l| l.status == "AMBIG").count() as i64;
-        let missing = of_key.iter().filter(|l| l.status == "MISSING").count();
-        assert_eq!(
-            missing, 0,
-            "{key}: {missing} increments found the counter missing"
-        );
-        let mut results = HashSet::new();
-        for l in of_key.iter().filter(|l| l.status == "OK") {
-            let v = l.value.expect("an acknowledged incr has a value");
-            assert!(
-                results.insert(v),
-                "{key}: two acknowledged increments returned {v}"
-            );
-        }
         let v = values[&key].unwrap_or_else(|| panic!("{key} is missing"));
-        assert!(
-            acked <= v && v <= acked + ambiguous,
-            "{key} = {v}, but {acked} increments were acknowledged and {ambiguous} ambiguous"
-        );
-        assert!(
-            results.iter().all(|r| *r <= v),
-            "{key}: an acknowledged result above the value {v}"
-        );
-        report.push(format!(
-            "{key} = {v} = {acked} acknowledged + {} of {ambiguous} ambiguous",
-            v - acked
-        ));
+        report.push(check_increments(&key, &of_key, v));
     }
     report
+}
+
+/// A counter's value `v` against the increments logged for it (`lines`): none found the counter
+/// missing, no acknowledged result repeated or above `v`, and acknowledged ≤ `v` ≤ acknowledged
+/// + ambiguous. Returns the report line.
+fn check_increments(key: &str, lines: &[&IncrLine], v: i64) -> String {
+    let acked = lines.iter().filter(|l| l.status == "OK").count() as i64;
+    let ambiguous = lines.iter().filter(|l| l.status == "AMBIG").count() as i64;
+    let missing = lines.iter().filter(|l| l.status == "MISSING").count();
+    assert_eq!(
+        missing, 0,
+        "{key}: {missing} increments found the counter missing"
+    );
+    let mut results = HashSet::new();
+    for l in lines.iter().filter(|l| l.status == "OK") {
+        let r = l.value.expect("an acknowledged incr has a value");
+        assert!(
+            results.insert(r),
+            "{key}: two acknowledged increments returned {r}"
+        );
+        assert!(
+            r <= v,
+            "{key}: an acknowledged result {r} above the value {v}"
+        );
+    }
+    assert!(
+        acked <= v && v <= acked + ambiguous,
+        "{key} = {v}, but {acked} increments were acknowledged and {ambiguous} ambiguous"
+    );
+    format!(
+        "{key} = {v} = {acked} acknowledged + {} of {ambiguous} ambiguous",
+        v - acked
+    )
 }
 
 fn keel_ok(args: &[&str]) -> String {
@@ -1454,33 +1461,7 @@ impl RedisApp {
             .flat_map(|i| self.incrs(i))
             .filter(|l| l.key == key)
             .collect();
-        let acked = lines.iter().filter(|l| l.status == "OK").count() as i64;
-        let ambiguous = lines.iter().filter(|l| l.status == "AMBIG").count() as i64;
-        let missing = lines.iter().filter(|l| l.status == "MISSING").count();
-        assert_eq!(
-            missing, 0,
-            "{key}: {missing} incr found the counter missing"
-        );
-        let mut results = HashSet::new();
-        for l in lines.iter().filter(|l| l.status == "OK") {
-            let r = l.value.expect("an acknowledged incr has a value");
-            assert!(
-                results.insert(r),
-                "{key}: two acknowledged incr returned {r}"
-            );
-            assert!(
-                r <= v,
-                "{key}: an acknowledged result {r} above the value {v}"
-            );
-        }
-        assert!(
-            acked <= v && v <= acked + ambiguous,
-            "{key} = {v}, but {acked} incr were acknowledged and {ambiguous} ambiguous"
-        );
-        format!(
-            "{key} = {v} = {acked} acknowledged + {} of {ambiguous} ambiguous",
-            v - acked
-        )
+        check_increments(&key, &lines.iter().collect::<Vec<_>>(), v)
     }
 
     /// DBSIZE on every node (with the printed address and password) until each answers a number.
