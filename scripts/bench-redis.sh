@@ -132,6 +132,12 @@ start_keel() { # name redis-port threads [keel cache args...] -> sets PORT, PID
     wait_ping "$PORT"
 }
 
+stop_pid() { # pid: SIGTERM, reap, drop from the cleanup list
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+    forget_pid "$1"
+}
+
 cpu_ticks() { # pid -> utime+stime in clock ticks
     # fields after the ")" of comm: state is field 3, utime 14, stime 15
     sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
@@ -205,12 +211,32 @@ EOF
         dbsize=$(redis-cli -h 127.0.0.1 -p "$1" DBSIZE)
         [ "$dbsize" = "$KEYS" ] || { echo "bench-redis: DBSIZE $dbsize after loading $KEYS keys" >&2; exit 1; }
     }
-    echo "bench-redis: loading $KEYS keys of 100 bytes into each..." >&2
+    # Memory held after the throughput runs: what freed list and string memory each allocator
+    # keeps (keel's mimalloc keeps freed pages for reuse; Redis's jemalloc returns them).
+    echo "bench-redis: loading $KEYS keys of 100 bytes into the servers the throughput runs used..." >&2
+    R_USED0=$(rss_kib "$R_PID")
+    K_USED0=$(rss_kib "$K_PID")
+    load_keys "$R_PORT"
+    load_keys "$K_PORT"
+    R_USED=$(rss_kib "$R_PID")
+    K_USED=$(rss_kib "$K_PID")
+    # The key-memory figure: both servers restarted, so it measures the keys and nothing the
+    # earlier runs left behind.
+    stop_pid "$R_PID"
+    stop_pid "$K_PID"
+    start_redis_server redis-mem
+    R_PID=$PID R_PORT=$PORT
+    if [ "$SELF_CHECK" = 1 ]; then
+        start_redis_server redis-b-mem
+    else
+        start_keel keel-mem 0 "$KEEL_THREADS"
+    fi
+    K_PID=$PID K_PORT=$PORT
+    echo "bench-redis: loading $KEYS keys of 100 bytes into freshly started servers..." >&2
     R_RSS0=$(rss_kib "$R_PID")
     K_RSS0=$(rss_kib "$K_PID")
     load_keys "$R_PORT"
     load_keys "$K_PORT"
-    sleep 1
     R_RSS=$(rss_kib "$R_PID")
     K_RSS=$(rss_kib "$K_PID")
 
@@ -225,9 +251,10 @@ EOF
                 "${CPU[redis,$t,$p]}" "${CPU[keel,$t,$p]}"
         done
     done
-    printf '\nRSS after %s keys of 100 bytes (KiB): redis-server %s (before loading %s), keel %s (before loading %s), ratio %s\n' \
-        "$KEYS" "$R_RSS" "$R_RSS0" "$K_RSS" "$K_RSS0" \
-        "$(awk -v a="$K_RSS" -v b="$R_RSS" 'BEGIN{printf "%.2f", a / b}')"
+    printf '\nRSS after %s keys of 100 bytes, fresh servers (KiB): redis-server %s (before loading %s), keel %s (before loading %s), ratio %s\n' \
+        "$KEYS" "$R_RSS" "$R_RSS0" "$K_RSS" "$K_RSS0" "$(ratio "$K_RSS" "$R_RSS")"
+    printf 'RSS after the same keys in the servers the throughput runs used (KiB): redis-server %s (before loading %s), keel %s (before loading %s), ratio %s\n' \
+        "$R_USED" "$R_USED0" "$K_USED" "$K_USED0" "$(ratio "$K_USED" "$R_USED")"
     echo "50 clients, 100-byte values, -r 100000; redis-benchmark $(redis-benchmark --version 2>/dev/null | awk '{print $2}'); $(nproc) cores"
 }
 

@@ -1,30 +1,14 @@
 //! The `keel` command: one binary for the whole tier. Each subcommand lives in `cmd/<name>.rs`
 //! with its own `Args` (clap) and `run`; this file only dispatches.
 
+mod alloc;
 mod cmd;
 mod logging;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc instead of glibc's malloc, and freed memory kept for reuse instead of handed back to
-/// the kernel (see [`keep_freed_memory`]). The cache cluster's in-memory Raft log grows until a
-/// snapshot purges it, then grows again; with memory returned to the kernel in between, every
-/// cycle faulted its pages back in, which cost replicated writes about a third of their rate
-/// (docs/benchmarks.md, "Allocator").
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Never purge freed pages (mimalloc's `purge_delay = -1`). The process's footprint stays at its
-/// peak, as memcached's slabs do; the peak itself is unchanged (the log and the store reach it
-/// every cycle anyway). `MIMALLOC_PURGE_DELAY` in the environment still wins.
-fn keep_freed_memory() {
-    // `mi_option_purge_delay` in mimalloc v2's `mimalloc.h` (libmimalloc-sys exports no name for it).
-    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: sets a global option; mimalloc reads it on each purge decision.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
-    }
-}
+static GLOBAL: alloc::Mimalloc = alloc::Mimalloc;
 
 #[derive(Parser)]
 #[command(
@@ -81,7 +65,6 @@ enum Command {
 }
 
 fn main() {
-    keep_freed_memory();
     let cli = Cli::parse();
     logging::init(cli.verbose, cli.log_format);
     let result = match cli.command {

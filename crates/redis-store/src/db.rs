@@ -5,6 +5,7 @@
 use foldhash::fast::FixedState;
 use indexmap::IndexMap;
 
+use crate::strvalue::StrValue;
 use crate::types::{Hash, List, Set};
 
 /// The hasher every map in the store uses: fixed seed, so replicas agree on iteration order.
@@ -27,7 +28,7 @@ pub const fn alloc_size(len: usize) -> usize {
 /// A stored value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
-    Str(Box<[u8]>),
+    Str(StrValue),
     List(Box<List>),
     Hash(Box<Hash>),
     Set(Box<Set>),
@@ -47,10 +48,29 @@ impl Value {
     /// Accounted bytes of the value (O(1): collections keep their own count).
     pub fn mem(&self) -> usize {
         match self {
-            Value::Str(s) => alloc_size(s.len()),
+            Value::Str(s) => alloc_size(s.alloc_len()),
             Value::List(l) => l.mem(),
             Value::Hash(h) => h.mem(),
             Value::Set(s) => s.mem(),
+        }
+    }
+
+    /// The LRU clock the value carries for its key.
+    pub fn lru(&self) -> u32 {
+        match self {
+            Value::Str(s) => s.lru(),
+            Value::List(l) => l.lru,
+            Value::Hash(h) => h.lru,
+            Value::Set(s) => s.lru,
+        }
+    }
+
+    pub fn set_lru(&mut self, lru: u32) {
+        match self {
+            Value::Str(s) => s.set_lru(lru),
+            Value::List(l) => l.lru = lru,
+            Value::Hash(h) => h.lru = lru,
+            Value::Set(s) => s.lru = lru,
         }
     }
 
@@ -65,18 +85,32 @@ impl Value {
     }
 }
 
-/// A key's entry.
+/// A key's entry. Its LRU clock lives in the value (in a string's allocation, in a collection's
+/// struct), which keeps an entry at 24 bytes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry {
     pub value: Value,
     /// Absolute unix milliseconds; 0: no expiry.
     pub expire_at: u64,
-    /// Last access, in the keyspace's LRU clock (seconds), for the LRU policies and
-    /// `OBJECT IDLETIME`.
-    pub lru: u32,
 }
 
 impl Entry {
+    /// An entry whose LRU clock is `lru`.
+    pub fn new(mut value: Value, expire_at: u64, lru: u32) -> Entry {
+        value.set_lru(lru);
+        Entry { value, expire_at }
+    }
+
+    /// Last access, in the keyspace's LRU clock (seconds), for the LRU policies and
+    /// `OBJECT IDLETIME`.
+    pub fn lru(&self) -> u32 {
+        self.value.lru()
+    }
+
+    pub fn set_lru(&mut self, lru: u32) {
+        self.value.set_lru(lru);
+    }
+
     pub fn is_expired(&self, now_ms: u64) -> bool {
         self.expire_at != 0 && self.expire_at <= now_ms
     }

@@ -66,7 +66,7 @@ impl Keyspace {
                 found += 1;
                 let score = match policy {
                     Policy::AllKeysLru | Policy::VolatileLru => {
-                        Keyspace::lru_clock(now_ms).wrapping_sub(e.lru) as u64
+                        Keyspace::lru_clock(now_ms).wrapping_sub(e.lru()) as u64
                     }
                     // Nearest expiry first (expired keys first of all).
                     Policy::VolatileTtl => u64::MAX - e.expire_at,

@@ -247,7 +247,7 @@ impl Keyspace {
             Some(e) => {
                 self.stats.keyspace_hits += 1;
                 if reads_mutate {
-                    e.lru = Self::lru_clock(now_ms);
+                    e.set_lru(Self::lru_clock(now_ms));
                 }
                 Some(&*e)
             }
@@ -285,7 +285,7 @@ impl Keyspace {
         let after = entry_mem(key, e) as u64;
         let has_ttl = e.expire_at != 0;
         let empty = e.value.is_empty_collection();
-        e.lru = Self::lru_clock(now_ms);
+        e.set_lru(Self::lru_clock(now_ms));
         match (had_ttl, has_ttl) {
             (false, true) => d.expires += 1,
             (true, false) => d.expires -= 1,
@@ -302,11 +302,7 @@ impl Keyspace {
     /// Store `value` under `key`, replacing whatever was there, with `expire_at` (0: none).
     /// A list stored this way wakes clients blocked on the key (Redis's `signalKeyAsReady`).
     pub fn insert(&mut self, db: usize, key: &[u8], value: Value, expire_at: u64, now_ms: u64) {
-        let entry = Entry {
-            value,
-            expire_at,
-            lru: Self::lru_clock(now_ms),
-        };
+        let entry = Entry::new(value, expire_at, Self::lru_clock(now_ms));
         self.insert_entry(db, key, entry);
     }
 

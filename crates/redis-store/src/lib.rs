@@ -28,6 +28,7 @@ pub mod glob;
 pub mod keyspace;
 pub mod num;
 pub mod replica;
+pub mod strvalue;
 pub mod types;
 pub mod watch;
 

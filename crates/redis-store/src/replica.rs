@@ -186,6 +186,7 @@ fn read_value(r: &mut Reader<'_>, ty: u8, enc: bool) -> Result<Value, ImportErro
                 map: IndexMap::with_capacity_and_hasher(n, Hasher::default()),
                 bytes: 0,
                 ht: enc,
+                lru: 0,
             };
             for _ in 0..n {
                 let f = r.bytes("hash field")?;
@@ -212,6 +213,7 @@ fn read_value(r: &mut Reader<'_>, ty: u8, enc: bool) -> Result<Value, ImportErro
                 set: IndexSet::with_capacity_and_hasher(n, Hasher::default()),
                 bytes: 0,
                 intset: enc,
+                lru: 0,
             };
             for _ in 0..n {
                 let m = r.bytes("set member")?;
@@ -283,11 +285,7 @@ fn read_image(image: &[u8], databases: usize) -> Result<Image, ImportError> {
             };
             let lru = r.u32("lru clock")?;
             let value = read_value(&mut r, ty, enc)?;
-            let entry = Entry {
-                value,
-                expire_at,
-                lru,
-            };
+            let entry = Entry::new(value, expire_at, lru);
             total = total.saturating_add(entry_mem(key, &entry) as u64);
             if map.insert(Box::<[u8]>::from(key), entry).is_some() {
                 return Err(err(format!("db {i}: duplicate key")));
@@ -402,7 +400,7 @@ impl Keyspace {
                 if e.expire_at != 0 {
                     put_u64(out, e.expire_at);
                 }
-                put_u32(out, e.lru);
+                put_u32(out, e.lru());
                 match &e.value {
                     Value::Str(s) => put_bytes(out, s),
                     Value::List(l) => {

@@ -626,16 +626,9 @@ fn import_errors() {
         }
     };
     let mem = |key: &[u8], value: Value, expire_at: u64| {
-        entry_mem(
-            key,
-            &Entry {
-                value,
-                expire_at,
-                lru: 0,
-            },
-        ) as u64
+        entry_mem(key, &Entry::new(value, expire_at, 0)) as u64
     };
-    let m = mem(b"k", Value::Str(Box::from(&b"v"[..])), 0);
+    let m = mem(b"k", Value::Str(b"v"[..].into()), 0);
     // The well-formed one imports.
     let good = one_entry(m, 0, str_entry(T_STR, b"k"));
     one_db().import(&good).unwrap();
@@ -813,7 +806,7 @@ fn million_strings_timing() {
         ks.insert(
             0,
             k.as_bytes(),
-            Value::Str(Box::from(&b"value-0123456789"[..])),
+            Value::Str(b"value-0123456789"[..].into()),
             0,
             T0,
         );

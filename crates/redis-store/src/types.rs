@@ -34,6 +34,8 @@ fn cost(len: usize) -> usize {
 pub struct List {
     pub(crate) items: VecDeque<Box<[u8]>>,
     pub(crate) bytes: usize,
+    /// The key's LRU clock ([`Entry::lru`](crate::db::Entry::lru)).
+    pub(crate) lru: u32,
 }
 
 impl List {
@@ -163,6 +165,8 @@ pub struct Hash {
     pub(crate) map: IndexMap<Box<[u8]>, Box<[u8]>, Hasher>,
     pub(crate) bytes: usize,
     pub(crate) ht: bool,
+    /// The key's LRU clock ([`Entry::lru`](crate::db::Entry::lru)).
+    pub(crate) lru: u32,
 }
 
 impl Hash {
@@ -253,6 +257,8 @@ pub struct Set {
     pub(crate) set: IndexSet<Box<[u8]>, Hasher>,
     pub(crate) bytes: usize,
     pub(crate) intset: bool,
+    /// The key's LRU clock ([`Entry::lru`](crate::db::Entry::lru)).
+    pub(crate) lru: u32,
 }
 
 /// Whether redis-server stores `m` in an intset (`string2ll` accepts it).

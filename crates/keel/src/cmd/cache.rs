@@ -218,6 +218,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let cluster_cfg = match (&args.cluster_id, &args.cluster_peers) {
         (Some(id), Some(peers)) => {
+            crate::alloc::set_purge_delay(crate::alloc::Purge::Never);
             let peers = cache_cluster::parse_peers(peers)
                 .map_err(|e| anyhow::anyhow!("--cluster-peers: {e}"))?;
             if !peers.contains_key(id) {
@@ -240,7 +241,10 @@ pub fn run(args: Args) -> Result<()> {
                 .map(cache_server::redis::keyspace_config);
             Some(cfg)
         }
-        _ => None,
+        _ => {
+            crate::alloc::set_purge_delay(crate::alloc::Purge::Soon);
+            None
+        }
     };
     let mut server = Server::bind(settings).context("starting the cache server")?;
     let addrs = server.local_addrs();

@@ -540,7 +540,7 @@ fn cmd_object(c: &mut Cmd<'_>) -> Exec {
             "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
         )),
         "idletime" => {
-            let idle = Keyspace::lru_clock(now).wrapping_sub(e.lru);
+            let idle = Keyspace::lru_clock(now).wrapping_sub(e.lru());
             int(idle as i64)
         }
         _ => int(1),

@@ -46,7 +46,7 @@ fn write_str(c: &mut Cmd<'_>, key: &[u8]) -> Result<Option<Box<[u8]>>, Reply> {
     match c.ks.lookup(db, key, c.now_ms) {
         None => Ok(None),
         Some(e) => match &e.value {
-            Value::Str(s) => Ok(Some(s.clone())),
+            Value::Str(s) => Ok(Some(Box::from(&s[..]))),
             _ => Err(errors::err(errors::WRONGTYPE)),
         },
     }
@@ -75,17 +75,12 @@ fn set_key_expire(c: &mut Cmd<'_>, key: &[u8], val: &[u8], keep_ttl: bool, expir
 }
 
 /// Replace a string's bytes keeping its expiry (INCR, APPEND, SETRANGE), or create it.
-fn put_keep_ttl(c: &mut Cmd<'_>, key: &[u8], val: Box<[u8]>) {
+fn put_keep_ttl(c: &mut Cmd<'_>, key: &[u8], val: &[u8]) {
     let db = c.client.db;
     let now = c.now_ms;
-    let mut slot = Some(val);
-    c.ks.modify(db, key, now, |e| {
-        if let Some(v) = slot.take() {
-            e.value = Value::Str(v);
-        }
-    });
-    if let Some(v) = slot {
-        c.ks.insert(db, key, Value::Str(v), 0, now);
+    let updated = c.ks.modify(db, key, now, |e| e.value = str_value(val));
+    if updated.is_none() {
+        c.ks.insert(db, key, str_value(val), 0, now);
     }
 }
 
@@ -346,7 +341,7 @@ fn incr_decr(c: &mut Cmd<'_>, incr: i64) -> Exec {
     let Some(new) = value.checked_add(incr) else {
         return reply(errors::err(errors::OVERFLOW));
     };
-    put_keep_ttl(c, &key, new.to_string().into_bytes().into_boxed_slice());
+    put_keep_ttl(c, &key, new.to_string().as_bytes());
     int(new)
 }
 
@@ -389,7 +384,7 @@ fn cmd_incrbyfloat(c: &mut Cmd<'_>) -> Exec {
         return reply(Reply::error("ERR increment would produce NaN or Infinity"));
     }
     let text = sum.to_human();
-    put_keep_ttl(c, &key, text.clone().into_bytes().into_boxed_slice());
+    put_keep_ttl(c, &key, text.as_bytes());
     reply(Reply::Bulk(Bytes::from(text)))
 }
 
@@ -415,7 +410,7 @@ fn cmd_append(c: &mut Cmd<'_>) -> Exec {
         }
     };
     let len = new.len() as i64;
-    put_keep_ttl(c, &args[1], new);
+    put_keep_ttl(c, &args[1], &new);
     int(len)
 }
 
@@ -490,7 +485,7 @@ fn cmd_setrange(c: &mut Cmd<'_>) -> Exec {
     }
     buf[off..need].copy_from_slice(value);
     let len = buf.len() as i64;
-    put_keep_ttl(c, &args[1], buf.into_boxed_slice());
+    put_keep_ttl(c, &args[1], &buf);
     int(len)
 }
 
@@ -503,7 +498,7 @@ fn cmd_lcs(c: &mut Cmd<'_>) -> Exec {
             Some(Entry {
                 value: Value::Str(s),
                 ..
-            }) => Ok(s.clone()),
+            }) => Ok(Box::from(&s[..])),
             Some(_) => Err(()),
         }
     };
