@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 
+use indexmap::map::raw_entry_v1::{RawEntryApiV1, RawEntryMut};
 use redis_proto::Reply;
 
 use crate::block::Blocked;
@@ -233,15 +234,28 @@ impl Keyspace {
         expired
     }
 
+    /// Where `key`'s live entry is in its database's map, in one hash lookup: an expired entry
+    /// is reported missing and removed ([`Keyspace::expire_if_needed`] then a lookup, which
+    /// took two).
+    fn live(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<usize> {
+        let i = self.dbs[db].map.get_index_of(key)?;
+        if !self.dbs[db].map[i].is_expired(now_ms) {
+            return Some(i);
+        }
+        if !self.read_only {
+            self.remove(db, key);
+            self.stats.expired_keys += 1;
+        }
+        None
+    }
+
     /// Look a key up for reading (counts a hit or a miss; updates the LRU clock when reads
     /// mutate). Expired keys are removed and reported missing.
     pub fn lookup_read(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&Entry> {
-        let expired = self.expire_if_needed(db, key, now_ms);
         let reads_mutate = self.config.reads_mutate && !self.read_only;
-        let found = if expired {
-            None
-        } else {
-            self.dbs[db].map.get_mut(key)
+        let found = match self.live(db, key, now_ms) {
+            Some(i) => self.dbs[db].map.get_index_mut(i).map(|(_, e)| e),
+            None => None,
         };
         match found {
             Some(e) => {
@@ -260,10 +274,8 @@ impl Keyspace {
 
     /// Look a key up without counting it or touching its LRU clock (`TYPE`-like checks, writes).
     pub fn lookup(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&Entry> {
-        if self.expire_if_needed(db, key, now_ms) {
-            return None;
-        }
-        self.dbs[db].map.get(key)
+        let i = self.live(db, key, now_ms)?;
+        self.dbs[db].map.get_index(i).map(|(_, e)| e)
     }
 
     /// Change an existing key's entry in place. Keeps the memory count right, deletes a
@@ -276,9 +288,33 @@ impl Keyspace {
         now_ms: u64,
         f: impl FnOnce(&mut Entry) -> R,
     ) -> Option<R> {
-        self.expire_if_needed(db, key, now_ms);
+        let i = self.live(db, key, now_ms)?;
+        Some(self.modify_at(db, i, key, now_ms, f))
+    }
+
+    /// Where `key`'s live entry is (for [`Keyspace::entry_at`] and [`Keyspace::modify_at`]),
+    /// counting no hit or miss: a read-then-write command looks its key up once.
+    pub(crate) fn find(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<usize> {
+        self.live(db, key, now_ms)
+    }
+
+    /// The entry at `i`, a position [`Keyspace::find`] gave with no change since.
+    pub(crate) fn entry_at(&self, db: usize, i: usize) -> &Entry {
+        &self.dbs[db].map[i]
+    }
+
+    /// [`Keyspace::modify`] of the entry at `i`, a position [`Keyspace::find`] gave for `key`
+    /// with no change since.
+    pub(crate) fn modify_at<R>(
+        &mut self,
+        db: usize,
+        i: usize,
+        key: &[u8],
+        now_ms: u64,
+        f: impl FnOnce(&mut Entry) -> R,
+    ) -> R {
         let d = &mut self.dbs[db];
-        let e = d.map.get_mut(key)?;
+        let e = &mut d.map[i];
         let before = entry_mem(key, e) as u64;
         let had_ttl = e.expire_at != 0;
         let r = f(e);
@@ -296,7 +332,7 @@ impl Keyspace {
         if empty {
             self.remove(db, key);
         }
-        Some(r)
+        r
     }
 
     /// Store `value` under `key`, replacing whatever was there, with `expire_at` (0: none).
@@ -315,15 +351,18 @@ impl Keyspace {
         if expire_at != 0 {
             d.expires += 1;
         }
-        if let Some(old) = d.map.get_mut(key) {
-            // Replace in place: the key keeps its slot (and so its SCAN position).
-            let old = std::mem::replace(old, entry);
-            if old.expire_at != 0 {
-                d.expires -= 1;
+        match d.map.raw_entry_mut_v1().from_key(key) {
+            RawEntryMut::Occupied(mut slot) => {
+                // Replace in place: the key keeps its slot (and so its SCAN position).
+                let old = slot.insert(entry);
+                if old.expire_at != 0 {
+                    d.expires -= 1;
+                }
+                self.used -= entry_mem(key, &old) as u64;
             }
-            self.used -= entry_mem(key, &old) as u64;
-        } else {
-            d.map.insert(key.into(), entry);
+            RawEntryMut::Vacant(slot) => {
+                slot.insert(key.into(), entry);
+            }
         }
         self.used += add;
         self.watches.touch(db, key);
@@ -352,11 +391,9 @@ impl Keyspace {
         key: &[u8],
         now_ms: u64,
     ) -> Option<&Entry> {
-        let expired = self.expire_if_needed(db, key, now_ms);
-        let found = if expired {
-            None
-        } else {
-            self.dbs[db].map.get(key)
+        let found = match self.live(db, key, now_ms) {
+            Some(i) => self.dbs[db].map.get_index(i).map(|(_, e)| e),
+            None => None,
         };
         match found {
             Some(e) => {

@@ -40,15 +40,24 @@ fn get_str(c: &mut Cmd<'_>, key: &[u8]) -> Result<Option<Bytes>, Reply> {
     }
 }
 
-/// The string under `key` for a write (no hit/miss count): `Ok(None)` missing.
-fn write_str(c: &mut Cmd<'_>, key: &[u8]) -> Result<Option<Box<[u8]>>, Reply> {
+/// Where the string under `key` is, for a write (no hit/miss count): `Ok(None)` missing. Read
+/// it with [`str_at`] and store the result with [`put_keep_ttl`], one hash lookup in all.
+fn write_str(c: &mut Cmd<'_>, key: &[u8]) -> Result<Option<usize>, Reply> {
     let db = c.client.db;
-    match c.ks.lookup(db, key, c.now_ms) {
-        None => Ok(None),
-        Some(e) => match &e.value {
-            Value::Str(s) => Ok(Some(Box::from(&s[..]))),
-            _ => Err(errors::err(errors::WRONGTYPE)),
-        },
+    let Some(i) = c.ks.find(db, key, c.now_ms) else {
+        return Ok(None);
+    };
+    match &c.ks.entry_at(db, i).value {
+        Value::Str(_) => Ok(Some(i)),
+        _ => Err(errors::err(errors::WRONGTYPE)),
+    }
+}
+
+/// The bytes of the string [`write_str`] found at `i`.
+fn str_at<'c>(c: &'c Cmd<'_>, i: usize) -> &'c [u8] {
+    match &c.ks.entry_at(c.client.db, i).value {
+        Value::Str(s) => s,
+        _ => &[],
     }
 }
 
@@ -74,13 +83,16 @@ fn set_key_expire(c: &mut Cmd<'_>, key: &[u8], val: &[u8], keep_ttl: bool, expir
     }
 }
 
-/// Replace a string's bytes keeping its expiry (INCR, APPEND, SETRANGE), or create it.
-fn put_keep_ttl(c: &mut Cmd<'_>, key: &[u8], val: &[u8]) {
+/// Replace the string [`write_str`] found at `at` keeping its expiry (INCR, APPEND, SETRANGE),
+/// or with `None` create it.
+fn put_keep_ttl(c: &mut Cmd<'_>, key: &[u8], val: &[u8], at: Option<usize>) {
     let db = c.client.db;
     let now = c.now_ms;
-    let updated = c.ks.modify(db, key, now, |e| e.value = str_value(val));
-    if updated.is_none() {
-        c.ks.insert(db, key, str_value(val), 0, now);
+    match at {
+        Some(i) => {
+            c.ks.modify_at(db, i, key, now, |e| e.value = str_value(val))
+        }
+        None => c.ks.insert(db, key, str_value(val), 0, now),
     }
 }
 
@@ -330,10 +342,10 @@ fn cmd_msetnx(c: &mut Cmd<'_>) -> Exec {
 /// `incrDecrCommand`.
 fn incr_decr(c: &mut Cmd<'_>, incr: i64) -> Exec {
     let key = c.args[1].clone();
-    let old = tri!(write_str(c, &key));
-    let value = match &old {
+    let at = tri!(write_str(c, &key));
+    let value = match at {
         None => 0,
-        Some(s) => match parse_i64(s) {
+        Some(i) => match parse_i64(str_at(c, i)) {
             Some(v) => v,
             None => return reply(errors::err(errors::NOT_INTEGER)),
         },
@@ -341,7 +353,7 @@ fn incr_decr(c: &mut Cmd<'_>, incr: i64) -> Exec {
     let Some(new) = value.checked_add(incr) else {
         return reply(errors::err(errors::OVERFLOW));
     };
-    put_keep_ttl(c, &key, new.to_string().as_bytes());
+    put_keep_ttl(c, &key, new.to_string().as_bytes(), at);
     int(new)
 }
 
@@ -368,10 +380,10 @@ fn cmd_decrby(c: &mut Cmd<'_>) -> Exec {
 
 fn cmd_incrbyfloat(c: &mut Cmd<'_>) -> Exec {
     let key = c.args[1].clone();
-    let old = tri!(write_str(c, &key));
-    let value = match &old {
+    let at = tri!(write_str(c, &key));
+    let value = match at {
         None => num::LongDouble::ZERO,
-        Some(s) => match num::LongDouble::parse(s) {
+        Some(i) => match num::LongDouble::parse(str_at(c, i)) {
             Some(v) => v,
             None => return reply(errors::err(errors::NOT_FLOAT)),
         },
@@ -384,7 +396,7 @@ fn cmd_incrbyfloat(c: &mut Cmd<'_>) -> Exec {
         return reply(Reply::error("ERR increment would produce NaN or Infinity"));
     }
     let text = sum.to_human();
-    put_keep_ttl(c, &key, text.as_bytes());
+    put_keep_ttl(c, &key, text.as_bytes(), at);
     reply(Reply::Bulk(Bytes::from(text)))
 }
 
@@ -398,19 +410,20 @@ fn check_len(c: &Cmd<'_>, size: u64, append: u64) -> Result<(), Reply> {
 
 fn cmd_append(c: &mut Cmd<'_>) -> Exec {
     let args = c.args;
-    let old = tri!(write_str(c, &args[1]));
-    let new: Box<[u8]> = match old {
+    let at = tri!(write_str(c, &args[1]));
+    let new: Box<[u8]> = match at {
         None => args[2].as_ref().into(),
-        Some(s) => {
+        Some(i) => {
+            let s = str_at(c, i);
             tri!(check_len(c, s.len() as u64, args[2].len() as u64));
             let mut v = Vec::with_capacity(s.len() + args[2].len());
-            v.extend_from_slice(&s);
+            v.extend_from_slice(s);
             v.extend_from_slice(&args[2]);
             v.into_boxed_slice()
         }
     };
     let len = new.len() as i64;
-    put_keep_ttl(c, &args[1], &new);
+    put_keep_ttl(c, &args[1], &new, at);
     int(len)
 }
 
@@ -461,8 +474,8 @@ fn cmd_setrange(c: &mut Cmd<'_>) -> Exec {
         return reply(Reply::error("ERR offset is out of range"));
     }
     let value = &args[3];
-    let old = tri!(write_str(c, &args[1]));
-    let mut buf: Vec<u8> = match old {
+    let at = tri!(write_str(c, &args[1]));
+    let mut buf: Vec<u8> = match at {
         None => {
             if value.is_empty() {
                 return int(0);
@@ -470,12 +483,13 @@ fn cmd_setrange(c: &mut Cmd<'_>) -> Exec {
             tri!(check_len(c, offset as u64, value.len() as u64));
             Vec::new()
         }
-        Some(s) => {
+        Some(i) => {
+            let s = str_at(c, i);
             if value.is_empty() {
                 return int(s.len() as i64);
             }
             tri!(check_len(c, offset as u64, value.len() as u64));
-            s.into_vec()
+            s.to_vec()
         }
     };
     let off = offset as usize;
@@ -485,7 +499,7 @@ fn cmd_setrange(c: &mut Cmd<'_>) -> Exec {
     }
     buf[off..need].copy_from_slice(value);
     let len = buf.len() as i64;
-    put_keep_ttl(c, &args[1], &buf);
+    put_keep_ttl(c, &args[1], &buf, at);
     int(len)
 }
 
