@@ -31,6 +31,7 @@ use indexmap::{IndexMap, IndexSet};
 use crate::commands::{Command, Flags};
 use crate::db::{entry_mem, Db, Entry, Hasher, Value};
 use crate::keyspace::{Keyspace, RNG_SEED};
+use crate::strvalue::StrValue;
 use crate::types::{
     is_int_member, Hash, List, Set, ELEM_OVERHEAD, HASH_LISTPACK_ENTRIES, HASH_LISTPACK_VALUE,
     SET_INTSET_ENTRIES,
@@ -51,6 +52,7 @@ const T_LIST: u8 = 1;
 const T_HASH: u8 = 2;
 const T_SET: u8 = 3;
 const F_EXPIRE: u8 = 0x10;
+/// The value's encoding flag: a hash's `ht`, a set's `intset`, a string's raw flag.
 const F_ENC: u8 = 0x20;
 
 /// The error reply of a write command given to [`Keyspace::execute_readonly`].
@@ -159,7 +161,11 @@ struct Image {
 
 fn read_value(r: &mut Reader<'_>, ty: u8, enc: bool) -> Result<Value, ImportError> {
     Ok(match ty {
-        T_STR => Value::Str(r.bytes("string value")?.into()),
+        T_STR => {
+            let mut s = StrValue::from(r.bytes("string value")?);
+            s.set_raw(enc);
+            Value::Str(s)
+        }
         T_LIST => {
             let n = r.count(4, "list length")?;
             if n == 0 {
@@ -266,10 +272,7 @@ fn read_image(image: &[u8], databases: usize) -> Result<Image, ImportError> {
             let flags = r.u8("entry flags")?;
             let ty = flags & 0x0f;
             let enc = flags & F_ENC != 0;
-            if flags & !(0x0f | F_EXPIRE | F_ENC) != 0
-                || ty > T_SET
-                || (enc && !matches!(ty, T_HASH | T_SET))
-            {
+            if flags & !(0x0f | F_EXPIRE | F_ENC) != 0 || ty > T_SET || (enc && ty == T_LIST) {
                 return Err(err(format!("db {i}: bad entry flags {flags:#04x}")));
             }
             let key = r.bytes("key")?;
@@ -383,7 +386,7 @@ impl Keyspace {
             put_u64(out, d.expire_cursor as u64);
             for (k, e) in &d.map {
                 let (ty, enc) = match &e.value {
-                    Value::Str(_) => (T_STR, false),
+                    Value::Str(s) => (T_STR, s.is_raw()),
                     Value::List(_) => (T_LIST, false),
                     Value::Hash(h) => (T_HASH, h.ht),
                     Value::Set(s) => (T_SET, s.intset),

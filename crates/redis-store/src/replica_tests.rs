@@ -640,9 +640,17 @@ fn import_errors() {
     );
     expect_err1(&one_entry(m, 0, str_entry(0x40, b"k")), "bad entry flags");
     expect_err1(
-        &one_entry(m, 0, str_entry(T_STR | F_ENC, b"k")),
+        &one_entry(m, 0, str_entry(T_LIST | F_ENC, b"k")),
         "bad entry flags",
     );
+    // A string's encoding flag is its raw flag.
+    let mut ks = one_db();
+    ks.import(&one_entry(m, 0, str_entry(T_STR | F_ENC, b"k")))
+        .unwrap();
+    match ks.lookup(0, b"k", 0).map(|e| &e.value) {
+        Some(Value::Str(s)) => assert!(s.is_raw()),
+        other => panic!("{other:?}"),
+    }
     expect_err1(&one_entry(m, 0, str_entry(7, b"k")), "bad entry flags");
     // A long length for a short string is not canonical.
     expect_err1(

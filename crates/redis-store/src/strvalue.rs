@@ -3,9 +3,10 @@
 //! [`Entry`](crate::db::Entry) 24 (Redis keeps the LRU clock in its object header for the same
 //! reason): a million string keys cost 16 MB less than with a `Box<[u8]>` and a separate clock.
 //!
-//! Layout of the allocation (8-byte aligned): the LRU clock (`u32`), the length (`u32`), then
-//! the bytes. A string of `u32::MAX` bytes or more stores `u32::MAX` as its length and the real
-//! length as a `u64` before the bytes.
+//! Layout of the allocation (8-byte aligned): the LRU clock (`u32`), the length field (`u32`),
+//! then the bytes. The length field's top bit is the raw flag (see [`StrValue::is_raw`]); its
+//! other 31 bits are the length, or for a string of 2^31 - 1 bytes or more that value itself, with
+//! the real length as a `u64` before the bytes.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::fmt;
@@ -14,8 +15,10 @@ use std::ptr::NonNull;
 
 /// Bytes before a short string's data: LRU clock and length.
 const HEAD: usize = 8;
-/// The length field's value for a string whose `u64` length follows the header.
-const LONG: u32 = u32::MAX;
+/// The length bits' value for a string whose `u64` length follows the header.
+const LONG: u32 = 0x7fff_ffff;
+/// The length field's bit for [`StrValue::is_raw`].
+const RAW: u32 = 0x8000_0000;
 
 /// An owned, immutable byte string with a mutable LRU clock, behind one thin pointer.
 pub struct StrValue(NonNull<u8>);
@@ -69,13 +72,32 @@ impl StrValue {
         StrValue(p)
     }
 
+    /// The length field (length bits and raw flag).
+    fn len_field(&self) -> u32 {
+        // SAFETY: every `StrValue` was built by `new`, which wrote the `u32` at offset 4; the
+        // allocation is live while `self` is.
+        unsafe { self.0.as_ptr().add(4).cast::<u32>().read() }
+    }
+
+    /// Whether the string was changed in place by `APPEND` or `SETRANGE`, after which
+    /// redis-server keeps it in its `raw` encoding whatever its length and content (`OBJECT
+    /// ENCODING`). A clone keeps the flag, as Redis's copy of a raw string is raw.
+    pub fn is_raw(&self) -> bool {
+        self.len_field() & RAW != 0
+    }
+
+    pub fn set_raw(&mut self, raw: bool) {
+        let f = (self.len_field() & !RAW) | if raw { RAW } else { 0 };
+        // SAFETY: offset 4 holds the length field; `&mut self` means no one else reads it.
+        unsafe { self.0.as_ptr().add(4).cast::<u32>().write(f) }
+    }
+
     /// The string's length in bytes.
     pub fn len(&self) -> usize {
-        // SAFETY: every `StrValue` was built by `new`, which wrote the `u32` at offset 4 and,
-        // when it is `LONG`, the `u64` at offset 8; the allocation is live while `self` is.
+        // SAFETY: `new` wrote the `u64` at offset 8 whenever the length bits are `LONG`.
         unsafe {
             let base = self.0.as_ptr();
-            let short = base.add(4).cast::<u32>().read();
+            let short = self.len_field() & !RAW;
             if short == LONG {
                 base.add(HEAD).cast::<u64>().read() as usize
             } else {
@@ -127,14 +149,15 @@ impl Clone for StrValue {
     fn clone(&self) -> StrValue {
         let mut s = StrValue::new(self);
         s.set_lru(self.lru());
+        s.set_raw(self.is_raw());
         s
     }
 }
 
 impl PartialEq for StrValue {
-    /// Equal bytes and equal LRU clocks (as entries compared field by field were).
+    /// Equal bytes, LRU clocks and raw flags.
     fn eq(&self, other: &StrValue) -> bool {
-        self.lru() == other.lru() && **self == **other
+        self.lru() == other.lru() && self.is_raw() == other.is_raw() && **self == **other
     }
 }
 
@@ -179,20 +202,26 @@ mod tests {
         assert!(s.is_empty());
         assert_eq!(&*s, b"");
         s.set_lru(7);
+        assert!(!s.is_raw());
+        s.set_raw(true);
         let c = s.clone();
         assert_eq!(c.lru(), 7);
+        assert!(c.is_raw());
         assert_eq!(c, s);
+        assert_eq!(c.len(), 0);
         assert_eq!(s.alloc_len(), 8);
     }
 
     proptest! {
         #[test]
-        fn holds_its_bytes(b in proptest::collection::vec(any::<u8>(), 0..600), lru in any::<u32>()) {
+        fn holds_its_bytes(b in proptest::collection::vec(any::<u8>(), 0..600), lru in any::<u32>(), raw in any::<bool>()) {
             let mut s = StrValue::from(b.clone());
             s.set_lru(lru);
+            s.set_raw(raw);
             prop_assert_eq!(&*s, &b[..]);
             prop_assert_eq!(s.len(), b.len());
             prop_assert_eq!(s.lru(), lru);
+            prop_assert_eq!(s.is_raw(), raw);
             prop_assert_eq!(s.alloc_len(), 8 + b.len());
             let c = s.clone();
             drop(s);

@@ -465,7 +465,9 @@ fn cmd_persist(c: &mut Cmd<'_>) -> Exec {
 pub fn encoding(v: &Value) -> &'static str {
     match v {
         Value::Str(s) => {
-            if s.len() <= 20 && crate::args::parse_i64(s).is_some() {
+            if s.is_raw() {
+                "raw"
+            } else if s.len() <= 20 && crate::args::parse_i64(s).is_some() {
                 "int"
             } else if s.len() <= 44 {
                 "embstr"

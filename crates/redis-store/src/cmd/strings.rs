@@ -10,6 +10,7 @@ use crate::commands::{Command, Flags, Spec};
 use crate::db::{Entry, Value};
 use crate::errors;
 use crate::num;
+use crate::strvalue::StrValue;
 use crate::{Cmd, Exec};
 
 fn reply(r: Reply) -> Exec {
@@ -84,15 +85,15 @@ fn set_key_expire(c: &mut Cmd<'_>, key: &[u8], val: &[u8], keep_ttl: bool, expir
 }
 
 /// Replace the string [`write_str`] found at `at` keeping its expiry (INCR, APPEND, SETRANGE),
-/// or with `None` create it.
-fn put_keep_ttl(c: &mut Cmd<'_>, key: &[u8], val: &[u8], at: Option<usize>) {
+/// or with `None` create it; `raw`: the string was changed in place ([`StrValue::is_raw`]).
+fn put_keep_ttl(c: &mut Cmd<'_>, key: &[u8], val: &[u8], at: Option<usize>, raw: bool) {
     let db = c.client.db;
     let now = c.now_ms;
+    let mut s = StrValue::new(val);
+    s.set_raw(raw);
     match at {
-        Some(i) => {
-            c.ks.modify_at(db, i, key, now, |e| e.value = str_value(val))
-        }
-        None => c.ks.insert(db, key, str_value(val), 0, now),
+        Some(i) => c.ks.modify_at(db, i, key, now, |e| e.value = Value::Str(s)),
+        None => c.ks.insert(db, key, Value::Str(s), 0, now),
     }
 }
 
@@ -353,7 +354,7 @@ fn incr_decr(c: &mut Cmd<'_>, incr: i64) -> Exec {
     let Some(new) = value.checked_add(incr) else {
         return reply(errors::err(errors::OVERFLOW));
     };
-    put_keep_ttl(c, &key, new.to_string().as_bytes(), at);
+    put_keep_ttl(c, &key, new.to_string().as_bytes(), at, false);
     int(new)
 }
 
@@ -396,7 +397,7 @@ fn cmd_incrbyfloat(c: &mut Cmd<'_>) -> Exec {
         return reply(Reply::error("ERR increment would produce NaN or Infinity"));
     }
     let text = sum.to_human();
-    put_keep_ttl(c, &key, text.as_bytes(), at);
+    put_keep_ttl(c, &key, text.as_bytes(), at, false);
     reply(Reply::Bulk(Bytes::from(text)))
 }
 
@@ -423,7 +424,8 @@ fn cmd_append(c: &mut Cmd<'_>) -> Exec {
         }
     };
     let len = new.len() as i64;
-    put_keep_ttl(c, &args[1], &new, at);
+    // Appending to a missing key stores the argument as SET would; to a string, in place.
+    put_keep_ttl(c, &args[1], &new, at, at.is_some());
     int(len)
 }
 
@@ -499,7 +501,7 @@ fn cmd_setrange(c: &mut Cmd<'_>) -> Exec {
     }
     buf[off..need].copy_from_slice(value);
     let len = buf.len() as i64;
-    put_keep_ttl(c, &args[1], &buf, at);
+    put_keep_ttl(c, &args[1], &buf, at, true);
     int(len)
 }
 
