@@ -71,6 +71,8 @@ pub struct ClusterConfig {
     pub users: Users,
     #[serde(default)]
     pub cache: Cache,
+    #[serde(default)]
+    pub control: Control,
     /// The nodes, in order. The order matters: it breaks ties in the bootstrap decision.
     #[serde(rename = "node", default)]
     pub nodes: Vec<Node>,
@@ -207,6 +209,24 @@ impl Default for Cache {
             redis_password_env: None,
         }
     }
+}
+
+/// `[control]`: the nodes' control API (every node's `control_port`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Control {
+    /// The token a request must carry (`Authorization: Bearer TOKEN`) to change anything through
+    /// the control API (`POST /shutdown`, `POST /bootstrap/force`), from a file (preferred;
+    /// relative to the description's folder) or an environment variable; at most one of the two.
+    /// Neither: every such request is refused. `keel up` generates one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// The environment variable holding the control token (instead of `token_file`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// Whether `GET /metrics` needs the token too (default: no, so Prometheus scrapes it
+    /// without one). The other `GET` routes never need it.
+    pub metrics_need_token: bool,
 }
 
 /// `cache.mode` of replicated caches.
@@ -663,6 +683,17 @@ impl ClusterConfig {
             "redis_password",
             self.cache.redis_password_file.as_deref(),
             self.cache.redis_password_env.as_deref(),
+        )
+    }
+
+    /// The control API's token (`control.token_file` or `control.token_env`); `None` when the
+    /// description gives neither (every request that changes something is then refused).
+    pub fn control_token(&self) -> Result<Option<String>, ConfigError> {
+        self.secret(
+            "control",
+            "token",
+            self.control.token_file.as_deref(),
+            self.control.token_env.as_deref(),
         )
     }
 

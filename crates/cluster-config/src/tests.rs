@@ -185,13 +185,17 @@ fn shipped_examples_are_valid() {
     assert_eq!(a.node("app2").unwrap().proxy_port, 3306);
     assert_eq!(a.node("app2").unwrap().redis_addr(), "10.0.0.12:6379");
     assert_eq!(a.redis_password().unwrap().map(|p| p.len()), Some(48));
+    assert_eq!(a.control_token().unwrap().map(|p| p.len()), Some(48));
+    assert!(!a.control.metrics_need_token);
     std::env::set_var("KEEL_SEAFILE_PASSWORD", "x1");
     std::env::set_var("KEEL_MONITOR_PASSWORD", "x2");
     std::env::set_var("KEEL_REDIS_PASSWORD", "x3");
+    std::env::set_var("KEEL_CONTROL_TOKEN", "x4");
     let b = ClusterConfig::load(&dir.join("seafile-layout-b.toml")).unwrap();
     assert_eq!(b.node("db3").unwrap().sql_port, 3306);
     assert_eq!(b.app_password().unwrap(), "x1");
     assert_eq!(b.redis_password().unwrap().as_deref(), Some("x3"));
+    assert_eq!(b.control_token().unwrap().as_deref(), Some("x4"));
 }
 
 #[test]

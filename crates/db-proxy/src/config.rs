@@ -43,6 +43,9 @@ pub struct ProxyConfig {
     pub meta_timeout: Duration,
     /// Serve `/metrics`, `/status`, `/drain/NODE`, `/undrain/NODE` here, if set.
     pub metrics_listen: Option<SocketAddr>,
+    /// Who may drain and undrain through `metrics_listen` (and read `/metrics`, if the tier
+    /// says so).
+    pub control: crate::control::ControlAuth,
 }
 
 impl ProxyConfig {
@@ -69,6 +72,7 @@ impl ProxyConfig {
             backend_connect_timeout: Duration::from_secs(2),
             meta_timeout: Duration::from_secs(3),
             metrics_listen: None,
+            control: Default::default(),
         }
     }
 
@@ -100,12 +104,10 @@ impl ProxyConfig {
         let pw = cluster
             .monitor_password()
             .map_err(|e| ProxyError::Config(e.to_string()))?;
-        Ok(ProxyConfig::new(
-            listen,
-            backends,
-            &cluster.users.monitor.name,
-            &pw,
-        ))
+        let mut cfg = ProxyConfig::new(listen, backends, &cluster.users.monitor.name, &pw);
+        cfg.control = crate::control::ControlAuth::from_cluster(cluster)
+            .map_err(|e| ProxyError::Config(e.to_string()))?;
+        Ok(cfg)
     }
 
     /// Checks the settings for mistakes that would make the proxy misbehave.

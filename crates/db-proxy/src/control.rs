@@ -6,12 +6,16 @@
 //! ([`crate::drain_backends`]). keel's node control API serves the same `/metrics` and `/status`
 //! by merging [`proxy_routes`] into its own router.
 //!
+//! A request that changes something (`POST`) must carry the tier's control token
+//! ([`ControlAuth`]); the `GET` routes answer anyone, `/metrics` too unless the tier asks
+//! otherwise.
+//!
 //! The client lives here rather than in the node agent because [`crate::fetch_status`] needs it
 //! and the node agent depends on this crate, not the other way round.
 
 use crate::{drain_backends, metrics, Observer, ProxyStatus, Shared};
 use axum::extract::Path;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -23,6 +27,69 @@ use tokio::net::TcpListener;
 /// Where [`proxy_routes`] find the proxy: the standalone proxy always has one; a node agent's
 /// may not run (yet), and the `Err` says why (answered as 503).
 pub type ProxySource = Arc<dyn Fn() -> Result<Observer, String> + Send + Sync>;
+
+/// Who may change things through a control endpoint: requests carrying `Authorization: Bearer
+/// TOKEN` with the tier's token (`[control]` of the cluster description).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ControlAuth {
+    /// `None`: no token configured, so every request that changes something is refused.
+    pub token: Option<Arc<str>>,
+    /// `GET /metrics` needs the token too.
+    pub metrics_need_token: bool,
+}
+
+impl ControlAuth {
+    /// The settings of a cluster description's `[control]`.
+    pub fn from_cluster(
+        cluster: &cluster_config::ClusterConfig,
+    ) -> Result<ControlAuth, cluster_config::ConfigError> {
+        Ok(ControlAuth {
+            token: cluster.control_token()?.map(Arc::from),
+            metrics_need_token: cluster.control.metrics_need_token,
+        })
+    }
+
+    /// `None` when `headers` carry the token; otherwise the answer to give instead, and nothing
+    /// may change: 401 without `Authorization: Bearer`, 403 with another token or when no token
+    /// is configured.
+    pub fn refusal(&self, headers: &HeaderMap) -> Option<Response> {
+        let Some(token) = &self.token else {
+            return Some(reply(
+                StatusCode::FORBIDDEN,
+                "text/plain",
+                "refused: this node has no control token ([control] token_file), so nothing may \
+                 be changed through its control API\n",
+            ));
+        };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match given {
+            None => Some((
+                StatusCode::UNAUTHORIZED,
+                [
+                    (header::CONTENT_TYPE, "text/plain"),
+                    (header::WWW_AUTHENTICATE, "Bearer"),
+                ],
+                "the control token is needed: Authorization: Bearer TOKEN ([control] token_file)\n",
+            )
+                .into_response()),
+            Some(g) if same_secret(g.as_bytes(), token.as_bytes()) => None,
+            Some(_) => Some(reply(
+                StatusCode::FORBIDDEN,
+                "text/plain",
+                "refused: wrong control token\n",
+            )),
+        }
+    }
+}
+
+/// Equal secrets, compared in time that does not depend on where they differ.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
+}
 
 /// A complete answer: status, `Content-Type` and body.
 pub fn reply(code: StatusCode, content_type: &'static str, body: impl Into<String>) -> Response {
@@ -36,8 +103,11 @@ pub fn json_pretty<T: serde::Serialize>(v: &T) -> Response {
 }
 
 /// `GET /status` and `GET /metrics` of a proxy: the same code for the proxy's endpoint and the
-/// node agent's control API.
-pub fn proxy_routes<S: Clone + Send + Sync + 'static>(source: ProxySource) -> Router<S> {
+/// node agent's control API. `/metrics` checks `auth` when it says so.
+pub fn proxy_routes<S: Clone + Send + Sync + 'static>(
+    source: ProxySource,
+    auth: ControlAuth,
+) -> Router<S> {
     let unavailable = |why: String| {
         reply(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -58,7 +128,12 @@ pub fn proxy_routes<S: Clone + Send + Sync + 'static>(source: ProxySource) -> Ro
         )
         .route(
             "/metrics",
-            get(move || async move {
+            get(move |headers: HeaderMap| async move {
+                if auth.metrics_need_token {
+                    if let Some(refused) = auth.refusal(&headers) {
+                        return refused;
+                    }
+                }
                 match source() {
                     Ok(o) => reply(StatusCode::OK, metrics::CONTENT_TYPE, o.metrics_text()),
                     Err(why) => unavailable(why),
@@ -71,9 +146,14 @@ pub fn proxy_routes<S: Clone + Send + Sync + 'static>(source: ProxySource) -> Ro
 /// with the list of what there is.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let observer = Observer(shared.clone());
+    let auth = shared.cfg.control.clone();
     let drain = |on: bool| {
         let shared = shared.clone();
-        move |Path(node): Path<String>| async move {
+        move |Path(node): Path<String>, headers: HeaderMap| async move {
+            if let Some(refused) = shared.cfg.control.refusal(&headers) {
+                tracing::warn!(node = %node, drain = on, "drain request refused: no valid control token");
+                return refused;
+            }
             match drain_backends(&shared.cfg, &node, on).await {
                 Ok(r) => json_pretty(&r),
                 Err(e) => {
@@ -90,7 +170,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "not found: GET /metrics, GET /status, POST /drain/NODE, POST /undrain/NODE\n",
         )
     };
-    proxy_routes(Arc::new(move || Ok(observer.clone())))
+    proxy_routes(Arc::new(move || Ok(observer.clone())), auth)
         .route("/drain/{node}", post(drain(true)))
         .route("/undrain/{node}", post(drain(false)))
         .fallback(not_found)
@@ -129,6 +209,18 @@ pub fn request(
     path: &str,
     timeout: Duration,
 ) -> Result<(u16, String), ClientError> {
+    request_with_token(addr, method, path, None, timeout)
+}
+
+/// [`request`] carrying `Authorization: Bearer TOKEN` when `token` is given (what a request that
+/// changes something needs, see [`ControlAuth`]).
+pub fn request_with_token(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    timeout: Duration,
+) -> Result<(u16, String), ClientError> {
     let err = |source| ClientError {
         addr: addr.to_owned(),
         source,
@@ -142,11 +234,13 @@ pub fn request(
         .max_redirects(0)
         .build()
         .into();
-    let req = ureq::http::Request::builder()
+    let mut req = ureq::http::Request::builder()
         .method(method)
-        .uri(format!("http://{addr}{path}"))
-        .body(())
-        .map_err(|e| err(e.into()))?;
+        .uri(format!("http://{addr}{path}"));
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    let req = req.body(()).map_err(|e| err(e.into()))?;
     let mut resp = agent.run(req).map_err(err)?;
     let code = resp.status().as_u16();
     let body = resp.body_mut().read_to_string().map_err(err)?;
@@ -198,12 +292,15 @@ mod tests {
 
     #[test]
     fn routes_answers_and_bad_requests() {
-        let router = proxy_routes(Arc::new(|| Err("starting".to_owned())))
-            .route(
-                "/echo",
-                post(|| async { reply(StatusCode::OK, "application/json", "{}") }),
-            )
-            .fallback(|| async { reply(StatusCode::NOT_FOUND, "text/plain", "not found\n") });
+        let router = proxy_routes(
+            Arc::new(|| Err("starting".to_owned())),
+            ControlAuth::default(),
+        )
+        .route(
+            "/echo",
+            post(|| async { reply(StatusCode::OK, "application/json", "{}") }),
+        )
+        .fallback(|| async { reply(StatusCode::NOT_FOUND, "text/plain", "not found\n") });
         let addr = spawn(router);
         let t = Duration::from_secs(5);
         assert_eq!(
@@ -230,6 +327,41 @@ mod tests {
             get_status(&addr, t).unwrap_err(),
             "answered 503: db-proxy: starting"
         );
+    }
+
+    #[test]
+    fn metrics_behind_the_token_when_the_tier_says_so() {
+        let auth = |token: Option<&str>, metrics_need_token| ControlAuth {
+            token: token.map(Arc::from),
+            metrics_need_token,
+        };
+        let t = Duration::from_secs(5);
+        // Open /metrics (the default): anyone reads it, token or not.
+        let addr = spawn(proxy_routes(
+            Arc::new(|| Err("starting".to_owned())),
+            auth(Some("tok"), false),
+        ));
+        assert_eq!(request(&addr, "GET", "/metrics", t).unwrap().0, 503);
+        // Behind the token: 401 without, 403 with another, through with it.
+        let addr = spawn(proxy_routes(
+            Arc::new(|| Err("starting".to_owned())),
+            auth(Some("tok"), true),
+        ));
+        assert_eq!(request(&addr, "GET", "/metrics", t).unwrap().0, 401);
+        let with = |tok| request_with_token(&addr, "GET", "/metrics", Some(tok), t).unwrap();
+        assert_eq!(with("tok2").0, 403);
+        assert_eq!(with("tok").0, 503);
+        assert_eq!(request(&addr, "GET", "/status", t).unwrap().0, 503);
+        // No token configured: nothing gets through a route that needs it.
+        let addr = spawn(proxy_routes(
+            Arc::new(|| Err("starting".to_owned())),
+            auth(None, true),
+        ));
+        let (code, body) = request_with_token(&addr, "GET", "/metrics", Some("x"), t).unwrap();
+        assert_eq!(code, 403);
+        assert!(body.contains("no control token"), "{body}");
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd") && !same_secret(b"abc", b"abcd"));
     }
 
     #[test]

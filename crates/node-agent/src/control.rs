@@ -4,7 +4,7 @@
 //! ([`db_proxy::control::proxy_routes`]).
 
 use crate::Shared;
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -54,11 +54,24 @@ pub(crate) fn router(sh: Arc<Shared>) -> Router {
         let sh = sh.clone();
         move || async move { f(&sh) }
     };
-    proxy_routes(proxy)
+    // A request that changes something runs only with the tier's control token.
+    let changing = |f: fn(&Shared) -> Response| {
+        let sh = sh.clone();
+        move |uri: Uri, headers: HeaderMap| async move {
+            match sh.control.refusal(&headers) {
+                None => f(&sh),
+                Some(refused) => {
+                    tracing::warn!(node = %sh.node, path = %uri.path(), status = refused.status().as_u16(), "control request refused");
+                    refused
+                }
+            }
+        }
+    };
+    proxy_routes(proxy, sh.control.clone())
         .route("/state", get(with(state)))
         .route("/health", get(with(health)))
-        .route("/bootstrap/force", post(with(force_bootstrap)))
-        .route("/shutdown", post(with(shutdown)))
+        .route("/bootstrap/force", post(changing(force_bootstrap)))
+        .route("/shutdown", post(changing(shutdown)))
         .fallback(unmatched)
         .method_not_allowed_fallback(unmatched)
 }
@@ -115,7 +128,7 @@ fn shutdown(sh: &Shared) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::request;
+    use crate::http::{request, request_with_token};
     use std::io::{Read, Write};
     use std::sync::atomic::AtomicBool;
     use std::sync::Mutex;
@@ -132,6 +145,10 @@ mod tests {
             )),
             proxy: Mutex::new(None),
             shutdown: AtomicBool::new(false),
+            control: db_proxy::control::ControlAuth {
+                token: Some("s3cret-token".into()),
+                metrics_need_token: false,
+            },
         });
         sh.st().proxy.state = "disabled".into();
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -164,7 +181,22 @@ mod tests {
         assert_eq!(r("GET", "/health"), (200, "ok\n".into()));
         assert_eq!(r("GET", "/status"), (503, "db-proxy: disabled\n".into()));
         assert_eq!(r("GET", "/metrics"), (503, "db-proxy: disabled\n".into()));
+        // Without the token, or with another, nothing changes.
         let (code, body) = r("POST", "/bootstrap/force");
+        assert_eq!(code, 401, "{body}");
+        let bad = |p| request_with_token(&addr, "POST", p, Some("s3cret-tokeN"), t).unwrap();
+        assert_eq!(bad("/bootstrap/force").0, 403);
+        assert_eq!(bad("/shutdown").0, 403);
+        assert_eq!(r("POST", "/shutdown").0, 401);
+        let out = raw(
+            &addr,
+            b"POST /shutdown HTTP/1.0\r\nAuthorization: Basic czNjcmV0LXRva2Vu\r\n\r\n",
+        );
+        assert!(out.starts_with("HTTP/1.0 401"), "{out}");
+        assert!(!sh.st().report.force_bootstrap);
+        assert!(!sh.stopping());
+        let ok = |p| request_with_token(&addr, "POST", p, Some("s3cret-token"), t).unwrap();
+        let (code, body) = ok("/bootstrap/force");
         assert_eq!(code, 200);
         assert!(
             body.contains("\"ok\":true") && body.contains("\"node\":\"n1\""),
@@ -188,7 +220,7 @@ mod tests {
         assert!(out.contains("content-type: text/plain\r\n"), "{out}");
         assert!(out.ends_with("\r\n\r\nok\n"), "{out}");
         assert!(!sh.stopping());
-        assert_eq!(r("POST", "/shutdown"), (200, "{\"ok\":true}".into()));
+        assert_eq!(ok("/shutdown"), (200, "{\"ok\":true}".into()));
         assert!(sh.shutdown.load(Ordering::SeqCst));
     }
 }

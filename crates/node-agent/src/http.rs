@@ -2,4 +2,4 @@
 //! [`request`], shared with the db-proxy (which needs it for [`db_proxy::fetch_status`] and cannot
 //! depend on this crate). The server side is [`crate::control`].
 
-pub use db_proxy::control::{request, ClientError};
+pub use db_proxy::control::{request, request_with_token, ClientError};

@@ -89,6 +89,8 @@ pub(crate) struct Shared {
     /// The running proxy, for the control API.
     proxy: Mutex<Option<db_proxy::Observer>>,
     shutdown: AtomicBool,
+    /// Who may change things through the control API.
+    control: db_proxy::control::ControlAuth,
 }
 
 impl Shared {
@@ -191,6 +193,7 @@ pub fn run(opts: AgentOptions) -> Result<(), AgentError> {
         )),
         proxy: Mutex::new(None),
         shutdown: AtomicBool::new(false),
+        control: db_proxy::control::ControlAuth::from_cluster(&cfg)?,
     });
     {
         let mut st = shared.st();

@@ -262,10 +262,14 @@ fn bootstrap(a: BootstrapArgs) -> anyhow::Result<()> {
             ),
         }
     }
-    let (code, body) = node_agent::http::request(
+    let token = cfg
+        .control_token()
+        .context("reading the control token ([control] in the cluster description)")?;
+    let (code, body) = node_agent::http::request_with_token(
         &target.control_addr(),
         "POST",
         "/bootstrap/force",
+        token.as_deref(),
         Duration::from_secs(3),
     )
     .with_context(|| format!("asking the agent of {} to bootstrap", a.node))?;

@@ -35,6 +35,10 @@ pub struct Args {
     /// Serve GET /metrics, GET /status, POST /drain/NODE and POST /undrain/NODE here.
     #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
+    /// File holding the token POST /drain and /undrain must carry (`Authorization: Bearer`);
+    /// with --config the description's `[control]` gives it. Without any, they are refused.
+    #[arg(long)]
+    pub control_token_file: Option<PathBuf>,
     /// Milliseconds between two checks of a node (at most 500).
     #[arg(long, default_value_t = 500)]
     pub check_interval_ms: u64,
@@ -103,6 +107,15 @@ fn build_config(args: &Args) -> anyhow::Result<ProxyConfig> {
         cfg
     };
     cfg.metrics_listen = args.metrics_listen;
+    if let Some(f) = &args.control_token_file {
+        let t = std::fs::read_to_string(f)
+            .with_context(|| format!("reading the control token from {}", f.display()))?;
+        let t = t.trim_end_matches(['\n', '\r']);
+        if t.is_empty() {
+            bail!("--control-token-file {}: the token is empty", f.display());
+        }
+        cfg.control.token = Some(t.into());
+    }
     cfg.check_interval = Duration::from_millis(args.check_interval_ms);
     cfg.check_timeout = Duration::from_millis(args.check_timeout_ms);
     cfg.thresholds = Thresholds {

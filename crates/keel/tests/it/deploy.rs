@@ -435,13 +435,12 @@ fn deploy_md_followed_on_three_loopback_hosts() {
     run.run("secrets", "app1", "app1");
     run.each("firewall");
     for (h, _) in HOSTS {
-        let a = fs::read(
-            run.host_root("app1")
-                .join("etc/keel/secrets/seafile.password"),
-        )
-        .unwrap();
-        let b = fs::read(run.host_root(h).join("etc/keel/secrets/seafile.password")).unwrap();
-        assert_eq!(a, b, "{h} has another password file");
+        for f in ["seafile.password", "control.token"] {
+            let a = fs::read(run.host_root("app1").join("etc/keel/secrets").join(f)).unwrap();
+            let b = fs::read(run.host_root(h).join("etc/keel/secrets").join(f))
+                .unwrap_or_else(|e| panic!("{h}: {f}: {e}"));
+            assert_eq!(a, b, "{h} has another {f}");
+        }
     }
 
     // Section 5: start, in host order; the tier comes up by itself.

@@ -29,6 +29,7 @@ const MONITOR_USER: &str = "keel_monitor";
 const MONITOR_PW: &str = "monitor-pw";
 const APP_USER: &str = "app";
 const APP_PW: &str = "app-pw";
+const CONTROL_TOKEN: &str = "control-token-of-the-test";
 
 use super::galera_lock;
 use super::tier::{comm, Tier};
@@ -327,10 +328,11 @@ impl Cluster {
     fn write_description(&self) -> (PathBuf, Vec<SocketAddr>) {
         fs::write(self.dir.join("monitor.password"), format!("{MONITOR_PW}\n")).expect("pw");
         fs::write(self.dir.join("app.password"), format!("{APP_PW}\n")).expect("pw");
+        fs::write(self.dir.join("control.token"), format!("{CONTROL_TOKEN}\n")).expect("token");
         let mut t = format!(
             "[cluster]\nname = \"keelproxytest\"\ndata_dir = \"{}\"\n\n[users.app]\nname = \"{APP_USER}\"\n\
              password_file = \"app.password\"\n\n[users.monitor]\nname = \"{MONITOR_USER}\"\n\
-             password_file = \"monitor.password\"\n",
+             password_file = \"monitor.password\"\n\n[control]\ntoken_file = \"control.token\"\n",
             self.dir.display()
         );
         let mut proxies = Vec::new();
@@ -962,13 +964,23 @@ fn galera_one_writer_desync_sigstop_drain() {
         let st = p2.status().expect("status");
         let b = st["backends"].as_array().unwrap().iter().find(|b| b["name"] == w_new.as_str()).unwrap().clone();
         assert_eq!(b["drained"], true);
-        // Undrain (through the CLI proxy's control endpoint): no failback.
+        // Undrain (through the CLI proxy's control endpoint, which needs the tier's control
+        // token): no failback.
         {
             use std::io::{Read, Write};
-            let mut s = TcpStream::connect(p2.metrics).unwrap();
-            write!(s, "POST /undrain/{w_new} HTTP/1.0\r\n\r\n").unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).unwrap();
+            let post = |auth: &str| {
+                let mut s = TcpStream::connect(p2.metrics).unwrap();
+                write!(s, "POST /undrain/{w_new} HTTP/1.0\r\n{auth}\r\n").unwrap();
+                let mut out = String::new();
+                s.read_to_string(&mut out).unwrap();
+                out
+            };
+            let out = post("");
+            assert!(out.starts_with("HTTP/1.0 401"), "{out}");
+            let out = post("Authorization: Bearer not-the-token\r\n");
+            assert!(out.starts_with("HTTP/1.0 403"), "{out}");
+            assert!(p2.status().expect("status")["backends"].as_array().unwrap().iter().any(|b| b["name"] == w_new.as_str() && b["drained"] == true), "a refused undrain changes nothing");
+            let out = post(&format!("Authorization: Bearer {CONTROL_TOKEN}\r\n"));
             assert!(out.starts_with("HTTP/1.0 200"), "{out}");
         }
         tokio::time::sleep(Duration::from_secs(2)).await;

@@ -257,24 +257,52 @@ impl Tier {
     /// Stops node `i`'s agent cleanly (`POST /shutdown` on its control API, as `keel down` does
     /// node by node: mariadbd shut down, cache and proxy stopped) and waits until the agent is
     /// gone; `keel up` starts it again. Returns the seconds it took.
-    pub(crate) fn stop_node(&self, i: usize, secs: u64) -> f64 {
+    /// `POST path` on node i's control API, with `Authorization: Bearer token` if given; the
+    /// whole answer.
+    pub(crate) fn post_control(&self, i: usize, path: &str, token: Option<&str>) -> String {
         use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.control_port(i)))
+            .unwrap_or_else(|e| panic!("node{}'s control API: {e}", i + 1));
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n{auth}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut reply = String::new();
+        let _ = s.read_to_string(&mut reply);
+        reply
+    }
+
+    /// The control token `keel up` generated.
+    pub(crate) fn control_token(&self) -> String {
+        std::fs::read_to_string(self.dir.join("secrets/control.token"))
+            .expect("keel up writes secrets/control.token")
+            .trim()
+            .to_owned()
+    }
+
+    pub(crate) fn stop_node(&self, i: usize, secs: u64) -> f64 {
         let t = Instant::now();
         let pid_file = self.dir.join(format!("node{}.agent.pid", i + 1));
         let pid: i32 = std::fs::read_to_string(&pid_file)
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or_else(|| panic!("no agent pid in {}", pid_file.display()));
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.control_port(i)))
-            .unwrap_or_else(|e| panic!("node{}'s control API: {e}", i + 1));
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        write!(
-            s,
-            "POST /shutdown HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut reply = String::new();
-        let _ = s.read_to_string(&mut reply);
+        // Without the tier's token, or with another, the agent refuses and keeps running.
+        let refused = self.post_control(i, "/shutdown", None);
+        assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+        let refused = self.post_control(i, "/shutdown", Some("not-the-token"));
+        assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+        assert_eq!(
+            comm(pid).as_deref(),
+            Some("keel"),
+            "a refused shutdown stops nothing"
+        );
+        let reply = self.post_control(i, "/shutdown", Some(&self.control_token()));
         while comm(pid).as_deref() == Some("keel") {
             assert!(
                 t.elapsed() < Duration::from_secs(secs),
