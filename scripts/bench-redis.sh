@@ -213,13 +213,17 @@ EOF
     }
     # Memory held after the throughput runs: what freed list and string memory each allocator
     # keeps (keel's mimalloc keeps freed pages for reuse; Redis's jemalloc returns them).
+    rss_around_load() { # -> "redis-before redis-after keel-before keel-after" (KiB)
+        local r0 k0
+        r0=$(rss_kib "$R_PID")
+        k0=$(rss_kib "$K_PID")
+        load_keys "$R_PORT"
+        load_keys "$K_PORT"
+        echo "$r0 $(rss_kib "$R_PID") $k0 $(rss_kib "$K_PID")"
+    }
     echo "bench-redis: loading $KEYS keys of 100 bytes into the servers the throughput runs used..." >&2
-    R_USED0=$(rss_kib "$R_PID")
-    K_USED0=$(rss_kib "$K_PID")
-    load_keys "$R_PORT"
-    load_keys "$K_PORT"
-    R_USED=$(rss_kib "$R_PID")
-    K_USED=$(rss_kib "$K_PID")
+    rss=$(rss_around_load) || exit 1
+    read -r R_USED0 R_USED K_USED0 K_USED <<<"$rss"
     # The key-memory figure: both servers restarted, so it measures the keys and nothing the
     # earlier runs left behind.
     stop_pid "$R_PID"
@@ -233,12 +237,8 @@ EOF
     fi
     K_PID=$PID K_PORT=$PORT
     echo "bench-redis: loading $KEYS keys of 100 bytes into freshly started servers..." >&2
-    R_RSS0=$(rss_kib "$R_PID")
-    K_RSS0=$(rss_kib "$K_PID")
-    load_keys "$R_PORT"
-    load_keys "$K_PORT"
-    R_RSS=$(rss_kib "$R_PID")
-    K_RSS=$(rss_kib "$K_PID")
+    rss=$(rss_around_load) || exit 1
+    read -r R_RSS0 R_RSS K_RSS0 K_RSS <<<"$rss"
 
     printf '\nkeel column: %s\n' "$K_NAME"
     printf '%-6s %-3s | %14s %14s %7s | %12s %12s\n' test -P "redis ops/s" "keel ops/s" ratio "redis us/op" "keel us/op"

@@ -16,10 +16,8 @@ const HELLO_NOAUTH: &str = "NOAUTH HELLO must be called with the client already 
 
 /// Compare without leaking where the first difference is.
 pub(super) fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 impl Conn {
