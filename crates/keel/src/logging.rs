@@ -38,6 +38,7 @@ const KEEL_CRATES: &[&str] = &[
     "redis_store",
     "seafile_config",
     "supervisor",
+    "tier_certs",
 ];
 
 /// The filter directives for a verbosity (0: info, 1: debug, 2 or more: trace) when `RUST_LOG` is

@@ -51,6 +51,9 @@ enum Command {
     Status(cmd::status::Args),
     /// Galera-aware MySQL proxy: one writer for the whole cluster, fast failover, drain.
     DbProxy(cmd::db_proxy::Args),
+    /// The tier's certificate authority and its nodes' certificates (init, issue, rotate).
+    #[command(subcommand)]
+    Certs(cmd::certs::CertsCommand),
     /// Database operations (bootstrap --force, …).
     #[command(subcommand)]
     Db(cmd::db::DbCommand),
@@ -78,6 +81,7 @@ fn main() {
         Command::Down(args) => cmd::up::down(args),
         Command::Status(args) => cmd::status::run(args),
         Command::DbProxy(args) => cmd::db_proxy::run(args),
+        Command::Certs(c) => cmd::certs::run(c),
         Command::Db(c) => cmd::db::run(c),
         Command::SeafileConfig(args) => cmd::seafile::run(args),
         Command::Completions { shell } => {

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod cache;
+pub mod certs;
 pub mod db;
 pub mod db_proxy;
 pub mod node;
@@ -24,4 +25,25 @@ pub fn shutdown_signals() -> anyhow::Result<impl std::future::Future<Output = ()
             _ = int.recv() => {}
         }
     })
+}
+
+/// Writes `text` to `path`, readable by its owner only: the file is created with mode 0600 (an
+/// existing one is set to 0600 before it is truncated), so the secret is never readable by others.
+pub fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if path.exists() {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("chmod {}", path.display()))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }

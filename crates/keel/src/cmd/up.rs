@@ -14,6 +14,7 @@
 //! password, since three nodes on one address cannot all take the default 6379.
 
 use super::status::{fetch_state, load_config, DEFAULT_DIR};
+use super::write_private;
 use anyhow::{bail, Context};
 use cluster_config::{ClusterConfig, Node};
 use std::fs;
@@ -127,12 +128,6 @@ fn random_password() -> anyhow::Result<String> {
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("chmod {}", path.display()))
-}
-
 fn agent_pid_file(dir: &Path, node: &str) -> PathBuf {
     dir.join(format!("{node}.agent.pid"))
 }
@@ -160,6 +155,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let (dir, cfg_path) = write_description(&args)?;
     let cfg = ClusterConfig::load(&cfg_path)?;
+    // The tier's CA and node certificates (secrets/tls), made once, kept across runs.
+    super::certs::ensure(&cfg, super::certs::Which::Missing)
+        .context("the tier's certificates (keel certs)")?;
     galera::process::check_installed(&cfg)?;
     let mut agents = start_agents(&args, &dir, &cfg_path, &cfg)?;
     let mut progress = Progress::new(t0);
@@ -212,7 +210,7 @@ fn write_description(args: &Args) -> anyhow::Result<(PathBuf, PathBuf)> {
 
 /// `DIR/secrets/{app,monitor,redis}.password` and `control.token` (0600, in a 0700 folder), each
 /// generated once.
-fn write_secrets(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn write_secrets(dir: &Path) -> anyhow::Result<()> {
     fs::create_dir_all(dir.join("secrets")).context("creating the secrets folder")?;
     fs::set_permissions(dir.join("secrets"), fs::Permissions::from_mode(0o700))?;
     for f in [

@@ -433,8 +433,18 @@ fn deploy_md_followed_on_three_loopback_hosts() {
     run.each("stop-stock");
     run.each("config");
     run.run("secrets", "app1", "app1");
+    run.run("certs", "app1", "app1");
     run.each("firewall");
     for (h, _) in HOSTS {
+        let tls = run.host_root(h).join("etc/keel/secrets/tls");
+        for f in ["ca.crt".to_string(), format!("{h}.crt"), format!("{h}.key")] {
+            assert!(tls.join(&f).exists(), "{h} lacks secrets/tls/{f}");
+        }
+        assert_eq!(
+            tls.join("ca.key").exists(),
+            h == "app1",
+            "{h}: ca.key only where it was made"
+        );
         for f in ["seafile.password", "control.token"] {
             let a = fs::read(run.host_root("app1").join("etc/keel/secrets").join(f)).unwrap();
             let b = fs::read(run.host_root(h).join("etc/keel/secrets").join(f))
