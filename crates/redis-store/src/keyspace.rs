@@ -234,10 +234,11 @@ impl Keyspace {
         expired
     }
 
-    /// Where `key`'s live entry is in its database's map, in one hash lookup: an expired entry
-    /// is reported missing and removed ([`Keyspace::expire_if_needed`] then a lookup, which
-    /// took two).
-    fn live(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<usize> {
+    /// Where `key`'s live entry is in its database's map, in one hash lookup, counting no hit or
+    /// miss: an expired entry is reported missing and removed ([`Keyspace::expire_if_needed`]
+    /// then a lookup took two). The position serves [`Keyspace::entry_at`] and
+    /// [`Keyspace::modify_at`], so a read-then-write command looks its key up once.
+    pub(crate) fn find(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<usize> {
         let i = self.dbs[db].map.get_index_of(key)?;
         if !self.dbs[db].map[i].is_expired(now_ms) {
             return Some(i);
@@ -253,10 +254,9 @@ impl Keyspace {
     /// mutate). Expired keys are removed and reported missing.
     pub fn lookup_read(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&Entry> {
         let reads_mutate = self.config.reads_mutate && !self.read_only;
-        let found = match self.live(db, key, now_ms) {
-            Some(i) => self.dbs[db].map.get_index_mut(i).map(|(_, e)| e),
-            None => None,
-        };
+        let found = self
+            .find(db, key, now_ms)
+            .and_then(|i| self.dbs[db].map.get_index_mut(i).map(|(_, e)| e));
         match found {
             Some(e) => {
                 self.stats.keyspace_hits += 1;
@@ -274,7 +274,7 @@ impl Keyspace {
 
     /// Look a key up without counting it or touching its LRU clock (`TYPE`-like checks, writes).
     pub fn lookup(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&Entry> {
-        let i = self.live(db, key, now_ms)?;
+        let i = self.find(db, key, now_ms)?;
         self.dbs[db].map.get_index(i).map(|(_, e)| e)
     }
 
@@ -288,14 +288,8 @@ impl Keyspace {
         now_ms: u64,
         f: impl FnOnce(&mut Entry) -> R,
     ) -> Option<R> {
-        let i = self.live(db, key, now_ms)?;
+        let i = self.find(db, key, now_ms)?;
         Some(self.modify_at(db, i, key, now_ms, f))
-    }
-
-    /// Where `key`'s live entry is (for [`Keyspace::entry_at`] and [`Keyspace::modify_at`]),
-    /// counting no hit or miss: a read-then-write command looks its key up once.
-    pub(crate) fn find(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<usize> {
-        self.live(db, key, now_ms)
     }
 
     /// The entry at `i`, a position [`Keyspace::find`] gave with no change since.
@@ -391,10 +385,9 @@ impl Keyspace {
         key: &[u8],
         now_ms: u64,
     ) -> Option<&Entry> {
-        let found = match self.live(db, key, now_ms) {
-            Some(i) => self.dbs[db].map.get_index(i).map(|(_, e)| e),
-            None => None,
-        };
+        let found = self
+            .find(db, key, now_ms)
+            .and_then(|i| self.dbs[db].map.get_index(i).map(|(_, e)| e));
         match found {
             Some(e) => {
                 self.stats.keyspace_hits += 1;

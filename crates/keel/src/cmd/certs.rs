@@ -127,11 +127,8 @@ mod tests {
     use super::*;
 
     fn tier(tag: &str) -> ClusterConfig {
-        let d = std::env::temp_dir().join(format!("keel-certs-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        super::super::up::write_secrets(&d).unwrap();
-        ClusterConfig::from_toml(&super::super::up::local_description("t", 17500), &d).unwrap()
+        use super::super::up::{local_description, with_secrets};
+        with_secrets(&format!("certs-{tag}"), &local_description("t", 17500))
     }
 
     fn mode(p: &std::path::Path) -> u32 {
