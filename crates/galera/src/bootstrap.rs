@@ -16,6 +16,8 @@
 //! rule 4 needs *all* members' reports, so an agent whose view lacks a member waits instead of
 //! choosing differently (see the `partial_view_never_disagrees` property test). Galera keeps at
 //! most one `safe_to_bootstrap: 1` per cluster, so rule 3 is unambiguous as well.
+//! A member whose mariadbd still runs without quorum reports the running server's position as
+//! its history, so the same rules serve a cluster that lost quorum with servers still up.
 //! This module does no I/O.
 
 use crate::grastate::GrState;

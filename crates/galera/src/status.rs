@@ -17,6 +17,7 @@
 //! reason. A value the server did not report reads as failing its condition, except
 //! `wsrep_reject_queries`, which servers without it lack (then `NONE`).
 
+use crate::position::Position;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -113,6 +114,16 @@ impl WsrepStatus {
     /// queries); other lines are ignored.
     pub fn parse(text: &str) -> WsrepStatus {
         WsrepStatus::from_pairs(text.lines().filter_map(|l| l.split_once('\t')))
+    }
+
+    /// The node's place in the cluster's history (`wsrep_cluster_state_uuid` and
+    /// `wsrep_last_committed`), when both are known.
+    pub fn position(&self) -> Option<Position> {
+        let p = Position::parse(&format!(
+            "{}:{}",
+            self.cluster_state_uuid, self.last_committed
+        ))?;
+        p.is_known().then_some(p)
     }
 
     /// In the primary component (has quorum).
@@ -251,6 +262,24 @@ mod tests {
         assert_eq!(s.unfit_reason(), None);
         assert_eq!(synced().unfit_reason(), None);
         assert_eq!(synced().cluster_size, 3);
+    }
+
+    #[test]
+    fn position_needs_a_real_uuid_and_seqno() {
+        assert_eq!(
+            WsrepStatus::parse(SYNCED).position(),
+            Some(Position {
+                uuid: "5e1c6a0e-0b3f-11ef-9c6a-2a3b1c0d9e8f".into(),
+                seqno: 17
+            })
+        );
+        let mut s = WsrepStatus::parse(SYNCED);
+        s.last_committed = -1;
+        assert_eq!(s.position(), None, "seqno -1 is no position");
+        let mut s = WsrepStatus::parse(SYNCED);
+        s.cluster_state_uuid = crate::position::ZERO_UUID.into();
+        assert_eq!(s.position(), None, "the zero UUID is no cluster");
+        assert_eq!(synced().position(), None, "nothing reported");
     }
 
     #[test]

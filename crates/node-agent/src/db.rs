@@ -1,6 +1,8 @@
 //! The node's database: where it stands in the cluster's history, the decision (with the peers)
 //! to bootstrap, join or wait, and supervision of its mariadbd (status polled, crashes recovered
-//! with `--wsrep-recover` and restarted under [`BackOff`], users ensured after a bootstrap).
+//! with `--wsrep-recover` and restarted under [`BackOff`], users ensured after a bootstrap), and
+//! a running member that lost quorum: it reports its running position and acts on the same
+//! decision ([`QuorumWatch`]).
 
 use crate::peers::{gather, peer_state, peer_view};
 use crate::{proxy, Shared};
@@ -251,8 +253,111 @@ enum Exit {
     Crashed,
     /// mariadbd died after having been healthy (a crash too, but not a crash loop).
     Healthy,
-    /// The agent stopped a join that had nobody left to join.
+    /// The agent stopped a join that had nobody left to join, or a member that the running
+    /// cluster did not take back.
     Abandoned,
+}
+
+/// How long a member that was Synced must have been without quorum before its agent acts.
+/// Galera itself restores a Primary component within seconds when its members see each other
+/// again (evs.suspect_timeout is 5 s); the agent steps in only after that.
+const NO_QUORUM_GRACE: Duration = Duration::from_secs(10);
+/// How long another member may be Primary without this non-Primary one merging into it before
+/// its mariadbd is restarted to join.
+const REJOIN_AFTER: Duration = Duration::from_secs(20);
+/// How often the watch asks the bootstrap decision, and the least time between two
+/// `pc.bootstrap=YES`.
+const QUORUM_CHECK_EVERY: Duration = Duration::from_secs(1);
+const BOOTSTRAP_RETRY: Duration = Duration::from_secs(5);
+
+/// What a running member that lost quorum should do.
+enum QuorumStep {
+    Nothing,
+    /// Every member reported, nobody is Primary, and the decision names this node.
+    Bootstrap(BootstrapReason),
+    /// Others are Primary and this node has not merged into them.
+    Rejoin,
+}
+
+/// A member that was Synced and lost quorum (a partition, or the other members stopped) runs
+/// the same [`decide`] as a stopped one: when every member reports, nobody is Primary and this
+/// node is the one the rule names (most advanced, ties by config order), it makes its
+/// component primary; when others are Primary and it has not merged into them, it restarts to
+/// join. A member that cannot see everyone waits (the rule needs every member's report).
+#[derive(Default)]
+struct QuorumWatch {
+    lost_at: Option<Instant>,
+    last_check: Option<Instant>,
+    last_bootstrap: Option<Instant>,
+    others_primary_since: Option<Instant>,
+}
+
+impl QuorumWatch {
+    fn check(
+        &mut self,
+        sh: &Shared,
+        cfg: &ClusterConfig,
+        node: &Node,
+        primary: bool,
+    ) -> QuorumStep {
+        let now = Instant::now();
+        if primary {
+            *self = QuorumWatch::default();
+            return QuorumStep::Nothing;
+        }
+        let lost_at = *self.lost_at.get_or_insert(now);
+        if now - lost_at < NO_QUORUM_GRACE
+            || self
+                .last_check
+                .is_some_and(|t| now - t < QUORUM_CHECK_EVERY)
+        {
+            return QuorumStep::Nothing;
+        }
+        self.last_check = Some(now);
+        let d = decide(&gather(sh, cfg, &node.name));
+        sh.st().decision = Some(d.to_string());
+        if !matches!(d, Decision::Join { .. }) {
+            self.others_primary_since = None;
+        }
+        match d {
+            Decision::Bootstrap { node: n, reason }
+                if n == node.name
+                    && !matches!(
+                        reason,
+                        BootstrapReason::Forced | BootstrapReason::InProgress
+                    ) =>
+            {
+                if self
+                    .last_bootstrap
+                    .is_some_and(|t| now - t < BOOTSTRAP_RETRY)
+                {
+                    return QuorumStep::Nothing;
+                }
+                // A peer's mariadbd that runs but does not answer may be Primary without its
+                // agent knowing: wait for it.
+                let silent = silent_peers(cfg, node);
+                if !silent.is_empty() {
+                    let said = format!(
+                        "no quorum; waiting for {}: mariadbd runs but does not answer",
+                        silent.join(", ")
+                    );
+                    sh.st().decision = Some(said);
+                    return QuorumStep::Nothing;
+                }
+                self.last_bootstrap = Some(now);
+                QuorumStep::Bootstrap(reason)
+            }
+            Decision::Join { .. } => {
+                let since = *self.others_primary_since.get_or_insert(now);
+                if now - since >= REJOIN_AFTER {
+                    QuorumStep::Rejoin
+                } else {
+                    QuorumStep::Nothing
+                }
+            }
+            _ => QuorumStep::Nothing,
+        }
+    }
 }
 
 fn supervise(
@@ -270,6 +375,7 @@ fn supervise(
     let mut was_healthy = false;
     let mut users_done = false;
     let mut last_status_error = String::new();
+    let mut quorum = QuorumWatch::default();
     loop {
         if sh.stopping() {
             set_phase(sh, Phase::Stopping);
@@ -314,6 +420,7 @@ fn supervise(
             match galera::sql::status(&paths.socket) {
                 Ok(w) => {
                     last_status_error.clear();
+                    sh.st().db.status_error = None;
                     let primary = w.is_primary();
                     let healthy = w.is_healthy();
                     {
@@ -328,6 +435,14 @@ fn supervise(
                         s.db.cluster_uuid = Some(w.cluster_state_uuid.clone());
                         s.db.primary = primary;
                         s.db.healthy = healthy;
+                        // Once Synced, the running mariadbd's position is this node's
+                        // history: what the bootstrap decision must compare if the cluster
+                        // loses quorum (the datadir's was read before mariadbd started).
+                        if was_healthy || healthy {
+                            if let Some(p) = w.position() {
+                                s.report.history = History::At(p);
+                            }
+                        }
                         s.db.wsrep = Some(w);
                         s.report.primary = primary;
                         if primary {
@@ -337,6 +452,13 @@ fn supervise(
                     }
                     if healthy && !was_healthy {
                         was_healthy = true;
+                        // mariadbd rewrote grastate.dat when it started (seqno -1, not safe to
+                        // bootstrap): the flags read before the start no longer hold.
+                        if let Ok(gs) = process::read_grastate(paths) {
+                            let mut s = sh.st();
+                            s.db.grastate = gs.clone();
+                            s.report.grastate = gs;
+                        }
                         sh.st().last_error = None;
                         sh.log(&format!(
                             "Synced, Primary, cluster size {}",
@@ -368,13 +490,21 @@ fn supervise(
                     s.db.healthy = false;
                     s.db.primary = false;
                     s.report.primary = false;
+                    s.db.status_error = Some(last_status_error.clone());
                 }
             }
         }
+        let primary = sh.st().report.primary;
+        if primary {
+            peer_primary_seen = Instant::now();
+        }
         // A joiner whose cluster vanished would wait ~34 s (pc.wait_prim_timeout) and then
-        // forget its position; stop it early and decide again instead.
+        // forget its position; stop it early and decide again instead. Only a joiner that never
+        // got Synced: a member that did keeps its place in the cluster (stopping it would make
+        // a passing loss of quorum permanent) and is handled by the quorum watch below.
         if mode == StartMode::Join
-            && !sh.st().report.primary
+            && !was_healthy
+            && !primary
             && last_peer_check.elapsed() >= Duration::from_secs(1)
         {
             last_peer_check = Instant::now();
@@ -392,8 +522,52 @@ fn supervise(
                 return Exit::Abandoned;
             }
         }
+        if was_healthy {
+            match quorum.check(sh, cfg, node, primary) {
+                QuorumStep::Nothing => {}
+                QuorumStep::Bootstrap(reason) => {
+                    sh.log(&format!(
+                        "no quorum and nobody is Primary; the decision names this node ({reason:?}): forcing it primary (pc.bootstrap=YES)"
+                    ));
+                    if let Err(e) = galera::sql::query(
+                        &paths.socket,
+                        "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'",
+                        Duration::from_secs(5),
+                    ) {
+                        sh.error(format!("pc.bootstrap: {e}"));
+                    }
+                }
+                QuorumStep::Rejoin => {
+                    sh.log(&format!(
+                        "the cluster has been Primary without this node for {} s: restarting mariadbd to join it",
+                        REJOIN_AFTER.as_secs()
+                    ));
+                    set_phase(sh, Phase::Stopping);
+                    let clean = m.stop(Duration::from_secs(120));
+                    sh.st().db.pid = None;
+                    if !clean {
+                        sh.record_error("mariadbd did not stop cleanly; recovering".into());
+                    }
+                    return Exit::Abandoned;
+                }
+            }
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The peers whose mariadbd runs but did not answer their agent's last status query.
+fn silent_peers(cfg: &ClusterConfig, node: &Node) -> Vec<String> {
+    cfg.nodes
+        .iter()
+        .filter(|n| n.name != node.name)
+        .filter(|n| {
+            peer_state(n).map_or(true, |st| {
+                st.db.pid.is_some() && st.db.status_error.is_some()
+            })
+        })
+        .map(|n| n.name.clone())
+        .collect()
 }
 
 fn ensure_users(

@@ -48,6 +48,10 @@ pub struct DbState {
     pub started_as: Option<String>,
     pub grastate: Option<GrState>,
     pub wsrep: Option<WsrepStatus>,
+    /// Why the last status query of the running mariadbd failed (`None` when it answered): a
+    /// mariadbd that does not answer may still be in a Primary component.
+    #[serde(default)]
+    pub status_error: Option<String>,
 }
 
 /// The node's cache.

@@ -702,6 +702,99 @@ fn missing_data_after_outage_waits_then_force() {
     assert_eq!(tier.sql(2, "SELECT id FROM seafile_db.m").unwrap(), "7");
 }
 
+/// Two of three hosts crash (kill -9 of their agent and mariadbd): the survivor runs on
+/// without quorum. When `keel up` brings the two agents back, every agent decides as after a
+/// total outage, with the survivor's running position as its history: node1 (a survivor that
+/// holds the latest commits; ties go in config order) is made primary in place
+/// (`pc.bootstrap=YES`, same pid) and the others join it. Then node1 and node2 crash and node3
+/// survives: the tie names node1, which bootstraps from its datadir, and node3 ends up in its
+/// cluster (it merges, or its agent restarts it to join). Nothing committed is lost.
+#[test]
+fn survivor_without_quorum_is_made_primary_or_rejoins() {
+    if skip() {
+        return;
+    }
+    let _one = super::galera_lock();
+    let tier = Tier::new("quorum");
+    tier.up_ok();
+    tier.sql(
+        0,
+        "CREATE TABLE seafile_db.q (id INT PRIMARY KEY); INSERT INTO seafile_db.q VALUES (1)",
+    )
+    .unwrap();
+    let crash = |nodes: &[usize]| {
+        let mut pids = Vec::new();
+        for &i in nodes {
+            let agent = std::fs::read_to_string(tier.dir.join(format!("node{}.agent.pid", i + 1)))
+                .unwrap()
+                .trim()
+                .parse::<i32>()
+                .unwrap();
+            assert_eq!(comm(agent).as_deref(), Some("keel"));
+            pids.push(agent);
+            pids.push(tier.mariadbd_pid(i).unwrap());
+        }
+        for pid in &pids {
+            sigkill(*pid);
+        }
+        while pids.iter().any(|p| comm(*p).is_some()) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let survivor_alone = |i: usize| {
+        move |s: &Value| {
+            let n = &s["nodes"][i];
+            n["db"]["pid"].is_i64() && n["db"]["state"] == "Initialized"
+        }
+    };
+
+    let survivor = tier.mariadbd_pid(0).expect("node1's mariadbd");
+    crash(&[1, 2]);
+    tier.wait_for("node1 without quorum", 60, survivor_alone(0));
+    let secs = tier.up_ok();
+    eprintln!("two of three hosts crashed, keel up to 3 x Synced: {secs:.1} s");
+    assert_eq!(
+        tier.mariadbd_pid(0),
+        Some(survivor),
+        "node1 was made primary in place, not restarted"
+    );
+    let log1 = std::fs::read_to_string(tier.dir.join("node1.agent.log")).unwrap();
+    assert!(
+        log1.contains("pc.bootstrap=YES"),
+        "node1's agent made its component primary:\n{}",
+        tier.logs()
+    );
+    let s = tier.status();
+    for i in 1..3 {
+        let started = s["nodes"][i]["db"]["started_as"].as_str().unwrap();
+        assert!(
+            started.starts_with("join from "),
+            "node{}: {started}",
+            i + 1
+        );
+    }
+    tier.sql(1, "INSERT INTO seafile_db.q VALUES (2)").unwrap();
+
+    crash(&[0, 1]);
+    tier.wait_for("node3 without quorum", 60, survivor_alone(2));
+    let secs = tier.up_ok();
+    eprintln!("node1 and node2 crashed, node3 survived, keel up to 3 x Synced: {secs:.1} s");
+    let started = tier.node(0)["db"]["started_as"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(started.starts_with("bootstrap from "), "node1: {started}");
+    for i in 0..3 {
+        let rows = tier
+            .sql(
+                i,
+                "SET SESSION wsrep_sync_wait=1; SELECT COUNT(*) FROM seafile_db.q",
+            )
+            .unwrap();
+        assert_eq!(rows, "2", "node{} has both rows", i + 1);
+    }
+}
+
 /// After a total outage with one member unreachable (its host down: here, its agent not
 /// started), the others wait and say whom they wait for; `--force` lets one of them bootstrap,
 /// and the missing member rejoins later from its own position.
