@@ -69,8 +69,8 @@ pub struct ClientInfo {
     pub psub: usize,
     /// Queued commands, -1 outside `MULTI`.
     pub multi: i64,
-    /// Last command's full name (`client|list`).
-    pub cmd: String,
+    /// Last command's full name (`client|list`); empty before the first.
+    pub cmd: &'static str,
     pub resp: u8,
     pub blocked: bool,
     pub no_evict: bool,

@@ -610,11 +610,12 @@ impl Conn {
             Err(e) => return self.reject(e),
         };
         let spec = found.spec();
+        // One clock read and one lock of the connection's details per command.
+        let now = now_ms();
         {
             let mut i = self.handle.info.lock();
-            i.cmd.clear();
-            i.cmd.push_str(spec.name);
-            i.last_active_ms = now_ms();
+            i.cmd = spec.name;
+            i.last_active_ms = now;
         }
         let top = spec.name.split('|').next().unwrap_or(spec.name);
         if !self.authenticated
@@ -658,7 +659,7 @@ impl Conn {
                 return Outcome::Reply(Reply::simple("QUEUED"));
             }
         }
-        self.run_command(found, &args, None)
+        self.run_command(found, &args, None, now)
     }
 
     /// A command refused before running: inside `MULTI` it dooms the transaction.
@@ -669,13 +670,14 @@ impl Conn {
         Outcome::Reply(e)
     }
 
-    /// Run one command; `locked` is the keyspace when inside `EXEC` (which holds the lock for
-    /// the whole transaction).
+    /// Run one command at `now` (ms since the epoch); `locked` is the keyspace when inside
+    /// `EXEC` (which holds the lock for the whole transaction).
     fn run_command(
         &mut self,
         found: Found,
         args: &[Bytes],
         locked: Option<&mut Keyspace>,
+        now: u64,
     ) -> Outcome {
         let shared = self.shared.clone();
         let spec = found.spec();
@@ -683,7 +685,7 @@ impl Conn {
             if self.shared.cluster.is_some() && locked.is_none() {
                 return self.cluster_data(cmd, args);
             }
-            let now = now_ms();
+            let db_before = self.client.db;
             let client = &mut self.client;
             let exec = with_ks(&shared, locked, |ks| {
                 let r = ks.execute(client, cmd, args, now);
@@ -694,7 +696,9 @@ impl Conn {
                 }
                 r
             });
-            self.handle.info.lock().db = self.client.db;
+            if self.client.db != db_before {
+                self.handle.info.lock().db = self.client.db;
+            }
             return match exec {
                 Exec::Reply(r) => Outcome::Reply(r),
                 Exec::Blocked { deadline_ms } => {
@@ -841,7 +845,8 @@ mod tests {
 
         // Served by another client's write: the reply arrives through the mailbox.
         let (mut conn, mut server, _client, _stop) = pair(&shared).await;
-        let Outcome::Blocked { deadline_ms } = conn.run_command(found, &args, None) else {
+        let Outcome::Blocked { deadline_ms } = conn.run_command(found, &args, None, now_ms())
+        else {
             panic!("did not block");
         };
         let handle = shared.clients.lock().get(&conn.client.id).cloned().unwrap();
@@ -857,7 +862,7 @@ mod tests {
         // Inside EXEC a blocking command never waits.
         conn.client.in_exec = true;
         assert!(matches!(
-            conn.run_command(found, &args, None),
+            conn.run_command(found, &args, None, now_ms()),
             Outcome::Reply(Reply::NilArray)
         ));
         conn.client.in_exec = false;

@@ -99,7 +99,7 @@ impl Conn {
         self.client.in_exec = true;
         let mut replies = Vec::with_capacity(queue.len());
         for (found, args) in queue {
-            match self.run_command(found, &args, Some(&mut ks)) {
+            match self.run_command(found, &args, Some(&mut ks), now_ms()) {
                 Outcome::Reply(r) => replies.push(r),
                 Outcome::Many(rs) => replies.extend(rs),
                 Outcome::Silent => {}
