@@ -109,6 +109,15 @@ pub enum Decision {
         node: String,
         reason: BootstrapReason,
     },
+    /// `node` bootstraps once the members in `running` have stopped their mariadbd: they run
+    /// without quorum, and a running non-Primary member would merge into the new cluster with
+    /// its own, older idea of the primary component (Galera then declares the new cluster's
+    /// members inconsistent). Their agents stop them; they join after the bootstrap.
+    StopFirst {
+        node: String,
+        reason: BootstrapReason,
+        running: Vec<String>,
+    },
     /// Nobody may bootstrap yet.
     Wait { waiting_for: Vec<Waiting> },
     /// The members' data cannot belong to one cluster; an operator must look.
@@ -121,20 +130,16 @@ impl fmt::Display for Decision {
             Decision::Join { primary } => {
                 write!(f, "join the running cluster ({})", primary.join(", "))
             }
-            Decision::Bootstrap { node, reason } => {
-                let why = match reason {
-                    BootstrapReason::NewCluster => "brand-new cluster".to_string(),
-                    BootstrapReason::SafeToBootstrap => {
-                        "it has safe_to_bootstrap: 1 (last one out)".into()
-                    }
-                    BootstrapReason::MostAdvanced { seqno } => {
-                        format!("most advanced after a crash, seqno {seqno}")
-                    }
-                    BootstrapReason::Forced => "forced by the operator".into(),
-                    BootstrapReason::InProgress => "its bootstrap is in progress".into(),
-                };
-                write!(f, "{node} bootstraps: {why}")
-            }
+            Decision::Bootstrap { node, reason } => write!(f, "{node} bootstraps: {reason}"),
+            Decision::StopFirst {
+                node,
+                reason,
+                running,
+            } => write!(
+                f,
+                "{node} bootstraps ({reason}) once {} stopped the mariadbd that runs without quorum",
+                running.join(", ")
+            ),
             Decision::Wait { waiting_for } => {
                 write!(f, "waiting for ")?;
                 for (i, w) in waiting_for.iter().enumerate() {
@@ -146,6 +151,22 @@ impl fmt::Display for Decision {
                 write!(f, " (to override: keel db bootstrap --force NODE)")
             }
             Decision::Conflict { problem } => write!(f, "cannot decide: {problem}"),
+        }
+    }
+}
+
+impl fmt::Display for BootstrapReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BootstrapReason::NewCluster => write!(f, "brand-new cluster"),
+            BootstrapReason::SafeToBootstrap => {
+                write!(f, "it has safe_to_bootstrap: 1 (last one out)")
+            }
+            BootstrapReason::MostAdvanced { seqno } => {
+                write!(f, "most advanced after a crash, seqno {seqno}")
+            }
+            BootstrapReason::Forced => write!(f, "forced by the operator"),
+            BootstrapReason::InProgress => write!(f, "its bootstrap is in progress"),
         }
     }
 }
@@ -180,6 +201,34 @@ pub fn decide(members: &[(String, MemberView)]) -> Decision {
             reason: BootstrapReason::Forced,
         };
     }
+    // Members whose mariadbd still runs, without quorum (nobody is Primary past rule 1): once
+    // Synced, or still joining a cluster that is gone.
+    let running: Vec<&String> = reports()
+        .filter(|(_, r)| matches!(r.phase, Phase::Running | Phase::Joining))
+        .map(|(n, _)| n)
+        .collect();
+    // A running member is made primary in place (`pc.bootstrap`), and the others running merge
+    // into it; a stopped one starts a new primary component, which running members must not
+    // meet.
+    let start = |node: &String, reason: BootstrapReason| {
+        let others: Vec<String> = running
+            .iter()
+            .filter(|n| **n != node)
+            .map(|n| (*n).clone())
+            .collect();
+        if others.is_empty() || running.contains(&node) {
+            Decision::Bootstrap {
+                node: node.clone(),
+                reason,
+            }
+        } else {
+            Decision::StopFirst {
+                node: node.clone(),
+                reason,
+                running: others,
+            }
+        }
+    };
     // 3. The last one out after clean stops.
     if let Some((n, _)) = reports().find(|(_, r)| {
         // safe_to_bootstrap counts only after a clean stop (seqno saved); a crashed node's flag
@@ -189,10 +238,7 @@ pub fn decide(members: &[(String, MemberView)]) -> Decision {
             .is_some_and(|g| g.safe_to_bootstrap && g.seqno >= 0)
             && matches!(r.history, History::At(_))
     }) {
-        return Decision::Bootstrap {
-            node: n.clone(),
-            reason: BootstrapReason::SafeToBootstrap,
-        };
+        return start(n, BootstrapReason::SafeToBootstrap);
     }
 
     // 4. Everyone's history is needed.
@@ -248,18 +294,16 @@ pub fn decide(members: &[(String, MemberView)]) -> Decision {
             ),
         };
     }
-    // Highest seqno; the first in config order wins a tie (max_by keeps the last max, so compare
-    // with the index reversed).
+    // Highest seqno; a tie goes to a member whose mariadbd runs (made primary in place, the way
+    // Galera documents for a cluster without quorum), then to the first in config order
+    // (max_by keeps the last max, so compare with the index reversed).
     let (best, pos) = positions
         .iter()
         .enumerate()
-        .max_by_key(|(i, (_, p))| (p.seqno, std::cmp::Reverse(*i)))
+        .max_by_key(|(i, (n, p))| (p.seqno, running.contains(n), std::cmp::Reverse(*i)))
         .map(|(_, x)| *x)
         .expect("someone has data");
-    Decision::Bootstrap {
-        node: best.clone(),
-        reason: BootstrapReason::MostAdvanced { seqno: pos.seqno },
-    }
+    start(best, BootstrapReason::MostAdvanced { seqno: pos.seqno })
 }
 
 #[cfg(test)]
@@ -390,6 +434,77 @@ mod tests {
         assert_eq!(bootstraps(&d), Some("node1"));
     }
 
+    /// A member whose mariadbd runs without quorum, at `seqno` (its running position).
+    fn running(phase: Phase, seqno: i64) -> MemberView {
+        MemberView::Reported(MemberReport {
+            phase,
+            primary: false,
+            history: at(seqno),
+            grastate: Some(GrState {
+                uuid: U.into(),
+                seqno: -1,
+                safe_to_bootstrap: false,
+            }),
+            force_bootstrap: false,
+        })
+    }
+
+    #[test]
+    fn running_member_without_quorum_wins_a_tie_and_is_made_primary_in_place() {
+        let d = decide(&named(vec![
+            crashed(7),
+            crashed(7),
+            running(Phase::Running, 7),
+        ]));
+        assert_eq!(
+            d,
+            Decision::Bootstrap {
+                node: "node3".into(),
+                reason: BootstrapReason::MostAdvanced { seqno: 7 }
+            }
+        );
+        // Strictly more advanced wins over running; two running members tie in config order.
+        let d = decide(&named(vec![
+            running(Phase::Running, 6),
+            running(Phase::Running, 6),
+            crashed(5),
+        ]));
+        assert_eq!(bootstraps(&d), Some("node1"));
+    }
+
+    #[test]
+    fn a_stopped_member_bootstraps_only_after_running_ones_stop() {
+        let d = decide(&named(vec![
+            crashed(9),
+            running(Phase::Running, 8),
+            running(Phase::Joining, 8),
+        ]));
+        assert_eq!(
+            d,
+            Decision::StopFirst {
+                node: "node1".into(),
+                reason: BootstrapReason::MostAdvanced { seqno: 9 },
+                running: vec!["node2".into(), "node3".into()],
+            }
+        );
+        assert_eq!(bootstraps(&d), None, "nobody starts yet");
+        assert!(d.to_string().contains("once node2, node3 stopped"), "{d}");
+        // The last one out too waits for a running member to stop.
+        let d = decide(&named(vec![
+            stopped(at(4), false),
+            stopped(at(9), true),
+            running(Phase::Running, 4),
+        ]));
+        assert_eq!(
+            d,
+            Decision::StopFirst {
+                node: "node2".into(),
+                reason: BootstrapReason::SafeToBootstrap,
+                running: vec!["node3".into()],
+            }
+        );
+    }
+
     #[test]
     fn crash_with_missing_data_or_unreachable_waits() {
         let d = decide(&named(vec![
@@ -488,13 +603,13 @@ mod tests {
         );
     }
 
-    /// A full view of 1-5 stopped members: each crashed (some seqno), cleanly stopped or empty;
-    /// at most one `safe_to_bootstrap`, as Galera guarantees.
+    /// A full view of 1-5 members: each crashed (some seqno), cleanly stopped, running without
+    /// quorum or empty; at most one `safe_to_bootstrap`, as Galera guarantees.
     fn full_view() -> impl Strategy<Value = Vec<(String, MemberView)>> {
         (1usize..=5)
             .prop_flat_map(|n| {
                 (
-                    proptest::collection::vec((0u8..3, 0i64..20), n),
+                    proptest::collection::vec((0u8..4, 0i64..20), n),
                     proptest::option::of(0..n),
                     proptest::collection::vec(any::<bool>(), n),
                 )
@@ -506,6 +621,7 @@ mod tests {
                     .map(|(i, (k, s))| match k {
                         0 => crashed(*s),
                         1 => stopped(at(*s), safe == Some(i)),
+                        2 => running(Phase::Running, *s),
                         _ => stopped(History::Empty, false),
                     })
                     .collect();
@@ -524,8 +640,12 @@ mod tests {
                 if hide[i] { m.1 = MemberView::Unreachable { why: "hidden".into() }; }
             }
             let d_part = decide(&partial);
-            if let Some(b) = bootstraps(&d_part) {
-                prop_assert_eq!(Some(b), bootstraps(&d_full), "partial {:?} vs full {:?}", d_part, d_full);
+            let chosen = |d: &Decision| match d {
+                Decision::Bootstrap { node, .. } | Decision::StopFirst { node, .. } => Some(node.clone()),
+                _ => None,
+            };
+            if let Some(b) = chosen(&d_part) {
+                prop_assert_eq!(Some(b), chosen(&d_full), "partial {:?} vs full {:?}", d_part, d_full);
             }
         }
 

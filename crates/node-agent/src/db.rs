@@ -275,8 +275,9 @@ enum QuorumStep {
     Nothing,
     /// Every member reported, nobody is Primary, and the decision names this node.
     Bootstrap(BootstrapReason),
-    /// Others are Primary and this node has not merged into them.
-    Rejoin,
+    /// Stop this node's mariadbd (and decide again), for the reason given: another node is to
+    /// bootstrap, or others are Primary and this node has not merged into them.
+    Stop(String),
 }
 
 /// A member that was Synced and lost quorum (a partition, or the other members stopped) runs
@@ -347,10 +348,23 @@ impl QuorumWatch {
                 self.last_bootstrap = Some(now);
                 QuorumStep::Bootstrap(reason)
             }
+            // Another member is to bootstrap: a running non-Primary mariadbd must not be there
+            // when it does (it would merge with its older primary component).
+            Decision::StopFirst { node: n, running, .. } if running.contains(&node.name) => {
+                QuorumStep::Stop(format!(
+                    "no quorum; {n} is to bootstrap: stopping this node's mariadbd first, to join it afterwards"
+                ))
+            }
+            Decision::Bootstrap { node: n, .. } if n != node.name => QuorumStep::Stop(format!(
+                "no quorum; {n} bootstraps: stopping this node's mariadbd, to join it afterwards"
+            )),
             Decision::Join { .. } => {
                 let since = *self.others_primary_since.get_or_insert(now);
                 if now - since >= REJOIN_AFTER {
-                    QuorumStep::Rejoin
+                    QuorumStep::Stop(format!(
+                        "the cluster has been Primary without this node for {} s: restarting mariadbd to join it",
+                        REJOIN_AFTER.as_secs()
+                    ))
                 } else {
                     QuorumStep::Nothing
                 }
@@ -537,11 +551,8 @@ fn supervise(
                         sh.error(format!("pc.bootstrap: {e}"));
                     }
                 }
-                QuorumStep::Rejoin => {
-                    sh.log(&format!(
-                        "the cluster has been Primary without this node for {} s: restarting mariadbd to join it",
-                        REJOIN_AFTER.as_secs()
-                    ));
+                QuorumStep::Stop(why) => {
+                    sh.log(&why);
                     set_phase(sh, Phase::Stopping);
                     let clean = m.stop(Duration::from_secs(120));
                     sh.st().db.pid = None;

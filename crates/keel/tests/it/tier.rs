@@ -704,11 +704,13 @@ fn missing_data_after_outage_waits_then_force() {
 
 /// Two of three hosts crash (kill -9 of their agent and mariadbd): the survivor runs on
 /// without quorum. When `keel up` brings the two agents back, every agent decides as after a
-/// total outage, with the survivor's running position as its history: node1 (a survivor that
-/// holds the latest commits; ties go in config order) is made primary in place
-/// (`pc.bootstrap=YES`, same pid) and the others join it. Then node1 and node2 crash and node3
-/// survives: the tie names node1, which bootstraps from its datadir, and node3 ends up in its
-/// cluster (it merges, or its agent restarts it to join). Nothing committed is lost.
+/// total outage, with the survivor's running position as its history: the survivor holds the
+/// latest commits (a tie goes to the running member), so it is made primary in place
+/// (`pc.bootstrap=YES`, same pid) and the others join it. Then node3 is cut off (gmcast.isolate),
+/// a row is committed without it, and node1 and node2 crash: node1 is the most advanced, so
+/// node3's agent stops its non-Primary mariadbd before node1 bootstraps (a running node would
+/// merge with its older primary component and make the new cluster inconsistent), and node3
+/// joins afterwards. Nothing committed is lost.
 #[test]
 fn survivor_without_quorum_is_made_primary_or_rejoins() {
     if skip() {
@@ -775,15 +777,35 @@ fn survivor_without_quorum_is_made_primary_or_rejoins() {
     }
     tier.sql(1, "INSERT INTO seafile_db.q VALUES (2)").unwrap();
 
+    tier.root_sql(2, "SET GLOBAL wsrep_provider_options='gmcast.isolate=1'");
+    tier.wait_for("node3 cut off", 60, survivor_alone(2));
+    tier.sql(0, "INSERT INTO seafile_db.q VALUES (3)").unwrap();
     crash(&[0, 1]);
-    tier.wait_for("node3 without quorum", 60, survivor_alone(2));
     let secs = tier.up_ok();
-    eprintln!("node1 and node2 crashed, node3 survived, keel up to 3 x Synced: {secs:.1} s");
-    let started = tier.node(0)["db"]["started_as"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert!(started.starts_with("bootstrap from "), "node1: {started}");
+    eprintln!("node3 cut off, node1 and node2 crashed, keel up to 3 x Synced: {secs:.1} s");
+    let s = tier.status();
+    let started = |i: usize| {
+        s["nodes"][i]["db"]["started_as"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        started(0).starts_with("bootstrap from "),
+        "node1: {}",
+        started(0)
+    );
+    assert!(
+        started(2).starts_with("join from "),
+        "node3: {}",
+        started(2)
+    );
+    let log3 = std::fs::read_to_string(tier.dir.join("node3.agent.log")).unwrap();
+    assert!(
+        log3.contains("node1 is to bootstrap: stopping this node's mariadbd first"),
+        "node3's agent stopped its mariadbd before node1 bootstrapped:\n{}",
+        tier.logs()
+    );
     for i in 0..3 {
         let rows = tier
             .sql(
@@ -791,7 +813,7 @@ fn survivor_without_quorum_is_made_primary_or_rejoins() {
                 "SET SESSION wsrep_sync_wait=1; SELECT COUNT(*) FROM seafile_db.q",
             )
             .unwrap();
-        assert_eq!(rows, "2", "node{} has both rows", i + 1);
+        assert_eq!(rows, "3", "node{} has every row", i + 1);
     }
 }
 
