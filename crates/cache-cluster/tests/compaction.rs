@@ -120,14 +120,32 @@ async fn log_stays_bounded_under_many_writes() {
         tc.nodes().iter().map(|n| n.log_len()).collect::<Vec<_>>(),
         tc.nodes().iter().map(|n| n.snapshot_info().built).collect::<Vec<_>>(),
     );
-    // Without compaction the log would hold every entry (>= N / WRITERS). A snapshot is built
-    // while entries keep coming, hence some slack.
-    let bound = (3 * EVERY + KEEP) as usize;
+    // Without compaction the log would hold every entry (>= N / WRITERS). While the load runs,
+    // entries keep coming during a snapshot's build, so how far the log grows then depends on
+    // the machine's speed (the figure above); what compaction guarantees is that it never held
+    // everything, and that once writes stop the log is cut back to at most one snapshot interval
+    // plus the entries kept.
+    let bound = (EVERY + KEEP) as usize;
     assert!(N / WRITERS > 2 * bound);
+    let applied = tc
+        .nodes()
+        .iter()
+        .map(|n| n.status().applied)
+        .min()
+        .unwrap_or(0) as usize;
     assert!(
-        max_len <= bound,
-        "log grew to {max_len} entries (bound {bound})"
+        max_len < applied / 2,
+        "the log held {max_len} of {applied} entries: compaction did not keep up at all"
     );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tc.nodes().iter().any(|n| n.log_len() > bound) {
+        assert!(
+            Instant::now() < deadline,
+            "logs not cut back to {bound} entries once writes stopped: {:?}",
+            tc.nodes().iter().map(|n| n.log_len()).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     for n in tc.nodes() {
         let info = n.snapshot_info();
         let entries = n.status().applied;
