@@ -1,6 +1,7 @@
 //! The node's `keel cache`: its command line (standalone or cluster mode, memcached and Redis,
-//! from the description), its supervision (restarted on the same client ports after a crash)
-//! and a blocking `stats` query for its cluster fields.
+//! mutual TLS on the Raft port with the tier's certificates, from the description), its
+//! supervision (restarted on the same client ports after a crash) and a blocking `stats` query
+//! for its cluster fields.
 
 use crate::Shared;
 use cluster_config::{ClusterConfig, Node};

@@ -1,6 +1,8 @@
 //! `keel cache`: a memcached-compatible cache server, with memcached's command line so existing
 //! systemd units and test harnesses work unchanged; `--redis-port` adds the Redis protocol beside
-//! it, from the same process, memory limit and threads.
+//! it, from the same process, memory limit and threads. `--cluster-id/--cluster-peers` make it a
+//! member of a replicated cluster (`cache_cluster`), and `--cluster-tls-*` put mutual TLS on
+//! that cluster's Raft port.
 
 use std::net::IpAddr;
 
