@@ -5,6 +5,7 @@ mod common;
 mod compaction;
 mod linearizability;
 mod redis;
+mod tls;
 
 use std::time::{Duration, Instant};
 

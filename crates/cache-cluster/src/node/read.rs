@@ -134,7 +134,13 @@ impl Inner {
         let thread = std::thread::current().id();
         let mut map = self.read_peers.lock();
         map.entry(thread)
-            .or_insert_with(|| Peers::new(self.partition.clone(), self.contact.clone()))
+            .or_insert_with(|| {
+                Peers::new(
+                    self.partition.clone(),
+                    self.contact.clone(),
+                    self.cfg.tls.clone(),
+                )
+            })
             .get(addr)
     }
 

@@ -15,6 +15,10 @@
 //!   `KEEL_TEST_CLUSTER_READ=local` (reads served from the local replica) it finds violations.
 //! * [`restarted_node_catches_up_100k_keys_then_answers_them_all`].
 //! * [`minority_refuses_writes_promptly_and_no_acknowledged_write_is_lost`].
+//! * [`mtls_cluster_replicates_survives_a_leader_kill_and_refuses_strangers`]: three nodes with
+//!   `--cluster-tls-*` (certificates of `tier-certs`, one per node) replicate and survive
+//!   `kill -9` of the leader; `openssl s_client` without a certificate or with one of another
+//!   tier's CA, and garbage bytes, get no session on the Raft port, and the cluster still serves.
 //! * [`pipelined_batches_answer_like_standalone_on_leader_and_follower`]: one pipelined batch of
 //!   mixed text/meta requests (cas conflict, add on an existing key, incr on a pinned item,
 //!   read-your-write, `mg` flag order) and one of binary quiet ops get byte-identical replies
@@ -1333,5 +1337,242 @@ fn pipelined_batches_answer_like_standalone_on_leader_and_follower() {
             got, want,
             "binary batch on slot {slot} differs from standalone"
         );
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// 6. Mutual TLS on the Raft port.
+// ------------------------------------------------------------------------------------------
+
+/// A folder of certificates: `ca.crt`, `nodeN.crt`/`nodeN.key` for slots 1..=3 (for 127.0.0.1),
+/// and `stranger.crt`/`.key` of another tier's CA. Removed on drop unless the test failed.
+struct CertDir(std::path::PathBuf);
+
+impl CertDir {
+    fn new() -> CertDir {
+        let d =
+            std::env::temp_dir().join(format!("keel-it-mtls-{}-{}", std::process::id(), seed()));
+        std::fs::create_dir_all(&d).expect("cert dir");
+        let w = |name: &str, text: &str| std::fs::write(d.join(name), text).expect(name);
+        let ca = tier_certs::Ca::generate("it").expect("CA");
+        w("ca.crt", &ca.pem().cert_pem);
+        for slot in 1..=3 {
+            let n = ca
+                .issue(&format!("node{slot}"), &["127.0.0.1"])
+                .expect("issue");
+            w(&format!("node{slot}.crt"), &n.cert_pem);
+            w(&format!("node{slot}.key"), &n.key_pem);
+        }
+        let other = tier_certs::Ca::generate("another tier").expect("CA");
+        let s = other.issue("node1", &["127.0.0.1"]).expect("issue");
+        w("stranger.crt", &s.cert_pem);
+        w("stranger.key", &s.key_pem);
+        CertDir(d)
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+
+    /// Node `slot`'s `--cluster-tls-*` flags.
+    fn flags(&self, slot: u16) -> Vec<std::ffi::OsString> {
+        vec![
+            "--cluster-tls-ca".into(),
+            self.path("ca.crt").into(),
+            "--cluster-tls-cert".into(),
+            self.path(&format!("node{slot}.crt")).into(),
+            "--cluster-tls-key".into(),
+            self.path(&format!("node{slot}.key")).into(),
+        ]
+    }
+}
+
+impl Drop for CertDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// `openssl s_client` to `port` (TLS 1.3, the server checked against `ca.crt`) with `extra`
+/// flags, sending a valid `Hello` frame of the peer protocol and then reading until the server
+/// closes (`-ign_eof`). Returns its output; panics if the server keeps it open for 20 s.
+fn s_client(certs: &CertDir, port: u16, extra: &[&str]) -> String {
+    let mut child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-tls1_3",
+        ])
+        .arg("-CAfile")
+        .arg(certs.path("ca.crt"))
+        .args(["-verify_return_error", "-ign_eof"])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("openssl (Debian's openssl package)");
+    // Length 9, request id 1, body: `Rpc::Hello` (bincode variant 5).
+    let hello = [0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1, 5];
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(&hello);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("s_client").is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("s_client");
+            panic!(
+                "the Raft port kept `openssl s_client {extra:?}` connected: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("s_client");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Plain TCP to `port`: `bytes`, then read until the node closes (a TLS alert at most).
+fn garbage_to(port: u16, bytes: &[u8]) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let _ = s.write_all(bytes); // the node may close before it has read everything
+    let mut back = Vec::new();
+    match io::Read::read_to_end(&mut s, &mut back) {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the Raft port kept a connection of garbage open: {e}"),
+    }
+    assert!(
+        back.is_empty() || back[0] == 21,
+        "garbage was answered with {back:?}"
+    );
+}
+
+/// A `set` on `slot`, retried until acknowledged (an election may be under way).
+fn set_until_stored(c: &CacheCluster, slot: u16, key: &str, value: &[u8]) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if let Ok(mut t) = TextClient::connect(c.addr(slot)) {
+            let _ = t.set_read_timeout(Duration::from_secs(3));
+            match request(&mut t, &set_req(key, value), false) {
+                Ok(Answer::Line(l)) if l == "STORED" => return,
+                other => last = format!("{other:?}"),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!(
+        "set {key} on node {slot} not stored within 15 s (last: {last})\n{}",
+        c.all_logs(3000)
+    );
+}
+
+fn get_on(c: &CacheCluster, slot: u16, key: &str) -> Option<Vec<u8>> {
+    let mut t = TextClient::connect(c.addr(slot)).expect("connect");
+    t.set_read_timeout(Duration::from_secs(5)).unwrap();
+    match request(&mut t, format!("get {key}\r\n").as_bytes(), true) {
+        Ok(Answer::Item(v)) => v.map(|(v, _)| v),
+        other => panic!("get {key} on node {slot}: {other:?}\n{}", c.all_logs(3000)),
+    }
+}
+
+#[test]
+fn mtls_cluster_replicates_survives_a_leader_kill_and_refuses_strangers() {
+    let _serial = serial();
+    let certs = CertDir::new();
+    let mut c = CacheCluster::start_each(
+        keel_bin(),
+        3,
+        &["-t", "2"],
+        &|slot| certs.flags(slot),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("cannot start the mTLS cluster: {e}"));
+    let leader = c
+        .leader(Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let others: Vec<u16> = c.slots().into_iter().filter(|s| *s != leader).collect();
+    set_until_stored(&c, others[0], "written-on-a-follower", b"one");
+    set_until_stored(&c, leader, "written-on-the-leader", b"two");
+    for slot in c.slots() {
+        assert_eq!(
+            get_on(&c, slot, "written-on-a-follower").as_deref(),
+            Some(&b"one"[..])
+        );
+        assert_eq!(
+            get_on(&c, slot, "written-on-the-leader").as_deref(),
+            Some(&b"two"[..])
+        );
+    }
+
+    // Strangers on the leader's Raft port: no certificate, another tier's CA, garbage.
+    let port = c.peer_port(leader);
+    let out = s_client(&certs, port, &[]);
+    assert!(
+        out.contains("alert certificate required"),
+        "no certificate: {out}"
+    );
+    let (crt, key) = (certs.path("stranger.crt"), certs.path("stranger.key"));
+    let out = s_client(
+        &certs,
+        port,
+        &[
+            "-cert",
+            crt.to_str().unwrap(),
+            "-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("alert unknown ca"), "another tier's CA: {out}");
+    let mut junk = vec![0u8; 1 << 16];
+    let mut x: u64 = seed() | 1;
+    for b in junk.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    garbage_to(port, &junk);
+    garbage_to(port, &[0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1, 5]); // a plaintext Hello frame
+    let log = c.log_tail(leader, 20_000);
+    assert!(
+        log.contains("refused a connection without a valid certificate"),
+        "no warning in the leader's log:\n{log}"
+    );
+    // Unharmed: still the leader, and the cluster serves.
+    assert_eq!(c.leader(Duration::from_secs(5)).ok(), Some(leader));
+    set_until_stored(&c, others[1], "after-the-strangers", b"three");
+    assert_eq!(
+        get_on(&c, leader, "after-the-strangers").as_deref(),
+        Some(&b"three"[..])
+    );
+
+    // The leader dies; the other two elect one of them and go on, over TLS.
+    c.kill(leader);
+    set_until_stored(&c, others[0], "after-the-kill", b"four");
+    assert_eq!(
+        get_on(&c, others[1], "after-the-kill").as_deref(),
+        Some(&b"four"[..])
+    );
+    // It comes back with its certificate and catches up.
+    c.restart(leader, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (k, v) in [
+        ("written-on-a-follower", &b"one"[..]),
+        ("after-the-strangers", b"three"),
+        ("after-the-kill", b"four"),
+    ] {
+        assert_eq!(get_on(&c, leader, k).as_deref(), Some(v), "{k}");
     }
 }
