@@ -142,9 +142,7 @@
 //! * **Transport**: persistent TCP connections with length-prefixed bincode frames, multiplexed by
 //!   request id, Nagle off, writes batched per connection ([`transport`]); no HTTP. Raft traffic
 //!   and forwarded writes share one connection per peer; follower read-index requests use one
-//!   per peer and client thread. With [`ClusterConfig::tls`] every connection is mutual TLS 1.3
-//!   ([`tls`]): both ends must show a certificate of the tier's CA, and a connection that fails
-//!   the handshake never has a frame decoded.
+//!   per peer and client thread.
 //!
 //! # Known limits
 //! * Every node must run the same keel version: the replicated [`Command`]/[`Outcome`] encoding
@@ -170,7 +168,6 @@ pub mod node;
 pub mod redis;
 pub mod status;
 pub mod storage;
-pub mod tls;
 pub mod transport;
 
 use std::collections::BTreeMap;
@@ -183,7 +180,6 @@ pub use node::{Cluster, ReadFence};
 pub use redis::{RedisEvents, RedisOp, RedisOutcome, RedisReplica};
 pub use status::{ClusterStatus, MemberStatus};
 pub use storage::SnapshotInfo;
-pub use tls::{PeerTls, TlsError, TlsFiles};
 
 /// A Raft node id: `slot << 48 | generation` (see [`slot_of`]).
 pub type NodeId = u64;
@@ -364,8 +360,6 @@ pub struct ClusterConfig {
     pub store: cache_store::StoreConfig,
     /// The Redis keyspace's settings, when the node serves Redis (`None`: it does not).
     pub redis: Option<redis_store::Config>,
-    /// Mutual TLS on the peer port, both ways ([`tls`]); `None`: plaintext.
-    pub tls: Option<Arc<PeerTls>>,
     pub clock: ClockFn,
 }
 
@@ -395,7 +389,6 @@ impl ClusterConfig {
             follower_leases: true,
             store,
             redis: None,
-            tls: None,
             clock: system_clock(),
         }
     }

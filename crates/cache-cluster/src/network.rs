@@ -19,7 +19,6 @@ use parking_lot::Mutex;
 
 use crate::hooks::Partition;
 use crate::lease::LeaseGate;
-use crate::tls::PeerTls;
 use crate::transport::{Peer, Reply, Rpc};
 use crate::{ClusterError, NodeId, TypeConfig};
 
@@ -30,21 +29,14 @@ pub struct Peers {
     partition: Partition,
     /// When each address last answered a Raft RPC (the leader's quorum check reads it).
     pub contact: Arc<Mutex<HashMap<String, Instant>>>,
-    /// Mutual TLS on every connection (`None`: plaintext).
-    tls: Option<Arc<PeerTls>>,
 }
 
 impl Peers {
-    pub fn new(
-        partition: Partition,
-        contact: Arc<Mutex<HashMap<String, Instant>>>,
-        tls: Option<Arc<PeerTls>>,
-    ) -> Peers {
+    pub fn new(partition: Partition, contact: Arc<Mutex<HashMap<String, Instant>>>) -> Peers {
         Peers {
             map: Arc::default(),
             partition,
             contact,
-            tls,
         }
     }
 
@@ -52,13 +44,7 @@ impl Peers {
         self.map
             .lock()
             .entry(addr.to_string())
-            .or_insert_with(|| {
-                Arc::new(Peer::new(
-                    addr.to_string(),
-                    self.partition.clone(),
-                    self.tls.clone(),
-                ))
-            })
+            .or_insert_with(|| Arc::new(Peer::new(addr.to_string(), self.partition.clone())))
             .clone()
     }
 }

@@ -1,7 +1,4 @@
-//! Inter-node transport: persistent TCP connections carrying length-prefixed bincode frames,
-//! plaintext or, with [`PeerTls`], mutual TLS ([`crate::tls`]): the framing, the batching
-//! writer and the reader are the same code over either stream (generic over
-//! `AsyncRead`/`AsyncWrite`).
+//! Inter-node transport: persistent TCP connections carrying length-prefixed bincode frames.
 //!
 //! Frame: `u32` big-endian length, then `u64` request id, then the bincode body. One connection per
 //! (sender, receiver address) carries every RPC kind (Raft traffic, forwarded writes, read-index
@@ -31,13 +28,13 @@ use openraft::raft::{
 };
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::command::{Command, Outcome};
 use crate::hooks::Partition;
-use crate::tls::PeerTls;
 use crate::{ClusterError, NodeId, TypeConfig};
 
 /// Largest frame accepted (a batch of log entries with large items).
@@ -152,10 +149,7 @@ pub fn encode<T: Serialize>(id: u64, msg: &T) -> Result<Vec<u8>, ClusterError> {
 }
 
 /// Read one frame: `(request id, body)`. `Ok(None)` on clean EOF.
-pub async fn read_frame<R: AsyncRead + Unpin>(
-    r: &mut R,
-    buf: &mut Vec<u8>,
-) -> std::io::Result<Option<u64>> {
+pub async fn read_frame(r: &mut OwnedReadHalf, buf: &mut Vec<u8>) -> std::io::Result<Option<u64>> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -187,14 +181,14 @@ pub fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ClusterError>
 }
 
 /// Writes queued frames, flushing when the queue runs dry.
-pub async fn writer_loop<W: AsyncWrite + Unpin>(w: W, rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+pub async fn writer_loop(w: OwnedWriteHalf, rx: mpsc::UnboundedReceiver<Vec<u8>>) {
     write_frames(w, rx, |f| Some(f)).await
 }
 
 /// A client connection's writer: like [`writer_loop`], but a request whose waiter is gone from
 /// `pending` (its caller timed out) is dropped instead of written.
-async fn request_writer_loop<W: AsyncWrite + Unpin>(
-    w: W,
+async fn request_writer_loop(
+    w: OwnedWriteHalf,
     rx: mpsc::UnboundedReceiver<(u64, Vec<u8>)>,
     pending: Pending,
 ) {
@@ -206,8 +200,8 @@ async fn request_writer_loop<W: AsyncWrite + Unpin>(
 
 /// Write each queued item's frame (`frame` gives it, or `None` to skip the item), flushing when
 /// the queue runs dry; stops at the first write error or when the queue closes.
-async fn write_frames<T, W: AsyncWrite + Unpin>(
-    w: W,
+async fn write_frames<T>(
+    w: OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<T>,
     frame: impl Fn(&T) -> Option<&Vec<u8>>,
 ) {
@@ -256,18 +250,15 @@ pub struct Peer {
     next_id: AtomicU64,
     /// Shared "this node is cut off" switch (tests simulate partitions with it).
     partition: Partition,
-    /// Mutual TLS on every connection (`None`: plaintext).
-    tls: Option<Arc<PeerTls>>,
 }
 
 impl Peer {
-    pub fn new(addr: String, partition: Partition, tls: Option<Arc<PeerTls>>) -> Peer {
+    pub fn new(addr: String, partition: Partition) -> Peer {
         Peer {
             addr,
             conn: tokio::sync::Mutex::new(None),
             next_id: AtomicU64::new(1),
             partition,
-            tls,
         }
     }
 
@@ -318,32 +309,11 @@ impl Peer {
     }
 
     async fn connect(&self) -> Result<Conn, ClusterError> {
-        let unreachable =
-            |e: std::io::Error| ClusterError::Unreachable(format!("{}: {e}", self.addr));
-        let stream = TcpStream::connect(&self.addr).await.map_err(unreachable)?;
+        let stream = TcpStream::connect(&self.addr)
+            .await
+            .map_err(|e| ClusterError::Unreachable(format!("{}: {e}", self.addr)))?;
         let _ = stream.set_nodelay(true);
-        Ok(match &self.tls {
-            None => {
-                let (r, w) = stream.into_split();
-                Self::start(r, w)
-            }
-            Some(tls) => {
-                let s = tls
-                    .connect(&self.addr, stream)
-                    .await
-                    .map_err(|e| ClusterError::Unreachable(format!("{}: TLS: {e}", self.addr)))?;
-                let (r, w) = tokio::io::split(s);
-                Self::start(r, w)
-            }
-        })
-    }
-
-    /// The connection's writer and reader tasks over the stream's two halves.
-    fn start<R, W>(mut r: R, w: W) -> Conn
-    where
-        R: AsyncRead + Unpin + Send + 'static,
-        W: AsyncWrite + Unpin + Send + 'static,
-    {
+        let (mut r, w) = stream.into_split();
         let (tx, rx) = mpsc::unbounded_channel();
         let pending: Pending = Arc::default();
         let alive = Arc::new(AtomicBool::new(true));
@@ -363,7 +333,7 @@ impl Peer {
             // Dropping the senders fails every waiter at once instead of letting them time out.
             p2.lock().clear();
         });
-        Conn { tx, pending, alive }
+        Ok(Conn { tx, pending, alive })
     }
 
     /// Drop the connection (next call reconnects).
@@ -410,7 +380,7 @@ mod tests {
             }
             big
         });
-        let peer = Peer::new(addr, Partition::default(), None);
+        let peer = Peer::new(addr, Partition::default());
         let big = Rpc::Write(Arc::new(Command::Remove {
             key: vec![7; 16 << 20],
         }));

@@ -5,7 +5,6 @@ mod common;
 mod compaction;
 mod linearizability;
 mod redis;
-mod tls;
 
 use std::time::{Duration, Instant};
 

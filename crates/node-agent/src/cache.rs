@@ -1,7 +1,6 @@
 //! The node's `keel cache`: its command line (standalone or cluster mode, memcached and Redis,
-//! mutual TLS on the Raft port with the tier's certificates, from the description), its
-//! supervision (restarted on the same client ports after a crash) and a blocking `stats` query
-//! for its cluster fields.
+//! from the description), its supervision (restarted on the same client ports after a crash)
+//! and a blocking `stats` query for its cluster fields.
 
 use crate::Shared;
 use cluster_config::{ClusterConfig, Node};
@@ -57,29 +56,12 @@ pub fn write_redis_password(cfg: &ClusterConfig, node: &Node) -> Result<(), Stri
     write().map_err(|e| format!("writing the Redis password to {}: {e}", path.display()))
 }
 
-/// The node's mutual TLS files for the cache cluster's Raft port: the tier's CA certificate and
-/// the node's certificate and key in `secrets/tls/` beside the description
-/// ([`tier_certs::Layout`], what `keel certs` and `keel up` write), when all three exist;
-/// otherwise the ones that are missing.
-pub fn cluster_tls_files(cfg: &ClusterConfig, node: &Node) -> Result<[PathBuf; 3], Vec<PathBuf>> {
-    let l = tier_certs::Layout::of(&cfg.base_dir);
-    let files = [l.ca_cert(), l.node_cert(&node.name), l.node_key(&node.name)];
-    let missing: Vec<PathBuf> = files.iter().filter(|p| !p.exists()).cloned().collect();
-    if missing.is_empty() {
-        Ok(files)
-    } else {
-        Err(missing)
-    }
-}
-
 /// The arguments after `keel cache` that run `node`'s cache: memcached's flags; unless
 /// `cache.redis = false`, `--redis-port <redis_port>` (and `--redis-password-file` when the
 /// description has a Redis password); in cluster mode
 /// `--cluster-id <slot> --cluster-peers <every node's Raft address>` (slot = 1-based position
-/// in the description), `--cluster-read`, and when the tier's certificates are there
-/// ([`cluster_tls_files`]) `--cluster-tls-ca --cluster-tls-cert --cluster-tls-key`, so the Raft
-/// port speaks mutual TLS. The client ports are always the node's `cache_port` and
-/// `redis_port`, so a restarted cache is found where applications already look.
+/// in the description) and `--cluster-read`. The client ports are always the node's
+/// `cache_port` and `redis_port`, so a restarted cache is found where applications already look.
 pub fn cache_args(cfg: &ClusterConfig, node: &Node) -> Vec<String> {
     let mut a: Vec<String> = vec![
         "cache".into(),
@@ -111,15 +93,6 @@ pub fn cache_args(cfg: &ClusterConfig, node: &Node) -> Vec<String> {
             "--cluster-read".into(),
             cfg.cache.read.clone(),
         ]);
-        if let Ok([ca, cert, key]) = cluster_tls_files(cfg, node) {
-            for (flag, f) in [
-                ("--cluster-tls-ca", ca),
-                ("--cluster-tls-cert", cert),
-                ("--cluster-tls-key", key),
-            ] {
-                a.extend([flag.into(), f.to_string_lossy().into_owned()]);
-            }
-        }
     }
     a.extend(cfg.cache.extra_args.iter().cloned());
     a
@@ -183,11 +156,6 @@ pub(crate) fn supervise(
         sh.st().cache.state = format!("failed: {e}");
         return;
     }
-    if cfg.cache.clustered() {
-        if let Err(missing) = cluster_tls_files(cfg, node) {
-            warn_plaintext(&sh, cfg, &missing);
-        }
-    }
     let log = dir.join("cache.log");
     let spec = Spec::new("keel cache", &program)
         .args(cache_args(cfg, node))
@@ -220,23 +188,6 @@ pub(crate) fn supervise(
         }
     }
     sh.st().cache.state = "stopped".into();
-}
-
-/// The cache cluster runs without TLS: say which files are missing and how to make them.
-fn warn_plaintext(sh: &Shared, cfg: &ClusterConfig, missing: &[PathBuf]) {
-    let missing: Vec<String> = missing.iter().map(|p| p.display().to_string()).collect();
-    warn!(
-        node = %sh.node,
-        child = "keel cache",
-        "the cache cluster's Raft port runs WITHOUT TLS (anyone who reaches it can read and \
-         change the cache): missing {}. Create the tier's certificates with `keel certs init \
-         --config DESCRIPTION` on the host that keeps the CA (for `keel up`: `keel certs init \
-         --dir {}`), copy ca.crt and this node's NODE.crt and NODE.key into {}, and restart \
-         the agent",
-        missing.join(", "),
-        cfg.base_dir.display(),
-        tier_certs::Layout::of(&cfg.base_dir).dir.display()
-    );
 }
 
 fn started(sh: &Shared, cfg: &ClusterConfig, node: &Node, child: &Child) {
@@ -456,49 +407,6 @@ mod tests {
         let c = cfg("standalone");
         let s = cache_args(&c, &c.nodes[1]).join(" ");
         assert!(!s.contains("--cluster"), "{s}");
-    }
-
-    #[test]
-    fn cluster_tls_flags_are_passed_when_the_tiers_certificates_exist() {
-        let c = cfg_with("tls", "mode='cluster'");
-        let l = tier_certs::Layout::of(&c.base_dir);
-        let _ = std::fs::remove_dir_all(&l.dir);
-        // No certificates: plaintext, and what is missing is named.
-        let a = cache_args(&c, &c.nodes[1]);
-        assert!(!a.join(" ").contains("--cluster-tls"), "{a:?}");
-        let missing = cluster_tls_files(&c, &c.nodes[1]).unwrap_err();
-        assert_eq!(
-            missing,
-            vec![l.ca_cert(), l.node_cert("n1"), l.node_key("n1")]
-        );
-        // Every file but this node's key: still plaintext (a half set cannot work).
-        std::fs::create_dir_all(&l.dir).unwrap();
-        for f in [l.ca_cert(), l.node_cert("n1"), l.node_key("n0")] {
-            std::fs::write(f, "pem").unwrap();
-        }
-        assert!(!cache_args(&c, &c.nodes[1])
-            .join(" ")
-            .contains("--cluster-tls"));
-        assert_eq!(
-            cluster_tls_files(&c, &c.nodes[1]).unwrap_err(),
-            vec![l.node_key("n1")]
-        );
-        // The three: passed after the cluster flags, before extra_args.
-        std::fs::write(l.node_key("n1"), "pem").unwrap();
-        let a = cache_args(&c, &c.nodes[1]);
-        assert_eq!(after(&a, "--cluster-tls-ca"), l.ca_cert().to_str(), "{a:?}");
-        assert_eq!(after(&a, "--cluster-tls-cert"), l.node_cert("n1").to_str());
-        assert_eq!(after(&a, "--cluster-tls-key"), l.node_key("n1").to_str());
-        assert!(a
-            .join(" ")
-            .contains("--cluster-read linearizable --cluster-tls-ca"));
-        // Standalone caches have no Raft port.
-        let mut s = c.clone();
-        s.cache.mode = "standalone".into();
-        assert!(!cache_args(&s, &s.nodes[1])
-            .join(" ")
-            .contains("--cluster-tls"));
-        let _ = std::fs::remove_dir_all(&c.base_dir);
     }
 
     #[test]

@@ -5,9 +5,8 @@
 //! and keeps it alive: after a crash it recovers the position (`--wsrep-recover`) and restarts
 //! with `--wsrep-start-position`, so the node rejoins by IST. It also runs the node's
 //! `keel cache` (by default in cluster mode: the nodes' caches replicate through Raft; memcached
-//! on `cache_port` and Redis on `redis_port`, see [`cache::cache_args`]; mutual TLS between
-//! the caches with the tier's certificates when they exist, [`cache::cluster_tls_files`];
-//! restarted on the same client ports after a crash), the node's db-proxy
+//! on `cache_port` and Redis on `redis_port`, see [`cache::cache_args`]; restarted on the same
+//! client ports after a crash), the node's db-proxy
 //! (in-process, see [`proxy`] for why), and serves the control API on the control port:
 //!
 //! | request | answer |

@@ -92,8 +92,6 @@ pub struct CacheCluster {
     client_ports: Vec<u16>,
     peer_ports: Vec<u16>,
     extra: Vec<OsString>,
-    /// Flags of each node's own, after `extra` (index = slot - 1; [`CacheCluster::start_each`]).
-    each: Vec<Vec<OsString>>,
     /// Index = slot - 1. `None` once killed (until restarted).
     nodes: Vec<Option<NodeProc>>,
     /// Incarnations started per slot (names the log files).
@@ -123,19 +121,7 @@ impl CacheCluster {
         extra: &[&str],
         ready_timeout: Duration,
     ) -> Result<CacheCluster, Error> {
-        Self::start_with(bin, n, extra, &|_| Vec::new(), None, ready_timeout)
-    }
-
-    /// [`CacheCluster::start`] with flags of each node's own (`each(slot)`, after `extra`;
-    /// the same on every incarnation): a node's own certificate, say.
-    pub fn start_each(
-        bin: &Path,
-        n: u16,
-        extra: &[&str],
-        each: &dyn Fn(u16) -> Vec<OsString>,
-        ready_timeout: Duration,
-    ) -> Result<CacheCluster, Error> {
-        Self::start_with(bin, n, extra, each, None, ready_timeout)
+        Self::start_with(bin, n, extra, None, ready_timeout)
     }
 
     /// [`CacheCluster::start`] with the Redis side on every node (see the module doc); readiness
@@ -147,21 +133,20 @@ impl CacheCluster {
         redis: RedisSide,
         ready_timeout: Duration,
     ) -> Result<CacheCluster, Error> {
-        Self::start_with(bin, n, extra, &|_| Vec::new(), Some(redis), ready_timeout)
+        Self::start_with(bin, n, extra, Some(redis), ready_timeout)
     }
 
     fn start_with(
         bin: &Path,
         n: u16,
         extra: &[&str],
-        each: &dyn Fn(u16) -> Vec<OsString>,
         redis: Option<RedisSide>,
         ready_timeout: Duration,
     ) -> Result<CacheCluster, Error> {
         let mut last = None;
         // A port may be taken between choosing and binding; then retry with new ports.
         for _ in 0..3 {
-            let mut c = Self::new(bin, n, extra, each, redis.clone())?;
+            let mut c = Self::new(bin, n, extra, redis.clone())?;
             for slot in 1..=n {
                 c.spawn(slot)?;
             }
@@ -183,7 +168,6 @@ impl CacheCluster {
         bin: &Path,
         n: u16,
         extra: &[&str],
-        each: &dyn Fn(u16) -> Vec<OsString>,
         redis: Option<RedisSide>,
     ) -> Result<CacheCluster, Error> {
         let err = |m: String| Error { message: m };
@@ -213,7 +197,6 @@ impl CacheCluster {
             client_ports: ports[..n as usize].to_vec(),
             peer_ports: ports[n as usize..].to_vec(),
             extra: extra.iter().map(OsString::from).collect(),
-            each: (1..=n).map(each).collect(),
             nodes: (0..n).map(|_| None).collect(),
             generation: vec![0; n as usize],
             old_logs: Vec::new(),
@@ -273,11 +256,6 @@ impl CacheCluster {
     /// All slots, `1..=len`.
     pub fn slots(&self) -> Vec<u16> {
         (1..=self.len()).collect()
-    }
-
-    /// Raft peer port of `slot` (the same across restarts).
-    pub fn peer_port(&self, slot: u16) -> u16 {
-        self.peer_ports[slot as usize - 1]
     }
 
     /// `--cluster-peers` value.
@@ -384,7 +362,6 @@ impl CacheCluster {
             }
         }
         args.extend(self.extra.iter().cloned());
-        args.extend(self.each[i].iter().cloned());
         let command_line = std::iter::once(self.bin.as_os_str())
             .chain(args.iter().map(|a| a.as_os_str()))
             .map(|a| a.to_string_lossy().into_owned())

@@ -96,9 +96,8 @@ impl Ca {
     }
 
     /// A certificate for node `node`, with a new key, valid for [`NODE_VALIDITY`]: for the
-    /// node's `addresses` (what peers dial: an IP address becomes an IP name of the certificate,
-    /// which is what a TLS client dialling that address checks; anything else a DNS name) and
-    /// its name, as server and as client.
+    /// node's `addresses` (IP addresses or host names, what peers dial) and its name, as server
+    /// and as client.
     pub fn issue(&self, node: &str, addresses: &[&str]) -> Result<Issued, CertError> {
         let mut names: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
         if !names.iter().any(|n| n == node) && is_dns_name(node) {

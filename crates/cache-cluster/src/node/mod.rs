@@ -249,7 +249,7 @@ impl Cluster {
         let sm = StateMachine::new(store.clone(), redis.clone(), progress.clone(), gate.clone());
         let partition = Partition::default();
         let contact: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-        let peers = Peers::new(partition.clone(), contact.clone(), cfg.tls.clone());
+        let peers = Peers::new(partition.clone(), contact.clone());
         let net = NetworkFactory {
             peers: peers.clone(),
             gate: gate.clone(),

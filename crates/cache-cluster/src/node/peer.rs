@@ -1,13 +1,9 @@
 //! The peer listener: accepts connections from the other nodes and answers their requests
-//! (Raft RPCs, forwarded writes, read-index and lease requests, joins, probes). With mutual TLS
-//! ([`crate::tls`]) a connection is served only once its handshake succeeded (the client showed
-//! a certificate of the tier's CA); each handshake runs in the connection's own task, so a slow
-//! or silent client holds up no one.
+//! (Raft RPCs, forwarded writes, read-index and lease requests, joins, probes).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -20,7 +16,7 @@ use super::{stopping, Inner};
 pub(super) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
     let mut stop = inner.stop.subscribe();
     loop {
-        let (stream, from) = tokio::select! {
+        let (stream, _) = tokio::select! {
             biased;
             _ = stopping(&mut stop) => return,
             r = listener.accept() => match r {
@@ -32,7 +28,7 @@ pub(super) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
             drop(stream);
             continue;
         }
-        tokio::spawn(serve_peer(inner.clone(), stream, from));
+        tokio::spawn(serve_peer(inner.clone(), stream));
     }
 }
 
@@ -44,37 +40,11 @@ pub(super) fn send_reply(out: &mpsc::UnboundedSender<Vec<u8>>, id: u64, reply: &
     }
 }
 
-/// Serve one accepted connection: plaintext, or with mutual TLS once the handshake succeeded
-/// (a refused handshake closes the connection; [`crate::tls::PeerTls::accept`] logs it).
-pub(super) async fn serve_peer(inner: Arc<Inner>, stream: TcpStream, from: std::net::SocketAddr) {
+/// Serve one peer connection. AppendEntries are handled in arrival order by one task (a
+/// replication stream is ordered); everything else runs concurrently.
+pub(super) async fn serve_peer(inner: Arc<Inner>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    match inner.cfg.tls.clone() {
-        None => {
-            let (r, w) = stream.into_split();
-            serve_frames(inner, r, w).await
-        }
-        Some(tls) => {
-            let mut stop = inner.stop.subscribe();
-            let tls_stream = tokio::select! {
-                biased;
-                _ = stopping(&mut stop) => return,
-                s = tls.accept(stream, Some(from)) => s,
-            };
-            if let Some(s) = tls_stream {
-                let (r, w) = tokio::io::split(s);
-                serve_frames(inner, r, w).await
-            }
-        }
-    }
-}
-
-/// Serve the frames of one peer connection. AppendEntries are handled in arrival order by one
-/// task (a replication stream is ordered); everything else runs concurrently.
-async fn serve_frames<R, W>(inner: Arc<Inner>, mut r: R, w: W)
-where
-    R: AsyncRead + Unpin + Send,
-    W: AsyncWrite + Unpin + Send + 'static,
-{
+    let (mut r, w) = stream.into_split();
     let (out_tx, out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let writer = tokio::spawn(writer_loop(w, out_rx));
     let (ae_tx, mut ae_rx) = mpsc::unbounded_channel::<(

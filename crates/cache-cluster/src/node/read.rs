@@ -134,13 +134,7 @@ impl Inner {
         let thread = std::thread::current().id();
         let mut map = self.read_peers.lock();
         map.entry(thread)
-            .or_insert_with(|| {
-                Peers::new(
-                    self.partition.clone(),
-                    self.contact.clone(),
-                    self.cfg.tls.clone(),
-                )
-            })
+            .or_insert_with(|| Peers::new(self.partition.clone(), self.contact.clone()))
             .get(addr)
     }
 

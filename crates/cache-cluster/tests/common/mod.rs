@@ -2,10 +2,9 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cache_cluster::{Cluster, ClusterConfig, ClusterError, ClusterStatus, PeerTls};
+use cache_cluster::{Cluster, ClusterConfig, ClusterError, ClusterStatus};
 use cache_store::{GetOpts, StoreConfig, StoreOutcome, StoreReq};
 
 /// Load-heavy and timing-sensitive tests hold this so they never run at the same time on a small
@@ -17,21 +16,6 @@ pub struct TestCluster {
     pub peers: BTreeMap<u16, String>,
     pub nodes: BTreeMap<u16, Option<Cluster>>,
     tweak: fn(&mut ClusterConfig),
-    /// Each slot's mutual TLS ([`TestCluster::start_tls`]); empty: plaintext.
-    tls: BTreeMap<u16, Arc<PeerTls>>,
-}
-
-/// A node's mutual TLS from certificates of `ca` (for 127.0.0.1, where the nodes listen).
-pub fn node_tls(ca: &tier_certs::Ca, node: &str) -> Arc<PeerTls> {
-    let issued = ca.issue(node, &["127.0.0.1"]).unwrap();
-    Arc::new(
-        PeerTls::from_pem(
-            ca.pem().cert_pem.as_bytes(),
-            issued.cert_pem.as_bytes(),
-            issued.key_pem.as_bytes(),
-        )
-        .unwrap(),
-    )
 }
 
 /// The nodes' log events, filtered by `RUST_LOG` (none by default), captured per test.
@@ -57,19 +41,6 @@ impl TestCluster {
     }
 
     pub async fn start_with(n: u16, tweak: fn(&mut ClusterConfig)) -> TestCluster {
-        Self::start_full(n, tweak, None).await
-    }
-
-    /// `n` nodes speaking mutual TLS with certificates of `ca`, one per node.
-    pub async fn start_tls(n: u16, ca: &tier_certs::Ca) -> TestCluster {
-        Self::start_full(n, |_| {}, Some(ca)).await
-    }
-
-    async fn start_full(
-        n: u16,
-        tweak: fn(&mut ClusterConfig),
-        ca: Option<&tier_certs::Ca>,
-    ) -> TestCluster {
         init_logs();
         let mut listeners = BTreeMap::new();
         for slot in 1..=n {
@@ -80,17 +51,10 @@ impl TestCluster {
             .iter()
             .map(|(s, l)| (*s, l.local_addr().unwrap().to_string()))
             .collect();
-        let tls = match ca {
-            Some(ca) => (1..=n)
-                .map(|slot| (slot, node_tls(ca, &format!("node{slot}"))))
-                .collect(),
-            None => BTreeMap::new(),
-        };
         let mut tc = TestCluster {
             peers,
             nodes: BTreeMap::new(),
             tweak,
-            tls,
         };
         for (slot, l) in listeners {
             let c = Cluster::start_with_listener(tc.config(slot), l)
@@ -108,7 +72,6 @@ impl TestCluster {
 
     pub fn config(&self, slot: u16) -> ClusterConfig {
         let mut c = ClusterConfig::new(slot, self.peers.clone(), store_config());
-        c.tls = self.tls.get(&slot).cloned();
         (self.tweak)(&mut c);
         c
     }

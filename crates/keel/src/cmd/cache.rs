@@ -1,8 +1,6 @@
 //! `keel cache`: a memcached-compatible cache server, with memcached's command line so existing
 //! systemd units and test harnesses work unchanged; `--redis-port` adds the Redis protocol beside
-//! it, from the same process, memory limit and threads. `--cluster-id/--cluster-peers` make it a
-//! member of a replicated cluster (`cache_cluster`), and `--cluster-tls-*` put mutual TLS on
-//! that cluster's Raft port.
+//! it, from the same process, memory limit and threads.
 
 use std::net::IpAddr;
 
@@ -103,56 +101,6 @@ pub struct Args {
     /// every lease holder has it) or ask the leader for a read index per batch of reads (`off`).
     #[arg(long = "cluster-follower-leases", value_parser = ["on", "off"], default_value = "on")]
     pub cluster_follower_leases: String,
-    /// Cluster mode, mutual TLS on the Raft port: the tier's CA certificate (PEM). Every peer
-    /// connection, made or accepted, is then TLS 1.3 and both ends must show a certificate of
-    /// this CA (`keel certs`). Needs --cluster-tls-cert and --cluster-tls-key.
-    #[arg(
-        long = "cluster-tls-ca",
-        value_name = "FILE",
-        requires = "cluster_id",
-        requires = "cluster_tls_cert",
-        requires = "cluster_tls_key"
-    )]
-    pub cluster_tls_ca: Option<std::path::PathBuf>,
-    /// Cluster mode, mutual TLS: this node's certificate (PEM, issued by --cluster-tls-ca for
-    /// this node's address in --cluster-peers; used as server and as client).
-    #[arg(
-        long = "cluster-tls-cert",
-        value_name = "FILE",
-        requires = "cluster_id",
-        requires = "cluster_tls_ca",
-        requires = "cluster_tls_key"
-    )]
-    pub cluster_tls_cert: Option<std::path::PathBuf>,
-    /// Cluster mode, mutual TLS: this node's private key (PEM).
-    #[arg(
-        long = "cluster-tls-key",
-        value_name = "FILE",
-        requires = "cluster_id",
-        requires = "cluster_tls_ca",
-        requires = "cluster_tls_cert"
-    )]
-    pub cluster_tls_key: Option<std::path::PathBuf>,
-}
-
-/// The Raft port's mutual TLS from the `--cluster-tls-*` files (`None` without them: clap
-/// makes sure the three come together); an unreadable or invalid file is an error naming it.
-pub fn cluster_tls(args: &Args) -> Result<Option<std::sync::Arc<cache_cluster::PeerTls>>> {
-    let (Some(ca), Some(cert), Some(key)) = (
-        &args.cluster_tls_ca,
-        &args.cluster_tls_cert,
-        &args.cluster_tls_key,
-    ) else {
-        return Ok(None);
-    };
-    let files = cache_cluster::TlsFiles {
-        ca: ca.clone(),
-        cert: cert.clone(),
-        key: key.clone(),
-    };
-    let tls = cache_cluster::PeerTls::from_files(&files)
-        .context("--cluster-tls-ca/--cluster-tls-cert/--cluster-tls-key")?;
-    Ok(Some(std::sync::Arc::new(tls)))
 }
 
 pub fn settings_from(args: &Args) -> Result<Settings> {
@@ -291,13 +239,6 @@ pub fn run(args: Args) -> Result<()> {
                 .redis
                 .as_ref()
                 .map(cache_server::redis::keyspace_config);
-            cfg.tls = cluster_tls(&args)?;
-            if cfg.tls.is_none() && verbose > 0 {
-                warn!(
-                    "keel cache: the cluster's Raft port runs without TLS (no --cluster-tls-*): \
-                     anyone who can reach it can read and change the cache"
-                );
-            }
             Some(cfg)
         }
         _ => {
@@ -407,7 +348,6 @@ fn drop_privileges(user: &str) -> Result<()> {
 mod tests {
     use super::*;
     use clap::Parser;
-    use std::path::Path;
 
     #[derive(Parser)]
     struct Cli {
@@ -491,82 +431,5 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.redis.map(|r| r.port), Some(6379));
-    }
-
-    #[test]
-    fn cluster_tls_needs_all_three_files_and_names_a_bad_one() {
-        let args = |extra: &[&str]| {
-            let mut v = vec![
-                "cache",
-                "--cluster-id",
-                "1",
-                "--cluster-peers",
-                "1=127.0.0.1:7101",
-            ];
-            v.extend_from_slice(extra);
-            Cli::try_parse_from(v).map(|c| c.args)
-        };
-        assert!(cluster_tls(&args(&[]).unwrap()).unwrap().is_none());
-        // One or two of the three: a command-line error naming what is missing.
-        let e = args(&["--cluster-tls-ca", "ca.crt"])
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            e.contains("--cluster-tls-cert") && e.contains("--cluster-tls-key"),
-            "{e}"
-        );
-        let e = args(&["--cluster-tls-ca", "a", "--cluster-tls-cert", "b"])
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(e.contains("--cluster-tls-key"), "{e}");
-        // Not without cluster mode.
-        let e = Cli::try_parse_from([
-            "cache",
-            "--cluster-tls-ca",
-            "a",
-            "--cluster-tls-cert",
-            "b",
-            "--cluster-tls-key",
-            "c",
-        ])
-        .err()
-        .unwrap()
-        .to_string();
-        assert!(e.contains("--cluster-id"), "{e}");
-        // The three files: loaded; a missing or wrong one is named.
-        let dir = std::env::temp_dir().join(format!("keel-cluster-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ca = tier_certs::Ca::generate("t").unwrap();
-        let node = ca.issue("node1", &["127.0.0.1"]).unwrap();
-        let (c, n, k) = (
-            dir.join("ca.crt"),
-            dir.join("node1.crt"),
-            dir.join("node1.key"),
-        );
-        std::fs::write(&c, &ca.pem().cert_pem).unwrap();
-        std::fs::write(&n, &node.cert_pem).unwrap();
-        std::fs::write(&k, &node.key_pem).unwrap();
-        let with = |c: &Path, n: &Path, k: &Path| {
-            cluster_tls(
-                &args(&[
-                    "--cluster-tls-ca",
-                    c.to_str().unwrap(),
-                    "--cluster-tls-cert",
-                    n.to_str().unwrap(),
-                    "--cluster-tls-key",
-                    k.to_str().unwrap(),
-                ])
-                .unwrap(),
-            )
-        };
-        assert!(with(&c, &n, &k).unwrap().is_some());
-        let missing = dir.join("missing.crt");
-        let e = format!("{:#}", with(&missing, &n, &k).unwrap_err());
-        assert!(e.contains(&missing.display().to_string()), "{e}");
-        let e = format!("{:#}", with(&c, &k, &k).unwrap_err());
-        assert!(e.contains("node1.key: no PEM certificate"), "{e}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
