@@ -745,7 +745,7 @@ fn survivor_without_quorum_is_made_primary_or_rejoins() {
         // A state transfer's helpers (rsync) may hold the crashed node's ports a little longer;
         // a host that crashed frees them all, so wait for that before `keel up`.
         let t = Instant::now();
-        let ports = |i: usize| (tier.base + 10 * i as u16..tier.base + 10 * i as u16 + 4);
+        let ports = |i: usize| tier.base + 10 * i as u16..tier.base + 10 * i as u16 + 4;
         while nodes.iter().any(|&i| ports(i).any(|p| !port_free(p))) {
             assert!(
                 t.elapsed() < Duration::from_secs(30),
